@@ -1,0 +1,22 @@
+//! `$connect`: verify the token in `?token=` and store the connection, or
+//! refuse the upgrade with 401/403 and a JSON reason.
+
+use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
+use sockhop::lambda::{connection_id, websocket_response};
+use sockhop::ops::connect;
+use sockhop::App;
+
+pub async fn handle(
+    app: &App,
+    event: ApiGatewayWebsocketProxyRequest,
+) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+    let token = event.query_string_parameters.first("token");
+    Ok(match connect::connect(app, connection_id(&event), token).await {
+        Ok(()) => websocket_response(200, None),
+        Err(refusal) => {
+            tracing::info!(code = refusal.code, message = %refusal.message, "connect refused");
+            let body = serde_json::json!({"error": {"code": refusal.code, "message": refusal.message}});
+            websocket_response(refusal.status, Some(body.to_string()))
+        }
+    })
+}

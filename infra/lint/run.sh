@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Lints template.yaml with cfn-lint and `sam validate --lint`.
+# Creates (or reuses) a virtualenv at .local/venv-lint (repo-relative, gitignored) and
+# installs infra/lint/requirements.txt into it when missing or changed.
+# Exits non-zero when either linter reports a problem (or the install fails).
+#
+#   infra/lint/run.sh [template]      (default: template.yaml at the repo root)
+# Env: PYTHON (interpreter for the venv; default python3, needs 3.10+).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+cd "$root"
+
+template="${1:-template.yaml}"
+venv="$root/.local/venv-lint"
+req="$here/requirements.txt"
+stamp="$venv/.requirements.sha256"
+python="${PYTHON:-python3}"
+
+sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
+
+req_hash() {
+  { cat "$req"; "$python" -c 'import sys; print(sys.version)'; } | sha256 | cut -d' ' -f1
+}
+
+if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$(req_hash)" ]]; then
+  t0=$SECONDS
+  echo "lint: installing $(basename "$req") into ${venv#"$root/"} ..." >&2
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  "$python" -m venv "$venv"
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
+  req_hash >"$stamp"
+  echo "lint: installed in $((SECONDS - t0))s" >&2
+fi
+
+# SAM CLI: no telemetry, no update check, and nothing that reaches for real AWS credentials.
+export SAM_CLI_TELEMETRY=0
+export SAM_CLI_DISABLE_VERSION_CHECK=1 # harmless if this SAM version ignores it
+export AWS_EC2_METADATA_DISABLED=true
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-AKIAIOSFODNN7EXAMPLE}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY}"
+export AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}"
+
+status=0
+
+echo "lint: cfn-lint $template" >&2
+if "$venv/bin/cfn-lint" "$template"; then
+  echo "lint: cfn-lint ok" >&2
+else
+  echo "lint: cfn-lint FAILED" >&2
+  status=1
+fi
+
+echo "lint: sam validate --lint --template $template" >&2
+if "$venv/bin/sam" validate --lint --template "$template" --region us-east-1; then
+  echo "lint: sam validate ok" >&2
+else
+  echo "lint: sam validate FAILED" >&2
+  status=1
+fi
+
+exit "$status"

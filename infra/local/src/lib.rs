@@ -1,0 +1,220 @@
+//! The local stage: the whole installation in one process, with the production
+//! handler code unchanged.
+//!
+//! - `ws://HOST:PORT/v1`: each upgrade becomes the `$connect` / `$default` /
+//!   `$disconnect` events API Gateway would send, handled by the function crates.
+//! - `HOST:PORT/v1/@connections/{id}`: the management API the handlers post to.
+//! - `HOST:PORT/`: the http function's router (`/connection/*`), the demo apps
+//!   under `/examples/`, and dev-only token minting under `/dev/`.
+//! - DynamoDB Local's stream is polled and fed to the stream function.
+
+pub mod dev;
+pub mod dynamodb_local;
+pub mod sockets;
+pub mod streams;
+pub mod table;
+
+use anyhow::Context;
+use axum::Router;
+use sockhop::app::Config;
+use sockhop::App;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub const STAGE_NAME: &str = "v1";
+
+#[derive(Debug, Clone)]
+pub struct StageOptions {
+    pub host: String,
+    /// 0 picks a free port.
+    pub port: u16,
+    /// Use this DynamoDB instead of starting DynamoDB Local.
+    pub dynamodb_endpoint: Option<String>,
+    pub table_name: String,
+    pub idle_timeout: Duration,
+    pub max_lifetime: Duration,
+    /// Served under `/examples/`.
+    pub examples_dir: Option<PathBuf>,
+    /// The repository root: template.yaml and infra/ are found from here.
+    pub root: PathBuf,
+    /// Signing keys and the rest of [`Config`] come from these variables
+    /// (normally the process environment); a dev key is made when none is set.
+    pub env: Vec<(String, String)>,
+    /// How often the stream is polled.
+    pub stream_poll: Duration,
+}
+
+impl StageOptions {
+    pub fn new(root: PathBuf) -> Self {
+        StageOptions {
+            host: "127.0.0.1".into(),
+            port: 4000,
+            dynamodb_endpoint: None,
+            table_name: "sockhop-local".into(),
+            idle_timeout: Duration::from_secs(10 * 60),
+            max_lifetime: Duration::from_secs(2 * 60 * 60),
+            examples_dir: Some(root.join("examples")),
+            root,
+            env: std::env::vars().collect(),
+            stream_poll: Duration::from_millis(25),
+        }
+    }
+}
+
+/// A running stage. Dropping it stops everything it started.
+pub struct Stage {
+    pub addr: SocketAddr,
+    pub dynamodb_endpoint: String,
+    pub table_name: String,
+    pub dev_key: Option<dev::DevKey>,
+    pub app: &'static App,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    _dynamodb: Option<dynamodb_local::DynamoDbLocal>,
+}
+
+impl Stage {
+    pub fn websocket_url(&self) -> String {
+        format!("ws://{}/{STAGE_NAME}", self.addr)
+    }
+
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+    }
+}
+
+impl Drop for Stage {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn lookup(env: &[(String, String)], name: &str) -> Option<String> {
+    env.iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .filter(|v| !v.trim().is_empty())
+}
+
+pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
+    let listener = TcpListener::bind((options.host.as_str(), options.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{}", options.host, options.port))?;
+    let addr = listener.local_addr()?;
+
+    let (dynamodb, endpoint) = match &options.dynamodb_endpoint {
+        Some(endpoint) => (None, endpoint.clone()),
+        None => {
+            let ddb = dynamodb_local::DynamoDbLocal::start(&options.root).await?;
+            let endpoint = ddb.endpoint();
+            (Some(ddb), endpoint)
+        }
+    };
+
+    let mut env = options.env.clone();
+    let dev_key = if lookup(&env, "SIGNING_KEY_1_ENCODED").is_none() {
+        let key = dev::DevKey::load_or_create(&options.root.join(".local"))?;
+        env.retain(|(k, _)| !k.starts_with("SIGNING_KEY_"));
+        env.push(("SIGNING_KEY_1_METHOD".into(), "HS256".into()));
+        env.push(("SIGNING_KEY_1_ENCODED".into(), key.encoded()));
+        Some(key)
+    } else {
+        None
+    };
+    if lookup(&env, "CONNECTION_SECRET_KEY").is_none() {
+        env.push(("CONNECTION_SECRET_KEY".into(), dev::random_key_base64()));
+    }
+    env.retain(|(k, _)| {
+        !matches!(
+            k.as_str(),
+            "TABLE_NAME" | "DYNAMODB_ENDPOINT" | "WEBSOCKET_MANAGEMENT_ENDPOINT"
+        )
+    });
+    env.push(("TABLE_NAME".into(), options.table_name.clone()));
+    env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
+    env.push((
+        "WEBSOCKET_MANAGEMENT_ENDPOINT".into(),
+        format!("http://{addr}/{STAGE_NAME}"),
+    ));
+    let config = Config::from_env(|name| lookup(&env, name)).context("stage configuration")?;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+            "local", "local", None, None, "sockhop-local",
+        ))
+        .load()
+        .await;
+    let app: &'static App = Box::leak(Box::new(App::with_sdk_config(config, &sdk)));
+
+    table::ensure_table(&sdk, &endpoint, &options.table_name, &options.root.join("template.yaml"))
+        .await?;
+
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let registry = Arc::new(sockets::Registry::new(
+        options.idle_timeout,
+        options.max_lifetime,
+    ));
+    let mut router = Router::new()
+        .merge(sockets::router(app, registry.clone(), addr))
+        .merge(sockhop_http::router(app))
+        .merge(dev::router(dev_key.clone()));
+    if let Some(dir) = &options.examples_dir {
+        router = router.nest_service("/examples", tower_http::services::ServeDir::new(dir));
+    }
+    router = router.route("/", axum::routing::get(index));
+
+    let mut tasks = Vec::new();
+    let mut server_shutdown = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+            let _ = server_shutdown.wait_for(|stop| *stop).await;
+        });
+        if let Err(err) = serve.await {
+            tracing::error!(error = %err, "http server stopped");
+        }
+    }));
+    let poller = streams::StreamPoller::new(&sdk, &endpoint, &options.table_name, options.stream_poll);
+    let mut poll_shutdown = shutdown_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        tokio::select! {
+            _ = poller.run(app) => {}
+            _ = poll_shutdown.wait_for(|stop| *stop) => {}
+        }
+    }));
+    let mut sockets_shutdown = shutdown_rx;
+    let closing = registry.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = sockets_shutdown.wait_for(|stop| *stop).await;
+        closing.close_all();
+    }));
+
+    Ok(Stage {
+        addr,
+        dynamodb_endpoint: endpoint,
+        table_name: options.table_name,
+        dev_key,
+        app,
+        shutdown,
+        tasks,
+        _dynamodb: dynamodb,
+    })
+}
+
+async fn index() -> axum::response::Html<&'static str> {
+    axum::response::Html(include_str!("index.html"))
+}

@@ -1,0 +1,322 @@
+//! The WebSocket endpoint and the management API, emulating API Gateway: every
+//! socket event becomes the Lambda event AWS would send to the same handler.
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use sockhop::App;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// API Gateway's per-message limit for WebSocket frames.
+const MAX_FRAME_BYTES: usize = 128 * 1024;
+
+#[derive(Debug)]
+enum Outbound {
+    Text(String),
+    Close,
+}
+
+/// A socket known to the stage: pending while `$connect` runs (posts queue
+/// up, as the greeting may race the upgrade), then open.
+enum Entry {
+    Pending(Vec<Outbound>),
+    Open(mpsc::UnboundedSender<Outbound>),
+}
+
+pub struct Registry {
+    sockets: Mutex<HashMap<String, Entry>>,
+    idle_timeout: Duration,
+    max_lifetime: Duration,
+}
+
+impl Registry {
+    pub fn new(idle_timeout: Duration, max_lifetime: Duration) -> Self {
+        Registry {
+            sockets: Mutex::new(HashMap::new()),
+            idle_timeout,
+            max_lifetime,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.sockets.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues or sends; false when the connection is unknown (410 Gone).
+    fn send(&self, id: &str, message: Outbound) -> bool {
+        let mut sockets = self.lock();
+        match sockets.get_mut(id) {
+            Some(Entry::Pending(queue)) => {
+                queue.push(message);
+                true
+            }
+            Some(Entry::Open(tx)) => tx.send(message).is_ok(),
+            None => false,
+        }
+    }
+
+    fn open(&self, id: &str, tx: mpsc::UnboundedSender<Outbound>) {
+        let mut sockets = self.lock();
+        if let Some(Entry::Pending(queue)) = sockets.remove(id) {
+            for message in queue {
+                let _ = tx.send(message);
+            }
+        }
+        sockets.insert(id.to_owned(), Entry::Open(tx));
+    }
+
+    fn remove(&self, id: &str) {
+        self.lock().remove(id);
+    }
+
+    pub fn close_all(&self) {
+        for entry in self.lock().values() {
+            if let Entry::Open(tx) = entry {
+                let _ = tx.send(Outbound::Close);
+            }
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+#[derive(Clone)]
+struct SocketState {
+    app: &'static App,
+    registry: Arc<Registry>,
+    addr: SocketAddr,
+}
+
+pub fn router(app: &'static App, registry: Arc<Registry>, addr: SocketAddr) -> Router {
+    let state = SocketState {
+        app,
+        registry,
+        addr,
+    };
+    let stage = crate::STAGE_NAME;
+    Router::new()
+        .route(&format!("/{stage}"), get(upgrade))
+        .route(
+            &format!("/{stage}/@connections/{{id}}"),
+            post(post_to_connection)
+                .get(get_connection)
+                .delete(delete_connection),
+        )
+        .with_state(state)
+}
+
+/// An API-Gateway-style connection id: 16 characters of URL-safe Base64.
+fn new_connection_id() -> String {
+    let bytes: [u8; 10] = rand::random();
+    base64::engine::general_purpose::URL_SAFE.encode(bytes)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The request context API Gateway puts on every WebSocket event.
+fn request_context(state: &SocketState, connection_id: &str, route: &str, event_type: &str, connected_at: i64) -> Value {
+    let now = now_ms();
+    json!({
+        "routeKey": route,
+        "eventType": event_type,
+        "messageDirection": "IN",
+        "stage": crate::STAGE_NAME,
+        "connectedAt": connected_at,
+        "requestTimeEpoch": now,
+        "requestTime": sockhop::ops::connect::rfc3339(now / 1000),
+        "requestId": ulid::Ulid::new().to_string(),
+        "extendedRequestId": ulid::Ulid::new().to_string(),
+        "messageId": ulid::Ulid::new().to_string(),
+        "identity": {"sourceIp": "127.0.0.1"},
+        "domainName": state.addr.to_string(),
+        "connectionId": connection_id,
+        "apiId": "local",
+    })
+}
+
+fn event(value: Value) -> ApiGatewayWebsocketProxyRequest {
+    serde_json::from_value(value).expect("the stage builds well-formed API Gateway events")
+}
+
+async fn upgrade(
+    State(state): State<SocketState>,
+    Query(query): Query<BTreeMap<String, String>>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let connection_id = new_connection_id();
+    let connected_at = now_ms();
+    let header_map: BTreeMap<String, String> = headers
+        .iter()
+        .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_owned())))
+        .collect();
+    let multi_query: BTreeMap<&String, Vec<&String>> = query.iter().map(|(k, v)| (k, vec![v])).collect();
+    let connect_event = event(json!({
+        "headers": header_map,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": multi_query,
+        "requestContext": request_context(&state, &connection_id, "$connect", "CONNECT", connected_at),
+        "isBase64Encoded": false,
+    }));
+    state
+        .registry
+        .lock()
+        .insert(connection_id.clone(), Entry::Pending(Vec::new()));
+    let answer = match sockhop_connect::handle(state.app, connect_event).await {
+        Ok(answer) => answer,
+        Err(err) => {
+            state.registry.remove(&connection_id);
+            tracing::error!(error = %err, "$connect handler failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+        }
+    };
+    if answer.status_code != 200 {
+        state.registry.remove(&connection_id);
+        let status = StatusCode::from_u16(answer.status_code as u16).unwrap_or(StatusCode::FORBIDDEN);
+        let body = match answer.body {
+            Some(aws_lambda_events::encodings::Body::Text(text)) => text,
+            _ => String::new(),
+        };
+        return (status, [("content-type", "application/json")], body).into_response();
+    }
+    ws.max_message_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| run_socket(state, socket, connection_id, connected_at))
+}
+
+async fn run_socket(state: SocketState, socket: WebSocket, connection_id: String, connected_at: i64) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    state.registry.open(&connection_id, tx);
+    let started = Instant::now();
+    let mut last_activity = Instant::now();
+    let mut disconnect_status = 1005;
+    let mut reason = "Client closed the connection";
+    loop {
+        let idle_left = state.registry.idle_timeout.saturating_sub(last_activity.elapsed());
+        let life_left = state.registry.max_lifetime.saturating_sub(started.elapsed());
+        tokio::select! {
+            outbound = rx.recv() => match outbound {
+                Some(Outbound::Text(text)) => {
+                    last_activity = Instant::now();
+                    if sink.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close) | None => {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 1000, reason: "".into() }))).await;
+                    disconnect_status = 1000;
+                    reason = "Connection deleted by the management API";
+                    break;
+                }
+            },
+            incoming = stream.next() => match incoming {
+                Some(Ok(Message::Text(text))) => {
+                    last_activity = Instant::now();
+                    dispatch(&state, &connection_id, connected_at, text.to_string());
+                }
+                Some(Ok(Message::Binary(bytes))) => {
+                    last_activity = Instant::now();
+                    dispatch(&state, &connection_id, connected_at, String::from_utf8_lossy(&bytes).into_owned());
+                }
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_activity = Instant::now(),
+                Some(Ok(Message::Close(frame))) => {
+                    disconnect_status = frame.map_or(1005, |f| f.code);
+                    break;
+                }
+                Some(Err(_)) | None => {
+                    disconnect_status = 1006;
+                    reason = "Connection lost";
+                    break;
+                }
+            },
+            _ = tokio::time::sleep(idle_left) => {
+                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
+                disconnect_status = 1001;
+                reason = "Idle timeout";
+                break;
+            }
+            _ = tokio::time::sleep(life_left) => {
+                let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
+                disconnect_status = 1001;
+                reason = "Maximum connection lifetime reached";
+                break;
+            }
+        }
+    }
+    state.registry.remove(&connection_id);
+    let mut context = request_context(&state, &connection_id, "$disconnect", "DISCONNECT", connected_at);
+    context["disconnectStatusCode"] = json!(disconnect_status);
+    context["disconnectReason"] = json!(reason);
+    let disconnect_event = event(json!({"requestContext": context, "isBase64Encoded": false}));
+    if let Err(err) = sockhop_disconnect::handle(state.app, disconnect_event).await {
+        tracing::error!(error = %err, "$disconnect handler failed");
+    }
+}
+
+/// Each frame is its own invocation, run concurrently like API Gateway does,
+/// so ordering guarantees are tested against the real race.
+fn dispatch(state: &SocketState, connection_id: &str, connected_at: i64, body: String) {
+    let frame_event = event(json!({
+        "requestContext": request_context(state, connection_id, "$default", "MESSAGE", connected_at),
+        "body": body,
+        "isBase64Encoded": false,
+    }));
+    let app = state.app;
+    tokio::spawn(async move {
+        if let Err(err) = sockhop_default::handle(app, frame_event).await {
+            tracing::error!(error = %err, "$default handler failed");
+        }
+    });
+}
+
+fn gone() -> Response {
+    (
+        StatusCode::GONE,
+        [("x-amzn-errortype", "GoneException"), ("content-type", "application/json")],
+        json!({"message": null}).to_string(),
+    )
+        .into_response()
+}
+
+async fn post_to_connection(State(state): State<SocketState>, Path(id): Path<String>, body: Bytes) -> Response {
+    let text = String::from_utf8_lossy(&body).into_owned();
+    if state.registry.send(&id, Outbound::Text(text)) {
+        StatusCode::OK.into_response()
+    } else {
+        gone()
+    }
+}
+
+async fn get_connection(State(state): State<SocketState>, Path(id): Path<String>) -> Response {
+    if state.registry.lock().contains_key(&id) {
+        (StatusCode::OK, axum::Json(json!({"identity": {"sourceIp": "127.0.0.1"}}))).into_response()
+    } else {
+        gone()
+    }
+}
+
+async fn delete_connection(State(state): State<SocketState>, Path(id): Path<String>) -> Response {
+    if state.registry.send(&id, Outbound::Close) {
+        StatusCode::NO_CONTENT.into_response()
+    } else {
+        gone()
+    }
+}

@@ -1,0 +1,204 @@
+//! Polls DynamoDB Local's stream and hands each batch to the stream function as
+//! the Lambda event AWS would send: one shard at a time, in order, parents
+//! before children (what `ParallelizationFactor: 1` gives in AWS).
+
+use aws_lambda_events::dynamodb::Event;
+use aws_sdk_dynamodbstreams::types::{Record, ShardIteratorType};
+use serde_json::{json, Value};
+use sockhop::App;
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+const SHARD_REFRESH: Duration = Duration::from_secs(1);
+
+pub struct StreamPoller {
+    streams: aws_sdk_dynamodbstreams::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    table: String,
+    interval: Duration,
+}
+
+/// Where reading of one shard stands.
+struct Shard {
+    parent: Option<String>,
+    /// `None` once the shard is closed and drained.
+    iterator: Option<String>,
+}
+
+impl StreamPoller {
+    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str, table: &str, interval: Duration) -> Self {
+        StreamPoller {
+            streams: aws_sdk_dynamodbstreams::Client::from_conf(
+                aws_sdk_dynamodbstreams::config::Builder::from(sdk)
+                    .endpoint_url(endpoint)
+                    .build(),
+            ),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(sdk)
+                    .endpoint_url(endpoint)
+                    .build(),
+            ),
+            table: table.to_owned(),
+            interval,
+        }
+    }
+
+    async fn stream_arn(&self) -> String {
+        loop {
+            match self.dynamodb.describe_table().table_name(&self.table).send().await {
+                Ok(out) => {
+                    if let Some(arn) = out.table.and_then(|t| t.latest_stream_arn) {
+                        return arn;
+                    }
+                }
+                Err(err) => tracing::warn!(error = ?err, "waiting for the table's stream"),
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn refresh_shards(&self, arn: &str, shards: &mut BTreeMap<String, Shard>) {
+        let mut start: Option<String> = None;
+        loop {
+            let out = match self
+                .streams
+                .describe_stream()
+                .stream_arn(arn)
+                .set_exclusive_start_shard_id(start.take())
+                .send()
+                .await
+            {
+                Ok(out) => out,
+                Err(err) => {
+                    tracing::warn!(error = ?err, "DescribeStream failed");
+                    return;
+                }
+            };
+            let Some(description) = out.stream_description else { return };
+            for shard in description.shards.unwrap_or_default() {
+                let Some(id) = shard.shard_id else { continue };
+                if shards.contains_key(&id) {
+                    continue;
+                }
+                let iterator = self
+                    .streams
+                    .get_shard_iterator()
+                    .stream_arn(arn)
+                    .shard_id(&id)
+                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .send()
+                    .await
+                    .ok()
+                    .and_then(|o| o.shard_iterator);
+                shards.insert(
+                    id,
+                    Shard {
+                        parent: shard.parent_shard_id,
+                        iterator,
+                    },
+                );
+            }
+            match description.last_evaluated_shard_id {
+                Some(last) => start = Some(last),
+                None => return,
+            }
+        }
+    }
+
+    pub async fn run(self, app: &'static App) {
+        let arn = self.stream_arn().await;
+        let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
+        let mut refreshed: Option<Instant> = None;
+        loop {
+            if refreshed.is_none_or(|at| at.elapsed() > SHARD_REFRESH) {
+                self.refresh_shards(&arn, &mut shards).await;
+                refreshed = Some(Instant::now());
+            }
+            let open: HashMap<String, bool> = shards
+                .iter()
+                .map(|(id, s)| (id.clone(), s.iterator.is_some()))
+                .collect();
+            let mut delivered = false;
+            for shard in shards.values_mut() {
+                let parent_open = shard
+                    .parent
+                    .as_ref()
+                    .is_some_and(|p| open.get(p).copied().unwrap_or(false));
+                let Some(iterator) = shard.iterator.clone() else { continue };
+                if parent_open {
+                    continue;
+                }
+                match self.streams.get_records().shard_iterator(iterator).send().await {
+                    Ok(out) => {
+                        shard.iterator = out.next_shard_iterator;
+                        let records = out.records.unwrap_or_default();
+                        if !records.is_empty() {
+                            delivered = true;
+                            let event = lambda_event(&arn, records);
+                            if let Err(err) = sockhop_stream::handle(app, event).await {
+                                tracing::error!(error = %err, "stream handler failed");
+                            }
+                        }
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = ?err, "GetRecords failed; re-reading shards");
+                        shard.iterator = None;
+                        refreshed = None;
+                    }
+                }
+            }
+            if !delivered {
+                tokio::time::sleep(self.interval).await;
+            }
+        }
+    }
+}
+
+fn image(item: Option<HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>) -> Value {
+    item.map(|i| serde_json::to_value(serde_dynamo::Item::from(i)).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null)
+}
+
+/// The Lambda event for a batch of stream records, as AWS shapes it.
+pub fn lambda_event(arn: &str, records: Vec<Record>) -> Event {
+    let records: Vec<Value> = records
+        .into_iter()
+        .map(|record| {
+            let change = record.dynamodb.unwrap_or_else(|| {
+                aws_sdk_dynamodbstreams::types::StreamRecord::builder().build()
+            });
+            let mut value = json!({
+                "eventID": record.event_id,
+                "eventName": record.event_name.map(|n| n.as_str().to_owned()),
+                "eventVersion": record.event_version,
+                "eventSource": "aws:dynamodb",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": arn,
+                "dynamodb": {
+                    "Keys": image(change.keys),
+                    "NewImage": image(change.new_image),
+                    "OldImage": image(change.old_image),
+                    "SequenceNumber": change.sequence_number,
+                    "SizeBytes": change.size_bytes.unwrap_or(0),
+                    "StreamViewType": change.stream_view_type.map(|v| v.as_str().to_owned()),
+                },
+            });
+            if let Some(identity) = record.user_identity {
+                value["userIdentity"] = json!({
+                    "type": identity.r#type,
+                    "principalId": identity.principal_id,
+                });
+            }
+            // DynamoDB Local marks TTL deletions with an event name the SDK does
+            // not know and no identity; AWS sends REMOVE by the DynamoDB service.
+            let name = value["eventName"].as_str().unwrap_or_default();
+            if !matches!(name, "INSERT" | "MODIFY" | "REMOVE") && !value["dynamodb"]["OldImage"].is_null() {
+                value["eventName"] = json!("REMOVE");
+                value["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+            }
+            value
+        })
+        .collect();
+    serde_json::from_value(json!({ "Records": records }))
+        .expect("the stage builds well-formed stream events")
+}

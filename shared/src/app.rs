@@ -1,0 +1,140 @@
+//! `App`: configuration, store, gateway, clock and id source, built once per
+//! process (a Lambda cold start, or the local stage) and shared by every handler.
+
+use crate::gateway::Gateway;
+use crate::protocol::IdGenerator;
+use crate::store::Store;
+use crate::token::{KeyConfigError, Verifier};
+use base64::Engine;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// API Gateway closes every WebSocket connection after two hours.
+pub const DEFAULT_CONNECTION_LIFETIME_SECONDS: i64 = 2 * 60 * 60;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(transparent)]
+    Keys(#[from] KeyConfigError),
+    #[error("{0} is required")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Everything a function reads from its environment, the same locally and in AWS.
+#[derive(Debug)]
+pub struct Config {
+    pub table_name: String,
+    /// Overrides the DynamoDB endpoint (DynamoDB Local).
+    pub dynamodb_endpoint: Option<String>,
+    /// `https://{api}.execute-api.{region}.amazonaws.com/{stage}` or the local
+    /// stage's `http://127.0.0.1:4000/v1`.
+    pub management_endpoint: Option<String>,
+    pub verifier: Verifier,
+    /// Derives each connection's secret; see [`crate::ops::connect`].
+    pub connection_secret_key: Vec<u8>,
+    /// Bearer keys of the server HTTP API (`/publish`, `/channels/*`).
+    pub api_keys: Vec<String>,
+    pub connection_lifetime_seconds: i64,
+}
+
+impl Config {
+    /// Reads the configuration through `get` (the process environment in
+    /// production; a map in tests). Empty values count as unset.
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let verifier = Verifier::from_env(get)?;
+        let connection_secret_key = match get("CONNECTION_SECRET_KEY") {
+            Some(encoded) => base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .map_err(|e| ConfigError::Invalid {
+                    name: "CONNECTION_SECRET_KEY",
+                    reason: e.to_string(),
+                })?,
+            None => return Err(ConfigError::Missing("CONNECTION_SECRET_KEY")),
+        };
+        if connection_secret_key.len() < 16 {
+            return Err(ConfigError::Invalid {
+                name: "CONNECTION_SECRET_KEY",
+                reason: "must decode to at least 16 bytes".into(),
+            });
+        }
+        let connection_lifetime_seconds = match get("CONNECTION_LIFETIME_SECONDS") {
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: "CONNECTION_LIFETIME_SECONDS",
+                reason: format!("{v:?} is not a number of seconds"),
+            })?,
+            None => DEFAULT_CONNECTION_LIFETIME_SECONDS,
+        };
+        Ok(Config {
+            table_name: get("TABLE_NAME").unwrap_or_else(|| "sockhop".into()),
+            dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
+            management_endpoint: get("WEBSOCKET_MANAGEMENT_ENDPOINT"),
+            verifier,
+            connection_secret_key,
+            api_keys: ["HTTP_API_KEY_1", "HTTP_API_KEY_2"]
+                .into_iter()
+                .filter_map(get)
+                .collect(),
+            connection_lifetime_seconds,
+        })
+    }
+}
+
+pub struct App {
+    pub config: Config,
+    pub store: Store,
+    pub gateway: Gateway,
+    pub ids: IdGenerator,
+}
+
+impl App {
+    /// Builds the AWS clients from the default credential chain, with the
+    /// endpoint overrides the configuration names.
+    pub async fn new(config: Config) -> Self {
+        let shared = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+        App::with_sdk_config(config, &shared)
+    }
+
+    /// Builds the clients from a given AWS configuration (the local stage passes
+    /// static dev credentials so nothing probes for real ones).
+    pub fn with_sdk_config(config: Config, shared: &aws_config::SdkConfig) -> Self {
+        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(shared);
+        if let Some(endpoint) = &config.dynamodb_endpoint {
+            dynamo = dynamo.endpoint_url(endpoint);
+        }
+        let mut management = aws_sdk_apigatewaymanagement::config::Builder::from(shared);
+        if let Some(endpoint) = &config.management_endpoint {
+            management = management.endpoint_url(endpoint);
+        }
+        let store = Store::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+            config.table_name.clone(),
+        );
+        let gateway = Gateway::new(aws_sdk_apigatewaymanagement::Client::from_conf(
+            management.build(),
+        ));
+        App {
+            config,
+            store,
+            gateway,
+            ids: IdGenerator::default(),
+        }
+    }
+
+    /// Reads [`Config`] from the process environment.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env(|name| std::env::var(name).ok())?;
+        Ok(App::new(config).await)
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    }
+
+    pub fn now(&self) -> i64 {
+        self.now_ms() / 1000
+    }
+}

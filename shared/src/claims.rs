@@ -1,0 +1,707 @@
+//! The claims of a verified token, validated on parse, and the permission
+//! resolution rule shared by channels, events and storage keys.
+//!
+//! Resolution (PROTOCOL.md §1): gather every entry whose key matches; a boolean
+//! directive that is explicitly `false` in any of them wins, otherwise `true` from
+//! any of them, otherwise the default (`false`). A valued directive (`store`,
+//! `historyStart`, `react`, `scheduleBefore`) comes from the most specific matching
+//! key that sets it — exact, then wildcard, then regex; see
+//! [`Pattern::cmp_specificity`]. For events and storage keys the event/key pattern
+//! decides first and the channel pattern breaks ties.
+//!
+//! A subscription's permissions are layers: a subscribe token's grant over the
+//! connect token's. For each directive the first layer that says anything about it
+//! decides ("overridden by"), so a subscribe token can both grant and revoke.
+
+use crate::names;
+use crate::pattern::{Pattern, PatternError};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+#[cfg(test)]
+mod tests;
+
+pub const MIN_HEARTBEAT_TIMEOUT: u32 = 5;
+pub const MAX_HEARTBEAT_TIMEOUT: u32 = 600;
+/// `store` upper bound in seconds (100 years), from PROTOCOL.md §1.
+pub const MAX_STORE_SECONDS: i64 = 3_155_695_200;
+/// `store: -1` keeps a message or storage entry forever.
+pub const STORE_FOREVER: i64 = -1;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    #[error("claim {0:?} has the wrong type: {1}")]
+    WrongType(String, String),
+    #[error("the scope claim is required")]
+    MissingScope,
+    #[error("the exp claim is required")]
+    MissingExpiry,
+    #[error("uid must be at most 128 characters")]
+    UidTooLong,
+    #[error("umd must be at most 1 KiB of JSON")]
+    UmdTooLarge,
+    #[error("heartbeatTimeout must be between 5 and 600 seconds")]
+    HeartbeatTimeoutOutOfRange,
+    #[error("singleUse tokens must carry a jti")]
+    SingleUseWithoutJti,
+    #[error(transparent)]
+    Pattern(#[from] PatternError),
+    #[error("channel {0:?}: {1}")]
+    InvalidChannel(String, String),
+    #[error("channel {channel:?}: {directive} is only allowed on exact channel names")]
+    ExactKeyOnly {
+        channel: String,
+        directive: &'static str,
+    },
+    #[error("channel {0:?}: autoSubscribe needs a token with the connect scope")]
+    AutoSubscribeWithoutConnect(String),
+    #[error("alias {0:?} is given to more than one channel")]
+    DuplicateAlias(String),
+    #[error("channel {channel:?}: {message}")]
+    InvalidDirective { channel: String, message: String },
+}
+
+impl ClaimsError {
+    pub fn code(&self) -> &'static str {
+        "TOKEN_INVALID_CLAIMS"
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Connect,
+    Subscribe,
+    Umd,
+}
+
+/// A verified token's claims. Unknown claims are ignored, like other JWT consumers
+/// do, so backends may add their own.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    pub exp: i64,
+    pub nbf: Option<i64>,
+    pub iat: Option<i64>,
+    pub jti: Option<String>,
+    scopes: Vec<Scope>,
+    pub uid: Option<String>,
+    pub umd: Option<Value>,
+    pub channels: ChannelRules,
+    pub keep_alive: bool,
+    pub heartbeat_timeout: Option<u32>,
+    pub single_use: bool,
+    pub connection_id: Option<String>,
+    pub umd_update: bool,
+    pub umd_propagate: bool,
+}
+
+/// The JSON shape of the claims; validated further in [`Claims::parse`].
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawClaims {
+    exp: Option<NumericDate>,
+    nbf: Option<NumericDate>,
+    iat: Option<NumericDate>,
+    jti: Option<String>,
+    scope: Option<String>,
+    uid: Option<String>,
+    #[serde(default, deserialize_with = "present_value")]
+    umd: Option<Value>,
+    #[serde(default)]
+    channels: BTreeMap<String, ChannelDirectives>,
+    #[serde(default)]
+    keep_alive: bool,
+    heartbeat_timeout: Option<i64>,
+    #[serde(default)]
+    single_use: bool,
+    connection_id: Option<String>,
+    #[serde(default)]
+    umd_update: bool,
+    #[serde(default)]
+    umd_propagate: bool,
+}
+
+/// JWT NumericDate: an integer or a float of seconds.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumericDate {
+    Int(i64),
+    Float(f64),
+}
+
+impl NumericDate {
+    fn seconds(&self) -> i64 {
+        match self {
+            NumericDate::Int(i) => *i,
+            NumericDate::Float(f) => *f as i64,
+        }
+    }
+}
+
+/// `"umd": null` is kept as `Some(Value::Null)` only to tell "set to null" from
+/// "absent"; both read as no umd.
+fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(d).map(Some)
+}
+
+impl Claims {
+    /// Parses and validates a verified token's payload. Every rule of PROTOCOL.md §1
+    /// is checked here, so a token that parses can be trusted to be well-formed.
+    pub fn parse(payload: &Map<String, Value>) -> Result<Self, ClaimsError> {
+        let raw: RawClaims = serde_json::from_value(Value::Object(payload.clone()))
+            .map_err(|e| ClaimsError::WrongType(field_of(&e.to_string()), e.to_string()))?;
+        let exp = raw.exp.ok_or(ClaimsError::MissingExpiry)?.seconds();
+        let scope = raw.scope.ok_or(ClaimsError::MissingScope)?;
+        let scopes = parse_scopes(&scope);
+        if scopes.is_empty() {
+            return Err(ClaimsError::MissingScope);
+        }
+        if let Some(uid) = &raw.uid {
+            if uid.chars().count() > names::MAX_UID_CHARS {
+                return Err(ClaimsError::UidTooLong);
+            }
+        }
+        let umd = raw.umd.filter(|v| !v.is_null());
+        if let Some(umd) = &umd {
+            if names::validate_umd_size(umd).is_err() {
+                return Err(ClaimsError::UmdTooLarge);
+            }
+        }
+        let heartbeat_timeout = match raw.heartbeat_timeout {
+            None => None,
+            Some(t)
+                if (MIN_HEARTBEAT_TIMEOUT as i64..=MAX_HEARTBEAT_TIMEOUT as i64).contains(&t) =>
+            {
+                Some(t as u32)
+            }
+            Some(_) => return Err(ClaimsError::HeartbeatTimeoutOutOfRange),
+        };
+        if raw.single_use && raw.jti.as_deref().is_none_or(str::is_empty) {
+            return Err(ClaimsError::SingleUseWithoutJti);
+        }
+        let channels = ChannelRules::new(raw.channels, scopes.contains(&Scope::Connect))?;
+        Ok(Claims {
+            exp,
+            nbf: raw.nbf.map(|n| n.seconds()),
+            iat: raw.iat.map(|n| n.seconds()),
+            jti: raw.jti,
+            scopes,
+            uid: raw.uid,
+            umd,
+            channels,
+            keep_alive: raw.keep_alive,
+            heartbeat_timeout,
+            single_use: raw.single_use,
+            connection_id: raw.connection_id,
+            umd_update: raw.umd_update,
+            umd_propagate: raw.umd_propagate,
+        })
+    }
+
+    pub fn has_scope(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+
+    pub fn scopes(&self) -> &[Scope] {
+        &self.scopes
+    }
+}
+
+/// Unknown scope words are ignored so newer backends can send more.
+fn parse_scopes(scope: &str) -> Vec<Scope> {
+    let mut scopes: Vec<Scope> = scope
+        .split_ascii_whitespace()
+        .filter_map(|word| match word {
+            "connect" => Some(Scope::Connect),
+            "subscribe" => Some(Scope::Subscribe),
+            "umd" => Some(Scope::Umd),
+            _ => None,
+        })
+        .collect();
+    scopes.sort();
+    scopes.dedup();
+    scopes
+}
+
+/// Pulls the offending field's name out of a serde error for a clearer message.
+fn field_of(message: &str) -> String {
+    message
+        .split('`')
+        .nth(1)
+        .map(str::to_owned)
+        .unwrap_or_else(|| "claims".to_owned())
+}
+
+/// The directives of one `channels` entry, as the token states them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChannelDirectives {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_subscribe: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub history_start: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub get_info: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub omit_from_sub_count: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub umd_update: Option<bool>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub messages: BTreeMap<String, MessageDirectives>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage: BTreeMap<String, StorageDirectives>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MessageDirectives {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub publish: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broadcast: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub echo: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub react: Option<ReactRule>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_before: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emit_pub_sub_event: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StorageDirectives {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observe: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub get: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub set: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub schedule_before: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub emit_pub_sub_event: Option<bool>,
+}
+
+/// `react`: `true` allows any reaction, `false` none, a list only those.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReactRule {
+    Any(bool),
+    List(Vec<String>),
+}
+
+impl ReactRule {
+    pub fn allows(&self, reaction: &str) -> bool {
+        match self {
+            ReactRule::Any(allowed) => *allowed,
+            ReactRule::List(list) => list.iter().any(|r| r == reaction),
+        }
+    }
+}
+
+/// A token's `channels`, with every key compiled and every directive validated.
+#[derive(Debug, Clone, Default)]
+pub struct ChannelRules {
+    entries: Vec<(Pattern, ChannelDirectives)>,
+}
+
+impl ChannelRules {
+    fn new(
+        raw: BTreeMap<String, ChannelDirectives>,
+        connect_scope: bool,
+    ) -> Result<Self, ClaimsError> {
+        let mut entries = Vec::with_capacity(raw.len());
+        let mut aliases = std::collections::BTreeSet::new();
+        for (key, directives) in raw {
+            let pattern = Pattern::parse(&key)?;
+            if pattern.is_exact() {
+                names::validate_channel(&key)
+                    .map_err(|e| ClaimsError::InvalidChannel(key.clone(), e.message))?;
+            }
+            validate_channel_directives(&key, &pattern, &directives, connect_scope)?;
+            if let Some(alias) = &directives.alias {
+                if !aliases.insert(alias.clone()) {
+                    return Err(ClaimsError::DuplicateAlias(alias.clone()));
+                }
+            }
+            entries.push((pattern, directives));
+        }
+        Ok(ChannelRules { entries })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Everything this token says about `channel`: the entries whose key matches.
+    pub fn grant_for(&self, channel: &str) -> ChannelGrant {
+        ChannelGrant {
+            entries: self
+                .entries
+                .iter()
+                .filter(|(pattern, _)| pattern.matches(channel))
+                .map(|(pattern, directives)| GrantEntry {
+                    key: pattern.source().to_owned(),
+                    directives: directives.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The real channel behind a name a client sent. A name some key matches is a
+    /// real name and wins over an alias of the same spelling.
+    pub fn resolve_alias(&self, name: &str) -> Option<&str> {
+        if self.entries.iter().any(|(p, _)| p.matches(name)) {
+            return None;
+        }
+        self.entries.iter().find_map(|(pattern, d)| {
+            (d.alias.as_deref() == Some(name)).then(|| pattern.source())
+        })
+    }
+
+    /// The alias this token gives `channel`, if any (exact keys only).
+    pub fn alias_of(&self, channel: &str) -> Option<&str> {
+        self.entries.iter().find_map(|(pattern, d)| {
+            (pattern.is_exact() && pattern.source() == channel)
+                .then_some(d.alias.as_deref())
+                .flatten()
+        })
+    }
+
+    /// Channels to subscribe on connect: exact keys with `autoSubscribe: true`,
+    /// in key order, unless the resolution rule denies subscribing to them.
+    pub fn auto_subscribe_channels(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(p, d)| p.is_exact() && d.auto_subscribe == Some(true))
+            .map(|(p, _)| p.source().to_owned())
+            .filter(|channel| {
+                ChannelPermissions::single(self.grant_for(channel)).may_subscribe()
+            })
+            .collect()
+    }
+}
+
+fn validate_channel_directives(
+    key: &str,
+    pattern: &Pattern,
+    d: &ChannelDirectives,
+    connect_scope: bool,
+) -> Result<(), ClaimsError> {
+    let invalid = |message: String| ClaimsError::InvalidDirective {
+        channel: key.to_owned(),
+        message,
+    };
+    if d.alias.is_some() && !pattern.is_exact() {
+        return Err(ClaimsError::ExactKeyOnly {
+            channel: key.to_owned(),
+            directive: "alias",
+        });
+    }
+    if let Some(alias) = &d.alias {
+        names::validate_channel(alias)
+            .map_err(|e| invalid(format!("alias {alias:?}: {}", e.message)))?;
+    }
+    if d.auto_subscribe == Some(true) {
+        if !pattern.is_exact() {
+            return Err(ClaimsError::ExactKeyOnly {
+                channel: key.to_owned(),
+                directive: "autoSubscribe",
+            });
+        }
+        if !connect_scope {
+            return Err(ClaimsError::AutoSubscribeWithoutConnect(key.to_owned()));
+        }
+    }
+    if let Some(start) = d.history_start {
+        if start < 0 {
+            return Err(invalid("historyStart must be 0 or a Unix time".into()));
+        }
+    }
+    for (event, m) in &d.messages {
+        let event_pattern = Pattern::parse(event)?;
+        if event_pattern.is_exact() {
+            names::validate_event(event)
+                .map_err(|e| invalid(format!("messages {event:?}: {}", e.message)))?;
+        }
+        if let Some(store) = m.store {
+            if !(STORE_FOREVER..=MAX_STORE_SECONDS).contains(&store) {
+                return Err(invalid(format!(
+                    "messages {event:?}: store must be -1, 0 or up to {MAX_STORE_SECONDS}"
+                )));
+            }
+        }
+        if let Some(ReactRule::List(list)) = &m.react {
+            for reaction in list {
+                names::validate_reaction(reaction)
+                    .map_err(|e| invalid(format!("messages {event:?}: {}", e.message)))?;
+            }
+        }
+    }
+    for (storage_key, s) in &d.storage {
+        let key_pattern = Pattern::parse(storage_key)?;
+        if key_pattern.is_exact() {
+            names::validate_storage_key(storage_key)
+                .map_err(|e| invalid(format!("storage {storage_key:?}: {}", e.message)))?;
+        }
+        if let Some(store) = s.store {
+            if store == 0 || !(STORE_FOREVER..=MAX_STORE_SECONDS).contains(&store) {
+                return Err(invalid(format!(
+                    "storage {storage_key:?}: store must be -1 or 1 to {MAX_STORE_SECONDS}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One token's matching entries for one channel; stored with a subscription so
+/// later publishes and storage calls are checked without the token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelGrant {
+    pub entries: Vec<GrantEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GrantEntry {
+    pub key: String,
+    pub directives: ChannelDirectives,
+}
+
+impl ChannelGrant {
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Entries whose keys no longer compile cannot come from a token we parsed;
+    /// skipping them (denying) is the safe reading of a corrupted store item.
+    fn patterned(&self) -> impl Iterator<Item = (Pattern, &ChannelDirectives)> {
+        self.entries
+            .iter()
+            .filter_map(|e| Pattern::parse(&e.key).ok().map(|p| (p, &e.directives)))
+    }
+}
+
+/// Boolean resolution over one layer: explicit `false` anywhere wins.
+fn resolve_flag(values: impl IntoIterator<Item = Option<bool>>) -> Option<bool> {
+    let mut seen = None;
+    for value in values.into_iter().flatten() {
+        if !value {
+            return Some(false);
+        }
+        seen = Some(true);
+    }
+    seen
+}
+
+/// Valued resolution over one layer: the most specific key that sets the value.
+fn resolve_valued<T: Clone>(candidates: Vec<(Vec<&Pattern>, Option<&T>)>) -> Option<T> {
+    candidates
+        .into_iter()
+        .filter_map(|(keys, value)| value.map(|v| (keys, v)))
+        .max_by(|(a, _), (b, _)| {
+            a.iter()
+                .zip(b.iter())
+                .map(|(x, y)| x.cmp_specificity(y))
+                .find(|o| *o != Ordering::Equal)
+                .unwrap_or(Ordering::Equal)
+        })
+        .map(|(_, v)| v.clone())
+}
+
+/// The permissions of a connection or subscription on one channel: grants in
+/// precedence order (a subscribe token's first, then the connect token's).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChannelPermissions {
+    pub layers: Vec<ChannelGrant>,
+}
+
+/// What a sender may do with one event on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessagePermissions {
+    publish: Option<bool>,
+    broadcast: bool,
+    pub echo: bool,
+    /// Seconds to keep the message: 0 not stored, -1 forever.
+    pub store: i64,
+    pub react: Option<ReactRule>,
+    pub schedule_before: Option<i64>,
+    pub emit_pub_sub_event: bool,
+}
+
+impl MessagePermissions {
+    /// `publish` lets a subscriber send; `broadcast` lets anyone send, unless
+    /// `publish` is explicitly `false`.
+    pub fn may_send(&self, subscribed: bool) -> bool {
+        match self.publish {
+            Some(false) => false,
+            Some(true) if subscribed => true,
+            _ => self.broadcast,
+        }
+    }
+
+    pub fn may_react(&self, reaction: &str) -> bool {
+        self.react.as_ref().is_some_and(|r| r.allows(reaction))
+    }
+}
+
+/// What a connection may do with one storage key on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoragePermissions {
+    pub observe: bool,
+    pub get: bool,
+    pub set: bool,
+    /// Seconds to keep the entry; -1 (the default) forever.
+    pub store: i64,
+    pub schedule_before: Option<i64>,
+    pub emit_pub_sub_event: bool,
+}
+
+impl ChannelPermissions {
+    pub fn single(grant: ChannelGrant) -> Self {
+        ChannelPermissions {
+            layers: vec![grant],
+        }
+    }
+
+    /// A subscribe token's grant overrides the connect token's.
+    pub fn layered(connect: ChannelGrant, subscribe: Option<ChannelGrant>) -> Self {
+        ChannelPermissions {
+            layers: subscribe.into_iter().chain(Some(connect)).collect(),
+        }
+    }
+
+    /// Joins permissions from several sources, earlier ones taking precedence.
+    pub fn then(mut self, other: ChannelPermissions) -> Self {
+        self.layers.extend(other.layers);
+        self
+    }
+
+    fn flag(&self, pick: impl Fn(&ChannelDirectives) -> Option<bool>) -> Option<bool> {
+        self.layers
+            .iter()
+            .find_map(|g| resolve_flag(g.entries.iter().map(|e| pick(&e.directives))))
+    }
+
+    fn valued<T: Clone>(&self, pick: impl Fn(&ChannelDirectives) -> Option<&T>) -> Option<T> {
+        self.layers.iter().find_map(|g| {
+            let patterned: Vec<_> = g.patterned().collect();
+            resolve_valued(
+                patterned
+                    .iter()
+                    .map(|(p, d)| (vec![p], pick(d)))
+                    .collect(),
+            )
+        })
+    }
+
+    pub fn may_subscribe(&self) -> bool {
+        self.flag(|d| d.subscribe).unwrap_or(false)
+    }
+
+    pub fn may_get_info(&self) -> bool {
+        self.flag(|d| d.get_info).unwrap_or(false)
+    }
+
+    pub fn omit_from_sub_count(&self) -> bool {
+        self.flag(|d| d.omit_from_sub_count).unwrap_or(false)
+    }
+
+    pub fn may_update_umd(&self) -> bool {
+        self.flag(|d| d.umd_update).unwrap_or(false)
+    }
+
+    /// Unix seconds from which stored messages are visible; `None` means only
+    /// messages published during the current subscription.
+    pub fn history_start(&self) -> Option<i64> {
+        self.valued(|d| d.history_start.as_ref())
+    }
+
+    pub fn alias(&self) -> Option<String> {
+        self.valued(|d| d.alias.as_ref())
+    }
+
+    pub fn message(&self, event: &str) -> MessagePermissions {
+        let layer = |g: &ChannelGrant| -> Vec<(Pattern, Pattern, MessageDirectives)> {
+            g.patterned()
+                .flat_map(|(channel_key, d)| {
+                    d.messages.iter().filter_map(move |(key, m)| {
+                        let p = Pattern::parse(key).ok()?;
+                        p.matches(event)
+                            .then(|| (p, channel_key.clone(), m.clone()))
+                    })
+                })
+                .collect()
+        };
+        let layers: Vec<_> = self.layers.iter().map(layer).collect();
+        let flag = |pick: fn(&MessageDirectives) -> Option<bool>| {
+            layers
+                .iter()
+                .find_map(|l| resolve_flag(l.iter().map(|(_, _, m)| pick(m))))
+        };
+        let valued = |pick: fn(&MessageDirectives) -> Option<&i64>| {
+            layers.iter().find_map(|l| {
+                resolve_valued(l.iter().map(|(e, c, m)| (vec![e, c], pick(m))).collect())
+            })
+        };
+        MessagePermissions {
+            publish: flag(|m| m.publish),
+            broadcast: flag(|m| m.broadcast).unwrap_or(false),
+            echo: flag(|m| m.echo).unwrap_or(false),
+            store: valued(|m| m.store.as_ref()).unwrap_or(0),
+            react: layers.iter().find_map(|l| {
+                resolve_valued(
+                    l.iter()
+                        .map(|(e, c, m)| (vec![e, c], m.react.as_ref()))
+                        .collect(),
+                )
+            }),
+            schedule_before: valued(|m| m.schedule_before.as_ref()),
+            emit_pub_sub_event: flag(|m| m.emit_pub_sub_event).unwrap_or(false),
+        }
+    }
+
+    pub fn storage(&self, key: &str) -> StoragePermissions {
+        let layer = |g: &ChannelGrant| -> Vec<(Pattern, Pattern, StorageDirectives)> {
+            g.patterned()
+                .flat_map(|(channel_key, d)| {
+                    d.storage.iter().filter_map(move |(k, s)| {
+                        let p = Pattern::parse(k).ok()?;
+                        p.matches(key).then(|| (p, channel_key.clone(), s.clone()))
+                    })
+                })
+                .collect()
+        };
+        let layers: Vec<_> = self.layers.iter().map(layer).collect();
+        let flag = |pick: fn(&StorageDirectives) -> Option<bool>| {
+            layers
+                .iter()
+                .find_map(|l| resolve_flag(l.iter().map(|(_, _, s)| pick(s))))
+        };
+        let valued = |pick: fn(&StorageDirectives) -> Option<&i64>| {
+            layers.iter().find_map(|l| {
+                resolve_valued(l.iter().map(|(k, c, s)| (vec![k, c], pick(s))).collect())
+            })
+        };
+        StoragePermissions {
+            observe: flag(|s| s.observe).unwrap_or(false),
+            get: flag(|s| s.get).unwrap_or(false),
+            set: flag(|s| s.set).unwrap_or(false),
+            store: valued(|s| s.store.as_ref()).unwrap_or(STORE_FOREVER),
+            schedule_before: valued(|s| s.schedule_before.as_ref()),
+            emit_pub_sub_event: flag(|s| s.emit_pub_sub_event).unwrap_or(false),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! The API Gateway management API: the only way frames reach sockets.
+
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::Client;
+use futures::stream::{self, StreamExt};
+use std::time::Duration;
+
+/// Posts in flight at once during a fan-out: enough to keep a Lambda busy,
+/// few enough to stay under API Gateway's per-account rate.
+pub const FAN_OUT_CONCURRENCY: usize = 64;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum PostError {
+    /// 410: the socket is closed; the caller must clean the connection up.
+    #[error("connection is gone")]
+    Gone,
+    #[error("post failed: {0}")]
+    Failed(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    client: Client,
+}
+
+impl Gateway {
+    pub fn new(client: Client) -> Self {
+        Gateway { client }
+    }
+
+    /// Sends one frame (one JSON object per frame, as hotsock-js expects).
+    /// Throttling is retried a few times before giving up.
+    pub async fn post(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
+        let mut delay = Duration::from_millis(25);
+        for attempt in 0..4 {
+            let result = self
+                .client
+                .post_to_connection()
+                .connection_id(connection_id)
+                .data(Blob::new(frame.as_bytes()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) => match classify(&e) {
+                    PostError::Failed(reason) if attempt < 3 && is_throttle(&e) => {
+                        tracing::warn!(connection_id, %reason, "post throttled, retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(PostError::Failed("throttled".into()))
+    }
+
+    /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] at a
+    /// time, and returns the connections found gone.
+    pub async fn fan_out(&self, connection_ids: &[String], frame: &str) -> Vec<String> {
+        let posts: Vec<_> = connection_ids
+            .iter()
+            .map(|id| self.post_one(id, frame))
+            .collect();
+        let results: Vec<(&String, Result<(), PostError>)> = stream::iter(posts)
+            .buffer_unordered(FAN_OUT_CONCURRENCY)
+            .collect()
+            .await;
+        let mut gone = Vec::new();
+        for (id, result) in results {
+            match result {
+                Ok(()) => {}
+                Err(PostError::Gone) => gone.push(id.clone()),
+                Err(PostError::Failed(reason)) => {
+                    tracing::warn!(connection_id = %id, %reason, "delivery failed");
+                }
+            }
+        }
+        gone
+    }
+
+    async fn post_one<'a>(&self, id: &'a String, frame: &str) -> (&'a String, Result<(), PostError>) {
+        (id, self.post(id, frame).await)
+    }
+
+    /// Closes a socket from the server side (heartbeat timeout, forced logout).
+    pub async fn close(&self, connection_id: &str) -> Result<(), PostError> {
+        match self
+            .client
+            .delete_connection()
+            .connection_id(connection_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify(&e)),
+        }
+    }
+}
+
+fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> PostError {
+    // The SDK maps API Gateway's 410 to the GoneException code.
+    if err.as_service_error().and_then(|e| e.code()) == Some("GoneException") {
+        PostError::Gone
+    } else {
+        PostError::Failed(format!("{err:?}"))
+    }
+}
+
+fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "LimitExceededException" || c == "TooManyRequestsException")
+}

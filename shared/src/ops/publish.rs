@@ -1,0 +1,229 @@
+//! Publishing: a client's message over WebSocket or the Client HTTP API, and the
+//! server's. Publishing writes the message; the stream function delivers it
+//! (docs/adr/0001-ordered-delivery.md).
+
+use super::{internal, Connection};
+use crate::app::App;
+use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
+use crate::error::{ErrorCode, ProtocolError};
+use crate::names;
+use crate::protocol::Meta;
+use crate::store::{keys, MessageItem};
+use serde_json::Value;
+use ulid::Ulid;
+
+/// How long an unstored message may sit in the table before TTL removes it,
+/// should the stream function fail to delete it after delivery.
+pub const TRANSIENT_TTL_SECONDS: i64 = 300;
+
+/// A message ready to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub channel: String,
+    pub event: String,
+    pub data: Value,
+    pub meta: Option<Meta>,
+    pub sender: Option<String>,
+    pub echo: bool,
+    /// Seconds: 0 not stored, -1 forever.
+    pub store: i64,
+}
+
+/// The message item for `outgoing` with id `id`, written at `now` (pure).
+pub fn message_item(outgoing: &Outgoing, id: String, now: i64) -> MessageItem {
+    let ttl = match outgoing.store {
+        STORE_FOREVER => None,
+        0 => Some(now + TRANSIENT_TTL_SECONDS),
+        seconds => Some(now + seconds),
+    };
+    MessageItem {
+        pk: keys::message_pk(&outgoing.channel),
+        sk: id,
+        channel: outgoing.channel.clone(),
+        event: outgoing.event.clone(),
+        data: outgoing.data.to_string(),
+        meta: outgoing
+            .meta
+            .as_ref()
+            .and_then(|m| serde_json::to_string(m).ok()),
+        stored: outgoing.store != 0,
+        sender: outgoing.sender.clone(),
+        echo: outgoing.echo,
+        ttl,
+    }
+}
+
+/// A fresh id that sorts after `last` (the channel's latest committed id).
+pub fn id_after(fresh: String, last: Option<&str>) -> String {
+    let Some(last) = last.and_then(|l| Ulid::from_string(l).ok()) else {
+        return fresh;
+    };
+    match Ulid::from_string(&fresh) {
+        Ok(f) if f > last => fresh,
+        _ => last
+            .increment()
+            .map(|u| u.to_string())
+            .unwrap_or(fresh),
+    }
+}
+
+/// Writes a message so that the channel's ids commit in order; returns its id.
+pub async fn publish(app: &App, outgoing: &Outgoing) -> Result<String, ProtocolError> {
+    names::validate_data_size(&outgoing.data)?;
+    let item = message_item(outgoing, app.ids.next_id(), app.now());
+    let written = app
+        .store
+        .put_message_ordered(item, |last| id_after(app.ids.next_id(), last))
+        .await
+        .map_err(internal)?;
+    Ok(written.sk)
+}
+
+/// Decides whether a client may send `event` on a channel (pure).
+pub fn check_client_publish(
+    permissions: &ChannelPermissions,
+    subscribed: bool,
+    client_channel: &str,
+    event: &str,
+) -> Result<MessagePermissions, ProtocolError> {
+    let allowed = permissions.message(event);
+    if allowed.may_send(subscribed) {
+        Ok(allowed)
+    } else {
+        Err(ProtocolError::new(
+            ErrorCode::PublishPermissionDenied,
+            format!("not allowed to publish {event:?} on {client_channel:?}"),
+        )
+        .with_channel(client_channel))
+    }
+}
+
+/// A client's publish: permissions from its subscription when it has one,
+/// else from its connect token (`broadcast`).
+pub async fn publish_from_client(
+    app: &App,
+    connection: &Connection,
+    requested: &str,
+    event: &str,
+    data: Value,
+) -> Result<String, ProtocolError> {
+    names::validate_client_event(event).map_err(|e| e.with_channel(requested))?;
+    names::validate_data_size(&data).map_err(|e| e.with_channel(requested))?;
+    let channel = connection
+        .claims
+        .channels
+        .resolve_alias(requested)
+        .unwrap_or(requested)
+        .to_owned();
+    let subscription = app
+        .store
+        .get_subscription(&channel, connection.id(), app.now())
+        .await
+        .map_err(internal)?;
+    let (permissions, meta) = match &subscription {
+        Some(sub) => (
+            sub.permissions().map_err(internal)?,
+            Meta::new(sub.uid.clone(), sub.umd_value()),
+        ),
+        None => (
+            ChannelPermissions::single(connection.claims.channels.grant_for(&channel)),
+            connection.meta(),
+        ),
+    };
+    let allowed = check_client_publish(&permissions, subscription.is_some(), requested, event)?;
+    publish(
+        app,
+        &Outgoing {
+            channel,
+            event: event.to_owned(),
+            data,
+            meta: Some(meta),
+            sender: Some(connection.id().to_owned()),
+            echo: allowed.echo,
+            store: allowed.store,
+        },
+    )
+    .await
+    .map_err(|e| e.with_channel(requested))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Claims;
+    use serde_json::json;
+
+    fn outgoing(store: i64) -> Outgoing {
+        Outgoing {
+            channel: "chat".into(),
+            event: "msg".into(),
+            data: json!({"text": "hi"}),
+            meta: Some(Meta::new(Some("jim".into()), None)),
+            sender: Some("c1".into()),
+            echo: true,
+            store,
+        }
+    }
+
+    #[test]
+    fn store_seconds_become_ttl_and_stored_flag() {
+        let kept = message_item(&outgoing(60), "01J".into(), 1_000);
+        assert!(kept.stored);
+        assert_eq!(kept.ttl, Some(1_060));
+        assert_eq!(kept.pk, "MSG#chat");
+        assert_eq!(kept.sk, "01J");
+        assert_eq!(kept.data, r#"{"text":"hi"}"#);
+        assert!(kept.meta.as_deref().is_some_and(|m| m.contains("\"jim\"")));
+        let forever = message_item(&outgoing(-1), "01J".into(), 1_000);
+        assert!(forever.stored);
+        assert_eq!(forever.ttl, None);
+        let transient = message_item(&outgoing(0), "01J".into(), 1_000);
+        assert!(!transient.stored);
+        assert_eq!(transient.ttl, Some(1_000 + TRANSIENT_TTL_SECONDS));
+    }
+
+    #[test]
+    fn id_after_keeps_fresh_ids_that_sort_later() {
+        let last = Ulid::from_parts(1_000, 5).to_string();
+        let later = Ulid::from_parts(2_000, 0).to_string();
+        assert_eq!(id_after(later.clone(), Some(&last)), later);
+        assert_eq!(id_after(later.clone(), None), later);
+        assert_eq!(id_after(later.clone(), Some("not a ulid")), later);
+    }
+
+    #[test]
+    fn id_after_steps_past_a_later_committed_id() {
+        let last = Ulid::from_parts(5_000, 5);
+        let earlier = Ulid::from_parts(4_000, 9).to_string();
+        let next = id_after(earlier, Some(&last.to_string()));
+        assert_eq!(next, Ulid::from_parts(5_000, 6).to_string());
+        assert!(next > last.to_string());
+        let same = id_after(last.to_string(), Some(&last.to_string()));
+        assert!(same > last.to_string());
+    }
+
+    fn perms(channels: Value) -> ChannelPermissions {
+        let claims = Claims::parse(
+            json!({"exp": 1, "scope": "connect", "channels": channels})
+                .as_object()
+                .expect("object"),
+        )
+        .expect("claims");
+        ChannelPermissions::single(claims.channels.grant_for("chat"))
+    }
+
+    #[test]
+    fn client_publish_needs_publish_or_broadcast() {
+        let p = perms(json!({"chat": {"messages": {"msg": {"publish": true, "echo": true, "store": 60}}}}));
+        let ok = check_client_publish(&p, true, "chat", "msg").expect("allowed");
+        assert!(ok.echo);
+        assert_eq!(ok.store, 60);
+        let err = check_client_publish(&p, false, "chat", "msg").unwrap_err();
+        assert_eq!(err.code, ErrorCode::PublishPermissionDenied);
+        assert_eq!(err.channel.as_deref(), Some("chat"));
+        let err = check_client_publish(&p, true, "alias", "other").unwrap_err();
+        assert_eq!(err.channel.as_deref(), Some("alias"));
+        let b = perms(json!({"chat": {"messages": {"*": {"broadcast": true}}}}));
+        assert!(check_client_publish(&b, false, "chat", "any").is_ok());
+    }
+}

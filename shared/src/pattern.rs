@@ -1,0 +1,202 @@
+//! Keys of `channels`, `messages` and `storage` in a token: an exact name, a `*`
+//! wildcard pattern, or `#regex:<pattern>`.
+
+use regex::{Regex, RegexBuilder};
+use std::cmp::Ordering;
+
+/// Regexes come from tokens, so their compiled size is capped to keep a hostile
+/// token from costing a function its memory.
+const REGEX_SIZE_LIMIT: usize = 256 * 1024;
+const REGEX_PREFIX: &str = "#regex:";
+
+#[derive(Debug, Clone)]
+pub enum Pattern {
+    Exact(String),
+    /// `*` matches any run of characters, including none.
+    Wildcard {
+        source: String,
+        regex: Regex,
+    },
+    /// Unanchored like RE2's partial match: write `^…$` to match a whole name.
+    Regex {
+        source: String,
+        regex: Regex,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid pattern {key:?}: {reason}")]
+pub struct PatternError {
+    pub key: String,
+    pub reason: String,
+}
+
+impl Pattern {
+    pub fn parse(key: &str) -> Result<Self, PatternError> {
+        let fail = |reason: String| PatternError {
+            key: key.to_owned(),
+            reason,
+        };
+        if let Some(source) = key.strip_prefix(REGEX_PREFIX) {
+            if source.is_empty() {
+                return Err(fail("empty regex".into()));
+            }
+            let regex = RegexBuilder::new(source)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+                .map_err(|e| fail(e.to_string()))?;
+            return Ok(Pattern::Regex {
+                source: key.to_owned(),
+                regex,
+            });
+        }
+        if key.is_empty() {
+            return Err(fail("empty key".into()));
+        }
+        if !key.contains('*') {
+            return Ok(Pattern::Exact(key.to_owned()));
+        }
+        let body = key
+            .split('*')
+            .map(regex::escape)
+            .collect::<Vec<_>>()
+            .join(".*");
+        let regex = RegexBuilder::new(&format!("^(?s:{body})$"))
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Pattern::Wildcard {
+            source: key.to_owned(),
+            regex,
+        })
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            Pattern::Exact(exact) => exact == name,
+            Pattern::Wildcard { regex, .. } | Pattern::Regex { regex, .. } => regex.is_match(name),
+        }
+    }
+
+    pub fn is_exact(&self) -> bool {
+        matches!(self, Pattern::Exact(_))
+    }
+
+    pub fn source(&self) -> &str {
+        match self {
+            Pattern::Exact(s) => s,
+            Pattern::Wildcard { source, .. } | Pattern::Regex { source, .. } => source,
+        }
+    }
+
+    /// How specific a key is, for choosing among valued directives: an exact key
+    /// beats any wildcard, which beats any regex; among wildcards the one with more
+    /// literal characters wins, then the one with fewer `*`; among regexes the
+    /// longer source wins. Equal specificity falls back to key order (see
+    /// [`Pattern::cmp_specificity`]).
+    fn specificity(&self) -> (u8, usize, usize) {
+        match self {
+            Pattern::Exact(s) => (3, s.chars().count(), 0),
+            Pattern::Wildcard { source, .. } => {
+                let stars = source.matches('*').count();
+                (2, source.chars().count() - stars, usize::MAX - stars)
+            }
+            Pattern::Regex { source, .. } => (1, source.chars().count(), 0),
+        }
+    }
+
+    /// `Greater` when `self` is more specific than `other`. Ties are broken by the
+    /// key text (smaller first wins) so the choice never depends on map order.
+    pub fn cmp_specificity(&self, other: &Pattern) -> Ordering {
+        self.specificity()
+            .cmp(&other.specificity())
+            .then_with(|| other.source().cmp(self.source()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(key: &str) -> Pattern {
+        Pattern::parse(key).expect("valid pattern")
+    }
+
+    #[test]
+    fn exact_matches_only_itself() {
+        assert!(p("chat").matches("chat"));
+        assert!(!p("chat").matches("chat2"));
+        assert!(!p("chat").matches("Chat"));
+        assert!(p("chat").is_exact());
+    }
+
+    #[test]
+    fn star_matches_any_run_anywhere() {
+        assert!(p("*").matches(""));
+        assert!(p("*").matches("anything.at/all"));
+        assert!(p("chat-*").matches("chat-"));
+        assert!(p("chat-*").matches("chat-123"));
+        assert!(!p("chat-*").matches("xchat-1"));
+        assert!(p("*-room").matches("big-room"));
+        assert!(!p("*-room").matches("big-room2"));
+        assert!(p("a*b*c").matches("abc"));
+        assert!(p("a*b*c").matches("a-x-b-y-c"));
+        assert!(!p("a*b*c").matches("a-x-c"));
+        assert!(p("presence.*.users").matches("presence.team.users"));
+    }
+
+    #[test]
+    fn wildcard_escapes_regex_metacharacters() {
+        assert!(p("a.b*").matches("a.bc"));
+        assert!(!p("a.b*").matches("axbc"));
+        assert!(p("(x)*").matches("(x)yz"));
+        assert!(p("*+").matches("a+"));
+        assert!(!p("*+").matches("aa"));
+    }
+
+    #[test]
+    fn star_spans_newlines_in_names() {
+        // Names cannot hold newlines, but matching must not depend on that.
+        assert!(p("a*").matches("a\nb"));
+    }
+
+    #[test]
+    fn regex_is_unanchored_unless_anchored() {
+        assert!(p("#regex:chat").matches("my-chat-room"));
+        assert!(p("#regex:^chat\\.[0-9]+$").matches("chat.42"));
+        assert!(!p("#regex:^chat\\.[0-9]+$").matches("chat.42x"));
+        assert!(!p("#regex:^chat\\.[0-9]+$").matches("xchat.42"));
+    }
+
+    #[test]
+    fn invalid_and_empty_patterns_are_rejected() {
+        assert!(Pattern::parse("#regex:(unclosed").is_err());
+        assert!(Pattern::parse("#regex:").is_err());
+        assert!(Pattern::parse("").is_err());
+        let err = Pattern::parse("#regex:[z-a]").unwrap_err();
+        assert_eq!(err.key, "#regex:[z-a]");
+    }
+
+    #[test]
+    fn oversized_regex_is_rejected() {
+        assert!(Pattern::parse("#regex:(a{1000}){1000}").is_err());
+    }
+
+    #[test]
+    fn specificity_orders_exact_then_wildcard_then_regex() {
+        let exact = p("chat-1");
+        let long_wild = p("chat-*");
+        let short_wild = p("c*");
+        let two_stars = p("chat*-*");
+        let regex = p("#regex:^chat-1$");
+        assert_eq!(exact.cmp_specificity(&long_wild), Ordering::Greater);
+        assert_eq!(long_wild.cmp_specificity(&short_wild), Ordering::Greater);
+        assert_eq!(short_wild.cmp_specificity(&regex), Ordering::Greater);
+        assert_eq!(regex.cmp_specificity(&exact), Ordering::Less);
+        // Same literal count: fewer stars is more specific.
+        assert_eq!(p("chat-*").cmp_specificity(&two_stars), Ordering::Greater);
+        // Full tie: the smaller key text wins, so it is deterministic.
+        assert_eq!(p("a*").cmp_specificity(&p("b*")), Ordering::Greater);
+        assert_eq!(p("a*").cmp_specificity(&p("a*")), Ordering::Equal);
+    }
+}

@@ -1,0 +1,801 @@
+//! Wire frames (PROTOCOL.md §4, §5): parsing what clients send and building exactly the
+//! shapes hotsock-js expects back, plus monotonic message ids.
+//!
+//! Parsing checks shape and names only; permissions are the handlers' job.
+
+use crate::error::{ErrorCode, ProtocolError};
+use crate::names;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+use ulid::{Generator, Ulid};
+
+/// Largest client frame accepted, in bytes. Checked before JSON parsing so a huge
+/// frame costs nothing; the real limit on content is `names::MAX_DATA_BYTES`.
+pub const MAX_FRAME_BYTES: usize = 128 * 1024;
+
+/// Event names of the protocol's own frames.
+pub mod events {
+    pub const CONNECTED: &str = "hotsock.connected";
+    pub const SUBSCRIBE: &str = "hotsock.subscribe";
+    pub const SUBSCRIBED: &str = "hotsock.subscribed";
+    pub const UNSUBSCRIBE: &str = "hotsock.unsubscribe";
+    pub const UNSUBSCRIBED: &str = "hotsock.unsubscribed";
+    pub const PING: &str = "hotsock.ping";
+    pub const PONG: &str = "hotsock.pong";
+    pub const HEARTBEAT: &str = "hotsock.heartbeat";
+    pub const KEEP_ALIVE: &str = "hotsock.keepAlive";
+    pub const ERROR: &str = "hotsock.error";
+    pub const MEMBER_ADDED: &str = "hotsock.memberAdded";
+    pub const MEMBER_UPDATED: &str = "hotsock.memberUpdated";
+    pub const MEMBER_REMOVED: &str = "hotsock.memberRemoved";
+    pub const MESSAGE_REACTION: &str = "hotsock.messageReaction";
+    pub const MESSAGE_REACTION_ADDED: &str = "hotsock.messageReactionAdded";
+    pub const MESSAGE_REACTION_REMOVED: &str = "hotsock.messageReactionRemoved";
+    pub const CHANNEL_STORAGE_SET: &str = "hotsock.channelStorageSet";
+    pub const CHANNEL_STORAGE_GET: &str = "hotsock.channelStorageGet";
+    pub const CHANNEL_STORAGE_UPDATED: &str = "hotsock.channelStorageUpdated";
+    pub const CHANNEL_STORAGE_DATA: &str = "hotsock.channelStorageData";
+    pub const UMD_UPDATE: &str = "hotsock.umdUpdate";
+}
+
+// ---------------------------------------------------------------------------------
+// Client -> server
+// ---------------------------------------------------------------------------------
+
+/// Whether a reaction is being added or removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReactionAction {
+    Add,
+    Remove,
+}
+
+impl ReactionAction {
+    /// The wire string: `add` or `remove`.
+    pub const fn as_str(&self) -> &'static str {
+        match self {
+            ReactionAction::Add => "add",
+            ReactionAction::Remove => "remove",
+        }
+    }
+
+    pub const fn is_add(&self) -> bool {
+        matches!(self, ReactionAction::Add)
+    }
+}
+
+/// A well-formed client frame. Names are validated; permissions are not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientCommand {
+    /// `token` is a subscribe-scoped JWT, never empty.
+    Subscribe {
+        channel: String,
+        token: Option<String>,
+    },
+    Unsubscribe {
+        channel: String,
+    },
+    Ping,
+    Heartbeat,
+    Pong,
+    /// `data` is `null` when the frame had none; its size is already checked.
+    Publish {
+        channel: String,
+        event: String,
+        data: Value,
+    },
+    /// `message_id` is a canonical (uppercase) ULID.
+    MessageReaction {
+        channel: String,
+        message_id: String,
+        reaction: String,
+        action: ReactionAction,
+    },
+    /// `data` of `null` (or `{}`) clears the key.
+    ChannelStorageSet {
+        channel: String,
+        key: String,
+        data: Value,
+    },
+    ChannelStorageGet {
+        channel: String,
+        key: String,
+    },
+    /// `token` is a umd-scoped JWT, never empty.
+    UmdUpdate {
+        channel: Option<String>,
+        token: String,
+    },
+}
+
+impl ClientCommand {
+    /// The channel the command is about, if any (as the client named it: may be an
+    /// alias).
+    pub fn channel(&self) -> Option<&str> {
+        match self {
+            ClientCommand::Subscribe { channel, .. }
+            | ClientCommand::Unsubscribe { channel }
+            | ClientCommand::Publish { channel, .. }
+            | ClientCommand::MessageReaction { channel, .. }
+            | ClientCommand::ChannelStorageSet { channel, .. }
+            | ClientCommand::ChannelStorageGet { channel, .. } => Some(channel),
+            ClientCommand::UmdUpdate { channel, .. } => channel.as_deref(),
+            ClientCommand::Ping | ClientCommand::Heartbeat | ClientCommand::Pong => None,
+        }
+    }
+}
+
+/// Parses one client text frame. Never panics; every failure is a [`ProtocolError`]
+/// that carries the frame's `channel` whenever the frame had a string one.
+pub fn parse_client_frame(text: &str) -> Result<ClientCommand, ProtocolError> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(ProtocolError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "frame is {} bytes; the limit is {MAX_FRAME_BYTES}",
+                text.len()
+            ),
+        ));
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            format!("frame is not valid JSON: {e}"),
+        )
+    })?;
+    parse_client_value(value)
+}
+
+/// Parses an already-decoded frame (also usable for HTTP bodies shaped like frames).
+pub fn parse_client_value(value: Value) -> Result<ClientCommand, ProtocolError> {
+    let Value::Object(map) = value else {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidMessage,
+            "frame must be a JSON object",
+        ));
+    };
+    Frame::new(map).parse()
+}
+
+/// A decoded frame object plus the channel to put on its errors.
+struct Frame {
+    map: Map<String, Value>,
+    error_channel: Option<String>,
+}
+
+impl Frame {
+    fn new(map: Map<String, Value>) -> Self {
+        let error_channel = map
+            .get("channel")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Frame { map, error_channel }
+    }
+
+    fn fail<T>(&self, code: ErrorCode, message: impl Into<String>) -> Result<T, ProtocolError> {
+        Err(self.attach(ProtocolError::new(code, message)))
+    }
+
+    fn attach(&self, mut err: ProtocolError) -> ProtocolError {
+        if err.channel.is_none() {
+            err.channel.clone_from(&self.error_channel);
+        }
+        err
+    }
+
+    fn parse(mut self) -> Result<ClientCommand, ProtocolError> {
+        let event = match self.map.get("event") {
+            None | Some(Value::Null) => {
+                return self.fail(ErrorCode::InvalidEvent, "event is required")
+            }
+            Some(Value::String(s)) => s.clone(),
+            Some(_) => return self.fail(ErrorCode::InvalidMessage, "event must be a string"),
+        };
+        match event.as_str() {
+            events::SUBSCRIBE => {
+                let channel = self.required_channel()?;
+                let token = self.subscribe_token()?;
+                Ok(ClientCommand::Subscribe { channel, token })
+            }
+            events::UNSUBSCRIBE => Ok(ClientCommand::Unsubscribe {
+                channel: self.required_channel()?,
+            }),
+            events::PING => Ok(ClientCommand::Ping),
+            events::HEARTBEAT => Ok(ClientCommand::Heartbeat),
+            events::PONG => Ok(ClientCommand::Pong),
+            events::MESSAGE_REACTION => self.message_reaction(),
+            events::CHANNEL_STORAGE_SET => {
+                let channel = self.required_channel()?;
+                let key = self.storage_key()?;
+                let data = self.data()?;
+                Ok(ClientCommand::ChannelStorageSet { channel, key, data })
+            }
+            events::CHANNEL_STORAGE_GET => {
+                let channel = self.required_channel()?;
+                let key = self.storage_key()?;
+                Ok(ClientCommand::ChannelStorageGet { channel, key })
+            }
+            events::UMD_UPDATE => {
+                let channel = self.optional_channel()?;
+                let token = self.umd_token()?;
+                Ok(ClientCommand::UmdUpdate { channel, token })
+            }
+            e if e.starts_with(names::RESERVED_EVENT_PREFIX) => self.fail(
+                ErrorCode::UnknownCommand,
+                format!("{e:?} is not a client command"),
+            ),
+            _ => {
+                let channel = self.required_channel()?;
+                names::validate_client_event(&event).map_err(|e| self.attach(e))?;
+                let data = self.data()?;
+                Ok(ClientCommand::Publish {
+                    channel,
+                    event,
+                    data,
+                })
+            }
+        }
+    }
+
+    fn optional_channel(&self) -> Result<Option<String>, ProtocolError> {
+        match self.map.get("channel") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(c)) => {
+                names::validate_channel(c).map_err(|e| self.attach(e))?;
+                Ok(Some(c.clone()))
+            }
+            Some(_) => self.fail(ErrorCode::InvalidMessage, "channel must be a string"),
+        }
+    }
+
+    fn required_channel(&self) -> Result<String, ProtocolError> {
+        match self.optional_channel()? {
+            Some(c) => Ok(c),
+            None => self.fail(ErrorCode::InvalidChannel, "channel is required"),
+        }
+    }
+
+    fn storage_key(&self) -> Result<String, ProtocolError> {
+        match self.map.get("key") {
+            None | Some(Value::Null) => {
+                self.fail(ErrorCode::InvalidStorageKey, "storage key is required")
+            }
+            Some(Value::String(k)) => {
+                names::validate_storage_key(k).map_err(|e| self.attach(e))?;
+                Ok(k.clone())
+            }
+            Some(_) => self.fail(ErrorCode::InvalidMessage, "key must be a string"),
+        }
+    }
+
+    /// Takes `data` (absent means `null`) after checking its size.
+    fn data(&mut self) -> Result<Value, ProtocolError> {
+        let data = self.map.remove("data").unwrap_or(Value::Null);
+        names::validate_data_size(&data).map_err(|e| self.attach(e))?;
+        Ok(data)
+    }
+
+    /// `data` as an object, or `None` when absent or `null`.
+    fn data_object(&self) -> Result<Option<&Map<String, Value>>, ProtocolError> {
+        match self.map.get("data") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(d)) => Ok(Some(d)),
+            Some(_) => self.fail(ErrorCode::InvalidMessage, "data must be an object"),
+        }
+    }
+
+    /// `data.token`; token problems use the command's token code so hotsock-js marks
+    /// the subscription failed instead of leaving it pending.
+    fn subscribe_token(&self) -> Result<Option<String>, ProtocolError> {
+        let Some(data) = self.data_object()? else {
+            return Ok(None);
+        };
+        match data.get("token") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(t)) if !t.is_empty() => Ok(Some(t.clone())),
+            Some(Value::String(_)) => self.fail(
+                ErrorCode::InvalidSubscribeToken,
+                "subscribe token must not be empty",
+            ),
+            Some(_) => self.fail(
+                ErrorCode::InvalidSubscribeToken,
+                "subscribe token must be a string",
+            ),
+        }
+    }
+
+    fn umd_token(&self) -> Result<String, ProtocolError> {
+        let token = self.data_object()?.and_then(|d| d.get("token"));
+        match token {
+            Some(Value::String(t)) if !t.is_empty() => Ok(t.clone()),
+            None | Some(Value::Null) => {
+                self.fail(ErrorCode::InvalidUmdToken, "data.token is required")
+            }
+            Some(Value::String(_)) => {
+                self.fail(ErrorCode::InvalidUmdToken, "umd token must not be empty")
+            }
+            Some(_) => self.fail(ErrorCode::InvalidUmdToken, "umd token must be a string"),
+        }
+    }
+
+    fn message_reaction(&self) -> Result<ClientCommand, ProtocolError> {
+        let channel = self.required_channel()?;
+        let Some(data) = self.data_object()? else {
+            return self.fail(
+                ErrorCode::InvalidMessage,
+                "data with messageId, reaction and action is required",
+            );
+        };
+        let message_id = match data.get("messageId") {
+            Some(Value::String(id)) => match parse_ulid(id) {
+                Some(ulid) => ulid.to_string(),
+                None => {
+                    return self.fail(
+                        ErrorCode::MessageNotFound,
+                        "messageId is not a message id (ULID)",
+                    )
+                }
+            },
+            None | Some(Value::Null) => {
+                return self.fail(ErrorCode::InvalidMessage, "data.messageId is required")
+            }
+            Some(_) => {
+                return self.fail(ErrorCode::InvalidMessage, "data.messageId must be a string")
+            }
+        };
+        let reaction = match data.get("reaction") {
+            Some(Value::String(r)) => {
+                names::validate_reaction(r).map_err(|e| self.attach(e))?;
+                r.clone()
+            }
+            None | Some(Value::Null) => {
+                return self.fail(ErrorCode::InvalidReaction, "data.reaction is required")
+            }
+            Some(_) => {
+                return self.fail(ErrorCode::InvalidMessage, "data.reaction must be a string")
+            }
+        };
+        let action = match data.get("action").and_then(Value::as_str) {
+            Some("add") => ReactionAction::Add,
+            Some("remove") => ReactionAction::Remove,
+            _ => {
+                return self.fail(
+                    ErrorCode::InvalidMessage,
+                    "data.action must be \"add\" or \"remove\"",
+                )
+            }
+        };
+        Ok(ClientCommand::MessageReaction {
+            channel,
+            message_id,
+            reaction,
+            action,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Server -> client
+// ---------------------------------------------------------------------------------
+
+/// `meta` of a frame: who published it. `uid` and `umd` are always serialized
+/// (`null` when absent) because hotsock-js reads `meta.uid` without a guard.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct Meta {
+    pub uid: Option<String>,
+    pub umd: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel_alias: Option<String>,
+}
+
+impl Meta {
+    /// `umd` of JSON `null` is stored as `None`, so equal metas compare equal.
+    pub fn new(uid: Option<String>, umd: Option<Value>) -> Self {
+        Meta {
+            uid,
+            umd: umd.filter(|v| !v.is_null()),
+            channel_alias: None,
+        }
+    }
+
+    pub fn with_alias(mut self, alias: impl Into<String>) -> Self {
+        self.channel_alias = Some(alias.into());
+        self
+    }
+}
+
+/// A presence member as listed in `data.member` / `data.members`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct Member {
+    pub uid: String,
+    /// `null` when the member has no umd.
+    #[serde(default)]
+    pub umd: Value,
+}
+
+impl Member {
+    pub fn new(uid: impl Into<String>, umd: Option<Value>) -> Self {
+        Member {
+            uid: uid.into(),
+            umd: umd.unwrap_or(Value::Null),
+        }
+    }
+
+    fn to_value(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("uid".into(), Value::String(self.uid.clone()));
+        m.insert("umd".into(), self.umd.clone());
+        Value::Object(m)
+    }
+}
+
+/// `error` of a `hotsock.error` frame.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl From<&ProtocolError> for WireError {
+    fn from(e: &ProtocolError) -> Self {
+        WireError {
+            code: e.code,
+            message: e.message.clone(),
+        }
+    }
+}
+
+/// One server -> client frame. Build it with the constructors, which produce exactly
+/// the PROTOCOL.md §5 shapes.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+pub struct ServerMessage {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub event: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+    /// Outer `None`: no `meta` field. `Some(None)`: `"meta":null` (an unset storage
+    /// entry). `Some(Some(m))`: a meta object.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present"
+    )]
+    pub meta: Option<Option<Meta>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<WireError>,
+}
+
+/// Distinguishes a present `null` from an absent field.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+fn object<const N: usize>(entries: [(&str, Value); N]) -> Value {
+    Value::Object(
+        entries
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect(),
+    )
+}
+
+fn empty_object() -> Value {
+    Value::Object(Map::new())
+}
+
+fn members_value(members: Vec<Member>) -> Value {
+    Value::Array(members.iter().map(Member::to_value).collect())
+}
+
+impl ServerMessage {
+    fn bare(event: &str, data: Value) -> Self {
+        ServerMessage {
+            id: None,
+            event: event.to_owned(),
+            channel: None,
+            key: None,
+            data,
+            meta: None,
+            error: None,
+        }
+    }
+
+    fn on(mut self, channel: impl Into<String>) -> Self {
+        self.channel = Some(channel.into());
+        self
+    }
+
+    fn with_meta(mut self, meta: Meta) -> Self {
+        self.meta = Some(Some(meta));
+        self
+    }
+
+    /// First frame of a connection. `expires_at` is RFC 3339 UTC (see
+    /// [`format_rfc3339_utc`]).
+    pub fn connected(connection_id: &str, expires_at: &str, secret: &str, meta: Meta) -> Self {
+        ServerMessage::bare(
+            events::CONNECTED,
+            object([
+                ("connectionId", Value::String(connection_id.to_owned())),
+                ("connectionExpiresAt", Value::String(expires_at.to_owned())),
+                ("connectionSecret", Value::String(secret.to_owned())),
+            ]),
+        )
+        .with_meta(meta)
+    }
+
+    /// `members` only for presence channels; `auto_subscribed` for subscriptions made
+    /// on connect.
+    pub fn subscribed(
+        channel: &str,
+        meta: Meta,
+        members: Option<Vec<Member>>,
+        auto_subscribed: bool,
+    ) -> Self {
+        let mut data = Map::new();
+        if let Some(members) = members {
+            data.insert("members".into(), members_value(members));
+        }
+        if auto_subscribed {
+            data.insert("autoSubscribed".into(), Value::Bool(true));
+        }
+        ServerMessage::bare(events::SUBSCRIBED, Value::Object(data))
+            .on(channel)
+            .with_meta(meta)
+    }
+
+    pub fn unsubscribed(channel: &str, meta: Meta) -> Self {
+        ServerMessage::bare(events::UNSUBSCRIBED, empty_object())
+            .on(channel)
+            .with_meta(meta)
+    }
+
+    pub fn pong() -> Self {
+        ServerMessage::bare(events::PONG, empty_object())
+    }
+
+    pub fn keep_alive() -> Self {
+        ServerMessage::bare(events::KEEP_ALIVE, empty_object())
+    }
+
+    /// Server-initiated ping; hotsock-js answers `hotsock.pong`.
+    pub fn ping() -> Self {
+        ServerMessage::bare(events::PING, empty_object())
+    }
+
+    /// `hotsock.error`, carrying the error's channel when it has one.
+    pub fn error(err: ProtocolError) -> Self {
+        let wire = WireError::from(&err);
+        let mut msg = ServerMessage::bare(events::ERROR, empty_object());
+        msg.channel = err.channel;
+        msg.error = Some(wire);
+        msg
+    }
+
+    /// A published message. `meta` is `None` for server publishes without a uid.
+    pub fn message(id: &str, event: &str, channel: &str, data: Value, meta: Option<Meta>) -> Self {
+        let mut msg = ServerMessage::bare(event, data).on(channel);
+        msg.id = Some(id.to_owned());
+        msg.meta = meta.map(Some);
+        msg
+    }
+
+    fn member_event(event: &str, channel: &str, member: Member, members: Vec<Member>) -> Self {
+        ServerMessage::bare(
+            event,
+            object([
+                ("member", member.to_value()),
+                ("members", members_value(members)),
+            ]),
+        )
+        .on(channel)
+    }
+
+    pub fn member_added(channel: &str, member: Member, members: Vec<Member>) -> Self {
+        ServerMessage::member_event(events::MEMBER_ADDED, channel, member, members)
+    }
+
+    pub fn member_updated(channel: &str, member: Member, members: Vec<Member>) -> Self {
+        ServerMessage::member_event(events::MEMBER_UPDATED, channel, member, members)
+    }
+
+    pub fn member_removed(channel: &str, member: Member, members: Vec<Member>) -> Self {
+        ServerMessage::member_event(events::MEMBER_REMOVED, channel, member, members)
+    }
+
+    /// `hotsock.messageReactionAdded` (`added`) or `hotsock.messageReactionRemoved`.
+    pub fn reaction(
+        added: bool,
+        channel: &str,
+        message_id: &str,
+        reaction: &str,
+        meta: Meta,
+    ) -> Self {
+        let (event, action) = if added {
+            (events::MESSAGE_REACTION_ADDED, ReactionAction::Add)
+        } else {
+            (events::MESSAGE_REACTION_REMOVED, ReactionAction::Remove)
+        };
+        ServerMessage::bare(
+            event,
+            object([
+                ("messageId", Value::String(message_id.to_owned())),
+                ("reaction", Value::String(reaction.to_owned())),
+                ("action", Value::String(action.as_str().to_owned())),
+            ]),
+        )
+        .on(channel)
+        .with_meta(meta)
+    }
+
+    pub fn storage_updated(channel: &str, key: &str, data: Value, meta: Meta) -> Self {
+        let mut msg = ServerMessage::bare(events::CHANNEL_STORAGE_UPDATED, data)
+            .on(channel)
+            .with_meta(meta);
+        msg.key = Some(key.to_owned());
+        msg
+    }
+
+    /// Answer to a storage get; `data` and `meta` are `null` when the key is unset.
+    pub fn storage_data(channel: &str, key: &str, data: Option<Value>, meta: Option<Meta>) -> Self {
+        let mut msg =
+            ServerMessage::bare(events::CHANNEL_STORAGE_DATA, data.unwrap_or(Value::Null))
+                .on(channel);
+        msg.key = Some(key.to_owned());
+        msg.meta = Some(meta);
+        msg
+    }
+
+    /// The `meta` object, if the frame has one.
+    pub fn meta(&self) -> Option<&Meta> {
+        self.meta.as_ref().and_then(Option::as_ref)
+    }
+
+    /// One JSON text frame.
+    pub fn to_json(&self) -> String {
+        // Serializing this type cannot fail: every map key is a string.
+        serde_json::to_string(self).unwrap_or_else(|_| {
+            r#"{"event":"hotsock.error","data":{},"error":{"code":"INTERNAL_ERROR","message":"internal error"}}"#
+                .to_owned()
+        })
+    }
+}
+
+/// Formats Unix seconds as RFC 3339 UTC without fractions (`2026-11-22T20:09:23Z`),
+/// the `connectionExpiresAt` shape. `None` if out of range.
+pub fn format_rfc3339_utc(unix_seconds: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .ok()?
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+// ---------------------------------------------------------------------------------
+// Message ids
+// ---------------------------------------------------------------------------------
+
+/// Process-wide monotonic ULID source: ids from one process sort in creation order
+/// even within a millisecond, which `listMessages` order relies on.
+pub struct IdGenerator {
+    state: Mutex<IdState>,
+}
+
+struct IdState {
+    generator: Generator,
+    last: Ulid,
+}
+
+impl IdState {
+    fn next_at(&mut self, now: SystemTime) -> Ulid {
+        let id = match self.generator.generate_from_datetime(now) {
+            Ok(id) => id,
+            // The random part ran out within one millisecond: borrow the next
+            // millisecond so order still holds.
+            Err(_) => {
+                let next_ms = self.last.timestamp_ms().saturating_add(1);
+                let at = SystemTime::UNIX_EPOCH + Duration::from_millis(next_ms);
+                self.generator
+                    .generate_from_datetime(at)
+                    .unwrap_or_else(|_| Ulid::new())
+            }
+        };
+        self.last = id;
+        id
+    }
+}
+
+impl IdGenerator {
+    /// `const` so it can live in a `static`.
+    pub const fn new() -> Self {
+        IdGenerator {
+            state: Mutex::new(IdState {
+                generator: Generator::new(),
+                last: Ulid::nil(),
+            }),
+        }
+    }
+
+    pub fn next_ulid(&self) -> Ulid {
+        // A poisoned lock still holds a valid state: ids stay monotonic.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.next_at(SystemTime::now())
+    }
+
+    /// The next id as a 26-char ULID string.
+    pub fn next_id(&self) -> String {
+        self.next_ulid().to_string()
+    }
+}
+
+impl Default for IdGenerator {
+    fn default() -> Self {
+        IdGenerator::new()
+    }
+}
+
+static IDS: IdGenerator = IdGenerator::new();
+
+/// Next id from the process-wide generator.
+pub fn next_message_id() -> String {
+    IDS.next_id()
+}
+
+/// Parses a ULID strictly: 26 Crockford base32 chars (any case) that encode 128
+/// bits. `Ulid::from_string` alone silently wraps a first char above `7`.
+pub fn parse_ulid(id: &str) -> Option<Ulid> {
+    let ulid = Ulid::from_string(id).ok()?;
+    ulid.to_string().eq_ignore_ascii_case(id).then_some(ulid)
+}
+
+/// Creation time (Unix ms) encoded in a ULID string; `None` if it is not a ULID.
+pub fn ulid_timestamp_ms(id: &str) -> Option<u64> {
+    parse_ulid(id).map(|u| u.timestamp_ms())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An RNG that always yields all-ones, to drive the generator to overflow.
+    struct MaxRng;
+
+    impl rand::RngCore for MaxRng {
+        fn next_u32(&mut self) -> u32 {
+            u32::MAX
+        }
+        fn next_u64(&mut self) -> u64 {
+            u64::MAX
+        }
+        fn fill_bytes(&mut self, dst: &mut [u8]) {
+            dst.fill(0xff);
+        }
+    }
+
+    #[test]
+    fn overflow_moves_to_next_millisecond() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
+        let mut generator = Generator::new();
+        let last = generator
+            .generate_from_datetime_with_source(now, &mut MaxRng)
+            .unwrap();
+        assert_eq!(last.random(), (1u128 << 80) - 1);
+        let mut state = IdState { generator, last };
+        let next = state.next_at(now);
+        assert!(next > last);
+        assert_eq!(next.timestamp_ms(), last.timestamp_ms() + 1);
+        let after = state.next_at(now);
+        assert!(after > next);
+    }
+}

@@ -1,0 +1,35 @@
+//! Partition and sort keys of the one table (docs/data-model.md).
+
+pub const CONNECTION_SK: &str = "CONN";
+pub const META_SK: &str = "META";
+pub const SUB_PREFIX: &str = "SUB#";
+pub const CONN_PREFIX: &str = "CONN#";
+pub const CHAN_PREFIX: &str = "CHAN#";
+pub const MSG_PREFIX: &str = "MSG#";
+pub const JTI_PREFIX: &str = "JTI#";
+
+pub fn connection_pk(connection_id: &str) -> String {
+    format!("{CONN_PREFIX}{connection_id}")
+}
+
+pub fn channel_pk(channel: &str) -> String {
+    format!("{CHAN_PREFIX}{channel}")
+}
+
+/// Sort key of a subscription under its channel: one per connection.
+pub fn subscription_sk(connection_id: &str) -> String {
+    format!("{SUB_PREFIX}{connection_id}")
+}
+
+/// Sort key of the reverse index under a connection: one per channel.
+pub fn connection_subscription_sk(channel: &str) -> String {
+    format!("{SUB_PREFIX}{channel}")
+}
+
+pub fn message_pk(channel: &str) -> String {
+    format!("{MSG_PREFIX}{channel}")
+}
+
+pub fn jti_pk(jti: &str) -> String {
+    format!("{JTI_PREFIX}{jti}")
+}

@@ -1,0 +1,191 @@
+//! DynamoDB access: the only module that talks to the table. One submodule per
+//! item family; every read drops items whose `ttl` has passed, because DynamoDB
+//! deletes expired items up to days late.
+
+mod connections;
+pub mod keys;
+mod messages;
+mod subscriptions;
+
+pub use connections::{ConnectionItem, ConnectionSubscriptionItem};
+pub use messages::{MessageItem, MessagePage, MessageQuery};
+pub use subscriptions::{SubscribeOutcome, SubscriptionItem};
+
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use std::collections::HashMap;
+
+pub type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("dynamodb {operation} failed: {message}")]
+    Dynamo {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("stored item could not be read: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    fn dynamo<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+        operation: &'static str,
+        err: SdkError<E, R>,
+    ) -> Self {
+        let message = match &err {
+            SdkError::ServiceError(service) => {
+                let e = service.err();
+                format!(
+                    "{}: {}",
+                    e.code().unwrap_or("unknown"),
+                    e.message().unwrap_or("")
+                )
+            }
+            other => format!("{other:?}"),
+        };
+        StoreError::Dynamo { operation, message }
+    }
+}
+
+impl From<serde_dynamo::Error> for StoreError {
+    fn from(e: serde_dynamo::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+impl Store {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Store {
+            client,
+            table: table.into(),
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// All items of one partition, following pagination, with expired items
+    /// dropped. `sk_prefix` narrows to one family inside the partition.
+    async fn query_partition(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take());
+            query = match sk_prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix)),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let out = query
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            items.extend(out.items.unwrap_or_default().into_iter().filter(|i| alive(i, now)));
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(items)
+    }
+
+    async fn get(&self, pk: String, sk: String, now: i64) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        Ok(out.item.filter(|i| alive(i, now)))
+    }
+
+    /// A single-use token's `jti` may be used once: the conditional put fails on
+    /// reuse. The marker lives until the token expires, after which the token is
+    /// refused anyway.
+    pub async fn consume_jti(&self, jti: &str, exp: i64, now: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::jti_pk(jti)))
+            .item("sk", s("JTI"))
+            .item("ttl", n(exp.max(now) + 60))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("PutItem", e)),
+        }
+    }
+}
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// An item without `ttl` lives forever; one whose `ttl` has passed is gone.
+pub(crate) fn alive(item: &Item, now: i64) -> bool {
+    match item.get("ttl") {
+        Some(AttributeValue::N(ttl)) => ttl.parse::<i64>().map_or(true, |t| t > now),
+        _ => true,
+    }
+}
+
+pub(crate) fn is_condition_failure<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
+}
+
+/// Which items of a cancelled transaction failed their condition, by position.
+pub(crate) fn cancelled_conditions<R>(
+    err: &SdkError<aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError, R>,
+) -> Option<Vec<bool>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match err.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(e)) => Some(
+            e.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}

@@ -1,0 +1,258 @@
+//! Subscriptions (`CHAN#<channel>` / `SUB#<connection>`), their reverse index and
+//! the channel's subscription count, always changed together in one transaction.
+
+use super::connections::ConnectionSubscriptionItem;
+use super::{cancelled_conditions, keys, n, s, Store, StoreError};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionItem {
+    pub pk: String,
+    pub sk: String,
+    pub channel: String,
+    pub connection_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
+    /// JSON text of the subscription's user metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umd: Option<String>,
+    /// JSON text of [`crate::claims::ChannelPermissions`].
+    pub permissions: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
+    pub subscribed_at_ms: i64,
+    /// Whether this subscription adds to `subscriptionsCount`.
+    pub counted: bool,
+    pub ttl: i64,
+}
+
+impl SubscriptionItem {
+    pub fn umd_value(&self) -> Option<serde_json::Value> {
+        self.umd.as_deref().and_then(|t| serde_json::from_str(t).ok())
+    }
+
+    pub fn permissions(&self) -> Result<crate::claims::ChannelPermissions, StoreError> {
+        serde_json::from_str(&self.permissions).map_err(|e| StoreError::Corrupt(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscribeOutcome {
+    Subscribed,
+    AlreadySubscribed,
+    /// The connection item is gone: it disconnected while subscribing.
+    ConnectionGone,
+}
+
+impl Store {
+    /// Writes the subscription, its reverse index and the count as one
+    /// transaction, conditional on no live subscription and a live connection,
+    /// so a double subscribe or a racing disconnect cannot leave strays.
+    pub async fn subscribe(
+        &self,
+        item: &SubscriptionItem,
+        now: i64,
+    ) -> Result<SubscribeOutcome, StoreError> {
+        let reverse = ConnectionSubscriptionItem {
+            pk: keys::connection_pk(&item.connection_id),
+            sk: keys::connection_subscription_sk(&item.channel),
+            channel: item.channel.clone(),
+            ttl: item.ttl,
+        };
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(keys::connection_pk(&item.connection_id)))
+                        .key("sk", s(keys::CONNECTION_SK))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(serde_dynamo::to_item(item)?))
+                        .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                        .expression_attribute_names("#ttl", "ttl")
+                        .expression_attribute_values(":now", n(now))
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(serde_dynamo::to_item(&reverse)?))
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+        ];
+        if item.counted {
+            writes.push(count_change(&self.table, &item.channel, 1)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(SubscribeOutcome::Subscribed),
+            Err(e) => match cancelled_conditions(&e) {
+                Some(failed) if failed.first() == Some(&true) => {
+                    Ok(SubscribeOutcome::ConnectionGone)
+                }
+                Some(failed) if failed.get(1) == Some(&true) => {
+                    Ok(SubscribeOutcome::AlreadySubscribed)
+                }
+                _ => Err(StoreError::dynamo("TransactWriteItems", e)),
+            },
+        }
+    }
+
+    /// Removes a subscription with its reverse index and count contribution.
+    /// Returns the removed item, or `None` when there was none to remove (so two
+    /// racing removals decrement the count once).
+    pub async fn unsubscribe(
+        &self,
+        channel: &str,
+        connection_id: &str,
+        now: i64,
+    ) -> Result<Option<SubscriptionItem>, StoreError> {
+        let Some(existing) = self.get_subscription(channel, connection_id, now).await? else {
+            // Expired leftovers are removed quietly; they never counted as live.
+            self.delete_subscription_items(channel, connection_id)
+                .await?;
+            return Ok(None);
+        };
+        let mut writes = vec![
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(keys::channel_pk(channel)))
+                        .key("sk", s(keys::subscription_sk(connection_id)))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(keys::connection_pk(connection_id)))
+                        .key("sk", s(keys::connection_subscription_sk(channel)))
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build(),
+        ];
+        if existing.counted {
+            writes.push(count_change(&self.table, channel, -1)?);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Some(existing)),
+            Err(e) if cancelled_conditions(&e).is_some_and(|f| f.first() == Some(&true)) => {
+                Ok(None)
+            }
+            Err(e) => Err(StoreError::dynamo("TransactWriteItems", e)),
+        }
+    }
+
+    async fn delete_subscription_items(
+        &self,
+        channel: &str,
+        connection_id: &str,
+    ) -> Result<(), StoreError> {
+        for (pk, sk) in [
+            (keys::channel_pk(channel), keys::subscription_sk(connection_id)),
+            (
+                keys::connection_pk(connection_id),
+                keys::connection_subscription_sk(channel),
+            ),
+        ] {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
+        }
+        Ok(())
+    }
+
+    pub async fn get_subscription(
+        &self,
+        channel: &str,
+        connection_id: &str,
+        now: i64,
+    ) -> Result<Option<SubscriptionItem>, StoreError> {
+        let item = self
+            .get(
+                keys::channel_pk(channel),
+                keys::subscription_sk(connection_id),
+                now,
+            )
+            .await?;
+        Ok(item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    /// Every live subscription of a channel.
+    pub async fn channel_subscriptions(
+        &self,
+        channel: &str,
+        now: i64,
+    ) -> Result<Vec<SubscriptionItem>, StoreError> {
+        let items = self
+            .query_partition(&keys::channel_pk(channel), Some(keys::SUB_PREFIX), now)
+            .await?;
+        Ok(serde_dynamo::from_items(items)?)
+    }
+
+    /// `subscriptionsCount` of a channel (0 when it never had one).
+    pub async fn subscriptions_count(&self, channel: &str) -> Result<i64, StoreError> {
+        let item = self
+            .get(keys::channel_pk(channel), keys::META_SK.into(), 0)
+            .await?;
+        Ok(item
+            .and_then(|i| i.get("subscriptionsCount").cloned())
+            .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
+            .unwrap_or(0))
+    }
+}
+
+fn count_change(table: &str, channel: &str, delta: i64) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .update(
+            Update::builder()
+                .table_name(table)
+                .key("pk", s(keys::channel_pk(channel)))
+                .key("sk", s(keys::META_SK))
+                .update_expression("ADD subscriptionsCount :delta")
+                .expression_attribute_values(":delta", n(delta))
+                .build()
+                .map_err(build_error)?,
+        )
+        .build())
+}
+
+pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Corrupt(format!("request could not be built: {e}"))
+}

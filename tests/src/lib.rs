@@ -1,0 +1,242 @@
+//! Harness for black-box tests: a real local stage on a real port, against
+//! DynamoDB Local (started by `scripts/test.sh`, found via DYNAMODB_ENDPOINT),
+//! driven by real WebSocket and HTTP clients.
+
+use base64::Engine;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use sockhop_local::{Stage, StageOptions};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// TEST-ONLY HS256 secret: signs the tokens of these tests and nothing else.
+pub const TEST_SECRET: &[u8] = b"sockhop-TEST-ONLY-hs256-secret-not-for-real-use";
+/// How long a test waits for a frame it expects.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+pub fn dynamodb_endpoint() -> String {
+    std::env::var("DYNAMODB_ENDPOINT").unwrap_or_else(|_| {
+        panic!("DYNAMODB_ENDPOINT is not set: run the tests with scripts/test.sh, which starts DynamoDB Local")
+    })
+}
+
+/// A stage with its own table, so tests never see each other's items.
+pub struct TestStage {
+    pub stage: Stage,
+    pub http: reqwest::Client,
+}
+
+impl TestStage {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut StageOptions)) -> Self {
+        let mut options = StageOptions::new(root());
+        options.port = 0;
+        options.dynamodb_endpoint = Some(dynamodb_endpoint());
+        options.table_name = format!("test-{}", ulid::Ulid::new());
+        options.examples_dir = None;
+        options.env = vec![
+            ("SIGNING_KEY_1_METHOD".into(), "HS256".into()),
+            (
+                "SIGNING_KEY_1_ENCODED".into(),
+                base64::engine::general_purpose::STANDARD.encode(TEST_SECRET),
+            ),
+            (
+                "CONNECTION_SECRET_KEY".into(),
+                base64::engine::general_purpose::STANDARD.encode(b"TEST-ONLY connection secret key"),
+            ),
+        ];
+        adjust(&mut options);
+        let stage = sockhop_local::start(options).await.expect("stage starts");
+        TestStage {
+            stage,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn ws_url(&self, token: &str) -> String {
+        format!("{}?token={token}", self.stage.websocket_url())
+    }
+
+    /// Connects and waits for `hotsock.connected`.
+    pub async fn connect(&self, claims: Value) -> Client {
+        let mut client = self.try_connect(&sign(claims)).await.expect("upgrade accepted");
+        let connected = client.expect_event("hotsock.connected").await;
+        client.connection_id = connected["data"]["connectionId"].as_str().expect("id").to_owned();
+        client.secret = connected["data"]["connectionSecret"].as_str().expect("secret").to_owned();
+        client.connected = connected;
+        client
+    }
+
+    /// Attempts the upgrade; on refusal returns the HTTP status and body.
+    pub async fn try_connect(&self, token: &str) -> Result<Client, (u16, String)> {
+        match tokio_tungstenite::connect_async(self.ws_url(token)).await {
+            Ok((socket, _)) => Ok(Client {
+                socket,
+                connection_id: String::new(),
+                secret: String::new(),
+                connected: Value::Null,
+            }),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                let status = response.status().as_u16();
+                let body = response
+                    .body()
+                    .as_ref()
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default();
+                Err((status, body))
+            }
+            Err(other) => panic!("unexpected connect error: {other}"),
+        }
+    }
+
+    /// `POST /connection/<op>` as `client`; returns status and JSON body.
+    pub async fn connection_api(&self, client: &Client, op: &str, body: Value) -> (u16, Value) {
+        self.connection_api_as(&client.connection_id, &client.secret, op, body).await
+    }
+
+    pub async fn connection_api_as(&self, id: &str, secret: &str, op: &str, body: Value) -> (u16, Value) {
+        let mut url = url::Url::parse(&format!("{}/connection/{op}", self.stage.http_url())).expect("url");
+        url.query_pairs_mut()
+            .append_pair("connectionId", id)
+            .append_pair("connectionSecret", secret);
+        let response = self
+            .http
+            .post(url)
+            .json(&body)
+            .send()
+            .await
+            .expect("http api answers");
+        let status = response.status().as_u16();
+        let body = response.json().await.unwrap_or(Value::Null);
+        (status, body)
+    }
+
+    /// Every item in the stage's table whose pk starts with `prefix`.
+    pub async fn items_with_pk_prefix(&self, prefix: &str) -> Vec<Value> {
+        let client = self.dynamodb().await;
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = client
+                .scan()
+                .table_name(&self.stage.table_name)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .expect("scan");
+            for item in out.items.unwrap_or_default() {
+                let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                if pk.starts_with(prefix) {
+                    let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    items.push(json!({"pk": pk, "sk": sk}));
+                }
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => break,
+            }
+        }
+        items
+    }
+
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "test"))
+            .endpoint_url(&self.stage.dynamodb_endpoint)
+            .load()
+            .await;
+        aws_sdk_dynamodb::Client::new(&sdk)
+    }
+}
+
+/// Signs claims with the test key; `exp` defaults to an hour from now.
+pub fn sign(mut claims: Value) -> String {
+    if let Some(map) = claims.as_object_mut() {
+        map.entry("exp").or_insert(json!(now() + 3600));
+    }
+    sockhop::token::sign_hs256(TEST_SECRET, &claims)
+}
+
+pub struct Client {
+    pub socket: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub connection_id: String,
+    pub secret: String,
+    pub connected: Value,
+}
+
+impl Client {
+    pub async fn send(&mut self, frame: Value) {
+        self.send_text(&frame.to_string()).await;
+    }
+
+    pub async fn send_text(&mut self, text: &str) {
+        self.socket
+            .send(Message::Text(text.to_owned().into()))
+            .await
+            .expect("send frame");
+    }
+
+    /// The next JSON frame, or `None` after `wait` (or when the socket closed).
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        loop {
+            match tokio::time::timeout(wait, self.socket.next()).await {
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Some(serde_json::from_str(&text).expect("server frames are JSON"))
+                }
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+                Ok(Some(Ok(_))) => continue,
+            }
+        }
+    }
+
+    pub async fn next(&mut self) -> Value {
+        self.next_within(WAIT).await.expect("a frame arrives")
+    }
+
+    /// Skips frames until one with `event` arrives.
+    pub async fn expect_event(&mut self, event: &str) -> Value {
+        loop {
+            let frame = self
+                .next_within(WAIT)
+                .await
+                .unwrap_or_else(|| panic!("no {event} frame arrived"));
+            if frame["event"] == event {
+                return frame;
+            }
+        }
+    }
+
+    /// Asserts nothing arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Some(frame) = self.next_within(wait).await {
+            panic!("expected no frame, got {frame}");
+        }
+    }
+
+    pub async fn subscribe(&mut self, channel: &str) -> Value {
+        self.send(json!({"event": "hotsock.subscribe", "channel": channel})).await;
+        self.next().await
+    }
+
+    pub async fn close(mut self) {
+        let _ = self.socket.close(None).await;
+    }
+}
