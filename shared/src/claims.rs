@@ -366,9 +366,9 @@ impl ChannelRules {
         if self.entries.iter().any(|(p, _)| p.matches(name)) {
             return None;
         }
-        self.entries.iter().find_map(|(pattern, d)| {
-            (d.alias.as_deref() == Some(name)).then(|| pattern.source())
-        })
+        self.entries
+            .iter()
+            .find_map(|(pattern, d)| (d.alias.as_deref() == Some(name)).then(|| pattern.source()))
     }
 
     /// The alias this token gives `channel`, if any (exact keys only).
@@ -387,9 +387,7 @@ impl ChannelRules {
             .iter()
             .filter(|(p, d)| p.is_exact() && d.auto_subscribe == Some(true))
             .map(|(p, _)| p.source().to_owned())
-            .filter(|channel| {
-                ChannelPermissions::single(self.grant_for(channel)).may_subscribe()
-            })
+            .filter(|channel| ChannelPermissions::single(self.grant_for(channel)).may_subscribe())
             .collect()
     }
 }
@@ -598,12 +596,7 @@ impl ChannelPermissions {
     fn valued<T: Clone>(&self, pick: impl Fn(&ChannelDirectives) -> Option<&T>) -> Option<T> {
         self.layers.iter().find_map(|g| {
             let patterned: Vec<_> = g.patterned().collect();
-            resolve_valued(
-                patterned
-                    .iter()
-                    .map(|(p, d)| (vec![p], pick(d)))
-                    .collect(),
-            )
+            resolve_valued(patterned.iter().map(|(p, d)| (vec![p], pick(d))).collect())
         })
     }
 

@@ -80,7 +80,11 @@ impl Gateway {
         gone
     }
 
-    async fn post_one<'a>(&self, id: &'a String, frame: &str) -> (&'a String, Result<(), PostError>) {
+    async fn post_one<'a>(
+        &self,
+        id: &'a String,
+        frame: &str,
+    ) -> (&'a String, Result<(), PostError>) {
         (id, self.post(id, frame).await)
     }
 

@@ -7,7 +7,11 @@ use http::HeaderMap;
 
 /// The connection id API Gateway assigned to the socket.
 pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> &str {
-    event.request_context.connection_id.as_deref().unwrap_or_default()
+    event
+        .request_context
+        .connection_id
+        .as_deref()
+        .unwrap_or_default()
 }
 
 /// A WebSocket route answer; on `$connect` a non-200 refuses the upgrade.

@@ -45,6 +45,13 @@ impl TestStage {
     }
 
     pub async fn start_with(adjust: impl FnOnce(&mut StageOptions)) -> Self {
+        // Errors the stage logs show up in a failing test's output.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn,aws_config=error".into()),
+            )
+            .with_test_writer()
+            .try_init();
         let mut options = StageOptions::new(root());
         options.port = 0;
         options.dynamodb_endpoint = Some(dynamodb_endpoint());
@@ -58,7 +65,8 @@ impl TestStage {
             ),
             (
                 "CONNECTION_SECRET_KEY".into(),
-                base64::engine::general_purpose::STANDARD.encode(b"TEST-ONLY connection secret key"),
+                base64::engine::general_purpose::STANDARD
+                    .encode(b"TEST-ONLY connection secret key"),
             ),
         ];
         adjust(&mut options);
@@ -75,10 +83,19 @@ impl TestStage {
 
     /// Connects and waits for `hotsock.connected`.
     pub async fn connect(&self, claims: Value) -> Client {
-        let mut client = self.try_connect(&sign(claims)).await.expect("upgrade accepted");
+        let mut client = self
+            .try_connect(&sign(claims))
+            .await
+            .expect("upgrade accepted");
         let connected = client.expect_event("hotsock.connected").await;
-        client.connection_id = connected["data"]["connectionId"].as_str().expect("id").to_owned();
-        client.secret = connected["data"]["connectionSecret"].as_str().expect("secret").to_owned();
+        client.connection_id = connected["data"]["connectionId"]
+            .as_str()
+            .expect("id")
+            .to_owned();
+        client.secret = connected["data"]["connectionSecret"]
+            .as_str()
+            .expect("secret")
+            .to_owned();
         client.connected = connected;
         client
     }
@@ -107,11 +124,19 @@ impl TestStage {
 
     /// `POST /connection/<op>` as `client`; returns status and JSON body.
     pub async fn connection_api(&self, client: &Client, op: &str, body: Value) -> (u16, Value) {
-        self.connection_api_as(&client.connection_id, &client.secret, op, body).await
+        self.connection_api_as(&client.connection_id, &client.secret, op, body)
+            .await
     }
 
-    pub async fn connection_api_as(&self, id: &str, secret: &str, op: &str, body: Value) -> (u16, Value) {
-        let mut url = url::Url::parse(&format!("{}/connection/{op}", self.stage.http_url())).expect("url");
+    pub async fn connection_api_as(
+        &self,
+        id: &str,
+        secret: &str,
+        op: &str,
+        body: Value,
+    ) -> (u16, Value) {
+        let mut url =
+            url::Url::parse(&format!("{}/connection/{op}", self.stage.http_url())).expect("url");
         url.query_pairs_mut()
             .append_pair("connectionId", id)
             .append_pair("connectionSecret", secret);
@@ -142,9 +167,17 @@ impl TestStage {
                 .await
                 .expect("scan");
             for item in out.items.unwrap_or_default() {
-                let pk = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                let pk = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
                 if pk.starts_with(prefix) {
-                    let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+                    let sk = item
+                        .get("sk")
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default();
                     items.push(json!({"pk": pk, "sk": sk}));
                 }
             }
@@ -159,7 +192,9 @@ impl TestStage {
     pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new("t", "t", None, None, "test"))
+            .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
+                "t", "t", None, None, "test",
+            ))
             .endpoint_url(&self.stage.dynamodb_endpoint)
             .load()
             .await;
@@ -201,7 +236,9 @@ impl Client {
                 Ok(Some(Ok(Message::Text(text)))) => {
                     return Some(serde_json::from_str(&text).expect("server frames are JSON"))
                 }
-                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => return None,
+                Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) | Err(_) => {
+                    return None
+                }
                 Ok(Some(Ok(_))) => continue,
             }
         }
@@ -232,7 +269,8 @@ impl Client {
     }
 
     pub async fn subscribe(&mut self, channel: &str) -> Value {
-        self.send(json!({"event": "hotsock.subscribe", "channel": channel})).await;
+        self.send(json!({"event": "hotsock.subscribe", "channel": channel}))
+            .await;
         self.next().await
     }
 

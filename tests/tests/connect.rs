@@ -13,7 +13,9 @@ async fn connected_frame_has_the_protocol_shape() {
     assert_eq!(frame["event"], "hotsock.connected");
     let data = &frame["data"];
     assert!(data["connectionId"].as_str().is_some_and(|s| s.len() == 16));
-    assert!(data["connectionSecret"].as_str().is_some_and(|s| s.len() >= 20));
+    assert!(data["connectionSecret"]
+        .as_str()
+        .is_some_and(|s| s.len() >= 20));
     let expires = data["connectionExpiresAt"].as_str().expect("expiry");
     assert!(expires.ends_with('Z') && expires.len() == 20, "{expires}");
     assert_eq!(frame["meta"], json!({"uid": "jim", "umd": {"name": "Jim"}}));
@@ -32,18 +34,37 @@ async fn anonymous_connection_has_null_meta() {
 #[tokio::test]
 async fn bad_tokens_are_refused_with_401_and_a_code() {
     let stage = TestStage::start().await;
-    let wrong_key = sockhop::token::sign_hs256(b"some-other-secret-entirely-0123456", &json!({"exp": now() + 60, "scope": "connect"}));
+    let wrong_key = sockhop::token::sign_hs256(
+        b"some-other-secret-entirely-0123456",
+        &json!({"exp": now() + 60, "scope": "connect"}),
+    );
     let cases = [
         ("", "TOKEN_MISSING"),
         ("not-a-jwt", "TOKEN_MALFORMED"),
-        (&sign(json!({"scope": "connect", "exp": now() - 10})) as &str, "TOKEN_EXPIRED"),
-        (&sign(json!({"scope": "connect", "nbf": now() + 600})), "TOKEN_NOT_YET_VALID"),
+        (
+            &sign(json!({"scope": "connect", "exp": now() - 10})) as &str,
+            "TOKEN_EXPIRED",
+        ),
+        (
+            &sign(json!({"scope": "connect", "nbf": now() + 600})),
+            "TOKEN_NOT_YET_VALID",
+        ),
         (&wrong_key, "TOKEN_BAD_SIGNATURE"),
-        (&sign(json!({"scope": "connect", "heartbeatTimeout": 1})), "TOKEN_INVALID_CLAIMS"),
-        (&sign(json!({"scope": "connect", "channels": {"#regex:(": {}}})), "TOKEN_INVALID_CLAIMS"),
+        (
+            &sign(json!({"scope": "connect", "heartbeatTimeout": 1})),
+            "TOKEN_INVALID_CLAIMS",
+        ),
+        (
+            &sign(json!({"scope": "connect", "channels": {"#regex:(": {}}})),
+            "TOKEN_INVALID_CLAIMS",
+        ),
     ];
     for (token, code) in cases {
-        let (status, body) = stage.try_connect(token).await.err().unwrap_or_else(|| panic!("{code}: accepted"));
+        let (status, body) = stage
+            .try_connect(token)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{code}: accepted"));
         assert_eq!(status, 401, "{code}: {body}");
         let body: serde_json::Value = serde_json::from_str(&body).expect("json body");
         assert_eq!(body["error"]["code"], code, "{body}");
@@ -68,7 +89,11 @@ async fn single_use_token_connects_once() {
     let token = sign(json!({"scope": "connect", "singleUse": true, "jti": "once-1"}));
     let first = stage.try_connect(&token).await;
     assert!(first.is_ok());
-    let (status, body) = stage.try_connect(&token).await.err().expect("second use refused");
+    let (status, body) = stage
+        .try_connect(&token)
+        .await
+        .err()
+        .expect("second use refused");
     assert_eq!(status, 401);
     assert!(body.contains("TOKEN_ALREADY_USED"), "{body}");
 }
@@ -76,8 +101,12 @@ async fn single_use_token_connects_once() {
 #[tokio::test]
 async fn single_use_token_used_too_early_is_not_consumed() {
     let stage = TestStage::start().await;
-    let early = sign(json!({"scope": "connect", "singleUse": true, "jti": "early-1", "nbf": now() + 3600}));
-    assert_eq!(stage.try_connect(&early).await.err().expect("too early").0, 401);
+    let early =
+        sign(json!({"scope": "connect", "singleUse": true, "jti": "early-1", "nbf": now() + 3600}));
+    assert_eq!(
+        stage.try_connect(&early).await.err().expect("too early").0,
+        401
+    );
     // Same jti, now valid: it was not spent by the early attempt.
     let valid = sign(json!({"scope": "connect", "singleUse": true, "jti": "early-1"}));
     assert!(stage.try_connect(&valid).await.is_ok());
@@ -97,5 +126,9 @@ async fn auto_subscribe_follows_the_greeting() {
     assert_eq!(frame["channel"], "news");
     assert_eq!(frame["data"], json!({"autoSubscribed": true}));
     assert_eq!(frame["meta"]["uid"], "u1");
-    assert_eq!(stage.items_with_pk_prefix("CHAN#news").await.len(), 2, "subscription + count");
+    assert_eq!(
+        stage.items_with_pk_prefix("CHAN#news").await.len(),
+        2,
+        "subscription + count"
+    );
 }

@@ -11,12 +11,14 @@ pub async fn handle(
     event: ApiGatewayWebsocketProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
     let token = event.query_string_parameters.first("token");
-    Ok(match connect::connect(app, connection_id(&event), token).await {
-        Ok(()) => websocket_response(200, None),
-        Err(refusal) => {
-            tracing::info!(code = refusal.code, message = %refusal.message, "connect refused");
-            let body = serde_json::json!({"error": {"code": refusal.code, "message": refusal.message}});
-            websocket_response(refusal.status, Some(body.to_string()))
-        }
-    })
+    Ok(
+        match connect::connect(app, connection_id(&event), token).await {
+            Ok(()) => websocket_response(200, None),
+            Err(refusal) => {
+                tracing::info!(code = refusal.code, message = %refusal.message, "connect refused");
+                let body = serde_json::json!({"error": {"code": refusal.code, "message": refusal.message}});
+                websocket_response(refusal.status, Some(body.to_string()))
+            }
+        },
+    )
 }

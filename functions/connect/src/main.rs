@@ -6,7 +6,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let app: &'static sockhop::App = Box::leak(Box::new(sockhop::App::from_env().await?));
     lambda_runtime::run(service_fn(
-        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| sockhop_connect::handle(app, event.payload),
+        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
+            sockhop_connect::handle(app, event.payload)
+        },
     ))
     .await
 }

@@ -24,8 +24,8 @@ impl From<ProtocolError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.http_status())
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut error = json!({"code": self.0.code.as_str(), "message": self.0.message});
         if let Some(channel) = &self.0.channel {
             error["channel"] = json!(channel);
@@ -58,7 +58,8 @@ struct Credentials {
 
 /// The calling connection, proven by its id and secret.
 async fn authenticate(app: &App, credentials: Credentials) -> Result<Connection, ApiError> {
-    let (Some(id), Some(secret)) = (credentials.connection_id, credentials.connection_secret) else {
+    let (Some(id), Some(secret)) = (credentials.connection_id, credentials.connection_secret)
+    else {
         return Err(error(
             ErrorCode::Unauthorized,
             "connectionId and connectionSecret query parameters are required",
@@ -77,7 +78,8 @@ async fn authenticate(app: &App, credentials: Credentials) -> Result<Connection,
 
 fn body<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
     let raw = if raw.trim().is_empty() { "{}" } else { raw };
-    serde_json::from_str(raw).map_err(|e| error(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
+    serde_json::from_str(raw)
+        .map_err(|e| error(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
 }
 
 #[derive(Deserialize)]

@@ -47,7 +47,10 @@ pub fn classify(record: &EventRecord) -> Change {
         .user_identity
         .as_ref()
         .is_some_and(|u| u.type_ == "Service" && u.principal_id == "dynamodb.amazonaws.com");
-    match (record.event_name.as_str(), pk.strip_prefix(keys::CONN_PREFIX)) {
+    match (
+        record.event_name.as_str(),
+        pk.strip_prefix(keys::CONN_PREFIX),
+    ) {
         ("INSERT", Some(id)) if sk == keys::CONNECTION_SK => Change::Connected {
             connection_id: id.to_owned(),
         },

@@ -44,7 +44,8 @@ impl DevKey {
         }
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let encoded = random_key_base64();
-        std::fs::write(&path, &encoded).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, &encoded)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         let secret = base64::engine::general_purpose::STANDARD.decode(&encoded)?;
         Ok(DevKey { secret })
     }

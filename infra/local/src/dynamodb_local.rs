@@ -36,7 +36,9 @@ impl DynamoDbLocal {
                 return Ok(local);
             }
             if let Some(status) = local.child.try_wait()? {
-                bail!("DynamoDB Local exited with {status} before listening (is Java 17+ installed?)");
+                bail!(
+                    "DynamoDB Local exited with {status} before listening (is Java 17+ installed?)"
+                );
             }
             if started.elapsed() > START_TIMEOUT {
                 bail!("DynamoDB Local did not listen on port {port} within {START_TIMEOUT:?}");

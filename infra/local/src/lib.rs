@@ -155,14 +155,23 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local", "local", None, None, "sockhop-local",
+            "local",
+            "local",
+            None,
+            None,
+            "sockhop-local",
         ))
         .load()
         .await;
     let app: &'static App = Box::leak(Box::new(App::with_sdk_config(config, &sdk)));
 
-    table::ensure_table(&sdk, &endpoint, &options.table_name, &options.root.join("template.yaml"))
-        .await?;
+    table::ensure_table(
+        &sdk,
+        &endpoint,
+        &options.table_name,
+        &options.root.join("template.yaml"),
+    )
+    .await?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
     let registry = Arc::new(sockets::Registry::new(
@@ -188,7 +197,8 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
             tracing::error!(error = %err, "http server stopped");
         }
     }));
-    let poller = streams::StreamPoller::new(&sdk, &endpoint, &options.table_name, options.stream_poll);
+    let poller =
+        streams::StreamPoller::new(&sdk, &endpoint, &options.table_name, options.stream_poll);
     let mut poll_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         tokio::select! {

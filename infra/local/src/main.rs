@@ -5,7 +5,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(version, about = "Sockhop's local stage: WebSocket + HTTP endpoints against DynamoDB Local")]
+#[command(
+    version,
+    about = "Sockhop's local stage: WebSocket + HTTP endpoints against DynamoDB Local"
+)]
 struct Args {
     /// The one port everything listens on.
     #[arg(long, default_value_t = 4000)]
@@ -52,7 +55,10 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("  WebSocket URL    {}", stage.websocket_url());
     println!("  HTTP API URL     {http}");
-    println!("  DynamoDB         {} (table {})", stage.dynamodb_endpoint, stage.table_name);
+    println!(
+        "  DynamoDB         {} (table {})",
+        stage.dynamodb_endpoint, stage.table_name
+    );
     println!("  To-do example    {http}/examples/collaborative-todo/");
     println!("  Chat example     {http}/examples/real-time-chat/");
     if stage.dev_key.is_some() {

@@ -1,6 +1,7 @@
 //! The WebSocket endpoint and the management API, emulating API Gateway: every
 //! socket event becomes the Lambda event AWS would send to the same handler.
 
+use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -8,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use base64::Engine;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
@@ -132,7 +132,13 @@ fn now_ms() -> i64 {
 }
 
 /// The request context API Gateway puts on every WebSocket event.
-fn request_context(state: &SocketState, connection_id: &str, route: &str, event_type: &str, connected_at: i64) -> Value {
+fn request_context(
+    state: &SocketState,
+    connection_id: &str,
+    route: &str,
+    event_type: &str,
+    connected_at: i64,
+) -> Value {
     let now = now_ms();
     json!({
         "routeKey": route,
@@ -168,7 +174,8 @@ async fn upgrade(
         .iter()
         .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.to_string(), v.to_owned())))
         .collect();
-    let multi_query: BTreeMap<&String, Vec<&String>> = query.iter().map(|(k, v)| (k, vec![v])).collect();
+    let multi_query: BTreeMap<&String, Vec<&String>> =
+        query.iter().map(|(k, v)| (k, vec![v])).collect();
     let connect_event = event(json!({
         "headers": header_map,
         "queryStringParameters": query,
@@ -190,7 +197,8 @@ async fn upgrade(
     };
     if answer.status_code != 200 {
         state.registry.remove(&connection_id);
-        let status = StatusCode::from_u16(answer.status_code as u16).unwrap_or(StatusCode::FORBIDDEN);
+        let status =
+            StatusCode::from_u16(answer.status_code as u16).unwrap_or(StatusCode::FORBIDDEN);
         let body = match answer.body {
             Some(aws_lambda_events::encodings::Body::Text(text)) => text,
             _ => String::new(),
@@ -201,7 +209,12 @@ async fn upgrade(
         .on_upgrade(move |socket| run_socket(state, socket, connection_id, connected_at))
 }
 
-async fn run_socket(state: SocketState, socket: WebSocket, connection_id: String, connected_at: i64) {
+async fn run_socket(
+    state: SocketState,
+    socket: WebSocket,
+    connection_id: String,
+    connected_at: i64,
+) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
     state.registry.open(&connection_id, tx);
@@ -210,8 +223,14 @@ async fn run_socket(state: SocketState, socket: WebSocket, connection_id: String
     let mut disconnect_status = 1005;
     let mut reason = "Client closed the connection";
     loop {
-        let idle_left = state.registry.idle_timeout.saturating_sub(last_activity.elapsed());
-        let life_left = state.registry.max_lifetime.saturating_sub(started.elapsed());
+        let idle_left = state
+            .registry
+            .idle_timeout
+            .saturating_sub(last_activity.elapsed());
+        let life_left = state
+            .registry
+            .max_lifetime
+            .saturating_sub(started.elapsed());
         tokio::select! {
             outbound = rx.recv() => match outbound {
                 Some(Outbound::Text(text)) => {
@@ -262,7 +281,13 @@ async fn run_socket(state: SocketState, socket: WebSocket, connection_id: String
         }
     }
     state.registry.remove(&connection_id);
-    let mut context = request_context(&state, &connection_id, "$disconnect", "DISCONNECT", connected_at);
+    let mut context = request_context(
+        &state,
+        &connection_id,
+        "$disconnect",
+        "DISCONNECT",
+        connected_at,
+    );
     context["disconnectStatusCode"] = json!(disconnect_status);
     context["disconnectReason"] = json!(reason);
     let disconnect_event = event(json!({"requestContext": context, "isBase64Encoded": false}));
@@ -290,13 +315,20 @@ fn dispatch(state: &SocketState, connection_id: &str, connected_at: i64, body: S
 fn gone() -> Response {
     (
         StatusCode::GONE,
-        [("x-amzn-errortype", "GoneException"), ("content-type", "application/json")],
+        [
+            ("x-amzn-errortype", "GoneException"),
+            ("content-type", "application/json"),
+        ],
         json!({"message": null}).to_string(),
     )
         .into_response()
 }
 
-async fn post_to_connection(State(state): State<SocketState>, Path(id): Path<String>, body: Bytes) -> Response {
+async fn post_to_connection(
+    State(state): State<SocketState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
     let text = String::from_utf8_lossy(&body).into_owned();
     if state.registry.send(&id, Outbound::Text(text)) {
         StatusCode::OK.into_response()
@@ -307,7 +339,11 @@ async fn post_to_connection(State(state): State<SocketState>, Path(id): Path<Str
 
 async fn get_connection(State(state): State<SocketState>, Path(id): Path<String>) -> Response {
     if state.registry.lock().contains_key(&id) {
-        (StatusCode::OK, axum::Json(json!({"identity": {"sourceIp": "127.0.0.1"}}))).into_response()
+        (
+            StatusCode::OK,
+            axum::Json(json!({"identity": {"sourceIp": "127.0.0.1"}})),
+        )
+            .into_response()
     } else {
         gone()
     }

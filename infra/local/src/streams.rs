@@ -26,7 +26,12 @@ struct Shard {
 }
 
 impl StreamPoller {
-    pub fn new(sdk: &aws_config::SdkConfig, endpoint: &str, table: &str, interval: Duration) -> Self {
+    pub fn new(
+        sdk: &aws_config::SdkConfig,
+        endpoint: &str,
+        table: &str,
+        interval: Duration,
+    ) -> Self {
         StreamPoller {
             streams: aws_sdk_dynamodbstreams::Client::from_conf(
                 aws_sdk_dynamodbstreams::config::Builder::from(sdk)
@@ -45,7 +50,13 @@ impl StreamPoller {
 
     async fn stream_arn(&self) -> String {
         loop {
-            match self.dynamodb.describe_table().table_name(&self.table).send().await {
+            match self
+                .dynamodb
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+            {
                 Ok(out) => {
                     if let Some(arn) = out.table.and_then(|t| t.latest_stream_arn) {
                         return arn;
@@ -74,7 +85,9 @@ impl StreamPoller {
                     return;
                 }
             };
-            let Some(description) = out.stream_description else { return };
+            let Some(description) = out.stream_description else {
+                return;
+            };
             for shard in description.shards.unwrap_or_default() {
                 let Some(id) = shard.shard_id else { continue };
                 if shards.contains_key(&id) {
@@ -124,11 +137,19 @@ impl StreamPoller {
                     .parent
                     .as_ref()
                     .is_some_and(|p| open.get(p).copied().unwrap_or(false));
-                let Some(iterator) = shard.iterator.clone() else { continue };
+                let Some(iterator) = shard.iterator.clone() else {
+                    continue;
+                };
                 if parent_open {
                     continue;
                 }
-                match self.streams.get_records().shard_iterator(iterator).send().await {
+                match self
+                    .streams
+                    .get_records()
+                    .shard_iterator(iterator)
+                    .send()
+                    .await
+                {
                     Ok(out) => {
                         shard.iterator = out.next_shard_iterator;
                         let records = out.records.unwrap_or_default();
@@ -164,9 +185,9 @@ pub fn lambda_event(arn: &str, records: Vec<Record>) -> Event {
     let records: Vec<Value> = records
         .into_iter()
         .map(|record| {
-            let change = record.dynamodb.unwrap_or_else(|| {
-                aws_sdk_dynamodbstreams::types::StreamRecord::builder().build()
-            });
+            let change = record
+                .dynamodb
+                .unwrap_or_else(|| aws_sdk_dynamodbstreams::types::StreamRecord::builder().build());
             let mut value = json!({
                 "eventID": record.event_id,
                 "eventName": record.event_name.map(|n| n.as_str().to_owned()),
@@ -192,9 +213,12 @@ pub fn lambda_event(arn: &str, records: Vec<Record>) -> Event {
             // DynamoDB Local marks TTL deletions with an event name the SDK does
             // not know and no identity; AWS sends REMOVE by the DynamoDB service.
             let name = value["eventName"].as_str().unwrap_or_default();
-            if !matches!(name, "INSERT" | "MODIFY" | "REMOVE") && !value["dynamodb"]["OldImage"].is_null() {
+            if !matches!(name, "INSERT" | "MODIFY" | "REMOVE")
+                && !value["dynamodb"]["OldImage"].is_null()
+            {
                 value["eventName"] = json!("REMOVE");
-                value["userIdentity"] = json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
+                value["userIdentity"] =
+                    json!({"type": "Service", "principalId": "dynamodb.amazonaws.com"});
             }
             value
         })

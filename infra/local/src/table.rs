@@ -53,7 +53,8 @@ pub struct TtlSpec {
 /// Reads the `Table` resource's properties out of a SAM/CloudFormation
 /// template (its intrinsic-function tags elsewhere are ignored).
 pub fn table_definition(template: &str) -> anyhow::Result<TableDefinition> {
-    let doc: serde_yaml::Value = serde_yaml::from_str(template).context("template.yaml is not YAML")?;
+    let doc: serde_yaml::Value =
+        serde_yaml::from_str(template).context("template.yaml is not YAML")?;
     let properties = doc
         .get("Resources")
         .and_then(|r| r.get("Table"))
@@ -129,10 +130,9 @@ pub async fn ensure_table(
         Some("PROVISIONED") => BillingMode::Provisioned,
         _ => BillingMode::PayPerRequest,
     });
-    let stream = definition
-        .stream_specification
-        .as_ref()
-        .ok_or_else(|| anyhow!("the Table must have a stream: the stream function depends on it"))?;
+    let stream = definition.stream_specification.as_ref().ok_or_else(|| {
+        anyhow!("the Table must have a stream: the stream function depends on it")
+    })?;
     create = create.stream_specification(
         StreamSpecification::builder()
             .stream_enabled(true)
@@ -166,15 +166,18 @@ mod tests {
 
     #[test]
     fn reads_the_repository_template() {
-        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
-            .expect("template.yaml at the repository root");
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml"))
+                .expect("template.yaml at the repository root");
         let def = table_definition(&text).expect("table definition");
         assert_eq!(def.key_schema.len(), 2);
         assert_eq!(def.key_schema[0].attribute_name, "pk");
         assert_eq!(def.key_schema[0].key_type, "HASH");
         assert_eq!(def.key_schema[1].attribute_name, "sk");
         assert_eq!(
-            def.stream_specification.map(|s| s.stream_view_type).as_deref(),
+            def.stream_specification
+                .map(|s| s.stream_view_type)
+                .as_deref(),
             Some("NEW_AND_OLD_IMAGES")
         );
         let ttl = def.time_to_live_specification.expect("ttl");

@@ -165,7 +165,13 @@ fn alias_only_on_exact_keys_and_unique() {
     let err = parse(json!({"exp": 1, "scope": "connect",
         "channels": {"chat-*": {"alias": "chat"}}}))
     .unwrap_err();
-    assert!(matches!(err, ClaimsError::ExactKeyOnly { directive: "alias", .. }));
+    assert!(matches!(
+        err,
+        ClaimsError::ExactKeyOnly {
+            directive: "alias",
+            ..
+        }
+    ));
     let err = parse(json!({"exp": 1, "scope": "connect",
         "channels": {"a": {"alias": "x"}, "b": {"alias": "x"}}}))
     .unwrap_err();
@@ -181,7 +187,13 @@ fn auto_subscribe_only_on_exact_keys_of_connect_tokens() {
     let err = parse(json!({"exp": 1, "scope": "connect",
         "channels": {"chat-*": {"autoSubscribe": true}}}))
     .unwrap_err();
-    assert!(matches!(err, ClaimsError::ExactKeyOnly { directive: "autoSubscribe", .. }));
+    assert!(matches!(
+        err,
+        ClaimsError::ExactKeyOnly {
+            directive: "autoSubscribe",
+            ..
+        }
+    ));
     let err = parse(json!({"exp": 1, "scope": "subscribe",
         "channels": {"chat": {"subscribe": true, "autoSubscribe": true}}}))
     .unwrap_err();
@@ -347,7 +359,10 @@ fn alias_resolution_prefers_real_names() {
     assert_eq!(c.channels.resolve_alias("nothing"), None);
     assert_eq!(c.channels.alias_of("private-chat-123"), Some("chat"));
     assert_eq!(c.channels.alias_of("hall"), None);
-    assert_eq!(perms(&c, "private-chat-123").alias().as_deref(), Some("chat"));
+    assert_eq!(
+        perms(&c, "private-chat-123").alias().as_deref(),
+        Some("chat")
+    );
 }
 
 #[test]
@@ -487,10 +502,12 @@ fn subscribe_token_overrides_connect_token_per_directive() {
         "subscribe": false, "historyStart": 100,
         "messages": {"chat": {"publish": true, "echo": true, "store": 60}}
     }}));
-    let subscribe = claims(json!({"exp": 1, "scope": "subscribe", "channels": {"room-1": {
-        "subscribe": true,
-        "messages": {"chat": {"echo": false}, "extra": {"publish": true}}
-    }}}));
+    let subscribe = claims(
+        json!({"exp": 1, "scope": "subscribe", "channels": {"room-1": {
+            "subscribe": true,
+            "messages": {"chat": {"echo": false}, "extra": {"publish": true}}
+        }}}),
+    );
     let p = ChannelPermissions::layered(
         connect.channels.grant_for("room-1"),
         Some(subscribe.channels.grant_for("room-1")),

@@ -45,18 +45,24 @@ impl ConnectRefusal {
 
 /// Verifies a connect token: every bad-token case is 401; a valid token without
 /// the `connect` scope is 403.
-pub fn check_connect_token(app: &App, token: Option<&str>, now: i64) -> Result<(Claims, String), ConnectRefusal> {
+pub fn check_connect_token(
+    app: &App,
+    token: Option<&str>,
+    now: i64,
+) -> Result<(Claims, String), ConnectRefusal> {
     let token = token
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ConnectRefusal::unauthorized("TOKEN_MISSING", "the token query parameter is required"))?;
+        .ok_or_else(|| {
+            ConnectRefusal::unauthorized("TOKEN_MISSING", "the token query parameter is required")
+        })?;
     let payload = app
         .config
         .verifier
         .verify(token, now)
         .map_err(|e| ConnectRefusal::unauthorized(e.code(), e.to_string()))?;
-    let claims =
-        Claims::parse(&payload).map_err(|e| ConnectRefusal::unauthorized(e.code(), e.to_string()))?;
+    let claims = Claims::parse(&payload)
+        .map_err(|e| ConnectRefusal::unauthorized(e.code(), e.to_string()))?;
     if !claims.has_scope(Scope::Connect) {
         return Err(ConnectRefusal {
             status: 403,
@@ -186,7 +192,10 @@ pub fn secret_matches(item: &ConnectionItem, given: &str) -> bool {
 pub fn rfc3339(unix_seconds: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix_seconds)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 
@@ -197,7 +206,11 @@ pub fn rfc3339(unix_seconds: i64) -> String {
 pub async fn greet(app: &App, connection_id: &str) -> Result<(), crate::error::ProtocolError> {
     let connection: Connection = load_connection(app, connection_id).await?;
     let item = &connection.item;
-    let secret = connection_secret(&app.config.connection_secret_key, &item.connection_id, &item.secret_nonce);
+    let secret = connection_secret(
+        &app.config.connection_secret_key,
+        &item.connection_id,
+        &item.secret_nonce,
+    );
     let frame = ServerMessage::connected(
         &item.connection_id,
         &rfc3339(item.expires_at),

@@ -32,7 +32,10 @@ pub fn recipients<'a>(
             continue;
         }
         let name = sub.alias.as_deref().unwrap_or(&sub.channel);
-        groups.entry(name).or_default().push(sub.connection_id.clone());
+        groups
+            .entry(name)
+            .or_default()
+            .push(sub.connection_id.clone());
     }
     groups
 }

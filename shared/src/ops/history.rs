@@ -37,13 +37,22 @@ pub fn window_start(history_start: Option<i64>, subscribed_at_ms: i64) -> String
     Ulid::from_parts(from_ms.max(0) as u64, 0).to_string()
 }
 
-fn cursor(value: &Option<String>, name: &str, channel: &str) -> Result<Option<String>, ProtocolError> {
+fn cursor(
+    value: &Option<String>,
+    name: &str,
+    channel: &str,
+) -> Result<Option<String>, ProtocolError> {
     match value {
         None => Ok(None),
-        Some(v) => Ulid::from_string(v).map(|u| Some(u.to_string())).map_err(|_| {
-            ProtocolError::new(ErrorCode::InvalidRequest, format!("{name} must be a message id"))
+        Some(v) => Ulid::from_string(v)
+            .map(|u| Some(u.to_string()))
+            .map_err(|_| {
+                ProtocolError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("{name} must be a message id"),
+                )
                 .with_channel(channel)
-        }),
+            }),
     }
 }
 
@@ -92,7 +101,8 @@ pub async fn list_messages(
         .messages
         .iter()
         .map(|m| {
-            let mut value = serde_json::to_value(message_frame(m, requested)).unwrap_or(Value::Null);
+            let mut value =
+                serde_json::to_value(message_frame(m, requested)).unwrap_or(Value::Null);
             if request.expand_reactions {
                 value["reactions"] = json!({});
             }
@@ -109,7 +119,10 @@ mod tests {
     #[test]
     fn window_defaults_to_subscription_time() {
         let start = window_start(None, 1_700_000_000_123);
-        assert_eq!(Ulid::from_string(&start).expect("ulid").timestamp_ms(), 1_700_000_000_123);
+        assert_eq!(
+            Ulid::from_string(&start).expect("ulid").timestamp_ms(),
+            1_700_000_000_123
+        );
         assert_eq!(Ulid::from_string(&start).expect("ulid").random(), 0);
     }
 
@@ -119,10 +132,16 @@ mod tests {
         let zero = window_start(Some(0), sub);
         assert_eq!(Ulid::from_string(&zero).expect("ulid").timestamp_ms(), 0);
         let earlier = window_start(Some(1_600_000_000), sub);
-        assert_eq!(Ulid::from_string(&earlier).expect("ulid").timestamp_ms(), 1_600_000_000_000);
+        assert_eq!(
+            Ulid::from_string(&earlier).expect("ulid").timestamp_ms(),
+            1_600_000_000_000
+        );
         // A historyStart after the subscription shows no less than the subscription would.
         let later = window_start(Some(1_800_000_000), sub);
-        assert_eq!(Ulid::from_string(&later).expect("ulid").timestamp_ms(), sub as u64);
+        assert_eq!(
+            Ulid::from_string(&later).expect("ulid").timestamp_ms(),
+            sub as u64
+        );
     }
 
     #[test]
@@ -138,6 +157,9 @@ mod tests {
         assert!(cursor(&Some("nope".into()), "after", "c").is_err());
         assert_eq!(cursor(&None, "after", "c").expect("none"), None);
         let id = Ulid::from_parts(1, 2).to_string();
-        assert_eq!(cursor(&Some(id.to_lowercase()), "after", "c").expect("ok"), Some(id));
+        assert_eq!(
+            cursor(&Some(id.to_lowercase()), "after", "c").expect("ok"),
+            Some(id)
+        );
     }
 }

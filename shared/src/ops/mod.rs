@@ -19,10 +19,7 @@ use crate::store::{ConnectionItem, StoreError};
 /// stable code without internals.
 pub fn internal(err: StoreError) -> ProtocolError {
     tracing::error!(error = %err, "store failure");
-    ProtocolError::new(
-        ErrorCode::InternalError,
-        "temporary failure, try again",
-    )
+    ProtocolError::new(ErrorCode::InternalError, "temporary failure, try again")
 }
 
 /// A live connection with its connect token's claims.
@@ -71,7 +68,11 @@ pub async fn load_connection(
 
 /// Sends one frame to one connection; a connection found gone is cleaned up at
 /// once (PROTOCOL.md §8).
-pub async fn send(app: &crate::app::App, connection_id: &str, frame: &crate::protocol::ServerMessage) {
+pub async fn send(
+    app: &crate::app::App,
+    connection_id: &str,
+    frame: &crate::protocol::ServerMessage,
+) {
     match app.gateway.post(connection_id, &frame.to_json()).await {
         Ok(()) => {}
         Err(crate::gateway::PostError::Gone) => disconnect::cleanup(app, connection_id).await,
@@ -83,5 +84,10 @@ pub async fn send(app: &crate::app::App, connection_id: &str, frame: &crate::pro
 
 /// Answers a client's bad request with `hotsock.error`.
 pub async fn send_error(app: &crate::app::App, connection_id: &str, err: ProtocolError) {
-    send(app, connection_id, &crate::protocol::ServerMessage::error(err)).await;
+    send(
+        app,
+        connection_id,
+        &crate::protocol::ServerMessage::error(err),
+    )
+    .await;
 }

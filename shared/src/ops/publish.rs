@@ -60,10 +60,7 @@ pub fn id_after(fresh: String, last: Option<&str>) -> String {
     };
     match Ulid::from_string(&fresh) {
         Ok(f) if f > last => fresh,
-        _ => last
-            .increment()
-            .map(|u| u.to_string())
-            .unwrap_or(fresh),
+        _ => last.increment().map(|u| u.to_string()).unwrap_or(fresh),
     }
 }
 
@@ -214,7 +211,9 @@ mod tests {
 
     #[test]
     fn client_publish_needs_publish_or_broadcast() {
-        let p = perms(json!({"chat": {"messages": {"msg": {"publish": true, "echo": true, "store": 60}}}}));
+        let p = perms(
+            json!({"chat": {"messages": {"msg": {"publish": true, "echo": true, "store": 60}}}}),
+        );
         let ok = check_client_publish(&p, true, "chat", "msg").expect("allowed");
         assert!(ok.echo);
         assert_eq!(ok.store, 60);

@@ -31,7 +31,11 @@ impl SubscriptionPlan {
 
 /// The real channel behind a requested name: the subscribe token's aliases are
 /// consulted before the connect token's; a real name beats an alias.
-pub fn resolve_channel(requested: &str, connect: &Claims, token: Option<&Claims>) -> (String, Option<String>) {
+pub fn resolve_channel(
+    requested: &str,
+    connect: &Claims,
+    token: Option<&Claims>,
+) -> (String, Option<String>) {
     let alias_target = token
         .and_then(|t| t.channels.resolve_alias(requested))
         .or_else(|| connect.channels.resolve_alias(requested));
@@ -118,8 +122,16 @@ async fn subscribe_token_claims(
     check_subscribe_token(connection, &claims).map_err(|m| invalid_token(requested, m))?;
     if claims.single_use {
         let jti = claims.jti.as_deref().unwrap_or_default();
-        if !app.store.consume_jti(jti, claims.exp, now).await.map_err(internal)? {
-            return Err(invalid_token(requested, "this single-use token was already used"));
+        if !app
+            .store
+            .consume_jti(jti, claims.exp, now)
+            .await
+            .map_err(internal)?
+        {
+            return Err(invalid_token(
+                requested,
+                "this single-use token was already used",
+            ));
         }
     }
     Ok(claims)
@@ -152,7 +164,12 @@ pub async fn subscribe(
         counted: plan.counted,
         ttl: connection.item.ttl,
     };
-    match app.store.subscribe(&item, app.now()).await.map_err(internal)? {
+    match app
+        .store
+        .subscribe(&item, app.now())
+        .await
+        .map_err(internal)?
+    {
         SubscribeOutcome::Subscribed => {}
         SubscribeOutcome::AlreadySubscribed => {
             return Err(ProtocolError::new(
@@ -187,10 +204,23 @@ pub async fn unsubscribe(
         .map_err(internal)?;
     if removed.is_none() {
         // Subscribed under a subscribe token's alias the connect token lacks.
-        for channel in app.store.connection_channels(connection.id(), now).await.map_err(internal)? {
-            let sub = app.store.get_subscription(&channel, connection.id(), now).await.map_err(internal)?;
+        for channel in app
+            .store
+            .connection_channels(connection.id(), now)
+            .await
+            .map_err(internal)?
+        {
+            let sub = app
+                .store
+                .get_subscription(&channel, connection.id(), now)
+                .await
+                .map_err(internal)?;
             if sub.is_some_and(|s| s.alias.as_deref() == Some(requested)) {
-                removed = app.store.unsubscribe(&channel, connection.id(), now).await.map_err(internal)?;
+                removed = app
+                    .store
+                    .unsubscribe(&channel, connection.id(), now)
+                    .await
+                    .map_err(internal)?;
                 break;
             }
         }
@@ -203,6 +233,11 @@ pub async fn unsubscribe(
         .with_channel(requested));
     };
     let meta = Meta::new(removed.uid.clone(), removed.umd_value());
-    send(app, connection.id(), &ServerMessage::unsubscribed(requested, meta)).await;
+    send(
+        app,
+        connection.id(),
+        &ServerMessage::unsubscribed(requested, meta),
+    )
+    .await;
     Ok(())
 }

@@ -33,7 +33,9 @@ pub struct ConnectionItem {
 
 impl ConnectionItem {
     pub fn umd_value(&self) -> Option<serde_json::Value> {
-        self.umd.as_deref().and_then(|t| serde_json::from_str(t).ok())
+        self.umd
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
     }
 }
 

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 /// How many times a publish retries when another publisher on the same channel
-/// committed a later id first.
-const MAX_ORDER_RETRIES: usize = 8;
+/// committed a later id first, or the two transactions collided.
+const MAX_ORDER_RETRIES: u32 = 64;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -111,6 +111,9 @@ impl Store {
                 Ok(_) => return Ok(item),
                 Err(e) if attempt < MAX_ORDER_RETRIES && cancelled_conditions(&e).is_some() => {
                     attempt += 1;
+                    // Jittered backoff spreads out publishers that keep colliding.
+                    let jitter = rand::random::<u64>() % (2 + u64::from(attempt.min(10)) * 3);
+                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
                     let last = self.last_message_id(&item.channel).await?;
                     item.sk = next_id(last.as_deref());
                 }
@@ -134,7 +137,9 @@ impl Store {
         id: &str,
         now: i64,
     ) -> Result<Option<MessageItem>, StoreError> {
-        let item = self.get(keys::message_pk(channel), id.to_owned(), now).await?;
+        let item = self
+            .get(keys::message_pk(channel), id.to_owned(), now)
+            .await?;
         Ok(item.map(serde_dynamo::from_item).transpose()?)
     }
 
@@ -176,8 +181,9 @@ impl Store {
                 .table_name(&self.table)
                 .consistent_read(true)
                 .key_condition_expression("pk = :pk AND sk BETWEEN :lo AND :hi")
-                .filter_expression("stored = :yes AND (attribute_not_exists(#ttl) OR #ttl > :now)")
+                .filter_expression("#stored = :yes AND (attribute_not_exists(#ttl) OR #ttl > :now)")
                 .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_names("#stored", "stored")
                 .expression_attribute_values(":pk", s(keys::message_pk(q.channel)))
                 .expression_attribute_values(":lo", s(lower.clone()))
                 .expression_attribute_values(":hi", s(upper.clone()))

@@ -105,7 +105,12 @@ impl Store {
                 .send()
                 .await
                 .map_err(|e| StoreError::dynamo("Query", e))?;
-            items.extend(out.items.unwrap_or_default().into_iter().filter(|i| alive(i, now)));
+            items.extend(
+                out.items
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter(|i| alive(i, now)),
+            );
             match out.last_evaluated_key {
                 Some(key) if !key.is_empty() => start = Some(key),
                 _ => break,

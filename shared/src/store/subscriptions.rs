@@ -30,7 +30,9 @@ pub struct SubscriptionItem {
 
 impl SubscriptionItem {
     pub fn umd_value(&self) -> Option<serde_json::Value> {
-        self.umd.as_deref().and_then(|t| serde_json::from_str(t).ok())
+        self.umd
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
     }
 
     pub fn permissions(&self) -> Result<crate::claims::ChannelPermissions, StoreError> {
@@ -180,7 +182,10 @@ impl Store {
         connection_id: &str,
     ) -> Result<(), StoreError> {
         for (pk, sk) in [
-            (keys::channel_pk(channel), keys::subscription_sk(connection_id)),
+            (
+                keys::channel_pk(channel),
+                keys::subscription_sk(connection_id),
+            ),
             (
                 keys::connection_pk(connection_id),
                 keys::connection_subscription_sk(channel),

@@ -1,0 +1,399 @@
+//! Subscribing, publishing, echo, permissions and bad frames over real sockets.
+
+use serde_json::{json, Value};
+use sockhop_tests::{sign, Client, TestStage};
+use std::time::Duration;
+
+const QUIET: Duration = Duration::from_millis(700);
+
+fn chat_claims(uid: &str, echo: bool) -> Value {
+    json!({"scope": "connect", "uid": uid, "channels": {
+        "chat": {"subscribe": true, "messages": {"msg": {"publish": true, "echo": echo}}},
+        "locked": {"subscribe": false},
+        "bcast": {"messages": {"alert": {"broadcast": true}}}
+    }})
+}
+
+async fn subscribed(stage: &TestStage, uid: &str, echo: bool) -> Client {
+    let mut client = stage.connect(chat_claims(uid, echo)).await;
+    let frame = client.subscribe("chat").await;
+    assert_eq!(frame["event"], "hotsock.subscribed", "{frame}");
+    client
+}
+
+#[tokio::test]
+async fn subscribed_frame_has_data_and_meta() {
+    let stage = TestStage::start().await;
+    let mut client = stage.connect(chat_claims("jim", false)).await;
+    let frame = client.subscribe("chat").await;
+    assert_eq!(
+        frame,
+        json!({"event": "hotsock.subscribed", "channel": "chat", "data": {}, "meta": {"uid": "jim", "umd": null}})
+    );
+}
+
+#[tokio::test]
+async fn two_clients_exchange_messages_without_echo() {
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", false).await;
+    let mut pam = subscribed(&stage, "pam", false).await;
+    jim.send(json!({"channel": "chat", "event": "msg", "data": {"text": "hi pam"}}))
+        .await;
+    let got = pam.expect_event("msg").await;
+    assert_eq!(got["channel"], "chat");
+    assert_eq!(got["data"], json!({"text": "hi pam"}));
+    assert_eq!(got["meta"], json!({"uid": "jim", "umd": null}));
+    let id = got["id"].as_str().expect("id");
+    assert!(ulid::Ulid::from_string(id).is_ok(), "{id}");
+    jim.expect_silence(QUIET).await;
+    pam.send(json!({"channel": "chat", "event": "msg", "data": "hello jim"}))
+        .await;
+    assert_eq!(jim.expect_event("msg").await["data"], "hello jim");
+}
+
+#[tokio::test]
+async fn echo_sends_the_sender_its_own_copy() {
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", true).await;
+    let mut pam = subscribed(&stage, "pam", false).await;
+    jim.send(json!({"channel": "chat", "event": "msg", "data": 1}))
+        .await;
+    let own = jim.expect_event("msg").await;
+    let theirs = pam.expect_event("msg").await;
+    assert_eq!(own["id"], theirs["id"]);
+    assert_eq!(own["data"], 1);
+}
+
+#[tokio::test]
+async fn unsubscribed_clients_receive_nothing() {
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", false).await;
+    let mut pam = subscribed(&stage, "pam", false).await;
+    pam.send(json!({"event": "hotsock.unsubscribe", "channel": "chat"}))
+        .await;
+    assert_eq!(
+        pam.next().await,
+        json!({"event": "hotsock.unsubscribed", "channel": "chat", "data": {}, "meta": {"uid": "pam", "umd": null}})
+    );
+    jim.send(json!({"channel": "chat", "event": "msg", "data": 1}))
+        .await;
+    pam.expect_silence(QUIET).await;
+}
+
+async fn expect_error(client: &mut Client, code: &str, channel: Option<&str>) -> Value {
+    let frame = client.expect_event("hotsock.error").await;
+    assert_eq!(frame["error"]["code"], code, "{frame}");
+    assert!(frame["error"]["message"]
+        .as_str()
+        .is_some_and(|m| !m.is_empty()));
+    assert_eq!(frame["data"], json!({}));
+    match channel {
+        Some(c) => assert_eq!(frame["channel"], c, "{frame}"),
+        None => assert!(frame.get("channel").is_none(), "{frame}"),
+    }
+    frame
+}
+
+#[tokio::test]
+async fn subscribe_errors_carry_codes_and_channels() {
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", false).await;
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "chat"}))
+        .await;
+    expect_error(&mut jim, "ALREADY_SUBSCRIBED", Some("chat")).await;
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "locked"}))
+        .await;
+    expect_error(&mut jim, "SUBSCRIBE_PERMISSION_DENIED", Some("locked")).await;
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "unknown"}))
+        .await;
+    expect_error(&mut jim, "SUBSCRIBE_PERMISSION_DENIED", Some("unknown")).await;
+    jim.send(json!({"event": "hotsock.unsubscribe", "channel": "unknown"}))
+        .await;
+    expect_error(&mut jim, "NOT_SUBSCRIBED", Some("unknown")).await;
+    jim.send(
+        json!({"event": "hotsock.subscribe", "channel": "other", "data": {"token": "garbage"}}),
+    )
+    .await;
+    expect_error(&mut jim, "INVALID_SUBSCRIBE_TOKEN", Some("other")).await;
+    // Exactly one subscription and a count of one remain.
+    let items = stage.items_with_pk_prefix("CHAN#chat").await;
+    assert_eq!(items.len(), 2, "{items:?}");
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("chat")
+            .await
+            .expect("count"),
+        1
+    );
+}
+
+#[tokio::test]
+async fn subscribe_tokens_grant_and_must_name_the_connection() {
+    let stage = TestStage::start().await;
+    let mut jim = stage
+        .connect(json!({"scope": "connect", "uid": "jim"}))
+        .await;
+    let id = jim.connection_id.clone();
+    let grant = |extra: Value| {
+        let mut claims = json!({"scope": "subscribe", "channels": {"vip": {"subscribe": true}}});
+        claims
+            .as_object_mut()
+            .expect("object")
+            .extend(extra.as_object().expect("object").clone());
+        sign(claims)
+    };
+    // For another connection, for another uid, without the scope, expired: refused.
+    for bad in [
+        grant(json!({"connectionId": "someone-else"})),
+        grant(json!({"uid": "pam"})),
+        grant(json!({})),
+        sign(
+            json!({"scope": "connect", "connectionId": id, "channels": {"vip": {"subscribe": true}}}),
+        ),
+        grant(json!({"connectionId": id, "exp": sockhop_tests::now() - 5})),
+    ] {
+        jim.send(json!({"event": "hotsock.subscribe", "channel": "vip", "data": {"token": bad}}))
+            .await;
+        expect_error(&mut jim, "INVALID_SUBSCRIBE_TOKEN", Some("vip")).await;
+    }
+    // A valid token that does not grant this channel.
+    let other = sign(
+        json!({"scope": "subscribe", "connectionId": id, "channels": {"x": {"subscribe": true}}}),
+    );
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "vip", "data": {"token": other}}))
+        .await;
+    expect_error(&mut jim, "SUBSCRIBE_PERMISSION_DENIED", Some("vip")).await;
+    // By connectionId, with the subscribe token's umd taking precedence.
+    let token = grant(json!({"connectionId": id, "umd": {"badge": "gold"}}));
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "vip", "data": {"token": token}}))
+        .await;
+    let frame = jim.expect_event("hotsock.subscribed").await;
+    assert_eq!(
+        frame["meta"],
+        json!({"uid": "jim", "umd": {"badge": "gold"}})
+    );
+    // By uid, single use: the second use is refused.
+    let once = sign(
+        json!({"scope": "subscribe", "uid": "jim", "singleUse": true, "jti": "s1",
+        "channels": {"vip2": {"subscribe": true}}}),
+    );
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "vip2", "data": {"token": once}}))
+        .await;
+    jim.expect_event("hotsock.subscribed").await;
+    jim.send(json!({"event": "hotsock.unsubscribe", "channel": "vip2"}))
+        .await;
+    jim.expect_event("hotsock.unsubscribed").await;
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "vip2", "data": {"token": once}}))
+        .await;
+    expect_error(&mut jim, "INVALID_SUBSCRIBE_TOKEN", Some("vip2")).await;
+}
+
+#[tokio::test]
+async fn aliases_resolve_and_deliveries_use_the_alias() {
+    let stage = TestStage::start().await;
+    let claims = |uid: &str| {
+        json!({"scope": "connect", "uid": uid, "channels": {
+            "private-room-7f3a": {"alias": "room", "subscribe": true,
+                "messages": {"msg": {"publish": true}}}
+        }})
+    };
+    let mut jim = stage.connect(claims("jim")).await;
+    let mut pam = stage.connect(claims("pam")).await;
+    let frame = jim.subscribe("room").await;
+    assert_eq!(frame["channel"], "room");
+    assert_eq!(frame["meta"]["channelAlias"], "room");
+    let frame = pam.subscribe("private-room-7f3a").await;
+    assert_eq!(frame["channel"], "private-room-7f3a");
+    assert!(frame["meta"].get("channelAlias").is_none());
+    pam.send(json!({"channel": "private-room-7f3a", "event": "msg", "data": 1}))
+        .await;
+    assert_eq!(jim.expect_event("msg").await["channel"], "room");
+    jim.send(json!({"channel": "room", "event": "msg", "data": 2}))
+        .await;
+    assert_eq!(
+        pam.expect_event("msg").await["channel"],
+        "private-room-7f3a"
+    );
+    assert_eq!(
+        stage
+            .items_with_pk_prefix("CHAN#private-room-7f3a")
+            .await
+            .len(),
+        3
+    );
+    assert!(stage.items_with_pk_prefix("CHAN#room").await.is_empty());
+}
+
+#[tokio::test]
+async fn publish_permissions_are_enforced() {
+    let stage = TestStage::start().await;
+    let mut jim = stage.connect(chat_claims("jim", false)).await;
+    let mut pam = subscribed(&stage, "pam", false).await;
+    // Not subscribed: publish is not enough.
+    jim.send(json!({"channel": "chat", "event": "msg", "data": 1}))
+        .await;
+    expect_error(&mut jim, "PUBLISH_PERMISSION_DENIED", Some("chat")).await;
+    jim.subscribe("chat").await;
+    jim.send(json!({"channel": "chat", "event": "other", "data": 1}))
+        .await;
+    expect_error(&mut jim, "PUBLISH_PERMISSION_DENIED", Some("chat")).await;
+    pam.expect_silence(QUIET).await;
+    // Broadcast works without a subscription.
+    let mut listener = stage
+        .connect(json!({"scope": "connect", "channels": {"bcast": {"subscribe": true}}}))
+        .await;
+    listener.subscribe("bcast").await;
+    jim.send(json!({"channel": "bcast", "event": "alert", "data": "!"}))
+        .await;
+    assert_eq!(listener.expect_event("alert").await["data"], "!");
+}
+
+#[tokio::test]
+async fn bad_frames_get_errors_and_the_connection_stays_open() {
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", true).await;
+    jim.send_text("this is not json").await;
+    expect_error(&mut jim, "INVALID_MESSAGE", None).await;
+    jim.send_text("[1,2,3]").await;
+    expect_error(&mut jim, "INVALID_MESSAGE", None).await;
+    jim.send(json!({"event": "hotsock.launchRockets"})).await;
+    expect_error(&mut jim, "UNKNOWN_COMMAND", None).await;
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "bad channel"}))
+        .await;
+    expect_error(&mut jim, "INVALID_CHANNEL", Some("bad channel")).await;
+    jim.send(json!({"event": "hotsock.subscribe", "channel": "a*b"}))
+        .await;
+    expect_error(&mut jim, "INVALID_CHANNEL", Some("a*b")).await;
+    let long = "x".repeat(257);
+    jim.send(json!({"event": "hotsock.subscribe", "channel": long}))
+        .await;
+    expect_error(&mut jim, "INVALID_CHANNEL", Some(&long)).await;
+    jim.send(json!({"channel": "chat", "event": "msg", "data": "x".repeat(33 * 1024)}))
+        .await;
+    expect_error(&mut jim, "MESSAGE_TOO_LARGE", Some("chat")).await;
+    jim.send(json!({"channel": "chat", "event": "hotsock.fake", "data": 1}))
+        .await;
+    jim.expect_event("hotsock.error").await;
+    // Still open and working.
+    jim.send(json!({"event": "hotsock.ping"})).await;
+    assert_eq!(
+        jim.expect_event("hotsock.pong").await,
+        json!({"event": "hotsock.pong", "data": {}})
+    );
+    jim.send(json!({"channel": "chat", "event": "msg", "data": "ok"}))
+        .await;
+    assert_eq!(jim.expect_event("msg").await["data"], "ok");
+    // Nothing bad was stored.
+    let messages = stage.items_with_pk_prefix("MSG#").await;
+    assert!(messages.len() <= 1, "{messages:?}");
+}
+
+#[tokio::test]
+async fn heartbeat_and_pong_are_silent_and_heartbeat_is_recorded() {
+    let stage = TestStage::start().await;
+    let mut jim = stage
+        .connect(json!({"scope": "connect", "heartbeatTimeout": 30}))
+        .await;
+    let before = stage
+        .stage
+        .app
+        .store
+        .get_connection(&jim.connection_id, 0)
+        .await
+        .expect("read")
+        .expect("connection");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    jim.send(json!({"event": "hotsock.heartbeat"})).await;
+    jim.send(json!({"event": "hotsock.pong"})).await;
+    jim.expect_silence(QUIET).await;
+    let after = stage
+        .stage
+        .app
+        .store
+        .get_connection(&jim.connection_id, 0)
+        .await
+        .expect("read")
+        .expect("connection");
+    assert!(after.last_seen > before.last_seen);
+    assert_eq!(after.heartbeat_timeout, Some(30));
+}
+
+#[tokio::test]
+async fn messages_are_delivered_to_100_subscribers() {
+    let stage = TestStage::start().await;
+    let mut clients = Vec::new();
+    for i in 0..100 {
+        let mut c = stage
+            .connect(json!({"scope": "connect", "uid": format!("u{i}"), "channels": {"big": {"subscribe": true}}}))
+            .await;
+        assert_eq!(c.subscribe("big").await["event"], "hotsock.subscribed");
+        clients.push(c);
+    }
+    let mut server = stage.connect(json!({"scope": "connect", "channels": {"big": {"messages": {"go": {"broadcast": true}}}}})).await;
+    server
+        .send(json!({"channel": "big", "event": "go", "data": {"n": 1}}))
+        .await;
+    let received =
+        futures::future::join_all(clients.iter_mut().map(|c| c.expect_event("go"))).await;
+    assert_eq!(received.len(), 100);
+    assert!(received.iter().all(|f| f["data"] == json!({"n": 1})));
+    let ids: std::collections::BTreeSet<_> = received.iter().map(|f| f["id"].to_string()).collect();
+    assert_eq!(ids.len(), 1, "one message, one id");
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("big")
+            .await
+            .expect("count"),
+        100
+    );
+}
+
+#[tokio::test]
+async fn each_channel_is_delivered_in_id_order_to_everyone() {
+    let stage = TestStage::start().await;
+    let claims = |uid: &str| {
+        json!({"scope": "connect", "uid": uid, "channels": {"race": {"subscribe": true,
+            "messages": {"n": {"publish": true, "echo": true}}}}})
+    };
+    let mut publishers = Vec::new();
+    for p in 0..4 {
+        let mut c = stage.connect(claims(&format!("p{p}"))).await;
+        c.subscribe("race").await;
+        publishers.push(c);
+    }
+    let mut watcher = stage.connect(claims("w")).await;
+    watcher.subscribe("race").await;
+    // Four connections fire 25 frames each without waiting: $default runs
+    // concurrently, so writes race for the channel.
+    futures::future::join_all(publishers.iter_mut().enumerate().map(|(p, c)| async move {
+        for i in 0..25 {
+            c.send(json!({"channel": "race", "event": "n", "data": {"p": p, "i": i}}))
+                .await;
+        }
+    }))
+    .await;
+    let mut everyone: Vec<&mut Client> = publishers.iter_mut().collect();
+    everyone.push(&mut watcher);
+    let mut sequences = Vec::new();
+    for client in everyone {
+        let mut ids = Vec::new();
+        while ids.len() < 100 {
+            let frame = client.expect_event("n").await;
+            ids.push(frame["id"].as_str().expect("id").to_owned());
+        }
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(ids, sorted, "delivered out of id order");
+        sequences.push(ids);
+    }
+    assert!(
+        sequences.windows(2).all(|w| w[0] == w[1]),
+        "everyone sees the same sequence"
+    );
+}

@@ -1,0 +1,216 @@
+//! Disconnects and dead sockets leave nothing behind.
+
+use serde_json::json;
+use sockhop_tests::{Client, TestStage};
+use std::time::{Duration, Instant};
+
+fn claims(uid: &str) -> serde_json::Value {
+    json!({"scope": "connect", "uid": uid, "channels": {
+        "a": {"subscribe": true, "messages": {"m": {"publish": true}}},
+        "b": {"subscribe": true},
+        "hidden": {"subscribe": true, "omitFromSubCount": true}
+    }})
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(10) {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+async fn subscribe_all(client: &mut Client) {
+    for channel in ["a", "b", "hidden"] {
+        assert_eq!(
+            client.subscribe(channel).await["event"],
+            "hotsock.subscribed"
+        );
+    }
+}
+
+#[tokio::test]
+async fn disconnect_removes_every_item_and_count() {
+    let stage = TestStage::start().await;
+    let mut jim = stage.connect(claims("jim")).await;
+    subscribe_all(&mut jim).await;
+    assert_eq!(
+        stage.items_with_pk_prefix("CONN#").await.len(),
+        4,
+        "connection + 3 index items"
+    );
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("a")
+            .await
+            .expect("count"),
+        1
+    );
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("hidden")
+            .await
+            .expect("count"),
+        0
+    );
+    jim.close().await;
+    eventually("connection items removed", || async {
+        stage.items_with_pk_prefix("CONN#").await.is_empty()
+    })
+    .await;
+    let subs: Vec<_> = stage
+        .items_with_pk_prefix("CHAN#")
+        .await
+        .into_iter()
+        .filter(|i| i["sk"].as_str().is_some_and(|s| s.starts_with("SUB#")))
+        .collect();
+    assert!(subs.is_empty(), "{subs:?}");
+    for channel in ["a", "b", "hidden"] {
+        assert_eq!(
+            stage
+                .stage
+                .app
+                .store
+                .subscriptions_count(channel)
+                .await
+                .expect("count"),
+            0
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_killed_client_is_removed_when_a_post_finds_it_gone() {
+    let stage = TestStage::start().await;
+    let mut alive = stage.connect(claims("alive")).await;
+    alive.subscribe("a").await;
+    let mut dying = stage.connect(claims("dying")).await;
+    dying.subscribe("a").await;
+    let dying_id = dying.connection_id.clone();
+    // The socket vanishes but its items stay, as when $disconnect never ran.
+    let app = stage.stage.app;
+    drop(dying);
+    eventually("socket gone from the stage", || async {
+        // $disconnect cleans up; put the items back to model a lost event.
+        app.store
+            .get_connection(&dying_id, 0)
+            .await
+            .expect("read")
+            .is_none()
+    })
+    .await;
+    restore_subscription(&stage, &dying_id).await;
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("a")
+            .await
+            .expect("count"),
+        2
+    );
+    alive
+        .send(json!({"channel": "a", "event": "m", "data": 1}))
+        .await;
+    eventually("gone subscription removed", || async {
+        app.store
+            .get_subscription("a", &dying_id, 0)
+            .await
+            .expect("read")
+            .is_none()
+    })
+    .await;
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("a")
+            .await
+            .expect("count"),
+        1
+    );
+    assert!(stage
+        .items_with_pk_prefix(&format!("CONN#{dying_id}"))
+        .await
+        .is_empty());
+}
+
+/// Writes a connection and its subscription to `a` for a socket that no longer
+/// exists, as a lost `$disconnect` would leave them.
+async fn restore_subscription(stage: &TestStage, connection_id: &str) {
+    use sockhop::store::{keys, ConnectionItem, SubscriptionItem};
+    let app = stage.stage.app;
+    let now = app.now();
+    let connection = ConnectionItem {
+        pk: keys::connection_pk(connection_id),
+        sk: keys::CONNECTION_SK.into(),
+        connection_id: connection_id.into(),
+        secret_nonce: "n".into(),
+        secret_hash: "h".into(),
+        uid: Some("dying".into()),
+        umd: None,
+        claims: json!({"exp": now + 60, "scope": "connect"}).to_string(),
+        connected_at_ms: now * 1000,
+        expires_at: now + 60,
+        keep_alive: false,
+        heartbeat_timeout: None,
+        last_seen: now,
+        ttl: now + 600,
+    };
+    app.store
+        .put_connection(&connection)
+        .await
+        .expect("put connection");
+    let subscription = SubscriptionItem {
+        pk: keys::channel_pk("a"),
+        sk: keys::subscription_sk(connection_id),
+        channel: "a".into(),
+        connection_id: connection_id.into(),
+        uid: Some("dying".into()),
+        umd: None,
+        permissions: "{\"layers\":[]}".into(),
+        alias: None,
+        subscribed_at_ms: now * 1000,
+        counted: true,
+        ttl: now + 600,
+    };
+    let outcome = app
+        .store
+        .subscribe(&subscription, now)
+        .await
+        .expect("subscribe");
+    assert_eq!(outcome, sockhop::store::SubscribeOutcome::Subscribed);
+}
+
+#[tokio::test]
+async fn racing_cleanups_decrement_the_count_once() {
+    let stage = TestStage::start().await;
+    let mut jim = stage.connect(claims("jim")).await;
+    subscribe_all(&mut jim).await;
+    let app = stage.stage.app;
+    let id = jim.connection_id.clone();
+    futures::future::join_all((0..5).map(|_| sockhop::ops::disconnect::cleanup(app, &id))).await;
+    for channel in ["a", "b", "hidden"] {
+        assert_eq!(
+            app.store.subscriptions_count(channel).await.expect("count"),
+            0,
+            "{channel}"
+        );
+    }
+    assert!(stage.items_with_pk_prefix("CONN#").await.is_empty());
+}
