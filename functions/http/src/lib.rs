@@ -9,7 +9,8 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sockhop::error::{ErrorCode, ProtocolError};
-use sockhop::ops::{connect, history, load_connection, publish, Connection};
+use sockhop::ops::{connect, history, load_connection, publish, reactions, Connection};
+use sockhop::protocol::{events, ReactionAction};
 use sockhop::App;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -84,6 +85,21 @@ fn body<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
+struct ListReactionsRequest {
+    channel: String,
+    message_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReactionRequest {
+    message_id: String,
+    reaction: String,
+    action: ReactionAction,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct PublishMessageRequest {
     channel: String,
     event: String,
@@ -106,9 +122,31 @@ async fn connection_op(
             let page = history::list_messages(app, &connection, &request).await?;
             Ok((StatusCode::OK, Json(page)).into_response())
         }
+        "listReactions" => {
+            let request: ListReactionsRequest = body(&raw)?;
+            let reply =
+                reactions::list_reactions(app, &connection, &request.channel, &request.message_id)
+                    .await?;
+            Ok((StatusCode::OK, Json(reply)).into_response())
+        }
         "publishMessage" => {
             let request: PublishMessageRequest = body(&raw)?;
             sockhop::names::validate_channel(&request.channel)?;
+            if request.event == events::MESSAGE_REACTION {
+                let reaction: ReactionRequest = serde_json::from_value(request.data)
+                    .map_err(|e| error(ErrorCode::InvalidRequest, format!("reaction data: {e}")))?;
+                reactions::react(
+                    app,
+                    &connection,
+                    &request.channel,
+                    &reaction.message_id,
+                    &reaction.reaction,
+                    reaction.action,
+                )
+                .await?;
+                let reply = json!({"channel": request.channel, "event": request.event});
+                return Ok((StatusCode::ACCEPTED, Json(reply)).into_response());
+            }
             let id = publish::publish_from_client(
                 app,
                 &connection,

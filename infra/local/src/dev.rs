@@ -72,7 +72,167 @@ impl DevKey {
 pub fn router(key: Option<DevKey>) -> Router {
     Router::new()
         .route("/dev/token", post(mint))
+        .route("/collaborative-todo", post(todo_session))
+        .route("/real-time-chat", post(chat_session))
         .with_state(key)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
+}
+
+fn no_dev_key() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "NOT_FOUND",
+        "demo tokens exist only with the stage's generated dev key",
+    )
+}
+
+/// The session a demo request names (`{"sessionId"?}`), or a new one.
+pub fn session_id(body: &str) -> Result<String, &'static str> {
+    let requested = if body.trim().is_empty() {
+        None
+    } else {
+        let value: Value = serde_json::from_str(body).map_err(|_| "the body must be JSON")?;
+        match value.get("sessionId") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err("sessionId must be a string"),
+        }
+    };
+    match requested {
+        Some(id)
+            if !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            Ok(id)
+        }
+        Some(_) => Err("sessionId must be 1-64 letters, digits, - or _"),
+        None => Ok(ulid::Ulid::new().to_string().to_lowercase()[16..].to_owned()),
+    }
+}
+
+/// Claims of one demo user: subscribe and full history on one channel, with
+/// the given per-event directives.
+pub fn demo_claims(uid: &str, name: &str, channel: &str, messages: Value) -> Value {
+    json!({
+        "scope": "connect",
+        "uid": uid,
+        "umd": {"name": name},
+        "channels": {channel: {"subscribe": true, "historyStart": 0, "messages": messages}}
+    })
+}
+
+fn session_reply(
+    key: &DevKey,
+    channel: &str,
+    session: &str,
+    users: [(&str, &str); 2],
+    messages: Value,
+) -> Value {
+    let mut reply = json!({"channel": channel, "sessionId": session});
+    for (uid, name) in users {
+        reply[uid] = json!({"token": key.sign(demo_claims(uid, name, channel, messages.clone()))});
+    }
+    reply
+}
+
+/// `POST /collaborative-todo` → tokens for Alice and Bob on `todo-<session>`.
+async fn todo_session(State(key): State<Option<DevKey>>, body: String) -> Response {
+    let Some(key) = key else { return no_dev_key() };
+    let session = match session_id(&body) {
+        Ok(s) => s,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m),
+    };
+    let action = json!({"publish": true, "echo": true, "store": 86400});
+    let messages = json!({"add-item": action, "toggle-item": action, "delete-item": action});
+    let channel = format!("todo-{session}");
+    Json(session_reply(
+        &key,
+        &channel,
+        &session,
+        [("alice", "Alice"), ("bob", "Bob")],
+        messages,
+    ))
+    .into_response()
+}
+
+/// `POST /real-time-chat` → tokens for Jim and Pam on `chat-<session>`.
+async fn chat_session(State(key): State<Option<DevKey>>, body: String) -> Response {
+    let Some(key) = key else { return no_dev_key() };
+    let session = match session_id(&body) {
+        Ok(s) => s,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m),
+    };
+    let messages = json!({
+        "chat": {"publish": true, "echo": true, "store": 86400, "react": ["❤️", "👍", "👎", "😂"]},
+        "hotsock.messageReaction": {"echo": true},
+        "is-typing": {"publish": true}
+    });
+    let channel = format!("chat-{session}");
+    Json(session_reply(
+        &key,
+        &channel,
+        &session,
+        [("jim", "Jim"), ("pam", "Pam")],
+        messages,
+    ))
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_taken_or_made_and_validated() {
+        assert_eq!(
+            session_id(r#"{"sessionId":"abc-1_X"}"#),
+            Ok("abc-1_X".into())
+        );
+        let made = session_id("").expect("new id");
+        assert_eq!(made.len(), 10);
+        assert!(made.chars().all(|c| c.is_ascii_alphanumeric()));
+        assert_ne!(
+            session_id("{}").expect("new"),
+            session_id("{}").expect("new")
+        );
+        assert!(session_id(r#"{"sessionId":null}"#).is_ok());
+        for bad in [
+            r#"{"sessionId":""}"#,
+            r#"{"sessionId":"a b"}"#,
+            r#"{"sessionId":5}"#,
+            "nope",
+        ] {
+            assert!(session_id(bad).is_err(), "{bad}");
+        }
+        assert!(session_id(&format!(r#"{{"sessionId":"{}"}}"#, "a".repeat(65))).is_err());
+    }
+
+    #[test]
+    fn demo_claims_parse_as_tokens_the_stage_accepts() {
+        let claims = demo_claims(
+            "jim",
+            "Jim",
+            "chat-x",
+            json!({"chat": {"publish": true, "react": ["👍"]}}),
+        );
+        let mut map = claims.as_object().expect("object").clone();
+        map.insert("exp".into(), json!(1));
+        let parsed = sockhop::claims::Claims::parse(&map).expect("valid");
+        let p = sockhop::claims::ChannelPermissions::single(parsed.channels.grant_for("chat-x"));
+        assert!(p.may_subscribe());
+        assert_eq!(p.history_start(), Some(0));
+        assert!(p.message("chat").may_react("👍"));
+    }
 }
 
 /// `POST /dev/token` with the claims as the body → `{"token": …}`.

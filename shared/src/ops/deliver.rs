@@ -19,16 +19,16 @@ pub fn message_frame(message: &MessageItem, client_channel: &str) -> ServerMessa
     ServerMessage::message(message.id(), &message.event, client_channel, data, meta)
 }
 
-/// Who receives a message, grouped by the channel name each knows it by
-/// (pure): every subscriber but the sender, unless the sender asked for echo.
+/// Who receives a frame, grouped by the channel name each knows it by (pure):
+/// every subscriber but the sender, unless the sender asked for echo.
 pub fn recipients<'a>(
-    message: &MessageItem,
     subscriptions: &'a [SubscriptionItem],
+    sender: Option<&str>,
+    echo: bool,
 ) -> BTreeMap<&'a str, Vec<String>> {
     let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for sub in subscriptions {
-        let is_sender = message.sender.as_deref() == Some(sub.connection_id.as_str());
-        if is_sender && !message.echo {
+        if sender == Some(sub.connection_id.as_str()) && !echo {
             continue;
         }
         let name = sub.alias.as_deref().unwrap_or(&sub.channel);
@@ -40,18 +40,28 @@ pub fn recipients<'a>(
     groups
 }
 
+/// Sends one frame per channel name to `groups`, cleaning up sockets found gone.
+pub async fn fan_out(
+    app: &App,
+    groups: BTreeMap<&str, Vec<String>>,
+    frame_for: impl Fn(&str) -> ServerMessage,
+) {
+    for (name, connection_ids) in groups {
+        let frame = frame_for(name).to_json();
+        for gone in app.gateway.fan_out(&connection_ids, &frame).await {
+            disconnect::cleanup(app, &gone).await;
+        }
+    }
+}
+
 pub async fn deliver(app: &App, message: &MessageItem) -> Result<(), ProtocolError> {
     let subscriptions = app
         .store
         .channel_subscriptions(&message.channel, app.now())
         .await
         .map_err(internal)?;
-    for (name, connection_ids) in recipients(message, &subscriptions) {
-        let frame = message_frame(message, name).to_json();
-        for gone in app.gateway.fan_out(&connection_ids, &frame).await {
-            disconnect::cleanup(app, &gone).await;
-        }
-    }
+    let groups = recipients(&subscriptions, message.sender.as_deref(), message.echo);
+    fan_out(app, groups, |name| message_frame(message, name)).await;
     if !message.stored {
         app.store
             .delete_message(&message.channel, message.id())
@@ -78,6 +88,7 @@ mod tests {
             sender: sender.map(str::to_owned),
             echo,
             ttl: None,
+            reactions: Default::default(),
         }
     }
 
@@ -100,18 +111,18 @@ mod tests {
     #[test]
     fn sender_is_skipped_without_echo() {
         let subs = [sub("a", None), sub("b", None)];
-        let r = recipients(&message(Some("a"), false), &subs);
+        let r = recipients(&subs, Some("a"), false);
         assert_eq!(r.get("chat"), Some(&vec!["b".to_owned()]));
-        let r = recipients(&message(Some("a"), true), &subs);
+        let r = recipients(&subs, Some("a"), true);
         assert_eq!(r.get("chat"), Some(&vec!["a".to_owned(), "b".to_owned()]));
-        let r = recipients(&message(None, false), &subs);
+        let r = recipients(&subs, None, false);
         assert_eq!(r.get("chat").map(Vec::len), Some(2));
     }
 
     #[test]
     fn alias_subscribers_get_their_own_name() {
         let subs = [sub("a", None), sub("b", Some("room"))];
-        let r = recipients(&message(None, false), &subs);
+        let r = recipients(&subs, None, false);
         assert_eq!(r.get("room"), Some(&vec!["b".to_owned()]));
         assert_eq!(r.get("chat"), Some(&vec!["a".to_owned()]));
         let frame = message_frame(&message(None, false), "room");

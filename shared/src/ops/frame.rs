@@ -1,6 +1,6 @@
 //! One client frame on the `$default` route: parse, run, answer errors.
 
-use super::{load_connection, publish, send, send_error, subscribe};
+use super::{load_connection, publish, reactions, send, send_error, subscribe};
 use crate::app::App;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::{parse_client_frame, ClientCommand, ServerMessage};
@@ -44,8 +44,13 @@ async fn run(app: &App, connection_id: &str, text: &str) -> Result<(), ProtocolE
         } => publish::publish_from_client(app, &connection, &channel, &event, data)
             .await
             .map(drop),
-        ClientCommand::MessageReaction { channel, .. }
-        | ClientCommand::ChannelStorageSet { channel, .. }
+        ClientCommand::MessageReaction {
+            channel,
+            message_id,
+            reaction,
+            action,
+        } => reactions::react(app, &connection, &channel, &message_id, &reaction, action).await,
+        ClientCommand::ChannelStorageSet { channel, .. }
         | ClientCommand::ChannelStorageGet { channel, .. } => Err(not_yet(Some(channel))),
         ClientCommand::UmdUpdate { channel, .. } => Err(not_yet(channel)),
     }

@@ -1,6 +1,7 @@
 //! `connection/listMessages`: stored history, within what the subscription may see.
 
 use super::deliver::message_frame;
+use super::reactions::reactions_json;
 use super::{internal, Connection};
 use crate::app::App;
 use crate::error::{ErrorCode, ProtocolError};
@@ -97,14 +98,31 @@ pub async fn list_messages(
         .list_messages(&query, app.now())
         .await
         .map_err(internal)?;
+    let expanded: Vec<Option<Vec<crate::store::ReactionItem>>> = if request.expand_reactions {
+        let reads = page.messages.iter().map(|m| async move {
+            if m.reactions.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            app.store
+                .message_reactions(channel, m.id(), app.now())
+                .await
+                .map(Some)
+        });
+        futures::future::try_join_all(reads)
+            .await
+            .map_err(internal)?
+    } else {
+        vec![None; page.messages.len()]
+    };
     let messages: Vec<Value> = page
         .messages
         .iter()
-        .map(|m| {
+        .zip(&expanded)
+        .map(|(m, items)| {
             let mut value =
                 serde_json::to_value(message_frame(m, requested)).unwrap_or(Value::Null);
-            if request.expand_reactions {
-                value["reactions"] = json!({});
+            if request.expand_reactions || !m.reactions.is_empty() {
+                value["reactions"] = reactions_json(m, items.as_deref());
             }
             value
         })

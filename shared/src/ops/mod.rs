@@ -8,6 +8,7 @@ pub mod disconnect;
 pub mod frame;
 pub mod history;
 pub mod publish;
+pub mod reactions;
 pub mod subscribe;
 
 use crate::claims::Claims;

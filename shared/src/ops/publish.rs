@@ -50,6 +50,7 @@ pub fn message_item(outgoing: &Outgoing, id: String, now: i64) -> MessageItem {
         sender: outgoing.sender.clone(),
         echo: outgoing.echo,
         ttl,
+        reactions: Default::default(),
     }
 }
 

@@ -33,3 +33,16 @@ pub fn message_pk(channel: &str) -> String {
 pub fn jti_pk(jti: &str) -> String {
     format!("{JTI_PREFIX}{jti}")
 }
+
+pub const RXN_PREFIX: &str = "RXN#";
+
+/// All reactions of one message share a partition.
+pub fn reaction_pk(channel: &str, message_id: &str) -> String {
+    format!("{RXN_PREFIX}{channel}#{message_id}")
+}
+
+/// One item per (reaction, uid): a user reacts with a value at most once.
+/// Reactions cannot contain `#`, so the split is unambiguous.
+pub fn reaction_sk(reaction: &str, uid: &str) -> String {
+    format!("{reaction}#{uid}")
+}

@@ -34,6 +34,10 @@ pub struct MessageItem {
     /// Absent for messages kept forever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+    /// Reaction counts, read from the item's `rx#<reaction>` attributes (they
+    /// are written only by [`Store::change_reaction`]).
+    #[serde(skip)]
+    pub reactions: std::collections::BTreeMap<String, i64>,
 }
 
 impl MessageItem {
@@ -196,7 +200,9 @@ impl Store {
                 .await
                 .map_err(|e| StoreError::dynamo("Query", e))?;
             for raw in out.items.unwrap_or_default() {
-                let message: MessageItem = serde_dynamo::from_item(raw)?;
+                let reactions = super::reaction_counts(&raw);
+                let mut message: MessageItem = serde_dynamo::from_item(raw)?;
+                message.reactions = reactions;
                 // BETWEEN is inclusive; the cursors are not.
                 if Some(message.id()) == q.after || Some(message.id()) == q.before {
                     continue;

@@ -5,10 +5,12 @@
 mod connections;
 pub mod keys;
 mod messages;
+mod reactions;
 mod subscriptions;
 
 pub use connections::{ConnectionItem, ConnectionSubscriptionItem};
 pub use messages::{MessageItem, MessagePage, MessageQuery};
+pub use reactions::{reaction_counts, ReactionChange, ReactionItem};
 pub use subscriptions::{SubscribeOutcome, SubscriptionItem};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};

@@ -1,0 +1,302 @@
+//! `hotsock.messageReaction`: one reaction per (message, value, uid), only on
+//! stored, unexpired messages, by subscribers with a uid and the `react` grant.
+
+use super::deliver::{fan_out, recipients};
+use super::{internal, Connection};
+use crate::app::App;
+use crate::claims::ChannelPermissions;
+use crate::error::{ErrorCode, ProtocolError};
+use crate::names;
+use crate::protocol::{events, Meta, ReactionAction, ServerMessage};
+use crate::store::{keys, MessageItem, ReactionChange, ReactionItem};
+use serde_json::{json, Value};
+
+/// Decides whether `uid` may react with `reaction` on `message` (pure).
+pub fn check_reaction(
+    permissions: &ChannelPermissions,
+    uid: Option<&str>,
+    message: Option<&MessageItem>,
+    reaction: &str,
+    client_channel: &str,
+) -> Result<(), ProtocolError> {
+    let fail =
+        |code, text: String| Err(ProtocolError::new(code, text).with_channel(client_channel));
+    if uid.is_none() {
+        return fail(
+            ErrorCode::ReactionUserIdRequired,
+            "reacting needs a uid in the token".into(),
+        );
+    }
+    let Some(message) = message.filter(|m| m.stored) else {
+        return fail(
+            ErrorCode::MessageNotFound,
+            "no stored message with that id on this channel".into(),
+        );
+    };
+    if !permissions.message(&message.event).may_react(reaction) {
+        return fail(
+            ErrorCode::ReactionNotAllowed,
+            format!(
+                "reaction {reaction:?} is not allowed on {:?} messages",
+                message.event
+            ),
+        );
+    }
+    Ok(())
+}
+
+pub async fn react(
+    app: &App,
+    connection: &Connection,
+    requested: &str,
+    message_id: &str,
+    reaction: &str,
+    action: ReactionAction,
+) -> Result<(), ProtocolError> {
+    names::validate_reaction(reaction).map_err(|e| e.with_channel(requested))?;
+    let now = app.now();
+    let channel = connection
+        .claims
+        .channels
+        .resolve_alias(requested)
+        .unwrap_or(requested);
+    let subscription = app
+        .store
+        .get_subscription(channel, connection.id(), now)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ProtocolError::new(ErrorCode::NotSubscribed, "subscribe before reacting")
+                .with_channel(requested)
+        })?;
+    let permissions = subscription.permissions().map_err(internal)?;
+    let message = app
+        .store
+        .get_message(channel, message_id, now)
+        .await
+        .map_err(internal)?;
+    check_reaction(
+        &permissions,
+        subscription.uid.as_deref(),
+        message.as_ref(),
+        reaction,
+        requested,
+    )?;
+    let (Some(uid), Some(message)) = (subscription.uid.clone(), message) else {
+        return Err(ProtocolError::internal());
+    };
+    let item = ReactionItem {
+        pk: keys::reaction_pk(channel, message_id),
+        sk: keys::reaction_sk(reaction, &uid),
+        reaction: reaction.to_owned(),
+        uid: uid.clone(),
+        umd: subscription.umd.clone(),
+        ttl: message.ttl,
+    };
+    let added = action.is_add();
+    match app
+        .store
+        .change_reaction(channel, message_id, &item, added, now)
+        .await
+        .map_err(internal)?
+    {
+        ReactionChange::Changed => {}
+        ReactionChange::Unchanged => return Ok(()),
+        ReactionChange::MessageGone => {
+            return Err(
+                ProtocolError::new(ErrorCode::MessageNotFound, "the message has expired")
+                    .with_channel(requested),
+            )
+        }
+    }
+    let echo = permissions.message(events::MESSAGE_REACTION).echo;
+    let subscriptions = app
+        .store
+        .channel_subscriptions(channel, now)
+        .await
+        .map_err(internal)?;
+    let meta = Meta::new(Some(uid), subscription.umd_value());
+    let groups = recipients(&subscriptions, Some(connection.id()), echo);
+    fan_out(app, groups, |name| {
+        ServerMessage::reaction(added, name, message_id, reaction, meta.clone())
+    })
+    .await;
+    Ok(())
+}
+
+/// `reactions` for a listed message: `{R: {count}}`, and with `expand` the
+/// reacting users as `items` (pure over what was read).
+pub fn reactions_json(message: &MessageItem, expanded: Option<&[ReactionItem]>) -> Value {
+    let mut out = serde_json::Map::new();
+    for (reaction, count) in &message.reactions {
+        let mut entry = json!({ "count": count });
+        if let Some(items) = expanded {
+            let users: Vec<Value> = items
+                .iter()
+                .filter(|i| &i.reaction == reaction)
+                .map(|i| match i.umd_value() {
+                    Some(umd) => json!({"uid": i.uid, "umd": umd}),
+                    None => json!({"uid": i.uid}),
+                })
+                .collect();
+            entry["items"] = Value::Array(users);
+        }
+        out.insert(reaction.clone(), entry);
+    }
+    Value::Object(out)
+}
+
+/// `connection/listReactions`: every reaction on one message.
+pub async fn list_reactions(
+    app: &App,
+    connection: &Connection,
+    requested: &str,
+    message_id: &str,
+) -> Result<Value, ProtocolError> {
+    names::validate_channel(requested)?;
+    let now = app.now();
+    let channel = connection
+        .claims
+        .channels
+        .resolve_alias(requested)
+        .unwrap_or(requested);
+    app.store
+        .get_subscription(channel, connection.id(), now)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ProtocolError::new(ErrorCode::NotSubscribed, "subscribe to list reactions")
+                .with_channel(requested)
+        })?;
+    let items = app
+        .store
+        .message_reactions(channel, message_id, now)
+        .await
+        .map_err(internal)?;
+    let reactions: Vec<Value> = items
+        .iter()
+        .map(|i| {
+            let mut v = json!({"reaction": i.reaction, "uid": i.uid});
+            if let Some(umd) = i.umd_value() {
+                v["umd"] = umd;
+            }
+            v
+        })
+        .collect();
+    Ok(json!({ "reactions": reactions }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::claims::Claims;
+
+    fn perms() -> ChannelPermissions {
+        let claims = Claims::parse(
+            json!({"exp": 1, "scope": "connect", "channels": {"chat": {
+                "messages": {"chat": {"react": ["👍", "❤️"]}, "plain": {"publish": true}}
+            }}})
+            .as_object()
+            .expect("object"),
+        )
+        .expect("claims");
+        ChannelPermissions::single(claims.channels.grant_for("chat"))
+    }
+
+    fn message(event: &str, stored: bool) -> MessageItem {
+        MessageItem {
+            pk: "MSG#chat".into(),
+            sk: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            channel: "chat".into(),
+            event: event.into(),
+            data: "null".into(),
+            meta: None,
+            stored,
+            sender: None,
+            echo: false,
+            ttl: None,
+            reactions: [("👍".to_owned(), 2), ("❤️".to_owned(), 1)].into(),
+        }
+    }
+
+    fn code(r: Result<(), ProtocolError>) -> Option<ErrorCode> {
+        r.err().map(|e| e.code)
+    }
+
+    #[test]
+    fn reactions_need_uid_stored_message_and_grant() {
+        let p = perms();
+        let m = message("chat", true);
+        assert_eq!(
+            code(check_reaction(&p, Some("u"), Some(&m), "👍", "chat")),
+            None
+        );
+        assert_eq!(
+            code(check_reaction(&p, None, Some(&m), "👍", "chat")),
+            Some(ErrorCode::ReactionUserIdRequired)
+        );
+        assert_eq!(
+            code(check_reaction(&p, Some("u"), None, "👍", "chat")),
+            Some(ErrorCode::MessageNotFound)
+        );
+        assert_eq!(
+            code(check_reaction(
+                &p,
+                Some("u"),
+                Some(&message("chat", false)),
+                "👍",
+                "chat"
+            )),
+            Some(ErrorCode::MessageNotFound)
+        );
+        assert_eq!(
+            code(check_reaction(&p, Some("u"), Some(&m), "😂", "chat")),
+            Some(ErrorCode::ReactionNotAllowed)
+        );
+        assert_eq!(
+            code(check_reaction(
+                &p,
+                Some("u"),
+                Some(&message("plain", true)),
+                "👍",
+                "chat"
+            )),
+            Some(ErrorCode::ReactionNotAllowed)
+        );
+        let err = check_reaction(&p, None, Some(&m), "👍", "alias").unwrap_err();
+        assert_eq!(err.channel.as_deref(), Some("alias"));
+    }
+
+    #[test]
+    fn reaction_counts_and_expanded_items() {
+        let m = message("chat", true);
+        assert_eq!(
+            reactions_json(&m, None),
+            json!({"👍": {"count": 2}, "❤️": {"count": 1}})
+        );
+        let items = vec![
+            ReactionItem {
+                pk: "p".into(),
+                sk: "👍#a".into(),
+                reaction: "👍".into(),
+                uid: "a".into(),
+                umd: Some(r#"{"n":1}"#.into()),
+                ttl: None,
+            },
+            ReactionItem {
+                pk: "p".into(),
+                sk: "👍#b".into(),
+                reaction: "👍".into(),
+                uid: "b".into(),
+                umd: None,
+                ttl: None,
+            },
+        ];
+        let expanded = reactions_json(&m, Some(&items));
+        assert_eq!(
+            expanded["👍"],
+            json!({"count": 2, "items": [{"uid": "a", "umd": {"n": 1}}, {"uid": "b"}]})
+        );
+        assert_eq!(expanded["❤️"], json!({"count": 1, "items": []}));
+    }
+}

@@ -1,0 +1,161 @@
+//! Reactions (`RXN#<channel>#<message id>` / `<reaction>#<uid>`) and the counts
+//! kept on the message item, changed together in one transaction so counts
+//! stay exact when users react at once.
+
+use super::subscriptions::build_error;
+use super::{keys, n, s, Item, Store, StoreError};
+use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Message attributes holding reaction counts are named `rx#<reaction>`:
+/// top-level attributes, so `ADD` works before any reaction exists.
+pub const COUNT_PREFIX: &str = "rx#";
+const MAX_CONFLICT_RETRIES: u32 = 32;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReactionItem {
+    pub pk: String,
+    pub sk: String,
+    pub reaction: String,
+    pub uid: String,
+    /// JSON text of the reactor's user metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl: Option<i64>,
+}
+
+impl ReactionItem {
+    pub fn umd_value(&self) -> Option<serde_json::Value> {
+        self.umd
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReactionChange {
+    Changed,
+    /// Added twice or removed when absent: nothing to do or tell.
+    Unchanged,
+    /// The message is gone (expired or never stored).
+    MessageGone,
+}
+
+/// Reaction counts found on a raw message item (pure).
+pub fn reaction_counts(item: &Item) -> BTreeMap<String, i64> {
+    item.iter()
+        .filter_map(|(name, value)| {
+            let reaction = name.strip_prefix(COUNT_PREFIX)?;
+            let count: i64 = value.as_n().ok()?.parse().ok()?;
+            (count > 0).then(|| (reaction.to_owned(), count))
+        })
+        .collect()
+}
+
+impl Store {
+    /// Adds or removes one (message, reaction, uid) reaction and its count.
+    pub async fn change_reaction(
+        &self,
+        channel: &str,
+        message_id: &str,
+        item: &ReactionItem,
+        add: bool,
+        now: i64,
+    ) -> Result<ReactionChange, StoreError> {
+        let count = TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(keys::message_pk(channel)))
+                    .key("sk", s(message_id))
+                    .update_expression("ADD #count :delta")
+                    .condition_expression(
+                        "attribute_exists(pk) AND #stored = :yes AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+                    )
+                    .expression_attribute_names("#count", format!("{COUNT_PREFIX}{}", item.reaction))
+                    .expression_attribute_names("#stored", "stored")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":delta", n(if add { 1 } else { -1 }))
+                    .expression_attribute_values(":yes", aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+                    .expression_attribute_values(":now", n(now))
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build();
+        let reaction = if add {
+            TransactWriteItem::builder()
+                .put(
+                    Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(serde_dynamo::to_item(item)?))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build()
+        } else {
+            TransactWriteItem::builder()
+                .delete(
+                    Delete::builder()
+                        .table_name(&self.table)
+                        .key("pk", s(item.pk.clone()))
+                        .key("sk", s(item.sk.clone()))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .map_err(build_error)?,
+                )
+                .build()
+        };
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .transact_items(count.clone())
+                .transact_items(reaction.clone())
+                .send()
+                .await;
+            let Err(e) = result else {
+                return Ok(ReactionChange::Changed);
+            };
+            let reasons: Vec<Option<String>> = match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => {
+                    c.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect()
+                }
+                _ => return Err(StoreError::dynamo("TransactWriteItems", e)),
+            };
+            let failed = |i: usize| {
+                reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed")
+            };
+            if failed(0) {
+                return Ok(ReactionChange::MessageGone);
+            }
+            if failed(1) {
+                return Ok(ReactionChange::Unchanged);
+            }
+            if attempt >= MAX_CONFLICT_RETRIES {
+                return Err(StoreError::dynamo("TransactWriteItems", e));
+            }
+            attempt += 1;
+            let jitter = rand::random::<u64>() % (2 + u64::from(attempt.min(10)) * 3);
+            tokio::time::sleep(Duration::from_millis(jitter)).await;
+        }
+    }
+
+    /// Every reaction on one message.
+    pub async fn message_reactions(
+        &self,
+        channel: &str,
+        message_id: &str,
+        now: i64,
+    ) -> Result<Vec<ReactionItem>, StoreError> {
+        let items = self
+            .query_partition(&keys::reaction_pk(channel, message_id), None, now)
+            .await?;
+        Ok(serde_dynamo::from_items(items)?)
+    }
+}
