@@ -52,6 +52,9 @@ export async function newPage(browser, context) {
   page.on("console", (msg) => {
     if (msg.type() === "error") page.problems.push(`console.error: ${msg.text()}`)
   })
+  page.on("response", (response) => {
+    if (response.status() >= 400) page.problems.push(`HTTP ${response.status()}: ${response.url()}`)
+  })
   page.setDefaultTimeout(15_000)
   return page
 }
@@ -69,11 +72,9 @@ export async function eventually(fn, { timeout = 10_000, interval = 50 } = {}) {
   }
 }
 
-let shotCounter = 0
 /** Saves a full-page screenshot as artifacts/screenshots/<name>.png. */
 export async function screenshot(page, name) {
   mkdirSync(screenshotDir, { recursive: true })
-  shotCounter++
   const file = path.join(screenshotDir, `${name}.png`)
   await page.screenshot({ path: file, fullPage: true })
   return file

@@ -188,6 +188,32 @@ async fn chat_session(State(key): State<Option<DevKey>>, body: String) -> Respon
     .into_response()
 }
 
+/// `POST /dev/token` with the claims as the body → `{"token": …}`.
+async fn mint(State(key): State<Option<DevKey>>, body: String) -> Response {
+    let Some(key) = key else {
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"code": "NOT_FOUND", "message": "dev tokens exist only with the generated dev key"}})),
+        )
+            .into_response();
+    };
+    let claims: Value = if body.trim().is_empty() {
+        json!({})
+    } else {
+        match serde_json::from_str(&body) {
+            Ok(v @ Value::Object(_)) => v,
+            _ => {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    Json(json!({"error": {"code": "INVALID_REQUEST", "message": "the body must be a JSON object of claims"}})),
+                )
+                    .into_response()
+            }
+        }
+    };
+    Json(json!({"token": key.sign(claims)})).into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,30 +259,4 @@ mod tests {
         assert_eq!(p.history_start(), Some(0));
         assert!(p.message("chat").may_react("👍"));
     }
-}
-
-/// `POST /dev/token` with the claims as the body → `{"token": …}`.
-async fn mint(State(key): State<Option<DevKey>>, body: String) -> Response {
-    let Some(key) = key else {
-        return (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": {"code": "NOT_FOUND", "message": "dev tokens exist only with the generated dev key"}})),
-        )
-            .into_response();
-    };
-    let claims: Value = if body.trim().is_empty() {
-        json!({})
-    } else {
-        match serde_json::from_str(&body) {
-            Ok(v @ Value::Object(_)) => v,
-            _ => {
-                return (
-                    StatusCode::BAD_REQUEST,
-                    Json(json!({"error": {"code": "INVALID_REQUEST", "message": "the body must be a JSON object of claims"}})),
-                )
-                    .into_response()
-            }
-        }
-    };
-    Json(json!({"token": key.sign(claims)})).into_response()
 }
