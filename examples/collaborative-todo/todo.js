@@ -226,7 +226,10 @@ async function main() {
   try {
     tokens = await joinDemoSession(ENDPOINT, STORAGE_KEY)
   } catch (err) {
-    showFatal(`Could not start a to-do session: ${err.message}`)
+    showFatal(`Could not start a to-do session: ${err.message}`, {
+      endpoint: ENDPOINT,
+      storageKey: STORAGE_KEY,
+    })
     for (const el of document.querySelectorAll(".todo-panel")) el.dataset.ready = "false"
     return
   }

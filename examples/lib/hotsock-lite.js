@@ -379,7 +379,9 @@ export class HotsockClient {
     }
     this._ws = ws
     ws.onopen = () => {
+      if (ws !== this._ws) return
       // The server must say hotsock.connected promptly, or we try again.
+      clearTimeout(this._connectedTimer)
       this._connectedTimer = setTimeout(() => {
         this._log("warn", "no hotsock.connected within 5 s; reconnecting")
         try {

@@ -103,11 +103,26 @@ export function randomId(prefix = "") {
   return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("")
 }
 
-/** Shows a fatal error across the page (for example, the token endpoint is missing). */
-export function showFatal(message) {
+/**
+ * Shows a fatal error above the panels (for example, the token endpoint is
+ * missing or the session id in the URL is invalid), with a way out.
+ */
+export function showFatal(message, { endpoint, storageKey } = {}) {
   const box = document.createElement("div")
   box.className = "fatal"
   box.dataset.testid = "fatal-error"
-  box.textContent = message
-  document.body.prepend(box)
+  box.append(message)
+  if (endpoint) {
+    const button = document.createElement("button")
+    button.type = "button"
+    button.className = "btn"
+    button.textContent = "Start a new session"
+    button.addEventListener("click", () => startNewSession(endpoint, storageKey))
+    box.append(" ", button)
+  }
+  const topbar = document.querySelector(".topbar")
+  if (topbar) topbar.after(box)
+  else document.body.prepend(box)
+  const panels = document.querySelector(".panels")
+  if (panels) panels.style.display = "none"
 }

@@ -393,7 +393,10 @@ async function main() {
   try {
     tokens = await joinDemoSession(ENDPOINT, STORAGE_KEY)
   } catch (err) {
-    showFatal(`Could not start a chat session: ${err.message}`)
+    showFatal(`Could not start a chat session: ${err.message}`, {
+      endpoint: ENDPOINT,
+      storageKey: STORAGE_KEY,
+    })
     return
   }
   const { sessionId, channel } = tokens

@@ -2,7 +2,7 @@
 //! a Lambda function URL in AWS, mounted at `/` by the local stage.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -46,6 +46,7 @@ pub fn router(app: &'static App) -> Router {
         .allow_headers(Any);
     Router::new()
         .route("/connection/{op}", post(connection_op))
+        .route("/publish", post(server_publish))
         .layer(cors)
         .with_state(app)
 }
@@ -165,5 +166,71 @@ async fn connection_op(
             ErrorCode::NotFound,
             format!("unknown operation {other:?}"),
         )),
+    }
+}
+
+/// Whether the request carries one of the stage's API keys as a Bearer token.
+/// With no keys configured the server API is closed.
+pub fn api_key_matches(keys: &[String], headers: &HeaderMap) -> bool {
+    let Some(given) = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Compare every key in constant time so timing tells nothing.
+    keys.iter().fold(false, |found, key| {
+        let same = key.len() == given.len()
+            && key
+                .bytes()
+                .zip(given.bytes())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0;
+        found | same
+    })
+}
+
+/// `POST /publish`: the server publish API, the same message format as the
+/// publish function.
+async fn server_publish(
+    State(app): State<&'static App>,
+    headers: HeaderMap,
+    raw: String,
+) -> Result<Response, ApiError> {
+    if !api_key_matches(&app.config.api_keys, &headers) {
+        return Err(error(
+            ErrorCode::Unauthorized,
+            "a valid Bearer API key is required",
+        ));
+    }
+    let request: publish::ServerPublish = body(&raw)?;
+    let reply = publish::publish_from_server(app, &request).await?;
+    Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            axum::http::header::AUTHORIZATION,
+            value.parse().expect("header"),
+        );
+        h
+    }
+
+    #[test]
+    fn api_keys_are_bearer_tokens() {
+        let keys = vec!["key-one".to_owned(), "key-two".to_owned()];
+        assert!(api_key_matches(&keys, &headers("Bearer key-one")));
+        assert!(api_key_matches(&keys, &headers("Bearer key-two")));
+        assert!(!api_key_matches(&keys, &headers("Bearer key-three")));
+        assert!(!api_key_matches(&keys, &headers("key-one")));
+        assert!(!api_key_matches(&keys, &headers("Bearer key-on")));
+        assert!(!api_key_matches(&keys, &HeaderMap::new()));
+        assert!(!api_key_matches(&[], &headers("Bearer ")));
     }
 }

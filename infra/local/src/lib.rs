@@ -47,6 +47,8 @@ pub struct StageOptions {
     pub env: Vec<(String, String)>,
     /// How often the stream is polled.
     pub stream_poll: Duration,
+    /// How often the sweeper runs (AWS: every minute).
+    pub sweep_interval: Duration,
 }
 
 impl StageOptions {
@@ -62,6 +64,7 @@ impl StageOptions {
             root,
             env: std::env::vars().collect(),
             stream_poll: Duration::from_millis(25),
+            sweep_interval: Duration::from_secs(60),
         }
     }
 }
@@ -72,6 +75,8 @@ pub struct Stage {
     pub dynamodb_endpoint: String,
     pub table_name: String,
     pub dev_key: Option<dev::DevKey>,
+    /// The generated dev-only API key of `POST /publish`, when none was given.
+    pub dev_api_key: Option<String>,
     pub app: &'static App,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -132,6 +137,16 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         env.retain(|(k, _)| !k.starts_with("SIGNING_KEY_"));
         env.push(("SIGNING_KEY_1_METHOD".into(), "HS256".into()));
         env.push(("SIGNING_KEY_1_ENCODED".into(), key.encoded()));
+        Some(key)
+    } else {
+        None
+    };
+    let dev_api_key = if lookup(&env, "HTTP_API_KEY_1").is_none() {
+        let key = format!(
+            "dev-only-{}",
+            dev::random_key_base64().replace(['+', '/', '='], "")
+        );
+        env.push(("HTTP_API_KEY_1".into(), key.clone()));
         Some(key)
     } else {
         None
@@ -206,6 +221,22 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
             _ = poll_shutdown.wait_for(|stop| *stop) => {}
         }
     }));
+    let mut sweep_shutdown = shutdown_rx.clone();
+    let sweep_interval = options.sweep_interval;
+    tasks.push(tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(sweep_interval);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {
+                    if let Err(err) = sockhop::ops::sweep::sweep(app, sweep_interval.as_secs() as i64).await {
+                        tracing::error!(code = err.code.as_str(), message = %err.message, "sweep failed");
+                    }
+                }
+                _ = sweep_shutdown.changed() => break,
+            }
+        }
+    }));
     let mut sockets_shutdown = shutdown_rx;
     let closing = registry.clone();
     tasks.push(tokio::spawn(async move {
@@ -218,6 +249,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         dynamodb_endpoint: endpoint,
         table_name: options.table_name,
         dev_key,
+        dev_api_key,
         app,
         shutdown,
         tasks,

@@ -68,6 +68,13 @@ async fn main() -> anyhow::Result<()> {
             "    curl -s -X POST {http}/dev/token -d '{{\"uid\":\"jim\",\"channels\":{{\"*\":{{\"subscribe\":true,\"messages\":{{\"*\":{{\"publish\":true,\"echo\":true}}}}}}}}}}'"
         );
     }
+    if let Some(key) = &stage.dev_api_key {
+        println!();
+        println!("  Server publish (DEV ONLY API key, new each run):");
+        println!(
+            "    curl -s -X POST {http}/publish -H 'Authorization: Bearer {key}' -d '{{\"channel\":\"chat\",\"event\":\"msg\",\"data\":\"hi\"}}'"
+        );
+    }
     println!();
     println!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;

@@ -10,6 +10,7 @@ pub mod history;
 pub mod publish;
 pub mod reactions;
 pub mod subscribe;
+pub mod sweep;
 
 use crate::claims::Claims;
 use crate::error::{ErrorCode, ProtocolError};

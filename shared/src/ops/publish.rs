@@ -145,6 +145,99 @@ pub async fn publish_from_client(
     .map_err(|e| e.with_channel(requested))
 }
 
+/// A server publish, by Lambda invoke or `POST /publish` (PROTOCOL.md §7).
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServerPublish {
+    pub channel: String,
+    pub event: String,
+    #[serde(default)]
+    pub data: Value,
+    /// Seconds: 0 (default) not stored, -1 forever.
+    #[serde(default)]
+    pub store: i64,
+    #[serde(default)]
+    pub deduplication_id: Option<String>,
+    #[serde(default)]
+    pub eager_id_generation: bool,
+    #[serde(default)]
+    pub emit_pub_sub_event: bool,
+    #[serde(default)]
+    pub schedule_expression: Option<String>,
+    #[serde(default)]
+    pub schedule_expression_timezone: Option<String>,
+}
+
+/// Seconds a `deduplicationId` suppresses repeats.
+pub const DEDUPLICATION_SECONDS: i64 = 300;
+
+/// Validates a server publish (pure): names, size, store range, and what this
+/// stage does not support yet.
+pub fn check_server_publish(request: &ServerPublish) -> Result<(), ProtocolError> {
+    names::validate_channel(&request.channel)?;
+    names::validate_client_event(&request.event).map_err(|e| e.with_channel(&request.channel))?;
+    names::validate_data_size(&request.data).map_err(|e| e.with_channel(&request.channel))?;
+    if !(STORE_FOREVER..=crate::claims::MAX_STORE_SECONDS).contains(&request.store) {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            "store must be -1, 0 or a number of seconds up to 3155695200",
+        ));
+    }
+    if request.schedule_expression.is_some() {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            "scheduled messages are not supported by this stage yet",
+        ));
+    }
+    if let Some(id) = &request.deduplication_id {
+        if id.is_empty() || id.len() > 128 {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidRequest,
+                "deduplicationId must be 1-128 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Publishes for the application's backend: no client permission checks, no
+/// sender, no meta. Returns the reply `{"channel","event"}` (+`id` when eager).
+pub async fn publish_from_server(
+    app: &App,
+    request: &ServerPublish,
+) -> Result<Value, ProtocolError> {
+    check_server_publish(request)?;
+    let mut reply = serde_json::json!({"channel": request.channel, "event": request.event});
+    if let Some(dedup) = &request.deduplication_id {
+        let key = format!("{}#{dedup}", request.channel);
+        let fresh = app
+            .store
+            .claim_deduplication_id(&key, app.now(), DEDUPLICATION_SECONDS)
+            .await
+            .map_err(internal)?;
+        if !fresh {
+            return Ok(reply);
+        }
+    }
+    let id = publish(
+        app,
+        &Outgoing {
+            channel: request.channel.clone(),
+            event: request.event.clone(),
+            data: request.data.clone(),
+            meta: None,
+            sender: None,
+            echo: false,
+            store: request.store,
+        },
+    )
+    .await?;
+    if request.eager_id_generation {
+        reply["id"] = Value::String(id);
+    }
+    Ok(reply)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +301,35 @@ mod tests {
         )
         .expect("claims");
         ChannelPermissions::single(claims.channels.grant_for("chat"))
+    }
+
+    fn server(channel: &str, event: &str) -> ServerPublish {
+        serde_json::from_value(json!({"channel": channel, "event": event})).expect("request")
+    }
+
+    #[test]
+    fn server_publish_validation() {
+        assert!(check_server_publish(&server("chat", "msg")).is_ok());
+        let code = |r: ServerPublish| check_server_publish(&r).unwrap_err().code;
+        assert_eq!(code(server("bad name", "msg")), ErrorCode::InvalidChannel);
+        assert_eq!(code(server("chat", "hotsock.x")), ErrorCode::InvalidEvent);
+        let mut big = server("chat", "msg");
+        big.data = json!("x".repeat(40_000));
+        assert_eq!(code(big), ErrorCode::MessageTooLarge);
+        let mut bad_store = server("chat", "msg");
+        bad_store.store = -2;
+        assert_eq!(code(bad_store), ErrorCode::InvalidRequest);
+        let mut scheduled = server("chat", "msg");
+        scheduled.schedule_expression = Some("at(2030-01-01T00:00:00)".into());
+        assert_eq!(code(scheduled), ErrorCode::InvalidRequest);
+        let mut dedup = server("chat", "msg");
+        dedup.deduplication_id = Some(String::new());
+        assert_eq!(code(dedup), ErrorCode::InvalidRequest);
+        let parsed: ServerPublish = serde_json::from_value(json!({"channel": "c", "event": "e",
+            "store": -1, "deduplicationId": "d", "eagerIdGeneration": true}))
+        .expect("parse");
+        assert_eq!(parsed.store, -1);
+        assert!(parsed.eager_id_generation);
     }
 
     #[test]

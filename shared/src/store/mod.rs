@@ -159,6 +159,63 @@ impl Store {
     }
 }
 
+impl Store {
+    /// True the first time `key` is seen within `window` seconds.
+    pub async fn claim_deduplication_id(
+        &self,
+        key: &str,
+        now: i64,
+        window: i64,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("DEDUP#{key}")))
+            .item("sk", s("DEDUP"))
+            .item("ttl", n(now + window))
+            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("PutItem", e)),
+        }
+    }
+
+    /// Every live connection item. A scan: the sweeper's once-a-minute pass is the
+    /// only caller, and connections are the only `sk = CONN` items.
+    pub async fn scan_connections(&self, now: i64) -> Result<Vec<ConnectionItem>, StoreError> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :conn")
+                .expression_attribute_values(":conn", s(keys::CONNECTION_SK))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Scan", e))?;
+            for item in out.items.unwrap_or_default() {
+                if alive(&item, now) {
+                    found.push(serde_dynamo::from_item(item)?);
+                }
+            }
+            match out.last_evaluated_key {
+                Some(key) if !key.is_empty() => start = Some(key),
+                _ => break,
+            }
+        }
+        Ok(found)
+    }
+}
+
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }

@@ -1,0 +1,242 @@
+// Unit tests of examples/lib/hotsock-lite.js against a fake WebSocket and a fake
+// fetch (no browser, no stage): the wire frames it sends and how it reacts.
+import assert from "node:assert/strict"
+import { afterEach, beforeEach, test } from "node:test"
+import { HotsockClient, httpBaseFromWsUrl, ulidTime } from "../lib/hotsock-lite.js"
+
+const flush = () => new Promise((resolve) => setImmediate(resolve))
+
+class FakeSocket {
+  static all = []
+  constructor(url) {
+    this.url = url
+    this.sent = []
+    this.closed = false
+    FakeSocket.all.push(this)
+    setTimeout(() => this.onopen?.({}), 0)
+  }
+  send(raw) {
+    this.sent.push(JSON.parse(raw))
+  }
+  close(code = 1000) {
+    if (this.closed) return
+    this.closed = true
+    setTimeout(() => this.onclose?.({ code }), 0)
+  }
+  // test side
+  receive(frame) {
+    this.onmessage?.({ data: JSON.stringify(frame) })
+  }
+  connected(id = "conn-1", uid = "jim") {
+    this.receive({
+      event: "hotsock.connected",
+      data: { connectionId: id, connectionSecret: "s3cret", connectionExpiresAt: "2030-01-01T00:00:00Z" },
+      meta: { uid, umd: null },
+    })
+  }
+  dropped() {
+    this.closed = true
+    this.onclose?.({ code: 1006 })
+  }
+  framesOf(event) {
+    return this.sent.filter((f) => f.event === event)
+  }
+}
+
+function newClient(extra = {}) {
+  let calls = 0
+  const client = new HotsockClient("ws://127.0.0.1:4000/v1", {
+    connectTokenFn: async () => `token-${++calls}`,
+    WebSocket: FakeSocket,
+    logLevel: "silent",
+    ...extra,
+  })
+  return client
+}
+
+let realFetch
+beforeEach(() => {
+  FakeSocket.all = []
+  realFetch = globalThis.fetch
+})
+afterEach(() => {
+  globalThis.fetch = realFetch
+})
+
+test("ulidTime decodes the 48-bit timestamp of a ULID", () => {
+  assert.equal(ulidTime("01ARZ3NDEKTSV4RRFFQ69G5FAV"), 1469922850259)
+  assert.equal(ulidTime("01arz3ndektsv4rrffq69g5fav"), 1469922850259)
+  assert.equal(ulidTime("0000000000ZZZZZZZZZZZZZZZZ"), 0)
+  assert.ok(Number.isNaN(ulidTime("nope")))
+  assert.ok(Number.isNaN(ulidTime("01ARZ3NDEU")), "U is not Crockford base32")
+})
+
+test("the HTTP API base URL comes from the WebSocket URL", () => {
+  assert.equal(httpBaseFromWsUrl("ws://127.0.0.1:4000/v1"), "http://127.0.0.1:4000")
+  assert.equal(httpBaseFromWsUrl("wss://abc.example/v1/?x=1"), "https://abc.example")
+  assert.equal(httpBaseFromWsUrl("wss://abc.example/stage/v1"), "https://abc.example/stage")
+})
+
+test("connects with the token, subscribes bound channels, answers pings, dispatches", async () => {
+  const client = newClient()
+  const seen = []
+  client.bind("@@connect", () => seen.push("connect"))
+  const binding = client.bind("chat", (m) => seen.push(`chat:${m.data.text}`), { channel: "room" })
+  client.bind("chat", (m) => seen.push(`any:${m.channel}`))
+  await flush()
+  const ws = FakeSocket.all[0]
+  assert.equal(new URL(ws.url).searchParams.get("token"), "token-1")
+  assert.deepEqual(ws.sent, [], "nothing is sent before hotsock.connected")
+  ws.connected()
+  assert.equal(client.connectionId, "conn-1")
+  assert.equal(client.connectionSecret, "s3cret")
+  assert.equal(client.uid, "jim")
+  assert.deepEqual(ws.sent, [{ event: "hotsock.subscribe", channel: "room" }])
+  ws.receive({ event: "hotsock.subscribed", channel: "room", data: {}, meta: { uid: "jim", umd: { n: 1 } } })
+  assert.equal(binding.channel.state, "subscribed")
+  assert.deepEqual(binding.channel.umd, { n: 1 })
+  await binding.channel.subscribed()
+
+  ws.receive({ id: "01", event: "chat", channel: "room", data: { text: "hi" }, meta: {} })
+  ws.receive({ id: "02", event: "chat", channel: "other", data: { text: "no" }, meta: {} })
+  assert.deepEqual(seen, ["connect", "chat:hi", "any:room", "any:other"])
+
+  ws.receive({ event: "hotsock.ping" })
+  assert.deepEqual(ws.sent.at(-1), { event: "hotsock.pong" })
+
+  await client.channels("room").sendMessage("chat", { data: { text: "yo" } })
+  assert.deepEqual(ws.sent.at(-1), { event: "chat", channel: "room", data: { text: "yo" } })
+  await client.sendMessage("is-typing", { channel: "room" })
+  assert.deepEqual(ws.sent.at(-1), { event: "is-typing", channel: "room" })
+
+  binding.unbind()
+  assert.deepEqual(ws.sent.at(-1), { event: "hotsock.unsubscribe", channel: "room" })
+  client.terminate()
+  assert.ok(ws.closed)
+})
+
+test("reconnects with a fresh token after a drop and re-subscribes every bound channel", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient()
+  const events = []
+  client.bind("@@connect", () => events.push("connect"))
+  client.bind("@@disconnect", () => events.push("disconnect"))
+  client.channels("a").bind("x", () => {})
+  client.channels("b").bind("y", () => {})
+  t.mock.timers.tick(1)
+  await flush()
+  t.mock.timers.tick(1)
+  const first = FakeSocket.all[0]
+  first.connected()
+  assert.deepEqual(first.framesOf("hotsock.subscribe").map((f) => f.channel), ["a", "b"])
+
+  first.dropped()
+  assert.equal(client.state, "disconnected")
+  assert.equal(client.connectionId, null)
+  // Backoff: nothing right away, a new socket within the first delay (≤ 500 ms).
+  assert.equal(FakeSocket.all.length, 1)
+  t.mock.timers.tick(500)
+  await flush()
+  assert.equal(FakeSocket.all.length, 2)
+  const second = FakeSocket.all[1]
+  assert.equal(new URL(second.url).searchParams.get("token"), "token-2")
+  t.mock.timers.tick(1)
+  second.connected("conn-2")
+  assert.equal(client.connectionId, "conn-2")
+  assert.deepEqual(second.framesOf("hotsock.subscribe").map((f) => f.channel), ["a", "b"])
+  assert.deepEqual(events, ["connect", "disconnect", "connect"])
+  client.terminate()
+})
+
+test("backoff grows while the server stays unreachable", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient()
+  for (const limit of [500, 1000, 2000, 4000]) {
+    t.mock.timers.tick(1)
+    await flush()
+    const ws = FakeSocket.all.at(-1)
+    const before = FakeSocket.all.length
+    ws.dropped() // closed before hotsock.connected
+    t.mock.timers.tick(limit / 2 - 1)
+    await flush()
+    assert.equal(FakeSocket.all.length, before, `no retry before ${limit / 2} ms`)
+    t.mock.timers.tick(limit / 2 + 1)
+    await flush()
+    assert.equal(FakeSocket.all.length, before + 1, `a retry within ${limit} ms`)
+  }
+  client.terminate()
+})
+
+test("reconnects when hotsock.connected does not arrive within 5 s", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient()
+  t.mock.timers.tick(1)
+  await flush()
+  t.mock.timers.tick(1) // onopen
+  const ws = FakeSocket.all[0]
+  t.mock.timers.tick(5000)
+  assert.ok(ws.closed, "the silent socket is closed")
+  client.terminate()
+})
+
+test("channel errors settle the subscription the way hotsock-js does", async () => {
+  const client = newClient()
+  const denied = client.channels("secret")
+  denied.bind("x", () => {})
+  const already = client.channels("twice")
+  already.bind("x", () => {})
+  await flush()
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.connected()
+  ws.receive({
+    event: "hotsock.error",
+    channel: "secret",
+    data: {},
+    error: { code: "SUBSCRIBE_PERMISSION_DENIED", message: "no" },
+  })
+  ws.receive({
+    event: "hotsock.error",
+    channel: "twice",
+    data: {},
+    error: { code: "ALREADY_SUBSCRIBED", message: "already" },
+  })
+  await assert.rejects(denied.subscribed(), { code: "SUBSCRIBE_PERMISSION_DENIED" })
+  assert.equal(denied.state, "failed")
+  assert.equal(already.state, "subscribed")
+  await already.subscribed()
+  client.terminate()
+})
+
+test("http() posts with the connection's credentials; listAllMessages pages with after", async () => {
+  const client = newClient()
+  client.bind("@@connect", () => {})
+  await flush()
+  await flush()
+  FakeSocket.all[0].connected("id/+=", "jim")
+  const requests = []
+  const ids = Array.from({ length: 230 }, (_, i) => `m${String(i).padStart(4, "0")}`)
+  globalThis.fetch = async (url, init) => {
+    const body = JSON.parse(init.body)
+    requests.push({ url, body })
+    if (url.includes("/connection/nope")) {
+      return new Response(JSON.stringify({ error: { code: "NOT_FOUND", message: "unknown" } }), {
+        status: 404,
+      })
+    }
+    const start = body.after ? ids.indexOf(body.after) + 1 : 0
+    const page = ids.slice(start, start + 100).map((id) => ({ id, event: "e", channel: body.channel }))
+    return new Response(JSON.stringify({ messages: page }), { status: 200 })
+  }
+  const all = await client.listAllMessages("room", { expandReactions: true })
+  assert.deepEqual(all.map((m) => m.id), ids)
+  assert.equal(requests.length, 3)
+  assert.deepEqual(requests.map((r) => r.body.after), [undefined, "m0099", "m0199"])
+  assert.ok(requests.every((r) => r.body.expandReactions === true && r.body.channel === "room"))
+  const url = new URL(requests[0].url)
+  assert.equal(url.origin + url.pathname, "http://127.0.0.1:4000/connection/listMessages")
+  assert.equal(url.searchParams.get("connectionId"), "id/+=")
+  assert.equal(url.searchParams.get("connectionSecret"), "s3cret")
+  await assert.rejects(client.http("nope", {}), { code: "NOT_FOUND", status: 404 })
+  client.terminate()
+})

@@ -1,0 +1,183 @@
+//! The server publish API and the sweeper.
+
+use serde_json::{json, Value};
+use sockhop_tests::TestStage;
+use std::time::Duration;
+
+const API_KEY: &str = "TEST-ONLY-api-key";
+
+async fn stage_with_key() -> TestStage {
+    TestStage::start_with(|o| o.env.push(("HTTP_API_KEY_2".into(), API_KEY.into()))).await
+}
+
+async fn publish(stage: &TestStage, key: &str, body: Value) -> (u16, Value) {
+    let response = stage
+        .http
+        .post(format!("{}/publish", stage.stage.http_url()))
+        .header("authorization", format!("Bearer {key}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("answer");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+fn listener_claims() -> Value {
+    json!({"scope": "connect", "uid": "l", "channels": {"news": {"subscribe": true, "historyStart": 0}}})
+}
+
+#[tokio::test]
+async fn server_publish_over_http_delivers_stores_and_deduplicates() {
+    let stage = stage_with_key().await;
+    let mut listener = stage.connect(listener_claims()).await;
+    listener.subscribe("news").await;
+    let (status, reply) = publish(
+        &stage,
+        API_KEY,
+        json!({"channel": "news", "event": "headline",
+        "data": {"t": 1}, "store": 60, "eagerIdGeneration": true}),
+    )
+    .await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["channel"], "news");
+    assert_eq!(reply["event"], "headline");
+    let got = listener.expect_event("headline").await;
+    assert_eq!(got["id"], reply["id"]);
+    assert_eq!(got["data"], json!({"t": 1}));
+    assert!(
+        got.get("meta").is_none(),
+        "server messages have no meta: {got}"
+    );
+    // Stored: listed.
+    let (_, page) = stage
+        .connection_api(&listener, "listMessages", json!({"channel": "news"}))
+        .await;
+    assert_eq!(page["messages"].as_array().map(Vec::len), Some(1));
+    // Deduplicated within the window.
+    for _ in 0..2 {
+        let (status, _) = publish(
+            &stage,
+            API_KEY,
+            json!({"channel": "news", "event": "once",
+            "deduplicationId": "d-1"}),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    listener.expect_event("once").await;
+    listener.expect_silence(Duration::from_millis(700)).await;
+}
+
+#[tokio::test]
+async fn server_publish_rejects_bad_keys_and_bad_messages() {
+    let stage = stage_with_key().await;
+    let (status, body) = publish(&stage, "wrong", json!({"channel": "news", "event": "x"})).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "UNAUTHORIZED");
+    let response = stage
+        .http
+        .post(format!("{}/publish", stage.stage.http_url()))
+        .body("{}")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(response.status().as_u16(), 401);
+    for (body, code) in [
+        (
+            json!({"channel": "bad name", "event": "x"}),
+            "INVALID_CHANNEL",
+        ),
+        (
+            json!({"channel": "news", "event": "hotsock.fake"}),
+            "INVALID_EVENT",
+        ),
+        (
+            json!({"channel": "news", "event": "x", "data": "y".repeat(40_000)}),
+            "MESSAGE_TOO_LARGE",
+        ),
+        (
+            json!({"channel": "news", "event": "x", "store": -7}),
+            "INVALID_REQUEST",
+        ),
+        (json!({"channel": "news"}), "INVALID_REQUEST"),
+    ] {
+        let (status, reply) = publish(&stage, API_KEY, body.clone()).await;
+        assert!((400..500).contains(&status), "{body}: {status}");
+        assert_eq!(reply["error"]["code"], code, "{body}: {reply}");
+    }
+    assert!(stage.items_with_pk_prefix("MSG#").await.is_empty());
+}
+
+#[tokio::test]
+async fn publish_function_handler_publishes() {
+    let stage = TestStage::start().await;
+    let mut listener = stage.connect(listener_claims()).await;
+    listener.subscribe("news").await;
+    let reply = sockhop_publish_reply(
+        &stage,
+        json!({"channel": "news", "event": "direct", "data": 5}),
+    )
+    .await;
+    assert_eq!(reply, json!({"channel": "news", "event": "direct"}));
+    assert_eq!(listener.expect_event("direct").await["data"], 5);
+    let bad = sockhop::ops::publish::publish_from_server(
+        stage.stage.app,
+        &serde_json::from_value(json!({"channel": "", "event": "x"})).expect("shape"),
+    )
+    .await;
+    assert_eq!(
+        bad.expect_err("empty channel").code,
+        sockhop::error::ErrorCode::InvalidChannel
+    );
+}
+
+async fn sockhop_publish_reply(stage: &TestStage, payload: Value) -> Value {
+    sockhop_publish::handle(stage.stage.app, payload)
+        .await
+        .expect("published")
+}
+
+#[tokio::test]
+async fn sweeper_closes_connections_that_miss_heartbeats() {
+    let stage = TestStage::start_with(|o| o.sweep_interval = Duration::from_secs(1)).await;
+    let mut quiet = stage
+        .connect(json!({"scope": "connect", "heartbeatTimeout": 5, "channels": {"news": {"subscribe": true}}}))
+        .await;
+    quiet.subscribe("news").await;
+    let mut chatty = stage
+        .connect(json!({"scope": "connect", "heartbeatTimeout": 5}))
+        .await;
+    // The chatty one heartbeats; the quiet one does not.
+    let beats = async {
+        for _ in 0..8 {
+            chatty.send(json!({"event": "hotsock.heartbeat"})).await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        chatty
+    };
+    let closed = async { quiet.next_within(Duration::from_secs(12)).await };
+    let (mut chatty, frame) = tokio::join!(beats, closed);
+    assert!(
+        frame.is_none(),
+        "the quiet connection was closed, got {frame:?}"
+    );
+    let items = stage.items_with_pk_prefix("CONN#").await;
+    assert_eq!(
+        items.len(),
+        1,
+        "only the chatty connection remains: {items:?}"
+    );
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("news")
+            .await
+            .expect("count"),
+        0
+    );
+    chatty.send(json!({"event": "hotsock.ping"})).await;
+    chatty.expect_event("hotsock.pong").await;
+}
