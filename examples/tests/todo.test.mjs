@@ -180,11 +180,13 @@ test("history longer than one listMessages page (100) is replayed completely", a
   // A fresh session, not the one the first test left in localStorage.
   await page.goto(`${TODO_URL}#paging-${Date.now().toString(36)}`)
   await waitReady(page)
-  const total = 105
-  // 105 add-item events and 10 delete-item events: 115 stored messages, two pages.
+  const total = 101
+  const deleted = 5
+  // 101 add-item and 5 delete-item events: 106 stored messages, two pages.
+  // Published from both connections, as Alice and Bob would.
   await page.evaluate(async (total) => {
-    const channel = window.todo.alice.channel
     for (let i = 0; i < total; i++) {
+      const { channel } = i % 2 ? window.todo.bob : window.todo.alice
       await channel.sendMessage("add-item", {
         data: { id: `bulk-${String(i).padStart(3, "0")}`, text: `Item ${i}` },
       })
@@ -192,31 +194,86 @@ test("history longer than one listMessages page (100) is replayed completely", a
   }, total)
   await eventually(
     async () => assert.equal(await panel(page, "bob").getByTestId("todo-item").count(), total),
-    { timeout: 30_000 },
+    { timeout: 60_000, interval: 250 },
   )
-  await page.evaluate(async () => {
-    const channel = window.todo.bob.channel
-    for (let i = 0; i < 10; i++) {
+  await page.evaluate(async (deleted) => {
+    const { channel } = window.todo.bob
+    for (let i = 0; i < deleted; i++) {
       await channel.sendMessage("delete-item", { data: { id: `bulk-${String(i).padStart(3, "0")}` } })
     }
-  })
+  }, deleted)
   await eventually(async () =>
-    assert.equal(await panel(page, "alice").getByTestId("todo-item").count(), total - 10),
+    assert.equal(await panel(page, "alice").getByTestId("todo-item").count(), total - deleted),
   )
   const live = await itemsOf(page, "alice")
-  t.diagnostic(`published ${total + 10} events: ${since(start)}`)
+  t.diagnostic(`published ${total + deleted} events: ${since(start)}`)
 
   const mark = Date.now()
   await page.reload()
   await waitReady(page)
   const replayed = await itemsOf(page, "alice")
-  assert.equal(replayed.length, total - 10)
+  assert.equal(replayed.length, total - deleted)
   assert.deepEqual(replayed, live)
   assert.deepEqual(await itemsOf(page, "bob"), live)
-  const expectedTexts = Array.from({ length: total - 10 }, (_, i) => `Item ${i + 10}`)
+  const expectedTexts = Array.from({ length: total - deleted }, (_, i) => `Item ${i + deleted}`)
   assert.deepEqual(replayed.map((i) => i.text).sort(), expectedTexts.sort())
-  t.diagnostic(`reload replayed ${total + 10} events from history: ${since(mark)}`)
+  t.diagnostic(`reload replayed ${total + deleted} events from history: ${since(mark)}`)
   await screenshot(page, "todo-5-long-history")
   assertNoProblems(page)
   await page.context().close()
+})
+
+test("a panel whose connection drops reconnects, re-subscribes and catches up from history", async (t) => {
+  const start = Date.now()
+  const page = await newPage(browser)
+  await page.goto(`${TODO_URL}#reconnect-${Date.now().toString(36)}`)
+  await waitReady(page)
+  await addItem(page, "alice", "Before the drop")
+  await expectItems(page, "bob", [{ text: "Before the drop", done: false }])
+
+  // Hold Alice's reconnect at the token request, so Bob's next change is published
+  // while she has no connection at all.
+  let release
+  const gate = new Promise((resolve) => (release = resolve))
+  await page.route("**/collaborative-todo", async (route) => {
+    await gate
+    await route.continue()
+  })
+  const oldConnectionId = await page.evaluate(() => {
+    const { client } = window.todo.alice
+    const id = client.connectionId
+    client._ws.close(4000, "test: simulated network drop")
+    return id
+  })
+  await page.waitForSelector("[data-testid=alice-panel][data-ready=false]")
+  assert.equal(await panel(page, "alice").getByTestId("status").textContent(), "reconnecting…")
+
+  await addItem(page, "bob", "While Alice was away")
+  assert.deepEqual(await itemsOf(page, "alice"), [{ text: "Before the drop", done: false }])
+  await screenshot(page, "todo-6-disconnected")
+
+  const mark = Date.now()
+  release()
+  await page.waitForSelector("[data-testid=alice-panel][data-ready=true]")
+  await expectItems(page, "alice", [
+    { text: "Before the drop", done: false },
+    { text: "While Alice was away", done: false },
+  ])
+  t.diagnostic(`Alice reconnected and caught up: ${since(mark)}`)
+  const newConnectionId = await page.evaluate(() => window.todo.alice.client.connectionId)
+  assert.ok(newConnectionId && newConnectionId !== oldConnectionId, "a new connection")
+
+  // The channel is live again in both directions.
+  await addItem(page, "alice", "After the reconnect")
+  await itemRow(page, "bob", "While Alice was away").getByTestId("toggle").click()
+  const expected = [
+    { text: "Before the drop", done: false },
+    { text: "While Alice was away", done: true },
+    { text: "After the reconnect", done: false },
+  ]
+  await expectBoth(page, expected)
+  await page.unroute("**/collaborative-todo")
+  assertNoProblems(page)
+  await page.context().close()
+  t.diagnostic(`total: ${since(start)}`)
 })

@@ -214,3 +214,48 @@ async fn racing_cleanups_decrement_the_count_once() {
     }
     assert!(stage.items_with_pk_prefix("CONN#").await.is_empty());
 }
+
+#[tokio::test]
+async fn idle_and_overage_connections_are_closed_and_cleaned_up() {
+    let stage = TestStage::start_with(|o| {
+        o.idle_timeout = Duration::from_secs(1);
+        o.max_lifetime = Duration::from_secs(3);
+    })
+    .await;
+    let mut idle = stage.connect(claims("idle")).await;
+    idle.subscribe("a").await;
+    assert!(
+        idle.next_within(Duration::from_secs(5)).await.is_none(),
+        "closed when idle"
+    );
+    // Pinging keeps a connection from idling out, but not past its lifetime.
+    let mut busy = stage.connect(claims("busy")).await;
+    let started = Instant::now();
+    loop {
+        busy.send(json!({"event": "hotsock.ping"})).await;
+        match busy.next_within(Duration::from_millis(700)).await {
+            Some(frame) => assert_eq!(frame["event"], "hotsock.pong"),
+            None => break,
+        }
+        assert!(started.elapsed() < Duration::from_secs(8), "never closed");
+    }
+    let lived = started.elapsed();
+    assert!(
+        lived >= Duration::from_millis(2500),
+        "closed by idling, not lifetime: {lived:?}"
+    );
+    eventually("both cleaned up", || async {
+        stage.items_with_pk_prefix("CONN#").await.is_empty()
+    })
+    .await;
+    assert_eq!(
+        stage
+            .stage
+            .app
+            .store
+            .subscriptions_count("a")
+            .await
+            .expect("count"),
+        0
+    );
+}

@@ -21,8 +21,11 @@ pub struct StreamPoller {
 /// Where reading of one shard stands.
 struct Shard {
     parent: Option<String>,
-    /// `None` once the shard is closed and drained.
+    /// `None` once the shard is closed and drained, or while it must be re-read.
     iterator: Option<String>,
+    /// The last record handed to the stream function, to resume after.
+    last_sequence: Option<String>,
+    closed: bool,
 }
 
 impl StreamPoller {
@@ -108,6 +111,8 @@ impl StreamPoller {
                     Shard {
                         parent: shard.parent_shard_id,
                         iterator,
+                        last_sequence: None,
+                        closed: false,
                     },
                 );
             }
@@ -116,6 +121,38 @@ impl StreamPoller {
                 None => return,
             }
         }
+    }
+
+    /// A fresh iterator after `last` (or from the oldest record). If `last`
+    /// itself was trimmed away, reading restarts at the oldest record left.
+    async fn resume(&self, arn: &str, shard: &str, last: Option<&str>) -> Option<String> {
+        if let Some(sequence) = last {
+            let after = self
+                .streams
+                .get_shard_iterator()
+                .stream_arn(arn)
+                .shard_id(shard)
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .sequence_number(sequence)
+                .send()
+                .await;
+            if let Ok(out) = after {
+                return out.shard_iterator;
+            }
+            tracing::warn!(
+                shard,
+                "stream records after {sequence} were trimmed; resuming at the oldest"
+            );
+        }
+        self.streams
+            .get_shard_iterator()
+            .stream_arn(arn)
+            .shard_id(shard)
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .ok()
+            .and_then(|o| o.shard_iterator)
     }
 
     pub async fn run(self, app: &'static App) {
@@ -129,10 +166,13 @@ impl StreamPoller {
             }
             let open: HashMap<String, bool> = shards
                 .iter()
-                .map(|(id, s)| (id.clone(), s.iterator.is_some()))
+                .map(|(id, s)| (id.clone(), !s.closed))
                 .collect();
             let mut delivered = false;
-            for shard in shards.values_mut() {
+            for (id, shard) in shards.iter_mut() {
+                if shard.iterator.is_none() && !shard.closed {
+                    shard.iterator = self.resume(&arn, id, shard.last_sequence.as_deref()).await;
+                }
                 let parent_open = shard
                     .parent
                     .as_ref()
@@ -151,8 +191,12 @@ impl StreamPoller {
                     .await
                 {
                     Ok(out) => {
+                        shard.closed = out.next_shard_iterator.is_none();
                         shard.iterator = out.next_shard_iterator;
                         let records = out.records.unwrap_or_default();
+                        if let Some(last) = records.last().and_then(|r| r.dynamodb.as_ref()) {
+                            shard.last_sequence = last.sequence_number.clone();
+                        }
                         if !records.is_empty() {
                             delivered = true;
                             let event = lambda_event(&arn, records);
@@ -162,9 +206,10 @@ impl StreamPoller {
                         }
                     }
                     Err(err) => {
-                        tracing::warn!(error = ?err, "GetRecords failed; re-reading shards");
+                        // Expired or trimmed iterators are re-made on the next pass,
+                        // after the last record already handled.
+                        tracing::debug!(error = ?err, "GetRecords failed; resuming the shard");
                         shard.iterator = None;
-                        refreshed = None;
                     }
                 }
             }
