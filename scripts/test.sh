@@ -14,7 +14,7 @@ infra/dynamodb-local/ensure.sh >/dev/null
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 PORT=$port infra/dynamodb-local/start.sh >/tmp/sockhop-dynamodb-local.$$.log 2>&1 &
 ddb_pid=$!
-trap 'kill $ddb_pid 2>/dev/null || true' EXIT
+trap 'kill $ddb_pid 2>/dev/null || true; rm -f /tmp/sockhop-*.$$.log' EXIT
 for _ in $(seq 1 600); do
   if (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null; then break; fi
   kill -0 $ddb_pid 2>/dev/null || { cat /tmp/sockhop-dynamodb-local.$$.log; echo "DynamoDB Local failed to start" >&2; exit 1; }
@@ -37,7 +37,16 @@ status=${PIPESTATUS[0]}
 step "template lint (cfn-lint, sam validate)"
 infra/lint/run.sh
 
+step "browser tests (headless Chromium)"
+scripts/browser-test.sh 2>&1 | tee /tmp/sockhop-browser-test.$$.log
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+
 step "summary"
-passed=$(grep -Eo '[0-9]+ passed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
-failed=$(grep -Eo '[0-9]+ failed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
-echo "cargo test: $passed passed, $failed failed"
+cargo_passed=$(grep -Eo '[0-9]+ passed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
+cargo_failed=$(grep -Eo '[0-9]+ failed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
+node_passed=$(grep -Eo '^# pass [0-9]+' /tmp/sockhop-browser-test.$$.log | awk '{s+=$3} END {print s+0}')
+node_failed=$(grep -Eo '^# fail [0-9]+' /tmp/sockhop-browser-test.$$.log | awk '{s+=$3} END {print s+0}')
+echo "cargo test: $cargo_passed passed, $cargo_failed failed"
+echo "browser tests: $node_passed passed, $node_failed failed"
+echo "total: $((cargo_passed + node_passed)) passed, $((cargo_failed + node_failed)) failed"

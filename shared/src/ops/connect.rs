@@ -204,7 +204,12 @@ pub fn rfc3339(unix_seconds: i64) -> String {
 /// channel. The socket may not be open yet when the record arrives, so a Gone
 /// answer is retried for a few seconds before the connection is given up.
 pub async fn greet(app: &App, connection_id: &str) -> Result<(), crate::error::ProtocolError> {
-    let connection: Connection = load_connection(app, connection_id).await?;
+    let connection: Connection = match load_connection(app, connection_id).await {
+        Ok(connection) => connection,
+        // Already disconnected before the record was processed: nobody to greet.
+        Err(e) if e.code == crate::error::ErrorCode::Unauthorized => return Ok(()),
+        Err(e) => return Err(e),
+    };
     let item = &connection.item;
     let secret = connection_secret(
         &app.config.connection_secret_key,
