@@ -137,7 +137,8 @@ async fn without_history_start_only_messages_since_subscribing_are_listed() {
 #[tokio::test]
 async fn unstored_and_expired_messages_are_not_listed() {
     let stage = TestStage::start().await;
-    let mut writer = stage.connect(claims("w", Some(0), 1)).await;
+    // TTLs have whole-second granularity: 3 s leaves room to list before expiry.
+    let mut writer = stage.connect(claims("w", Some(0), 3)).await;
     writer.subscribe("log").await;
     stage
         .connection_api(
@@ -150,7 +151,7 @@ async fn unstored_and_expired_messages_are_not_listed() {
         .connection_api(
             &writer,
             "publishMessage",
-            json!({"channel": "log", "event": "msg", "data": "one second"}),
+            json!({"channel": "log", "event": "msg", "data": "three seconds"}),
         )
         .await;
     let (_, page) = stage
@@ -162,8 +163,8 @@ async fn unstored_and_expired_messages_are_not_listed() {
         .iter()
         .map(|m| &m["data"])
         .collect();
-    assert_eq!(data, vec![&json!("one second")]);
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(data, vec![&json!("three seconds")]);
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     let (_, page) = stage
         .connection_api(&writer, "listMessages", json!({"channel": "log"}))
         .await;

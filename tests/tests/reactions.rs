@@ -232,7 +232,7 @@ async fn reactions_expire_with_their_message() {
     let stage = TestStage::start().await;
     let claims = |uid: &str| {
         json!({"scope": "connect", "uid": uid, "channels": {"chat": {"subscribe": true, "historyStart": 0,
-            "messages": {"short": {"publish": true, "store": 2, "react": true}}}}})
+            "messages": {"short": {"publish": true, "store": 3, "react": true}}}}})
     };
     let mut jim = stage.connect(claims("jim")).await;
     jim.subscribe("chat").await;
@@ -248,7 +248,7 @@ async fn reactions_expire_with_their_message() {
     jim.expect_event("hotsock.messageReactionAdded").await;
     let items = stage.items_with_pk_prefix("RXN#").await;
     assert_eq!(items.len(), 1);
-    tokio::time::sleep(Duration::from_millis(3100)).await;
+    tokio::time::sleep(Duration::from_millis(4100)).await;
     pam.send(react(&id, "y", "add")).await;
     assert_eq!(
         pam.expect_event("hotsock.error").await["error"]["code"],

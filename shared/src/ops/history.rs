@@ -2,7 +2,7 @@
 
 use super::deliver::message_frame;
 use super::reactions::reactions_json;
-use super::{internal, Connection};
+use super::{internal, require_subscription, Connection};
 use crate::app::App;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::store::MessageQuery;
@@ -62,27 +62,11 @@ pub async fn list_messages(
     connection: &Connection,
     request: &ListMessagesRequest,
 ) -> Result<Value, ProtocolError> {
-    crate::names::validate_channel(&request.channel)?;
     let requested = request.channel.as_str();
     let after = cursor(&request.after, "after", requested)?;
     let before = cursor(&request.before, "before", requested)?;
-    let channel = connection
-        .claims
-        .channels
-        .resolve_alias(requested)
-        .unwrap_or(requested);
-    let subscription = app
-        .store
-        .get_subscription(channel, connection.id(), app.now())
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            ProtocolError::new(
-                ErrorCode::NotSubscribed,
-                format!("subscribe to {requested:?} to list its messages"),
-            )
-            .with_channel(requested)
-        })?;
+    let subscription = require_subscription(app, connection, requested).await?;
+    let channel = subscription.channel.as_str();
     let permissions = subscription.permissions().map_err(internal)?;
     let query = MessageQuery {
         channel,

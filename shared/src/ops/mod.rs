@@ -45,6 +45,14 @@ impl Connection {
         &self.item.connection_id
     }
 
+    /// The real channel behind a name this client sent (its alias, or itself).
+    pub fn real_channel<'a>(&'a self, requested: &'a str) -> &'a str {
+        self.claims
+            .channels
+            .resolve_alias(requested)
+            .unwrap_or(requested)
+    }
+
     pub fn meta(&self) -> Meta {
         Meta::new(self.item.uid.clone(), self.item.umd_value())
     }
@@ -92,4 +100,29 @@ pub async fn send_error(app: &crate::app::App, connection_id: &str, err: Protoco
         &crate::protocol::ServerMessage::error(err),
     )
     .await;
+}
+
+/// The caller's subscription to the channel it named, for operations that need
+/// one (history, reactions); `NOT_SUBSCRIBED` carrying the client's name if none.
+pub async fn require_subscription(
+    app: &crate::app::App,
+    connection: &Connection,
+    requested: &str,
+) -> Result<crate::store::SubscriptionItem, ProtocolError> {
+    crate::names::validate_channel(requested)?;
+    app.store
+        .get_subscription(
+            connection.real_channel(requested),
+            connection.id(),
+            app.now(),
+        )
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            ProtocolError::new(
+                ErrorCode::NotSubscribed,
+                format!("subscribe to {requested:?} first"),
+            )
+            .with_channel(requested)
+        })
 }

@@ -107,12 +107,7 @@ pub async fn publish_from_client(
 ) -> Result<String, ProtocolError> {
     names::validate_client_event(event).map_err(|e| e.with_channel(requested))?;
     names::validate_data_size(&data).map_err(|e| e.with_channel(requested))?;
-    let channel = connection
-        .claims
-        .channels
-        .resolve_alias(requested)
-        .unwrap_or(requested)
-        .to_owned();
+    let channel = connection.real_channel(requested).to_owned();
     let subscription = app
         .store
         .get_subscription(&channel, connection.id(), app.now())

@@ -2,7 +2,7 @@
 //! stored, unexpired messages, by subscribers with a uid and the `react` grant.
 
 use super::deliver::{fan_out, recipients};
-use super::{internal, Connection};
+use super::{internal, require_subscription, Connection};
 use crate::app::App;
 use crate::claims::ChannelPermissions;
 use crate::error::{ErrorCode, ProtocolError};
@@ -55,20 +55,8 @@ pub async fn react(
 ) -> Result<(), ProtocolError> {
     names::validate_reaction(reaction).map_err(|e| e.with_channel(requested))?;
     let now = app.now();
-    let channel = connection
-        .claims
-        .channels
-        .resolve_alias(requested)
-        .unwrap_or(requested);
-    let subscription = app
-        .store
-        .get_subscription(channel, connection.id(), now)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            ProtocolError::new(ErrorCode::NotSubscribed, "subscribe before reacting")
-                .with_channel(requested)
-        })?;
+    let subscription = require_subscription(app, connection, requested).await?;
+    let channel = subscription.channel.as_str();
     let permissions = subscription.permissions().map_err(internal)?;
     let message = app
         .store
@@ -153,21 +141,9 @@ pub async fn list_reactions(
     requested: &str,
     message_id: &str,
 ) -> Result<Value, ProtocolError> {
-    names::validate_channel(requested)?;
     let now = app.now();
-    let channel = connection
-        .claims
-        .channels
-        .resolve_alias(requested)
-        .unwrap_or(requested);
-    app.store
-        .get_subscription(channel, connection.id(), now)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            ProtocolError::new(ErrorCode::NotSubscribed, "subscribe to list reactions")
-                .with_channel(requested)
-        })?;
+    let subscription = require_subscription(app, connection, requested).await?;
+    let channel = subscription.channel.as_str();
     let items = app
         .store
         .message_reactions(channel, message_id, now)

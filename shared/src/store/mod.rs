@@ -139,13 +139,20 @@ impl Store {
     /// reuse. The marker lives until the token expires, after which the token is
     /// refused anyway.
     pub async fn consume_jti(&self, jti: &str, exp: i64, now: i64) -> Result<bool, StoreError> {
+        self.put_once(keys::jti_pk(jti), "JTI", exp.max(now) + 60, now)
+            .await
+    }
+
+    /// Writes a marker item unless a live one exists; true when this call wrote
+    /// it. The marker expires at `ttl`.
+    async fn put_once(&self, pk: String, sk: &str, ttl: i64, now: i64) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(keys::jti_pk(jti)))
-            .item("sk", s("JTI"))
-            .item("ttl", n(exp.max(now) + 60))
+            .item("pk", s(pk))
+            .item("sk", s(sk))
+            .item("ttl", n(ttl))
             .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(now))
@@ -167,23 +174,8 @@ impl Store {
         now: i64,
         window: i64,
     ) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", s(format!("DEDUP#{key}")))
-            .item("sk", s("DEDUP"))
-            .item("ttl", n(now + window))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":now", n(now))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
+        self.put_once(format!("DEDUP#{key}"), "DEDUP", now + window, now)
+            .await
     }
 
     /// Every live connection item. A scan: the sweeper's once-a-minute pass is the
