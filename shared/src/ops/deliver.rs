@@ -49,7 +49,8 @@ pub async fn fan_out(
     for (name, connection_ids) in groups {
         let frame = frame_for(name).to_json();
         for gone in app.gateway.fan_out(&connection_ids, &frame).await {
-            disconnect::cleanup(app, &gone).await;
+            // Boxed: cleanup can announce presence leaves, which fan out again.
+            Box::pin(disconnect::cleanup(app, &gone)).await;
         }
     }
 }

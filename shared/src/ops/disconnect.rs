@@ -13,8 +13,15 @@ pub async fn cleanup(app: &App, connection_id: &str) {
     match app.store.connection_channels(connection_id, 0).await {
         Ok(channels) => {
             for channel in channels {
-                if let Err(err) = app.store.unsubscribe(&channel, connection_id, now).await {
-                    tracing::error!(connection_id, channel, error = %err, "unsubscribe during cleanup failed");
+                match app.store.unsubscribe(&channel, connection_id, now).await {
+                    Ok(Some(removed)) => super::presence::left(app, &removed).await,
+                    Ok(None) => {}
+                    Err(err) => tracing::error!(
+                        connection_id,
+                        channel,
+                        error = %err,
+                        "unsubscribe during cleanup failed"
+                    ),
                 }
             }
         }

@@ -7,6 +7,7 @@ pub mod deliver;
 pub mod disconnect;
 pub mod frame;
 pub mod history;
+pub mod presence;
 pub mod publish;
 pub mod reactions;
 pub mod subscribe;

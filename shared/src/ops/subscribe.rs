@@ -164,6 +164,14 @@ pub async fn subscribe(
         counted: plan.counted,
         ttl: connection.item.ttl,
     };
+    let presence = names::is_presence_channel(&plan.channel);
+    let existing = if presence {
+        let existing = super::presence::current(app, &plan.channel).await?;
+        super::presence::check_capacity(&existing, &item, requested)?;
+        existing
+    } else {
+        Vec::new()
+    };
     match app
         .store
         .subscribe(&item, app.now())
@@ -185,7 +193,12 @@ pub async fn subscribe(
     if let Some(alias) = &plan.alias_used {
         meta = meta.with_alias(alias.as_str());
     }
-    let frame = ServerMessage::subscribed(plan.client_channel(), meta, None, auto_subscribed);
+    let members = if presence {
+        Some(super::presence::joined(app, &existing, &item).await)
+    } else {
+        None
+    };
+    let frame = ServerMessage::subscribed(plan.client_channel(), meta, members, auto_subscribed);
     send(app, connection.id(), &frame).await;
     Ok(())
 }
@@ -239,5 +252,6 @@ pub async fn unsubscribe(
         &ServerMessage::unsubscribed(requested, meta),
     )
     .await;
+    super::presence::left(app, &removed).await;
     Ok(())
 }
