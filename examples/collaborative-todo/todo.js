@@ -5,13 +5,13 @@
 // order), then live events, deduplicated by message id.
 
 import { HotsockClient } from "../lib/hotsock-lite.js"
+import { HistorySync, mountProfile, mountSessionBar, setStatus } from "../lib/demo-app.js"
 import {
   demoTokenFn,
   joinDemoSession,
   randomId,
   showFatal,
   stageWebSocketUrl,
-  startNewSession,
 } from "../lib/session.js"
 
 const ENDPOINT = "/collaborative-todo"
@@ -68,23 +68,13 @@ class TodoState {
   }
 }
 
-const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
-
 class TodoPanel {
   constructor(root, { user, channel, tokenFn }) {
     this.root = root
     this.user = user
-    this.channelName = channel
     this.state = new TodoState()
-    this.buffer = null // live messages held back while history loads
-    this.syncing = null
 
-    const profile = USERS[user]
-    root.append(document.getElementById("panel-template").content.cloneNode(true))
-    root.querySelector(".avatar").textContent = profile.name[0]
-    root.querySelector(".avatar").style.background = profile.color
-    root.querySelector(".name").textContent = profile.name
-    this.statusEl = root.querySelector("[data-testid=status]")
+    mountProfile(root, "panel-template", USERS[user])
     this.listEl = root.querySelector("[data-testid=todo-list]")
     this.emptyEl = root.querySelector("[data-testid=empty]")
     this.summaryEl = root.querySelector("[data-testid=summary]")
@@ -101,56 +91,23 @@ class TodoPanel {
       if (m.error?.code === "SUBSCRIBE_PERMISSION_DENIED") this.setStatus("error", "no access")
     })
     this.channel = this.client.channels(channel)
-    for (const event of EVENTS) this.channel.bind(event, (m) => this.onLive(m))
     // Every (re)subscription rebuilds the list from the stored history, so
     // nothing published while disconnected is missed.
-    this.channel.bind("hotsock.subscribed", () => this.sync())
+    this.history = new HistorySync(this.client, this.channel, {
+      rebuild: (history) => {
+        this.state = new TodoState()
+        for (const m of history) if (EVENTS.includes(m.event)) this.state.apply(m)
+        this.render()
+      },
+      apply: (m) => this.state.apply(m) && this.render(),
+      status: (state, text) => this.setStatus(state, text),
+    })
+    for (const event of EVENTS) this.channel.bind(event, (m) => this.history.live(m))
     this.render()
   }
 
   setStatus(state, text) {
-    this.statusEl.dataset.state = state
-    this.statusEl.textContent = text
-    this.root.dataset.ready = String(state === "ready")
-  }
-
-  onLive(message) {
-    if (this.buffer) {
-      this.buffer.push(message)
-    } else if (this.state.apply(message)) {
-      this.render()
-    }
-  }
-
-  async sync() {
-    if (this.syncing) {
-      this.resyncWanted = true
-      return
-    }
-    this.buffer = []
-    this.setStatus("connecting", "loading history…")
-    this.syncing = (async () => {
-      try {
-        const history = await this.client.listAllMessages(this.channelName)
-        const state = new TodoState()
-        for (const m of history.filter((m) => EVENTS.includes(m.event)).sort(byId)) state.apply(m)
-        for (const m of this.buffer.sort(byId)) state.apply(m)
-        this.state = state
-        this.setStatus("ready", "live")
-      } catch (err) {
-        console.error(`[${this.user}] history`, err)
-        for (const m of this.buffer.sort(byId)) this.state.apply(m)
-        this.setStatus("error", "history failed")
-      } finally {
-        this.buffer = null
-        this.syncing = null
-        this.render()
-      }
-      if (this.resyncWanted) {
-        this.resyncWanted = false
-        this.sync()
-      }
-    })()
+    setStatus(this.root, state, text)
   }
 
   add() {
@@ -234,20 +191,7 @@ async function main() {
     return
   }
   const { sessionId, channel } = tokens
-  document.querySelector("[data-testid=session-id]").textContent = sessionId
-  document.title = `To-do ${sessionId} · Sockhop`
-  document.querySelector("[data-testid=copy-link]").addEventListener("click", async (e) => {
-    try {
-      await navigator.clipboard.writeText(location.href)
-      e.target.textContent = "Copied!"
-    } catch {
-      prompt("Share this link:", location.href)
-    }
-    setTimeout(() => (e.target.textContent = "Copy link"), 1500)
-  })
-  document
-    .querySelector("[data-testid=new-session]")
-    .addEventListener("click", () => startNewSession(ENDPOINT, STORAGE_KEY))
+  mountSessionBar({ sessionId, title: "To-do", endpoint: ENDPOINT, storageKey: STORAGE_KEY })
 
   window.todo = {}
   for (const user of Object.keys(USERS)) {

@@ -8,13 +8,8 @@
 //   then from hotsock.messageReactionAdded / Removed events.
 
 import { HotsockClient, ulidTime } from "../lib/hotsock-lite.js"
-import {
-  demoTokenFn,
-  joinDemoSession,
-  showFatal,
-  stageWebSocketUrl,
-  startNewSession,
-} from "../lib/session.js"
+import { HistorySync, mountProfile, mountSessionBar, setStatus } from "../lib/demo-app.js"
+import { demoTokenFn, joinDemoSession, showFatal, stageWebSocketUrl } from "../lib/session.js"
 
 const ENDPOINT = "/real-time-chat"
 const STORAGE_KEY = "sockhop-example-chat-session"
@@ -27,8 +22,6 @@ const USERS = {
   jim: { name: "Jim", color: "#e8590c" },
   pam: { name: "Pam", color: "#0ca678" },
 }
-
-const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
 
 function displayName(uid, umd) {
   if (umd && typeof umd.name === "string" && umd.name) return umd.name
@@ -98,15 +91,8 @@ class ChatWindow {
     this.pending = new Map() // message id → {reaction|null, timer}: my intended reaction
     this.typers = new Map() // uid → {name, timer}
     this.lastTypingSent = 0
-    this.buffer = null
-    this.syncing = null
 
-    const profile = USERS[user]
-    root.append(document.getElementById("window-template").content.cloneNode(true))
-    root.querySelector(".avatar").textContent = profile.name[0]
-    root.querySelector(".avatar").style.background = profile.color
-    root.querySelector(".name").textContent = profile.name
-    this.statusEl = root.querySelector("[data-testid=status]")
+    mountProfile(root, "window-template", USERS[user])
     this.listEl = root.querySelector("[data-testid=messages]")
     this.typingEl = root.querySelector("[data-testid=typing-indicator]")
     this.errorEl = root.querySelector("[data-testid=error]")
@@ -121,17 +107,20 @@ class ChatWindow {
     this.client.bind("@@disconnect", () => this.setStatus("connecting", "reconnecting…"))
     this.client.bind("hotsock.error", (m) => this.onError(m))
     this.channel = this.client.channels(channel)
-    this.channel.bind("chat", (m) => this.onLive(m))
-    this.channel.bind("hotsock.messageReactionAdded", (m) => this.onLive(m))
-    this.channel.bind("hotsock.messageReactionRemoved", (m) => this.onLive(m))
+    this.history = new HistorySync(this.client, this.channel, {
+      listOptions: { expandReactions: true },
+      rebuild: (history) => this.rebuild(history),
+      apply: (m) => this.apply(m, true),
+      status: (state, text) => this.setStatus(state, text),
+    })
+    this.channel.bind("chat", (m) => this.history.live(m))
+    this.channel.bind("hotsock.messageReactionAdded", (m) => this.history.live(m))
+    this.channel.bind("hotsock.messageReactionRemoved", (m) => this.history.live(m))
     this.channel.bind("is-typing", (m) => this.onTyping(m))
-    this.channel.bind("hotsock.subscribed", () => this.sync())
   }
 
   setStatus(state, text) {
-    this.statusEl.dataset.state = state
-    this.statusEl.textContent = text
-    this.root.dataset.ready = String(state === "ready")
+    setStatus(this.root, state, text)
   }
 
   onError(message) {
@@ -146,11 +135,6 @@ class ChatWindow {
   }
 
   // ---- history & live events ---------------------------------------------
-
-  onLive(message) {
-    if (this.buffer) this.buffer.push(message)
-    else this.apply(message, true)
-  }
 
   apply(message, live) {
     if (message.event === "chat") {
@@ -167,37 +151,13 @@ class ChatWindow {
     }
   }
 
-  async sync() {
-    if (this.syncing) {
-      this.resyncWanted = true
-      return
-    }
-    this.buffer = []
-    this.setStatus("connecting", "loading history…")
-    this.syncing = (async () => {
-      try {
-        const history = await this.client.listAllMessages(this.channelName, {
-          expandReactions: true,
-        })
-        this.state = new ChatState()
-        this.elements.clear()
-        this.listEl.replaceChildren()
-        for (const m of history.filter((m) => m.event === "chat").sort(byId)) this.apply(m, false)
-        this.setStatus("ready", "live")
-      } catch (err) {
-        console.error(`[${this.user}] history`, err)
-        this.setStatus("error", "history failed")
-      }
-      const buffered = this.buffer
-      this.buffer = null
-      for (const m of buffered) this.apply(m, true)
-      this.scrollToBottom()
-      this.syncing = null
-      if (this.resyncWanted) {
-        this.resyncWanted = false
-        this.sync()
-      }
-    })()
+  /** Replaces what is shown with the channel's stored history (with reaction counts). */
+  rebuild(history) {
+    this.state = new ChatState()
+    this.elements.clear()
+    this.listEl.replaceChildren()
+    for (const m of history) if (m.event === "chat") this.apply(m, false)
+    this.scrollToBottom()
   }
 
   // ---- sending -----------------------------------------------------------
@@ -400,20 +360,7 @@ async function main() {
     return
   }
   const { sessionId, channel } = tokens
-  document.querySelector("[data-testid=session-id]").textContent = sessionId
-  document.title = `Chat ${sessionId} · Sockhop`
-  document.querySelector("[data-testid=copy-link]").addEventListener("click", async (e) => {
-    try {
-      await navigator.clipboard.writeText(location.href)
-      e.target.textContent = "Copied!"
-    } catch {
-      prompt("Share this link:", location.href)
-    }
-    setTimeout(() => (e.target.textContent = "Copy link"), 1500)
-  })
-  document
-    .querySelector("[data-testid=new-session]")
-    .addEventListener("click", () => startNewSession(ENDPOINT, STORAGE_KEY))
+  mountSessionBar({ sessionId, title: "Chat", endpoint: ENDPOINT, storageKey: STORAGE_KEY })
 
   window.chat = {}
   for (const user of Object.keys(USERS)) {
