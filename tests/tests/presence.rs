@@ -96,3 +96,47 @@ async fn presence_needs_a_uid_and_standard_channels_have_no_members() {
     let frame = jim.subscribe("plain").await;
     assert!(frame["data"].get("members").is_none(), "{frame}");
 }
+
+#[tokio::test]
+async fn users_joining_at_once_all_reach_the_member_list() {
+    let stage = TestStage::start().await;
+    let (mut jim, _) = join(&stage, "jim").await;
+    let uids: Vec<String> = (0..6).map(|i| format!("user-{i}")).collect();
+    let mut joiners = Vec::new();
+    for uid in &uids {
+        joiners.push(stage.connect(claims(Some(uid), json!({"name": uid}))).await);
+    }
+    // Others' memberAdded may arrive before a joiner's own hotsock.subscribed.
+    let frames = futures::future::join_all(joiners.iter_mut().map(|c| async move {
+        c.send(json!({"event": "hotsock.subscribe", "channel": "presence.room"}))
+            .await;
+        c.expect_event("hotsock.subscribed").await
+    }))
+    .await;
+
+    // Every join is announced once; the list read after the last write holds everyone.
+    let mut everyone: Vec<Value> = vec![member("jim")];
+    everyone.extend(uids.iter().map(|u| member(u)));
+    let mut lists = Vec::new();
+    for _ in &uids {
+        let added = jim.expect_event("hotsock.memberAdded").await;
+        lists.push(
+            added["data"]["members"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+    }
+    jim.expect_silence(QUIET).await;
+    let complete = |list: &Vec<Value>| everyone.iter().all(|m| list.contains(m));
+    assert!(
+        lists.iter().any(complete),
+        "no memberAdded listed every member: {lists:?}"
+    );
+    assert!(
+        frames
+            .iter()
+            .any(|f| f["data"]["members"].as_array().is_some_and(&complete)),
+        "no joiner's hotsock.subscribed listed every member"
+    );
+}

@@ -66,24 +66,39 @@ pub async fn current(app: &App, channel: &str) -> Result<Vec<SubscriptionItem>, 
         .map_err(internal)
 }
 
-/// After a join was written: tells the existing members, returns the list for
-/// the joiner's `hotsock.subscribed`.
+/// After a join was written: tells the other members, returns the list for the
+/// joiner's `hotsock.subscribed`.
+///
+/// Whether the join is news is decided on `before` (read before the write), so two
+/// connections of one user joining at once both announce rather than neither. The
+/// list and its recipients come from a read after the write, so two users joining
+/// at once each appear in the later one's list.
 pub async fn joined(
     app: &App,
-    existing: &[SubscriptionItem],
+    before: &[SubscriptionItem],
     joiner: &SubscriptionItem,
 ) -> Vec<Member> {
-    let others: Vec<SubscriptionItem> = existing
-        .iter()
-        .filter(|s| s.connection_id != joiner.connection_id)
-        .cloned()
-        .collect();
-    let mut all = others.clone();
+    let after = match current(app, &joiner.channel).await {
+        Ok(after) => after,
+        Err(e) => {
+            tracing::error!(code = e.code.as_str(), "presence read failed");
+            before.to_vec()
+        }
+    };
+    let others = |items: &[SubscriptionItem]| -> Vec<SubscriptionItem> {
+        items
+            .iter()
+            .filter(|s| s.connection_id != joiner.connection_id)
+            .cloned()
+            .collect()
+    };
+    let others_after = others(&after);
+    let mut all = others_after.clone();
     all.push(joiner.clone());
     let list = members(&all);
-    if announces_join(&others, joiner) {
+    if announces_join(&others(before), joiner) {
         let member = Member::new(joiner.uid.clone().unwrap_or_default(), joiner.umd_value());
-        fan_out(app, recipients(&others, None, false), |name| {
+        fan_out(app, recipients(&others_after, None, false), |name| {
             ServerMessage::member_added(name, member.clone(), list.clone())
         })
         .await;
