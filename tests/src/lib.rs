@@ -152,6 +152,16 @@ impl TestStage {
         (status, body)
     }
 
+    /// The channel's stored subscription count (its META item).
+    pub async fn subscriptions_count(&self, channel: &str) -> i64 {
+        self.stage
+            .app
+            .store
+            .subscriptions_count(channel)
+            .await
+            .expect("count")
+    }
+
     /// Every item in the stage's table whose pk starts with `prefix`.
     pub async fn items_with_pk_prefix(&self, prefix: &str) -> Vec<Value> {
         let client = self.dynamodb().await;

@@ -118,16 +118,7 @@ async fn subscribe_errors_carry_codes_and_channels() {
     // Exactly one subscription and a count of one remain.
     let items = stage.items_with_pk_prefix("CHAN#chat").await;
     assert_eq!(items.len(), 2, "{items:?}");
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("chat")
-            .await
-            .expect("count"),
-        1
-    );
+    assert_eq!(stage.subscriptions_count("chat").await, 1);
 }
 
 #[tokio::test]
@@ -342,16 +333,7 @@ async fn messages_are_delivered_to_100_subscribers() {
     assert!(received.iter().all(|f| f["data"] == json!({"n": 1})));
     let ids: std::collections::BTreeSet<_> = received.iter().map(|f| f["id"].to_string()).collect();
     assert_eq!(ids.len(), 1, "one message, one id");
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("big")
-            .await
-            .expect("count"),
-        100
-    );
+    assert_eq!(stage.subscriptions_count("big").await, 100);
 }
 
 #[tokio::test]

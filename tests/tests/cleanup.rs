@@ -46,26 +46,8 @@ async fn disconnect_removes_every_item_and_count() {
         4,
         "connection + 3 index items"
     );
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("a")
-            .await
-            .expect("count"),
-        1
-    );
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("hidden")
-            .await
-            .expect("count"),
-        0
-    );
+    assert_eq!(stage.subscriptions_count("a").await, 1);
+    assert_eq!(stage.subscriptions_count("hidden").await, 0);
     jim.close().await;
     eventually("connection items removed", || async {
         stage.items_with_pk_prefix("CONN#").await.is_empty()
@@ -79,16 +61,7 @@ async fn disconnect_removes_every_item_and_count() {
         .collect();
     assert!(subs.is_empty(), "{subs:?}");
     for channel in ["a", "b", "hidden"] {
-        assert_eq!(
-            stage
-                .stage
-                .app
-                .store
-                .subscriptions_count(channel)
-                .await
-                .expect("count"),
-            0
-        );
+        assert_eq!(stage.subscriptions_count(channel).await, 0);
     }
 }
 
@@ -113,16 +86,7 @@ async fn a_killed_client_is_removed_when_a_post_finds_it_gone() {
     })
     .await;
     restore_subscription(&stage, &dying_id).await;
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("a")
-            .await
-            .expect("count"),
-        2
-    );
+    assert_eq!(stage.subscriptions_count("a").await, 2);
     alive
         .send(json!({"channel": "a", "event": "m", "data": 1}))
         .await;
@@ -134,16 +98,7 @@ async fn a_killed_client_is_removed_when_a_post_finds_it_gone() {
             .is_none()
     })
     .await;
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("a")
-            .await
-            .expect("count"),
-        1
-    );
+    assert_eq!(stage.subscriptions_count("a").await, 1);
     assert!(stage
         .items_with_pk_prefix(&format!("CONN#{dying_id}"))
         .await
@@ -248,14 +203,5 @@ async fn idle_and_overage_connections_are_closed_and_cleaned_up() {
         stage.items_with_pk_prefix("CONN#").await.is_empty()
     })
     .await;
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("a")
-            .await
-            .expect("count"),
-        0
-    );
+    assert_eq!(stage.subscriptions_count("a").await, 0);
 }

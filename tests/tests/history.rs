@@ -1,7 +1,7 @@
 //! `listMessages` and `publishMessage` over the Client HTTP API.
 
 use serde_json::{json, Value};
-use sockhop_tests::TestStage;
+use sockhop_tests::{Client, TestStage};
 use std::time::Duration;
 
 fn claims(uid: &str, history_start: Option<i64>, store: i64) -> Value {
@@ -22,20 +22,39 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
+/// Publishes over the Client HTTP API on channel `log`; the stage must accept it.
+async fn publish(stage: &TestStage, writer: &Client, event: &str, data: Value) {
+    let (status, body) = stage
+        .connection_api(
+            writer,
+            "publishMessage",
+            json!({"channel": "log", "event": event, "data": data}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+}
+
+/// The `data` of every message `reader` can list on channel `log` (first page).
+async fn listed_data(stage: &TestStage, reader: &Client) -> Vec<Value> {
+    let (status, page) = stage
+        .connection_api(reader, "listMessages", json!({"channel": "log"}))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["messages"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|m| m["data"].clone())
+        .collect()
+}
+
 #[tokio::test]
 async fn pages_250_messages_both_directions() {
     let stage = TestStage::start().await;
     let mut writer = stage.connect(claims("w", Some(0), 3600)).await;
     writer.subscribe("log").await;
     for i in 0..250 {
-        let (status, body) = stage
-            .connection_api(
-                &writer,
-                "publishMessage",
-                json!({"channel": "log", "event": "msg", "data": {"i": i}}),
-            )
-            .await;
-        assert_eq!(status, 202, "{body}");
+        publish(&stage, &writer, "msg", json!({"i": i})).await;
     }
     let mut reader = stage.connect(claims("r", Some(0), 3600)).await;
     reader.subscribe("log").await;
@@ -101,37 +120,13 @@ async fn without_history_start_only_messages_since_subscribing_are_listed() {
     let stage = TestStage::start().await;
     let mut writer = stage.connect(claims("w", None, 3600)).await;
     writer.subscribe("log").await;
-    stage
-        .connection_api(
-            &writer,
-            "publishMessage",
-            json!({"channel": "log", "event": "msg", "data": "old"}),
-        )
-        .await;
+    publish(&stage, &writer, "msg", json!("old")).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let mut late = stage.connect(claims("late", None, 3600)).await;
     late.subscribe("log").await;
-    stage
-        .connection_api(
-            &writer,
-            "publishMessage",
-            json!({"channel": "log", "event": "msg", "data": "new"}),
-        )
-        .await;
-    let (_, page) = stage
-        .connection_api(&late, "listMessages", json!({"channel": "log"}))
-        .await;
-    let data: Vec<&Value> = page["messages"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|m| &m["data"])
-        .collect();
-    assert_eq!(data, vec![&json!("new")]);
-    let (_, page) = stage
-        .connection_api(&writer, "listMessages", json!({"channel": "log"}))
-        .await;
-    assert_eq!(page["messages"].as_array().expect("list").len(), 2);
+    publish(&stage, &writer, "msg", json!("new")).await;
+    assert_eq!(listed_data(&stage, &late).await, [json!("new")]);
+    assert_eq!(listed_data(&stage, &writer).await.len(), 2);
 }
 
 #[tokio::test]
@@ -140,30 +135,9 @@ async fn unstored_and_expired_messages_are_not_listed() {
     // TTLs have whole-second granularity: 3 s leaves room to list before expiry.
     let mut writer = stage.connect(claims("w", Some(0), 3)).await;
     writer.subscribe("log").await;
-    stage
-        .connection_api(
-            &writer,
-            "publishMessage",
-            json!({"channel": "log", "event": "tmp", "data": "never stored"}),
-        )
-        .await;
-    stage
-        .connection_api(
-            &writer,
-            "publishMessage",
-            json!({"channel": "log", "event": "msg", "data": "three seconds"}),
-        )
-        .await;
-    let (_, page) = stage
-        .connection_api(&writer, "listMessages", json!({"channel": "log"}))
-        .await;
-    let data: Vec<&Value> = page["messages"]
-        .as_array()
-        .expect("list")
-        .iter()
-        .map(|m| &m["data"])
-        .collect();
-    assert_eq!(data, vec![&json!("three seconds")]);
+    publish(&stage, &writer, "tmp", json!("never stored")).await;
+    publish(&stage, &writer, "msg", json!("three seconds")).await;
+    assert_eq!(listed_data(&stage, &writer).await, [json!("three seconds")]);
     tokio::time::sleep(Duration::from_millis(4100)).await;
     let (_, page) = stage
         .connection_api(&writer, "listMessages", json!({"channel": "log"}))
@@ -271,13 +245,7 @@ async fn http_api_rejects_bad_credentials_and_requests() {
     // for the sender).
     let mut pam = stage.connect(claims("pam", Some(0), 60)).await;
     pam.subscribe("log").await;
-    stage
-        .connection_api(
-            &jim,
-            "publishMessage",
-            json!({"channel": "log", "event": "msg", "data": "to pam"}),
-        )
-        .await;
+    publish(&stage, &jim, "msg", json!("to pam")).await;
     let got = pam.expect_event("msg").await;
     assert_eq!(got["data"], "to pam");
     assert_eq!(got["meta"]["uid"], "jim");

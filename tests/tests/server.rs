@@ -168,16 +168,7 @@ async fn sweeper_closes_connections_that_miss_heartbeats() {
         1,
         "only the chatty connection remains: {items:?}"
     );
-    assert_eq!(
-        stage
-            .stage
-            .app
-            .store
-            .subscriptions_count("news")
-            .await
-            .expect("count"),
-        0
-    );
+    assert_eq!(stage.subscriptions_count("news").await, 0);
     chatty.send(json!({"event": "hotsock.ping"})).await;
     chatty.expect_event("hotsock.pong").await;
 }
