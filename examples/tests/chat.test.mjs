@@ -1,34 +1,26 @@
 // Browser tests of examples/real-time-chat: what Jim and Pam see.
 import assert from "node:assert/strict"
-import { after, before, test } from "node:test"
+import { test } from "node:test"
 import {
+  assertNoProblems,
   baseUrl,
   eventually,
   hashOf,
-  launchBrowser,
   newPage,
   screenshot,
+  sharedBrowser,
   since,
+  waitPanelsReady,
 } from "./helpers.mjs"
 
 const CHAT_URL = `${baseUrl}/examples/real-time-chat/`
 const REACTIONS = ["❤️", "👍", "👎", "😂"]
 
-let browser
-before(async () => {
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-})
+const browser = sharedBrowser()
 
 const win = (page, user) => page.getByTestId(`${user}-window`)
 
-async function waitReady(page) {
-  for (const user of ["jim", "pam"]) {
-    await page.waitForSelector(`[data-testid=${user}-window][data-ready=true]`)
-  }
-}
+const waitReady = (page) => waitPanelsReady(page, ["jim-window", "pam-window"])
 
 /** What one window shows: every message with its side, text, time and reactions. */
 function messagesOf(page, user) {
@@ -98,10 +90,6 @@ async function alignment(page, user, text) {
   return `unclear (left gap ${leftGap}, right gap ${rightGap})`
 }
 
-function assertNoProblems(page) {
-  assert.deepEqual(page.problems, [], "the page logged errors")
-}
-
 function hhmmNow(offsetMs = 0) {
   const d = new Date(Date.now() + offsetMs)
   return `${String(d.getHours()).padStart(2, "0")}:${String(d.getMinutes()).padStart(2, "0")}`
@@ -109,7 +97,7 @@ function hhmmNow(offsetMs = 0) {
 
 test("Jim and Pam chat: sides, typing indicator, reactions, history after reload and in a new tab", async (t) => {
   const start = Date.now()
-  const page = await newPage(browser)
+  const page = await newPage(browser())
   await page.goto(CHAT_URL)
   await waitReady(page)
   const sessionId = hashOf(page)
@@ -204,7 +192,7 @@ test("Jim and Pam chat: sides, typing indicator, reactions, history after reload
 
   // --- a third tab with the same URL (fresh profile): the same history.
   mark = Date.now()
-  const other = await newPage(browser)
+  const other = await newPage(browser())
   await other.goto(page.url())
   await waitReady(other)
   assert.equal(hashOf(other), sessionId)
@@ -233,7 +221,7 @@ test("Jim and Pam chat: sides, typing indicator, reactions, history after reload
 })
 
 test("listReactions and listMessages agree with what the windows show", async (t) => {
-  const page = await newPage(browser)
+  const page = await newPage(browser())
   await page.goto(`${CHAT_URL}#api-${Date.now().toString(36)}`)
   await waitReady(page)
   await send(page, "jim", "React to me")

@@ -1,7 +1,9 @@
 // Shared helpers for the example apps' browser tests (node --test + playwright-core
 // driving Debian's Chromium; no Playwright browser download).
 
+import assert from "node:assert/strict"
 import { mkdirSync } from "node:fs"
+import { after, before } from "node:test"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 import { chromium } from "playwright-core"
@@ -88,4 +90,26 @@ export function hashOf(page) {
 /** Milliseconds since `start`, for the timing log. */
 export function since(start) {
   return `${((Date.now() - start) / 1000).toFixed(2)} s`
+}
+
+/** One Chromium for the calling test file: launched before its tests, closed after. */
+export function sharedBrowser() {
+  let browser
+  before(async () => {
+    browser = await launchBrowser()
+  })
+  after(async () => {
+    await browser?.close()
+  })
+  return () => browser
+}
+
+/** Waits until each panel (by data-testid) says data-ready=true. */
+export async function waitPanelsReady(page, testIds) {
+  for (const id of testIds) await page.waitForSelector(`[data-testid=${id}][data-ready=true]`)
+}
+
+/** Fails on anything newPage() recorded in page.problems (errors, failed requests). */
+export function assertNoProblems(page) {
+  assert.deepEqual(page.problems, [], "the page logged errors")
 }

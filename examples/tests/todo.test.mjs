@@ -1,33 +1,25 @@
 // Browser tests of examples/collaborative-todo: what Alice and Bob see.
 import assert from "node:assert/strict"
-import { after, before, test } from "node:test"
+import { test } from "node:test"
 import {
+  assertNoProblems,
   baseUrl,
   eventually,
   hashOf,
-  launchBrowser,
   newPage,
   screenshot,
+  sharedBrowser,
   since,
+  waitPanelsReady,
 } from "./helpers.mjs"
 
 const TODO_URL = `${baseUrl}/examples/collaborative-todo/`
 
-let browser
-before(async () => {
-  browser = await launchBrowser()
-})
-after(async () => {
-  await browser?.close()
-})
+const browser = sharedBrowser()
 
 const panel = (page, user) => page.getByTestId(`${user}-panel`)
 
-async function waitReady(page) {
-  for (const user of ["alice", "bob"]) {
-    await page.waitForSelector(`[data-testid=${user}-panel][data-ready=true]`)
-  }
-}
+const waitReady = (page) => waitPanelsReady(page, ["alice-panel", "bob-panel"])
 
 /** What a panel shows: [{text, done}] in display order. */
 function itemsOf(page, user) {
@@ -64,13 +56,9 @@ function itemRow(page, user, text) {
     .filter({ has: page.getByTestId("item-text").getByText(text, { exact: true }) })
 }
 
-function assertNoProblems(page) {
-  assert.deepEqual(page.problems, [], "the page logged errors")
-}
-
 test("Alice and Bob edit one list; reload and a second tab rebuild it from history", async (t) => {
   const start = Date.now()
-  const page = await newPage(browser)
+  const page = await newPage(browser())
   await page.goto(TODO_URL)
   await waitReady(page)
   const sessionId = hashOf(page)
@@ -138,7 +126,7 @@ test("Alice and Bob edit one list; reload and a second tab rebuild it from histo
   // A third tab with the same URL, in a fresh browser profile (no localStorage):
   // the hash alone joins the session.
   mark = Date.now()
-  const other = await newPage(browser)
+  const other = await newPage(browser())
   await other.goto(page.url())
   await waitReady(other)
   assert.equal(hashOf(other), sessionId)
@@ -176,7 +164,7 @@ test("Alice and Bob edit one list; reload and a second tab rebuild it from histo
 
 test("history longer than one listMessages page (100) is replayed completely", async (t) => {
   const start = Date.now()
-  const page = await newPage(browser)
+  const page = await newPage(browser())
   // A fresh session, not the one the first test left in localStorage.
   await page.goto(`${TODO_URL}#paging-${Date.now().toString(36)}`)
   await waitReady(page)
@@ -225,7 +213,7 @@ test("history longer than one listMessages page (100) is replayed completely", a
 
 test("a panel whose connection drops reconnects, re-subscribes and catches up from history", async (t) => {
   const start = Date.now()
-  const page = await newPage(browser)
+  const page = await newPage(browser())
   await page.goto(`${TODO_URL}#reconnect-${Date.now().toString(36)}`)
   await waitReady(page)
   await addItem(page, "alice", "Before the drop")
