@@ -1,15 +1,19 @@
-//! `App`: configuration, store, gateway, clock and id source, built once per
-//! process (a Lambda cold start, or the local stage) and shared by every handler.
+//! `App`: configuration, store, gateway, id source and claims cache, built
+//! once per process (a Lambda cold start, or the local stage) and shared by
+//! every handler. It holds no clock: handlers read the time once and pass it.
 
+use crate::claims::ClaimsCache;
 use crate::gateway::Gateway;
-use crate::protocol::IdGenerator;
+use crate::ids::IdGenerator;
 use crate::store::Store;
 use crate::token::{KeyConfigError, Verifier};
 use base64::Engine;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// API Gateway closes every WebSocket connection after two hours.
 pub const DEFAULT_CONNECTION_LIFETIME_SECONDS: i64 = 2 * 60 * 60;
+
+/// The sweeper's schedule in template.yaml: `rate(1 minute)`.
+pub const DEFAULT_SWEEP_INTERVAL_SECONDS: i64 = 60;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -36,6 +40,9 @@ pub struct Config {
     /// Bearer keys of the server HTTP API (`/publish`, `/channels/*`).
     pub api_keys: Vec<String>,
     pub connection_lifetime_seconds: i64,
+    /// How often the sweeper runs (its schedule in template.yaml): keepAlive
+    /// timing depends on it.
+    pub sweep_interval_seconds: i64,
 }
 
 impl Config {
@@ -66,6 +73,18 @@ impl Config {
             })?,
             None => DEFAULT_CONNECTION_LIFETIME_SECONDS,
         };
+        let sweep_interval_seconds = match get("SWEEP_INTERVAL_SECONDS") {
+            Some(v) => {
+                v.parse()
+                    .ok()
+                    .filter(|s: &i64| *s > 0)
+                    .ok_or_else(|| ConfigError::Invalid {
+                        name: "SWEEP_INTERVAL_SECONDS",
+                        reason: format!("{v:?} is not a positive number of seconds"),
+                    })?
+            }
+            None => DEFAULT_SWEEP_INTERVAL_SECONDS,
+        };
         Ok(Config {
             table_name: get("TABLE_NAME").unwrap_or_else(|| "sockhop".into()),
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
@@ -77,6 +96,7 @@ impl Config {
                 .filter_map(get)
                 .collect(),
             connection_lifetime_seconds,
+            sweep_interval_seconds,
         })
     }
 }
@@ -86,6 +106,7 @@ pub struct App {
     pub store: Store,
     pub gateway: Gateway,
     pub ids: IdGenerator,
+    pub claims: ClaimsCache,
 }
 
 impl App {
@@ -119,6 +140,7 @@ impl App {
             store,
             gateway,
             ids: IdGenerator::default(),
+            claims: ClaimsCache::default(),
         }
     }
 
@@ -126,15 +148,5 @@ impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env(|name| std::env::var(name).ok())?;
         Ok(App::new(config).await)
-    }
-
-    pub fn now_ms(&self) -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
-    }
-
-    pub fn now(&self) -> i64 {
-        self.now_ms() / 1000
     }
 }

@@ -1,7 +1,7 @@
 //! The claims of a verified token, validated on parse, and the permission
 //! resolution rule shared by channels, events and storage keys.
 //!
-//! Resolution (PROTOCOL.md §1): gather every entry whose key matches; a boolean
+//! Resolution (docs/protocol.md, "Permissions"): gather every entry whose key matches; a boolean
 //! directive that is explicitly `false` in any of them wins, otherwise `true` from
 //! any of them, otherwise the default (`false`). A valued directive (`store`,
 //! `historyStart`, `react`, `scheduleBefore`) comes from the most specific matching
@@ -25,7 +25,7 @@ mod tests;
 
 pub const MIN_HEARTBEAT_TIMEOUT: u32 = 5;
 pub const MAX_HEARTBEAT_TIMEOUT: u32 = 600;
-/// `store` upper bound in seconds (100 years), from PROTOCOL.md §1.
+/// `store` upper bound in seconds (100 years), from Hotsock's claims reference.
 pub const MAX_STORE_SECONDS: i64 = 3_155_695_200;
 /// `store: -1` keeps a message or storage entry forever.
 pub const STORE_FOREVER: i64 = -1;
@@ -61,6 +61,8 @@ pub enum ClaimsError {
     DuplicateAlias(String),
     #[error("channel {channel:?}: {message}")]
     InvalidDirective { channel: String, message: String },
+    #[error("the claims are not a JSON object: {0}")]
+    NotAnObject(String),
 }
 
 impl ClaimsError {
@@ -147,7 +149,7 @@ fn present_value<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Value>
 }
 
 impl Claims {
-    /// Parses and validates a verified token's payload. Every rule of PROTOCOL.md §1
+    /// Parses and validates a verified token's payload. Every rule of docs/protocol.md
     /// is checked here, so a token that parses can be trusted to be well-formed.
     pub fn parse(payload: &Map<String, Value>) -> Result<Self, ClaimsError> {
         let raw: RawClaims = serde_json::from_value(Value::Object(payload.clone()))
@@ -696,5 +698,73 @@ impl ChannelPermissions {
             schedule_before: valued(|s| s.schedule_before.as_ref()),
             emit_pub_sub_event: flag(|s| s.emit_pub_sub_event).unwrap_or(false),
         }
+    }
+}
+
+/// Connect-token claims already parsed (their `#regex:` keys compiled), per
+/// connection, so a frame costs no parsing: one per warm Lambda or stage.
+/// Bounded; when full it starts over, which only costs a re-parse.
+#[derive(Default)]
+pub struct ClaimsCache {
+    entries: std::sync::Mutex<std::collections::HashMap<String, CachedClaims>>,
+}
+
+struct CachedClaims {
+    /// The payload text the claims were parsed from: a different text for the
+    /// same connection id (ids are reused only across stages) is parsed anew.
+    payload: String,
+    claims: std::sync::Arc<Claims>,
+}
+
+impl ClaimsCache {
+    pub const CAPACITY: usize = 4096;
+
+    /// The claims of `payload` (a connection's stored token payload), parsed
+    /// once per connection.
+    pub fn get_or_parse(
+        &self,
+        connection_id: &str,
+        payload: &str,
+    ) -> Result<std::sync::Arc<Claims>, ClaimsError> {
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(hit) = entries.get(connection_id).filter(|c| c.payload == payload) {
+            return Ok(hit.claims.clone());
+        }
+        let map: Map<String, Value> =
+            serde_json::from_str(payload).map_err(|e| ClaimsError::NotAnObject(e.to_string()))?;
+        let claims = std::sync::Arc::new(Claims::parse(&map)?);
+        if entries.len() >= Self::CAPACITY {
+            entries.clear();
+        }
+        entries.insert(
+            connection_id.to_owned(),
+            CachedClaims {
+                payload: payload.to_owned(),
+                claims: claims.clone(),
+            },
+        );
+        Ok(claims)
+    }
+
+    /// Drops a connection that is gone.
+    pub fn forget(&self, connection_id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .remove(connection_id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }

@@ -43,7 +43,7 @@ impl Gateway {
                 .await;
             match result {
                 Ok(_) => return Ok(()),
-                Err(e) => match classify(&e) {
+                Err(e) => match post_error(&e) {
                     PostError::Failed(reason) if attempt < 3 && is_throttle(&e) => {
                         tracing::warn!(connection_id, %reason, "post throttled, retrying");
                         tokio::time::sleep(delay).await;
@@ -58,7 +58,7 @@ impl Gateway {
 
     /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] at a
     /// time, and returns the connections found gone.
-    pub async fn fan_out(&self, connection_ids: &[String], frame: &str) -> Vec<String> {
+    pub async fn post_many(&self, connection_ids: &[String], frame: &str) -> Vec<String> {
         let posts: Vec<_> = connection_ids
             .iter()
             .map(|id| self.post_one(id, frame))
@@ -98,12 +98,12 @@ impl Gateway {
             .await
         {
             Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e)),
+            Err(e) => Err(post_error(&e)),
         }
     }
 }
 
-fn classify<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+fn post_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     err: &SdkError<E, R>,
 ) -> PostError {
     // The SDK maps API Gateway's 410 to the GoneException code.

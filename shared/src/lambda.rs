@@ -1,9 +1,68 @@
-//! Shapes shared by the Lambda handlers: API Gateway WebSocket events in, proxy
-//! responses out.
+//! What every Lambda function shares: the bootstrap ([`run`]), the error a
+//! handler returns ([`Failure`]), and the API Gateway WebSocket shapes.
 
+use crate::app::{App, ConfigError};
+use crate::error::ProtocolError;
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use http::HeaderMap;
+use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::future::Future;
+use std::pin::Pin;
+
+/// Why an invocation failed, as the Lambda runtime reports it: the stable
+/// error code becomes the `errorType` a caller (or a retry policy) sees.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    #[error("{}: {}", .0.code, .0.message)]
+    Protocol(ProtocolError),
+}
+
+impl From<ProtocolError> for Failure {
+    fn from(e: ProtocolError) -> Self {
+        Failure::Protocol(e)
+    }
+}
+
+impl From<Failure> for Diagnostic {
+    fn from(failure: Failure) -> Diagnostic {
+        match failure {
+            Failure::Protocol(e) => Diagnostic {
+                error_type: e.code.as_str().to_owned(),
+                error_message: e.message,
+            },
+        }
+    }
+}
+
+/// The process's [`App`], built once from the environment, with tracing set
+/// up for CloudWatch.
+pub async fn app() -> Result<&'static App, ConfigError> {
+    lambda_runtime::tracing::init_default_subscriber();
+    Ok(Box::leak(Box::new(App::from_env().await?)))
+}
+
+/// Runs a Lambda function whose handler takes the process's [`App`] and the
+/// event payload.
+pub async fn run<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: DeserializeOwned,
+    R: Serialize,
+    F: Fn(&'static App, E) -> Fut,
+    Fut: Future<Output = Result<R, Failure>> + Send + 'static,
+{
+    let app = app().await?;
+    lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
+        // Boxed: the handler's future is deep (driver, cleanup, presence), too
+        // deep for the runtime's generic layers to lay out inline.
+        let invocation: Pin<Box<dyn Future<Output = Result<R, Failure>> + Send>> =
+            Box::pin(handler(app, event.payload));
+        invocation
+    }))
+    .await
+}
 
 /// The connection id API Gateway assigned to the socket.
 pub fn connection_id(event: &ApiGatewayWebsocketProxyRequest) -> &str {

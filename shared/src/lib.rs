@@ -2,14 +2,20 @@
 //!
 //! Pure decisions — tokens, claims, permissions, names, wire frames — live in
 //! [`token`], [`claims`], [`pattern`], [`names`], [`protocol`] and [`error`].
-//! I/O lives only in [`store`] (DynamoDB) and [`gateway`] (the API Gateway
-//! management API). [`ops`] joins them into the operations every entry point
-//! runs, and [`app`] builds the shared state once per process.
+//! [`ops`] are the operations: they read through [`store`] (the only code that
+//! knows the table) and return [`effects`]; [`driver`] performs effects
+//! through [`gateway`] (the API Gateway management API) and is what handlers
+//! call. [`app`] is built once per process; [`clock`] and [`ids`] give time
+//! and message ids as values. See docs/architecture.md.
 
 pub mod app;
 pub mod claims;
+pub mod clock;
+pub mod driver;
+pub mod effects;
 pub mod error;
 pub mod gateway;
+pub mod ids;
 pub mod lambda;
 pub mod names;
 pub mod ops;

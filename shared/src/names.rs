@@ -1,4 +1,4 @@
-//! Name and size rules from PROTOCOL.md §2, shared by the WebSocket, HTTP and server
+//! Name and size rules from docs/protocol.md ("Names and limits"), shared by the WebSocket, HTTP and server
 //! publish paths (and token parsing) so that every entry point rejects the same input
 //! with the same code.
 

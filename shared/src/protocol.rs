@@ -1,5 +1,5 @@
-//! Wire frames (PROTOCOL.md §4, §5): parsing what clients send and building exactly the
-//! shapes hotsock-js expects back, plus monotonic message ids.
+//! Wire frames (docs/protocol.md): parsing what clients send and building exactly
+//! the shapes hotsock-js expects back.
 //!
 //! Parsing checks shape and names only; permissions are the handlers' job.
 
@@ -7,9 +7,7 @@ use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
-use std::sync::{Mutex, PoisonError};
-use std::time::{Duration, SystemTime};
-use ulid::{Generator, Ulid};
+use ulid::Ulid;
 
 /// Largest client frame accepted, in bytes. Checked before JSON parsing so a huge
 /// frame costs nothing; the real limit on content is `names::MAX_DATA_BYTES`.
@@ -108,6 +106,23 @@ pub enum ClientCommand {
         channel: Option<String>,
         token: String,
     },
+    /// `connection/listMessages` (Client HTTP API only).
+    ListMessages(ListMessages),
+    /// `connection/listReactions` (Client HTTP API only); `message_id` canonical.
+    ListReactions {
+        channel: String,
+        message_id: String,
+    },
+}
+
+/// A `listMessages` request; cursors are canonical (uppercase) ULIDs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListMessages {
+    pub channel: String,
+    pub after: Option<String>,
+    pub before: Option<String>,
+    pub reverse: bool,
+    pub expand_reactions: bool,
 }
 
 impl ClientCommand {
@@ -120,7 +135,9 @@ impl ClientCommand {
             | ClientCommand::Publish { channel, .. }
             | ClientCommand::MessageReaction { channel, .. }
             | ClientCommand::ChannelStorageSet { channel, .. }
-            | ClientCommand::ChannelStorageGet { channel, .. } => Some(channel),
+            | ClientCommand::ChannelStorageGet { channel, .. }
+            | ClientCommand::ListReactions { channel, .. }
+            | ClientCommand::ListMessages(ListMessages { channel, .. }) => Some(channel),
             ClientCommand::UmdUpdate { channel, .. } => channel.as_deref(),
             ClientCommand::Ping | ClientCommand::Heartbeat | ClientCommand::Pong => None,
         }
@@ -157,6 +174,35 @@ pub fn parse_client_value(value: Value) -> Result<ClientCommand, ProtocolError> 
         ));
     };
     Frame::new(map).parse()
+}
+
+/// Parses the body of a Client HTTP API operation (`/connection/<op>`) into the
+/// same command set as frames, with the same validation. Shape errors answer
+/// `INVALID_REQUEST` (the HTTP counterpart of `INVALID_MESSAGE`); an unknown
+/// operation is `NOT_FOUND`.
+pub fn parse_http_command(operation: &str, body: Value) -> Result<ClientCommand, ProtocolError> {
+    let Value::Object(map) = body else {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            "the body must be a JSON object",
+        ));
+    };
+    let frame = Frame::new(map);
+    let parsed = match operation {
+        "publishMessage" => frame.publish_message(),
+        "listMessages" => frame.list_messages(),
+        "listReactions" => frame.list_reactions(),
+        other => Err(ProtocolError::new(
+            ErrorCode::NotFound,
+            format!("unknown operation {other:?}"),
+        )),
+    };
+    parsed.map_err(|mut e| {
+        if e.code == ErrorCode::InvalidMessage {
+            e.code = ErrorCode::InvalidRequest;
+        }
+        e
+    })
 }
 
 /// A decoded frame object plus the channel to put on its errors.
@@ -236,6 +282,87 @@ impl Frame {
                     data,
                 })
             }
+        }
+    }
+
+    /// `publishMessage`: a message or a reaction, as over WebSocket; any other
+    /// `hotsock.*` event is not something a client publishes.
+    fn publish_message(self) -> Result<ClientCommand, ProtocolError> {
+        match self.map.get("event").and_then(Value::as_str) {
+            Some(events::MESSAGE_REACTION) => self.message_reaction(),
+            Some(e) if e.starts_with(names::RESERVED_EVENT_PREFIX) => {
+                self.fail(ErrorCode::InvalidEvent, format!("{e:?} is reserved"))
+            }
+            _ => self.parse(),
+        }
+    }
+
+    fn list_messages(&self) -> Result<ClientCommand, ProtocolError> {
+        Ok(ClientCommand::ListMessages(ListMessages {
+            channel: self.required_channel()?,
+            after: self.cursor("after")?,
+            before: self.cursor("before")?,
+            reverse: self.flag("reverse")?,
+            expand_reactions: self.flag("expandReactions")?,
+        }))
+    }
+
+    fn list_reactions(&self) -> Result<ClientCommand, ProtocolError> {
+        let channel = self.required_channel()?;
+        let message_id = self.message_id(self.map.get("messageId"), "messageId")?;
+        Ok(ClientCommand::ListReactions {
+            channel,
+            message_id,
+        })
+    }
+
+    /// An optional message-id cursor, canonicalised.
+    fn cursor(&self, name: &str) -> Result<Option<String>, ProtocolError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(id)) => match parse_ulid(id) {
+                Some(ulid) => Ok(Some(ulid.to_string())),
+                None => self.fail(
+                    ErrorCode::InvalidRequest,
+                    format!("{name} must be a message id"),
+                ),
+            },
+            Some(_) => self.fail(
+                ErrorCode::InvalidRequest,
+                format!("{name} must be a string"),
+            ),
+        }
+    }
+
+    fn flag(&self, name: &str) -> Result<bool, ProtocolError> {
+        match self.map.get(name) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => self.fail(
+                ErrorCode::InvalidRequest,
+                format!("{name} must be a boolean"),
+            ),
+        }
+    }
+
+    /// A required message id (`field` names it in errors), canonicalised; one
+    /// that is not a ULID names no message.
+    fn message_id(&self, value: Option<&Value>, field: &str) -> Result<String, ProtocolError> {
+        match value {
+            Some(Value::String(id)) => match parse_ulid(id) {
+                Some(ulid) => Ok(ulid.to_string()),
+                None => self.fail(
+                    ErrorCode::MessageNotFound,
+                    "messageId is not a message id (ULID)",
+                ),
+            },
+            None | Some(Value::Null) => {
+                self.fail(ErrorCode::InvalidMessage, format!("{field} is required"))
+            }
+            Some(_) => self.fail(
+                ErrorCode::InvalidMessage,
+                format!("{field} must be a string"),
+            ),
         }
     }
 
@@ -328,23 +455,7 @@ impl Frame {
                 "data with messageId, reaction and action is required",
             );
         };
-        let message_id = match data.get("messageId") {
-            Some(Value::String(id)) => match parse_ulid(id) {
-                Some(ulid) => ulid.to_string(),
-                None => {
-                    return self.fail(
-                        ErrorCode::MessageNotFound,
-                        "messageId is not a message id (ULID)",
-                    )
-                }
-            },
-            None | Some(Value::Null) => {
-                return self.fail(ErrorCode::InvalidMessage, "data.messageId is required")
-            }
-            Some(_) => {
-                return self.fail(ErrorCode::InvalidMessage, "data.messageId must be a string")
-            }
-        };
+        let message_id = self.message_id(data.get("messageId"), "data.messageId")?;
         let reaction = match data.get("reaction") {
             Some(Value::String(r)) => {
                 names::validate_reaction(r).map_err(|e| self.attach(e))?;
@@ -449,7 +560,7 @@ impl From<&ProtocolError> for WireError {
 }
 
 /// One server -> client frame. Build it with the constructors, which produce exactly
-/// the PROTOCOL.md §5 shapes.
+/// the shapes docs/protocol.md describes.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 pub struct ServerMessage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -682,76 +793,6 @@ pub fn format_rfc3339_utc(unix_seconds: i64) -> Option<String> {
         .ok()
 }
 
-// ---------------------------------------------------------------------------------
-// Message ids
-// ---------------------------------------------------------------------------------
-
-/// Process-wide monotonic ULID source: ids from one process sort in creation order
-/// even within a millisecond, which `listMessages` order relies on.
-pub struct IdGenerator {
-    state: Mutex<IdState>,
-}
-
-struct IdState {
-    generator: Generator,
-    last: Ulid,
-}
-
-impl IdState {
-    fn next_at(&mut self, now: SystemTime) -> Ulid {
-        let id = match self.generator.generate_from_datetime(now) {
-            Ok(id) => id,
-            // The random part ran out within one millisecond: borrow the next
-            // millisecond so order still holds.
-            Err(_) => {
-                let next_ms = self.last.timestamp_ms().saturating_add(1);
-                let at = SystemTime::UNIX_EPOCH + Duration::from_millis(next_ms);
-                self.generator
-                    .generate_from_datetime(at)
-                    .unwrap_or_else(|_| Ulid::new())
-            }
-        };
-        self.last = id;
-        id
-    }
-}
-
-impl IdGenerator {
-    /// `const` so it can live in a `static`.
-    pub const fn new() -> Self {
-        IdGenerator {
-            state: Mutex::new(IdState {
-                generator: Generator::new(),
-                last: Ulid::nil(),
-            }),
-        }
-    }
-
-    pub fn next_ulid(&self) -> Ulid {
-        // A poisoned lock still holds a valid state: ids stay monotonic.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        state.next_at(SystemTime::now())
-    }
-
-    /// The next id as a 26-char ULID string.
-    pub fn next_id(&self) -> String {
-        self.next_ulid().to_string()
-    }
-}
-
-impl Default for IdGenerator {
-    fn default() -> Self {
-        IdGenerator::new()
-    }
-}
-
-static IDS: IdGenerator = IdGenerator::new();
-
-/// Next id from the process-wide generator.
-pub fn next_message_id() -> String {
-    IDS.next_id()
-}
-
 /// Parses a ULID strictly: 26 Crockford base32 chars (any case) that encode 128
 /// bits. `Ulid::from_string` alone silently wraps a first char above `7`.
 pub fn parse_ulid(id: &str) -> Option<Ulid> {
@@ -762,40 +803,4 @@ pub fn parse_ulid(id: &str) -> Option<Ulid> {
 /// Creation time (Unix ms) encoded in a ULID string; `None` if it is not a ULID.
 pub fn ulid_timestamp_ms(id: &str) -> Option<u64> {
     parse_ulid(id).map(|u| u.timestamp_ms())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// An RNG that always yields all-ones, to drive the generator to overflow.
-    struct MaxRng;
-
-    impl rand::RngCore for MaxRng {
-        fn next_u32(&mut self) -> u32 {
-            u32::MAX
-        }
-        fn next_u64(&mut self) -> u64 {
-            u64::MAX
-        }
-        fn fill_bytes(&mut self, dst: &mut [u8]) {
-            dst.fill(0xff);
-        }
-    }
-
-    #[test]
-    fn overflow_moves_to_next_millisecond() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_000);
-        let mut generator = Generator::new();
-        let last = generator
-            .generate_from_datetime_with_source(now, &mut MaxRng)
-            .unwrap();
-        assert_eq!(last.random(), (1u128 << 80) - 1);
-        let mut state = IdState { generator, last };
-        let next = state.next_at(now);
-        assert!(next > last);
-        assert_eq!(next.timestamp_ms(), last.timestamp_ms() + 1);
-        let after = state.next_at(now);
-        assert!(after > next);
-    }
 }

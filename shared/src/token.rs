@@ -1,4 +1,4 @@
-//! JWT verification for a stage (PROTOCOL.md §1).
+//! JWT verification for a stage (docs/protocol.md, "Connecting").
 //!
 //! The token is parsed by hand and only the signature check is delegated to
 //! `jsonwebtoken`'s RustCrypto provider, because the protocol's rules are

@@ -65,6 +65,9 @@ fn check(text: &str) {
                     assert!(token.as_deref().is_none_or(|t| !t.is_empty()));
                 }
                 ClientCommand::UmdUpdate { token, .. } => assert!(!token.is_empty()),
+                ClientCommand::ListMessages(_) | ClientCommand::ListReactions { .. } => {
+                    panic!("a frame parsed into an HTTP-only command: {cmd:?}")
+                }
                 ClientCommand::Unsubscribe { .. }
                 | ClientCommand::Ping
                 | ClientCommand::Heartbeat

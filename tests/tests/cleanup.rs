@@ -108,12 +108,10 @@ async fn a_killed_client_is_removed_when_a_post_finds_it_gone() {
 /// Writes a connection and its subscription to `a` for a socket that no longer
 /// exists, as a lost `$disconnect` would leave them.
 async fn restore_subscription(stage: &TestStage, connection_id: &str) {
-    use sockhop::store::{keys, ConnectionItem, SubscriptionItem};
+    use sockhop::store::{ConnectionItem, SubscriptionItem};
     let app = stage.stage.app;
-    let now = app.now();
+    let now = sockhop_tests::now();
     let connection = ConnectionItem {
-        pk: keys::connection_pk(connection_id),
-        sk: keys::CONNECTION_SK.into(),
         connection_id: connection_id.into(),
         secret_nonce: "n".into(),
         secret_hash: "h".into(),
@@ -132,8 +130,6 @@ async fn restore_subscription(stage: &TestStage, connection_id: &str) {
         .await
         .expect("put connection");
     let subscription = SubscriptionItem {
-        pk: keys::channel_pk("a"),
-        sk: keys::subscription_sk(connection_id),
         channel: "a".into(),
         connection_id: connection_id.into(),
         uid: Some("dying".into()),
@@ -159,7 +155,8 @@ async fn racing_cleanups_decrement_the_count_once() {
     subscribe_all(&mut jim).await;
     let app = stage.stage.app;
     let id = jim.connection_id.clone();
-    futures::future::join_all((0..5).map(|_| sockhop::ops::disconnect::cleanup(app, &id))).await;
+    let now = sockhop::clock::Timestamp::now();
+    futures::future::join_all((0..5).map(|_| sockhop::driver::disconnected(app, now, &id))).await;
     for channel in ["a", "b", "hidden"] {
         assert_eq!(
             app.store.subscriptions_count(channel).await.expect("count"),

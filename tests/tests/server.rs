@@ -121,15 +121,9 @@ async fn publish_function_handler_publishes() {
     .await;
     assert_eq!(reply, json!({"channel": "news", "event": "direct"}));
     assert_eq!(listener.expect_event("direct").await["data"], 5);
-    let bad = sockhop::ops::publish::publish_from_server(
-        stage.stage.app,
-        &serde_json::from_value(json!({"channel": "", "event": "x"})).expect("shape"),
-    )
-    .await;
-    assert_eq!(
-        bad.expect_err("empty channel").code,
-        sockhop::error::ErrorCode::InvalidChannel
-    );
+    let bad = sockhop_publish::handle(stage.stage.app, json!({"channel": "", "event": "x"})).await;
+    let diagnostic = lambda_runtime::Diagnostic::from(bad.expect_err("empty channel"));
+    assert_eq!(diagnostic.error_type, "INVALID_CHANNEL");
 }
 
 async fn sockhop_publish_reply(stage: &TestStage, payload: Value) -> Value {

@@ -2,17 +2,19 @@
 //! refuse the upgrade with 401/403 and a JSON reason.
 
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
-use sockhop::lambda::{connection_id, websocket_response};
-use sockhop::ops::connect;
+use sockhop::clock::Timestamp;
+use sockhop::lambda::{connection_id, websocket_response, Failure};
+use sockhop::ops::{connect, Ctx};
 use sockhop::App;
 
 pub async fn handle(
     app: &App,
     event: ApiGatewayWebsocketProxyRequest,
-) -> Result<ApiGatewayProxyResponse, lambda_runtime::Error> {
+) -> Result<ApiGatewayProxyResponse, Failure> {
+    let cx = Ctx::new(app, Timestamp::now());
     let token = event.query_string_parameters.first("token");
     Ok(
-        match connect::connect(app, connection_id(&event), token).await {
+        match connect::connect(cx, connection_id(&event), token).await {
             Ok(()) => websocket_response(200, None),
             Err(refusal) => {
                 tracing::info!(code = refusal.code, message = %refusal.message, "connect refused");

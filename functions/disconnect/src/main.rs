@@ -1,14 +1,4 @@
-use aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
-use lambda_runtime::{service_fn, LambdaEvent};
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let app: &'static sockhop::App = Box::leak(Box::new(sockhop::App::from_env().await?));
-    lambda_runtime::run(service_fn(
-        |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| {
-            sockhop_disconnect::handle(app, event.payload)
-        },
-    ))
-    .await
+    sockhop::lambda::run(sockhop_disconnect::handle).await
 }

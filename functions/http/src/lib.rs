@@ -1,18 +1,42 @@
-//! The Client HTTP API (`/connection/<op>`), served by one axum router: behind
-//! a Lambda function URL in AWS, mounted at `/` by the local stage.
+//! The Client HTTP API (`/connection/<op>`) and the server publish API
+//! (`/publish`), one axum route per operation: behind a Lambda function URL in
+//! AWS, mounted at `/` by the local stage. Each route parses its request into
+//! the same command set as WebSocket frames and hands it to the driver.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use sockhop::clock::Timestamp;
+use sockhop::driver;
 use sockhop::error::{ErrorCode, ProtocolError};
-use sockhop::ops::{connect, history, load_connection, publish, reactions, Connection};
-use sockhop::protocol::{events, ReactionAction};
+use sockhop::ops::dispatch::Request as Command;
+use sockhop::ops::publish::parse_server_publish;
+use sockhop::ops::{connect, load_connection, Connection, Ctx};
+use sockhop::protocol::parse_http_command;
 use sockhop::App;
 use tower_http::cors::{Any, CorsLayer};
+
+type AppState = &'static App;
+
+pub fn router(app: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any);
+    Router::new()
+        .route("/connection/publishMessage", post(publish_message))
+        .route("/connection/listMessages", post(list_messages))
+        .route("/connection/listReactions", post(list_reactions))
+        .route("/connection/{operation}", post(unknown_operation))
+        .route("/publish", post(server_publish))
+        .layer(cors)
+        .with_state(app)
+}
 
 /// An error as JSON with the status its code maps to.
 pub struct ApiError(ProtocolError);
@@ -39,17 +63,9 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ApiError {
     ApiError(ProtocolError::new(code, message))
 }
 
-pub fn router(app: &'static App) -> Router {
-    let cors = CorsLayer::new()
-        .allow_origin(Any)
-        .allow_methods(Any)
-        .allow_headers(Any);
-    Router::new()
-        .route("/connection/{op}", post(connection_op))
-        .route("/publish", post(server_publish))
-        .layer(cors)
-        .with_state(app)
-}
+/// The calling connection, proven by `connectionId` and `connectionSecret` in
+/// the query string.
+pub struct Caller(Connection);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -58,115 +74,109 @@ struct Credentials {
     connection_secret: Option<String>,
 }
 
-/// The calling connection, proven by its id and secret.
-async fn authenticate(app: &App, credentials: Credentials) -> Result<Connection, ApiError> {
-    let (Some(id), Some(secret)) = (credentials.connection_id, credentials.connection_secret)
-    else {
-        return Err(error(
-            ErrorCode::Unauthorized,
-            "connectionId and connectionSecret query parameters are required",
-        ));
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
+        let Query(credentials) = Query::<Credentials>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| error(ErrorCode::InvalidRequest, e.body_text()))?;
+        let (Some(id), Some(secret)) = (credentials.connection_id, credentials.connection_secret)
+        else {
+            return Err(error(
+                ErrorCode::Unauthorized,
+                "connectionId and connectionSecret query parameters are required",
+            ));
+        };
+        let forbidden = || error(ErrorCode::Forbidden, "unknown connection or wrong secret");
+        let cx = Ctx::new(app, Timestamp::now());
+        let connection = load_connection(cx, &id).await.map_err(|e| match e.code {
+            ErrorCode::Unauthorized => forbidden(),
+            _ => ApiError(e),
+        })?;
+        if !connect::secret_matches(&connection.item, &secret) {
+            return Err(forbidden());
+        }
+        Ok(Caller(connection))
+    }
+}
+
+/// The request body as JSON (an empty body counts as `{}`); anything else is
+/// `INVALID_REQUEST`.
+pub struct JsonBody(Value);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let raw = String::from_request(request, state)
+            .await
+            .map_err(|e| error(ErrorCode::InvalidRequest, e.body_text()))?;
+        let raw = if raw.trim().is_empty() { "{}" } else { &raw };
+        serde_json::from_str(raw)
+            .map(JsonBody)
+            .map_err(|e| error(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
+    }
+}
+
+/// Runs a Client HTTP API operation for the caller.
+async fn client_operation(
+    app: AppState,
+    Caller(connection): Caller,
+    operation: &str,
+    body: Value,
+) -> Result<Value, ApiError> {
+    let command = parse_http_command(operation, body)?;
+    let request = Command::Client {
+        connection: &connection,
+        command,
     };
-    let forbidden = || error(ErrorCode::Forbidden, "unknown connection or wrong secret");
-    let connection = load_connection(app, &id).await.map_err(|e| match e.code {
-        ErrorCode::Unauthorized => forbidden(),
-        _ => ApiError(e),
-    })?;
-    if !connect::secret_matches(&connection.item, &secret) {
-        return Err(forbidden());
-    }
-    Ok(connection)
+    Ok(driver::command(app, Timestamp::now(), request).await?)
 }
 
-fn body<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, ApiError> {
-    let raw = if raw.trim().is_empty() { "{}" } else { raw };
-    serde_json::from_str(raw)
-        .map_err(|e| error(ErrorCode::InvalidRequest, format!("invalid JSON body: {e}")))
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ListReactionsRequest {
-    channel: String,
-    message_id: String,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ReactionRequest {
-    message_id: String,
-    reaction: String,
-    action: ReactionAction,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct PublishMessageRequest {
-    channel: String,
-    event: String,
-    #[serde(default)]
-    data: Value,
-    #[serde(default)]
-    eager_id_generation: bool,
-}
-
-async fn connection_op(
-    State(app): State<&'static App>,
-    Path(op): Path<String>,
-    Query(credentials): Query<Credentials>,
-    raw: String,
+/// `POST /connection/publishMessage` (202): a message, or a reaction with
+/// `event: "hotsock.messageReaction"`; `id` only with `eagerIdGeneration`.
+async fn publish_message(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let connection = authenticate(app, credentials).await?;
-    match op.as_str() {
-        "listMessages" => {
-            let request: history::ListMessagesRequest = body(&raw)?;
-            let page = history::list_messages(app, &connection, &request).await?;
-            Ok((StatusCode::OK, Json(page)).into_response())
-        }
-        "listReactions" => {
-            let request: ListReactionsRequest = body(&raw)?;
-            let reply =
-                reactions::list_reactions(app, &connection, &request.channel, &request.message_id)
-                    .await?;
-            Ok((StatusCode::OK, Json(reply)).into_response())
-        }
-        "publishMessage" => {
-            let request: PublishMessageRequest = body(&raw)?;
-            sockhop::names::validate_channel(&request.channel)?;
-            if request.event == events::MESSAGE_REACTION {
-                let reaction: ReactionRequest = serde_json::from_value(request.data)
-                    .map_err(|e| error(ErrorCode::InvalidRequest, format!("reaction data: {e}")))?;
-                reactions::react(
-                    app,
-                    &connection,
-                    &request.channel,
-                    &reaction.message_id,
-                    &reaction.reaction,
-                    reaction.action,
-                )
-                .await?;
-                let reply = json!({"channel": request.channel, "event": request.event});
-                return Ok((StatusCode::ACCEPTED, Json(reply)).into_response());
-            }
-            let id = publish::publish_from_client(
-                app,
-                &connection,
-                &request.channel,
-                &request.event,
-                request.data,
-            )
-            .await?;
-            let mut reply = json!({"channel": request.channel, "event": request.event});
-            if request.eager_id_generation {
-                reply["id"] = json!(id);
-            }
-            Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
-        }
-        other => Err(error(
-            ErrorCode::NotFound,
-            format!("unknown operation {other:?}"),
-        )),
+    let eager = body.get("eagerIdGeneration") == Some(&Value::Bool(true));
+    let mut reply = client_operation(app, caller, "publishMessage", body).await?;
+    if let (false, Some(fields)) = (eager, reply.as_object_mut()) {
+        fields.remove("id");
     }
+    Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
+}
+
+/// `POST /connection/listMessages`: a page of stored messages.
+async fn list_messages(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    client_operation(app, caller, "listMessages", body)
+        .await
+        .map(Json)
+}
+
+/// `POST /connection/listReactions`: every reaction on one message.
+async fn list_reactions(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    client_operation(app, caller, "listReactions", body)
+        .await
+        .map(Json)
+}
+
+/// Any other `/connection/<op>`: authenticated first, like the real ones.
+async fn unknown_operation(_caller: Caller, Path(operation): Path<String>) -> ApiError {
+    error(
+        ErrorCode::NotFound,
+        format!("unknown operation {operation:?}"),
+    )
 }
 
 /// Whether the request carries one of the stage's API keys as a Bearer token.
@@ -191,12 +201,12 @@ pub fn api_key_matches(keys: &[String], headers: &HeaderMap) -> bool {
     })
 }
 
-/// `POST /publish`: the server publish API, the same message format as the
-/// publish function.
+/// `POST /publish` (202): the server publish API, the same message format as
+/// the publish function.
 async fn server_publish(
-    State(app): State<&'static App>,
+    State(app): State<AppState>,
     headers: HeaderMap,
-    raw: String,
+    JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
     if !api_key_matches(&app.config.api_keys, &headers) {
         return Err(error(
@@ -204,8 +214,8 @@ async fn server_publish(
             "a valid Bearer API key is required",
         ));
     }
-    let request: publish::ServerPublish = body(&raw)?;
-    let reply = publish::publish_from_server(app, &request).await?;
+    let request = parse_server_publish(body)?;
+    let reply = driver::command(app, Timestamp::now(), Command::Server(request)).await?;
     Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
 }
 

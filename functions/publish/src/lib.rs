@@ -1,14 +1,17 @@
 //! Server publish by direct Lambda invoke: the payload is the message
-//! (PROTOCOL.md §7); the reply is `{"channel","event"}` (+`id` when eager).
+//! (docs/protocol.md, "Server API"); the reply is `{"channel","event"}` (+`id`
+//! when eager). A refusal fails the invocation with the error code as its
+//! `errorType`.
 
 use serde_json::Value;
-use sockhop::ops::publish::{publish_from_server, ServerPublish};
+use sockhop::clock::Timestamp;
+use sockhop::driver;
+use sockhop::lambda::Failure;
+use sockhop::ops::dispatch::Request;
+use sockhop::ops::publish::parse_server_publish;
 use sockhop::App;
 
-pub async fn handle(app: &App, payload: Value) -> Result<Value, lambda_runtime::Error> {
-    let request: ServerPublish =
-        serde_json::from_value(payload).map_err(|e| format!("INVALID_REQUEST: {e}"))?;
-    publish_from_server(app, &request)
-        .await
-        .map_err(|e| format!("{}: {}", e.code, e.message).into())
+pub async fn handle(app: &App, payload: Value) -> Result<Value, Failure> {
+    let request = parse_server_publish(payload)?;
+    Ok(driver::command(app, Timestamp::now(), Request::Server(request)).await?)
 }

@@ -1,12 +1,4 @@
-use aws_lambda_events::dynamodb::Event;
-use lambda_runtime::{service_fn, LambdaEvent};
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let app: &'static sockhop::App = Box::leak(Box::new(sockhop::App::from_env().await?));
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Event>| {
-        sockhop_stream::handle(app, event.payload)
-    }))
-    .await
+    sockhop::lambda::run(sockhop_stream::handle).await
 }

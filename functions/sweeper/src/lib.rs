@@ -1,16 +1,15 @@
 //! The sweeper, on an EventBridge schedule: keepAlive frames, heartbeat
 //! timeouts, connections past their lifetime.
 
-use sockhop::ops::sweep;
+use serde_json::Value;
+use sockhop::clock::Timestamp;
+use sockhop::driver;
+use sockhop::lambda::Failure;
 use sockhop::App;
 
-/// The schedule in template.yaml (`rate(1 minute)`).
-pub const SWEEP_INTERVAL_SECONDS: i64 = 60;
-
-pub async fn handle(app: &App) -> Result<(), lambda_runtime::Error> {
-    let closed = sweep::sweep(app, SWEEP_INTERVAL_SECONDS)
-        .await
-        .map_err(|e| format!("{}: {}", e.code, e.message))?;
-    tracing::info!(closed, "sweep done");
+/// Runs one pass; the scheduled event's payload carries nothing we need.
+pub async fn handle(app: &App, _scheduled: Value) -> Result<(), Failure> {
+    let report = driver::sweep(app, Timestamp::now(), app.config.sweep_interval_seconds).await?;
+    tracing::info!(closed = report.cleaned.len(), "sweep done");
     Ok(())
 }

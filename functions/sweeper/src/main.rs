@@ -1,11 +1,4 @@
-use lambda_runtime::{service_fn, LambdaEvent};
-
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    lambda_runtime::tracing::init_default_subscriber();
-    let app: &'static sockhop::App = Box::leak(Box::new(sockhop::App::from_env().await?));
-    lambda_runtime::run(service_fn(|_: LambdaEvent<serde_json::Value>| {
-        sockhop_sweeper::handle(app)
-    }))
-    .await
+    sockhop::lambda::run(sockhop_sweeper::handle).await
 }

@@ -160,6 +160,11 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
             "TABLE_NAME" | "DYNAMODB_ENDPOINT" | "WEBSOCKET_MANAGEMENT_ENDPOINT"
         )
     });
+    env.retain(|(k, _)| k != "SWEEP_INTERVAL_SECONDS");
+    env.push((
+        "SWEEP_INTERVAL_SECONDS".into(),
+        options.sweep_interval.as_secs().max(1).to_string(),
+    ));
     env.push(("TABLE_NAME".into(), options.table_name.clone()));
     env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
     env.push((
@@ -229,8 +234,8 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    if let Err(err) = sockhop::ops::sweep::sweep(app, sweep_interval.as_secs() as i64).await {
-                        tracing::error!(code = err.code.as_str(), message = %err.message, "sweep failed");
+                    if let Err(err) = sockhop_sweeper::handle(app, serde_json::Value::Null).await {
+                        tracing::error!(error = %err, "sweep failed");
                     }
                 }
                 _ = sweep_shutdown.changed() => break,

@@ -147,7 +147,7 @@ fn request_context(
         "stage": crate::STAGE_NAME,
         "connectedAt": connected_at,
         "requestTimeEpoch": now,
-        "requestTime": sockhop::ops::connect::rfc3339(now / 1000),
+        "requestTime": sockhop::protocol::format_rfc3339_utc(now / 1000).unwrap_or_default(),
         "requestId": ulid::Ulid::new().to_string(),
         "extendedRequestId": ulid::Ulid::new().to_string(),
         "messageId": ulid::Ulid::new().to_string(),

@@ -10,6 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 const SHARD_REFRESH: Duration = Duration::from_secs(1);
+/// Retries of a batch whose records failed, as the template's event source
+/// mapping allows (`MaximumRetryAttempts`); then the records are skipped.
+const MAX_BATCH_RETRIES: u32 = 10;
 
 pub struct StreamPoller {
     streams: aws_sdk_dynamodbstreams::Client,
@@ -23,9 +26,22 @@ struct Shard {
     parent: Option<String>,
     /// `None` once the shard is closed and drained, or while it must be re-read.
     iterator: Option<String>,
-    /// The last record handed to the stream function, to resume after.
-    last_sequence: Option<String>,
+    /// Where to read from when the iterator must be made again.
+    position: Position,
+    /// Consecutive failed attempts at the record at `position`.
+    failures: u32,
     closed: bool,
+}
+
+/// A shard position, as a sequence number.
+#[derive(Debug, Clone, PartialEq)]
+enum Position {
+    /// The oldest record left.
+    Oldest,
+    /// After the last record the stream function took.
+    After(String),
+    /// At a record the stream function reported failed: it runs again.
+    At(String),
 }
 
 impl StreamPoller {
@@ -111,7 +127,8 @@ impl StreamPoller {
                     Shard {
                         parent: shard.parent_shard_id,
                         iterator,
-                        last_sequence: None,
+                        position: Position::Oldest,
+                        failures: 0,
                         closed: false,
                     },
                 );
@@ -123,25 +140,30 @@ impl StreamPoller {
         }
     }
 
-    /// A fresh iterator after `last` (or from the oldest record). If `last`
-    /// itself was trimmed away, reading restarts at the oldest record left.
-    async fn resume(&self, arn: &str, shard: &str, last: Option<&str>) -> Option<String> {
-        if let Some(sequence) = last {
-            let after = self
+    /// A fresh iterator at `position`. If that record itself was trimmed away,
+    /// reading restarts at the oldest record left.
+    async fn resume(&self, arn: &str, shard: &str, position: &Position) -> Option<String> {
+        let (kind, sequence) = match position {
+            Position::Oldest => (ShardIteratorType::TrimHorizon, None),
+            Position::After(s) => (ShardIteratorType::AfterSequenceNumber, Some(s)),
+            Position::At(s) => (ShardIteratorType::AtSequenceNumber, Some(s)),
+        };
+        if let Some(sequence) = sequence {
+            let resumed = self
                 .streams
                 .get_shard_iterator()
                 .stream_arn(arn)
                 .shard_id(shard)
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .shard_iterator_type(kind)
                 .sequence_number(sequence)
                 .send()
                 .await;
-            if let Ok(out) = after {
+            if let Ok(out) = resumed {
                 return out.shard_iterator;
             }
             tracing::warn!(
                 shard,
-                "stream records after {sequence} were trimmed; resuming at the oldest"
+                "stream records at {sequence} were trimmed; resuming at the oldest"
             );
         }
         self.streams
@@ -169,9 +191,10 @@ impl StreamPoller {
                 .map(|(id, s)| (id.clone(), !s.closed))
                 .collect();
             let mut delivered = false;
+            let mut retry_pause = Duration::ZERO;
             for (id, shard) in shards.iter_mut() {
                 if shard.iterator.is_none() && !shard.closed {
-                    shard.iterator = self.resume(&arn, id, shard.last_sequence.as_deref()).await;
+                    shard.iterator = self.resume(&arn, id, &shard.position).await;
                 }
                 let parent_open = shard
                     .parent
@@ -195,13 +218,42 @@ impl StreamPoller {
                         shard.iterator = out.next_shard_iterator;
                         let records = out.records.unwrap_or_default();
                         if let Some(last) = records.last().and_then(|r| r.dynamodb.as_ref()) {
-                            shard.last_sequence = last.sequence_number.clone();
+                            if let Some(sequence) = &last.sequence_number {
+                                shard.position = Position::After(sequence.clone());
+                            }
                         }
                         if !records.is_empty() {
                             delivered = true;
+                            let first_in_batch = records
+                                .first()
+                                .and_then(|r| r.dynamodb.as_ref())
+                                .and_then(|d| d.sequence_number.clone());
                             let event = lambda_event(&arn, records);
-                            if let Err(err) = sockhop_stream::handle(app, event).await {
-                                tracing::error!(error = %err, "stream handler failed");
+                            // A failed invocation retries the whole batch, as in AWS.
+                            let first_failed = match sockhop_stream::handle(app, event).await {
+                                Ok(response) => first_failure(&response.batch_item_failures),
+                                Err(err) => {
+                                    tracing::error!(error = %err, "stream handler failed");
+                                    first_in_batch
+                                }
+                            };
+                            if let Some(sequence) = first_failed {
+                                shard.failures += 1;
+                                if shard.failures > MAX_BATCH_RETRIES {
+                                    tracing::error!(shard = %id, sequence, "stream record skipped after {MAX_BATCH_RETRIES} retries");
+                                    shard.position = Position::After(sequence);
+                                    shard.failures = 0;
+                                } else {
+                                    // Read again from the failed record, after a pause
+                                    // that grows with each failure.
+                                    shard.position = Position::At(sequence);
+                                    shard.closed = false;
+                                    retry_pause = retry_pause
+                                        .max(Duration::from_millis(50 << shard.failures.min(6)));
+                                }
+                                shard.iterator = None;
+                            } else {
+                                shard.failures = 0;
                             }
                         }
                     }
@@ -213,11 +265,26 @@ impl StreamPoller {
                     }
                 }
             }
-            if !delivered {
+            if !retry_pause.is_zero() {
+                tokio::time::sleep(retry_pause).await;
+            } else if !delivered {
                 tokio::time::sleep(self.interval).await;
             }
         }
     }
+}
+
+/// The sequence number Lambda would resume from: the smallest reported.
+fn first_failure(
+    failures: &[aws_lambda_events::streams::DynamoDbBatchItemFailure],
+) -> Option<String> {
+    failures
+        .iter()
+        .filter_map(|f| f.item_identifier.clone())
+        .min_by(|a, b| {
+            // Sequence numbers are decimal strings of varying length.
+            a.len().cmp(&b.len()).then_with(|| a.cmp(b))
+        })
 }
 
 fn image(item: Option<HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>) -> Value {

@@ -6,16 +6,17 @@
 //! function can re-derive it for the greeting while the table holds only the
 //! nonce and a SHA-256 of the secret.
 
-use super::{internal, load_connection, subscribe, Connection};
-use crate::app::App;
+use super::{internal, load_connection, subscribe, Connection, Ctx};
 use crate::claims::{Claims, Scope};
-use crate::gateway::PostError;
-use crate::protocol::ServerMessage;
-use crate::store::{keys, ConnectionItem};
+use crate::clock::Timestamp;
+use crate::effects::Effects;
+use crate::error::ErrorCode;
+use crate::protocol::{format_rfc3339_utc, ServerMessage};
+use crate::store::ConnectionItem;
+use crate::token::Verifier;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
-use std::time::Duration;
 
 /// Characters of base64url HMAC output used as the secret (192 bits).
 const SECRET_CHARS: usize = 32;
@@ -46,7 +47,7 @@ impl ConnectRefusal {
 /// Verifies a connect token: every bad-token case is 401; a valid token without
 /// the `connect` scope is 403.
 pub fn check_connect_token(
-    app: &App,
+    verifier: &Verifier,
     token: Option<&str>,
     now: i64,
 ) -> Result<(Claims, String), ConnectRefusal> {
@@ -56,9 +57,7 @@ pub fn check_connect_token(
         .ok_or_else(|| {
             ConnectRefusal::unauthorized("TOKEN_MISSING", "the token query parameter is required")
         })?;
-    let payload = app
-        .config
-        .verifier
+    let payload = verifier
         .verify(token, now)
         .map_err(|e| ConnectRefusal::unauthorized(e.code(), e.to_string()))?;
     let claims = Claims::parse(&payload)
@@ -76,17 +75,17 @@ pub fn check_connect_token(
 
 /// `$connect`: checks the token, spends a single-use token, stores the connection.
 pub async fn connect(
-    app: &App,
+    cx: Ctx<'_>,
     connection_id: &str,
     token: Option<&str>,
 ) -> Result<(), ConnectRefusal> {
-    let now_ms = app.now_ms();
-    let (claims, payload) = check_connect_token(app, token, now_ms / 1000)?;
+    let app = cx.app;
+    let (claims, payload) = check_connect_token(&app.config.verifier, token, cx.secs())?;
     if claims.single_use {
         let jti = claims.jti.as_deref().unwrap_or_default();
         let fresh = app
             .store
-            .consume_jti(jti, claims.exp, now_ms / 1000)
+            .consume_jti(jti, claims.exp, cx.secs())
             .await
             .map_err(|e| server_error(internal(e).message))?;
         if !fresh {
@@ -96,14 +95,13 @@ pub async fn connect(
             ));
         }
     }
-    let nonce = random_nonce();
     let item = new_connection_item(
         connection_id,
         &claims,
         payload,
-        &nonce,
+        &random_nonce(),
         &app.config.connection_secret_key,
-        now_ms,
+        cx.now,
         app.config.connection_lifetime_seconds,
     );
     app.store
@@ -133,25 +131,23 @@ pub fn new_connection_item(
     payload: String,
     nonce: &str,
     secret_key: &[u8],
-    now_ms: i64,
+    now: Timestamp,
     lifetime_seconds: i64,
 ) -> ConnectionItem {
     let secret = connection_secret(secret_key, connection_id, nonce);
-    let expires_at = now_ms / 1000 + lifetime_seconds;
+    let expires_at = now.secs() + lifetime_seconds;
     ConnectionItem {
-        pk: keys::connection_pk(connection_id),
-        sk: keys::CONNECTION_SK.into(),
         connection_id: connection_id.to_owned(),
         secret_nonce: nonce.to_owned(),
         secret_hash: secret_hash(&secret),
         uid: claims.uid.clone(),
         umd: claims.umd.as_ref().map(|v| v.to_string()),
         claims: payload,
-        connected_at_ms: now_ms,
+        connected_at_ms: now.millis(),
         expires_at,
         keep_alive: claims.keep_alive,
         heartbeat_timeout: claims.heartbeat_timeout,
-        last_seen: now_ms / 1000,
+        last_seen: now.secs(),
         ttl: expires_at + CONNECTION_TTL_GRACE_SECONDS,
     }
 }
@@ -188,63 +184,106 @@ pub fn secret_matches(item: &ConnectionItem, given: &str) -> bool {
             == 0
 }
 
-/// RFC 3339 UTC with whole seconds, as hotsock.connected carries it.
-pub fn rfc3339(unix_seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+/// `hotsock.connected` for a stored connection (pure): the secret is derived
+/// again from the stored nonce.
+pub fn greeting(item: &ConnectionItem, secret_key: &[u8]) -> ServerMessage {
+    let secret = connection_secret(secret_key, &item.connection_id, &item.secret_nonce);
+    ServerMessage::connected(
+        &item.connection_id,
+        &format_rfc3339_utc(item.expires_at).unwrap_or_default(),
+        &secret,
+        crate::protocol::Meta::new(item.uid.clone(), item.umd_value()),
+    )
 }
 
-/// The greeting, sent by the stream function when the connection item appears:
-/// `hotsock.connected` first, then one `hotsock.subscribed` per auto-subscribe
-/// channel. The socket may not be open yet when the record arrives, so a Gone
-/// answer is retried for a few seconds before the connection is given up.
-pub async fn greet(app: &App, connection_id: &str) -> Result<(), crate::error::ProtocolError> {
-    let connection: Connection = match load_connection(app, connection_id).await {
+/// The greeting, when the stream shows the connection item appeared:
+/// `hotsock.connected` first, then one `hotsock.subscribed` per
+/// auto-subscribe channel (a refused one answers `hotsock.error`).
+pub async fn greet(
+    cx: Ctx<'_>,
+    connection_id: &str,
+) -> Result<Effects, crate::error::ProtocolError> {
+    let connection: Connection = match load_connection(cx, connection_id).await {
         Ok(connection) => connection,
         // Already disconnected before the record was processed: nobody to greet.
-        Err(e) if e.code == crate::error::ErrorCode::Unauthorized => return Ok(()),
+        Err(e) if e.code == ErrorCode::Unauthorized => return Ok(Effects::new()),
         Err(e) => return Err(e),
     };
-    let item = &connection.item;
-    let secret = connection_secret(
-        &app.config.connection_secret_key,
-        &item.connection_id,
-        &item.secret_nonce,
+    let mut effects = Effects::new();
+    effects.greet(
+        connection_id,
+        &greeting(&connection.item, &cx.app.config.connection_secret_key),
     );
-    let frame = ServerMessage::connected(
-        &item.connection_id,
-        &rfc3339(item.expires_at),
-        &secret,
-        connection.meta(),
-    )
-    .to_json();
-    let mut delay = Duration::from_millis(50);
-    loop {
-        match app.gateway.post(connection_id, &frame).await {
-            Ok(()) => break,
-            Err(PostError::Gone) if delay < Duration::from_secs(3) => {
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(PostError::Gone) => {
-                super::disconnect::cleanup(app, connection_id).await;
-                return Ok(());
-            }
-            Err(PostError::Failed(reason)) => {
-                tracing::warn!(connection_id, %reason, "greeting failed");
-                return Ok(());
-            }
-        }
-    }
     for channel in connection.claims.channels.auto_subscribe_channels() {
-        if let Err(err) = subscribe::subscribe(app, &connection, &channel, None, true).await {
-            super::send_error(app, connection_id, err).await;
+        match subscribe::subscribe(cx, &connection, &channel, None, true).await {
+            Ok(subscribed) => effects.append(subscribed),
+            Err(err) => effects.send(connection_id, &ServerMessage::error(err)),
         }
     }
-    Ok(())
+    Ok(effects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: serde_json::Value) -> Claims {
+        Claims::parse(value.as_object().expect("object")).expect("claims")
+    }
+
+    #[test]
+    fn secrets_are_derived_not_stored() {
+        let key = b"0123456789abcdef";
+        let a = connection_secret(key, "conn-1", "nonce");
+        assert_eq!(a.len(), 32);
+        assert_eq!(
+            a,
+            connection_secret(key, "conn-1", "nonce"),
+            "deterministic"
+        );
+        assert_ne!(a, connection_secret(key, "conn-2", "nonce"));
+        assert_ne!(a, connection_secret(key, "conn-1", "other"));
+        assert_ne!(a, connection_secret(b"fedcba9876543210", "conn-1", "nonce"));
+        let c = claims(json!({"exp": 10_000, "scope": "connect", "uid": "jim"}));
+        let item = new_connection_item(
+            "conn-1",
+            &c,
+            "{}".into(),
+            "nonce",
+            key,
+            Timestamp::from_millis(1_000_500),
+            7_200,
+        );
+        assert_eq!(item.secret_nonce, "nonce");
+        assert!(
+            !format!("{item:?}").contains(&a),
+            "the secret itself is never kept"
+        );
+        assert!(secret_matches(&item, &a));
+        assert!(!secret_matches(
+            &item,
+            &connection_secret(key, "conn-1", "x")
+        ));
+        assert!(!secret_matches(&item, ""));
+        assert_eq!(item.expires_at, 1_000 + 7_200);
+        assert_eq!(item.ttl, item.expires_at + CONNECTION_TTL_GRACE_SECONDS);
+        assert_eq!(item.connected_at_ms, 1_000_500);
+    }
+
+    #[test]
+    fn the_greeting_carries_the_derived_secret() {
+        let key = b"0123456789abcdef";
+        let c = claims(json!({"exp": 10_000, "scope": "connect", "uid": "jim", "umd": {"n": 1}}));
+        let item = new_connection_item("c", &c, "{}".into(), "n", key, Timestamp::from_secs(0), 60);
+        let frame: serde_json::Value =
+            serde_json::from_str(&greeting(&item, key).to_json()).expect("json");
+        assert_eq!(frame["event"], "hotsock.connected");
+        assert_eq!(
+            frame["data"]["connectionSecret"],
+            connection_secret(key, "c", "n")
+        );
+        assert_eq!(frame["data"]["connectionExpiresAt"], "1970-01-01T00:01:00Z");
+        assert_eq!(frame["meta"], json!({"uid": "jim", "umd": {"n": 1}}));
+    }
 }

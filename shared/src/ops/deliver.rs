@@ -1,8 +1,9 @@
 //! Delivery of a written message to the channel's subscribers, run by the
-//! stream function in commit (= id) order per channel.
+//! stream function in commit (= id) order per channel; and the audience rule
+//! every fan-out shares.
 
-use super::{disconnect, internal};
-use crate::app::App;
+use super::{internal, Ctx};
+use crate::effects::Effects;
 use crate::error::ProtocolError;
 use crate::protocol::{Meta, ServerMessage};
 use crate::store::{MessageItem, SubscriptionItem};
@@ -40,36 +41,32 @@ pub fn recipients<'a>(
     groups
 }
 
-/// Sends one frame per channel name to `groups`, cleaning up sockets found gone.
-pub async fn fan_out(
-    app: &App,
-    groups: BTreeMap<&str, Vec<String>>,
-    frame_for: impl Fn(&str) -> ServerMessage,
-) {
-    for (name, connection_ids) in groups {
-        let frame = frame_for(name).to_json();
-        for gone in app.gateway.fan_out(&connection_ids, &frame).await {
-            // Boxed: cleanup can announce presence leaves, which fan out again.
-            Box::pin(disconnect::cleanup(app, &gone)).await;
-        }
-    }
-}
-
-pub async fn deliver(app: &App, message: &MessageItem) -> Result<(), ProtocolError> {
-    let subscriptions = app
+/// The frames that deliver `message` to the channel's current subscribers.
+/// An unstored message is removed once its frames are decided (TTL removes it
+/// anyway should that fail).
+pub async fn deliver(cx: Ctx<'_>, message: &MessageItem) -> Result<Effects, ProtocolError> {
+    let subscriptions = cx
+        .app
         .store
-        .channel_subscriptions(&message.channel, app.now())
+        .channel_subscriptions(&message.channel, cx.secs())
         .await
         .map_err(internal)?;
-    let groups = recipients(&subscriptions, message.sender.as_deref(), message.echo);
-    fan_out(app, groups, |name| message_frame(message, name)).await;
+    let mut effects = Effects::new();
+    effects.send_groups(
+        recipients(&subscriptions, message.sender.as_deref(), message.echo),
+        |name| message_frame(message, name),
+    );
     if !message.stored {
-        app.store
+        if let Err(err) = cx
+            .app
+            .store
             .delete_message(&message.channel, message.id())
             .await
-            .map_err(internal)?;
+        {
+            tracing::warn!(error = %err, id = message.id(), "transient message left for TTL");
+        }
     }
-    Ok(())
+    Ok(effects)
 }
 
 #[cfg(test)]
@@ -79,8 +76,7 @@ mod tests {
 
     fn message(sender: Option<&str>, echo: bool) -> MessageItem {
         MessageItem {
-            pk: "MSG#chat".into(),
-            sk: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
             channel: "chat".into(),
             event: "msg".into(),
             data: r#"{"text":"hi"}"#.into(),
@@ -95,8 +91,6 @@ mod tests {
 
     fn sub(connection_id: &str, alias: Option<&str>) -> SubscriptionItem {
         SubscriptionItem {
-            pk: "CHAN#chat".into(),
-            sk: format!("SUB#{connection_id}"),
             channel: "chat".into(),
             connection_id: connection_id.into(),
             uid: None,

@@ -1,20 +1,25 @@
-//! Removing a connection and everything it contributed: on `$disconnect`, on a
-//! 410 Gone from a post, and when the connection item's TTL expires.
+//! Removing a connection and everything it contributed: on `$disconnect`, for a
+//! socket a post found gone, for one the sweeper closed, and when the
+//! connection item's TTL expires. Run by the driver's cleanup worklist, after
+//! deliveries, never inside one.
 
-use crate::app::App;
+use super::Ctx;
+use crate::effects::Effects;
 
 /// Removes every subscription of the connection (with its count contribution)
-/// and the connection item. Safe to run twice at once: each removal is
-/// conditional, so counts drop once. Failures are logged, not returned: the
-/// caller has nobody to report them to, and TTL removes what is left.
-pub async fn cleanup(app: &App, connection_id: &str) {
-    let now = app.now();
+/// and the connection item; returns what the channels' remaining members must
+/// hear. Safe to run twice at once: each removal is conditional, so counts
+/// drop once. Failures are logged, not returned: there is nobody to report
+/// them to, and TTL removes what is left.
+pub async fn cleanup(cx: Ctx<'_>, connection_id: &str) -> Effects {
+    let store = &cx.app.store;
+    let mut effects = Effects::new();
     // Time 0: expired index items are listed too, so they are removed as well.
-    match app.store.connection_channels(connection_id, 0).await {
+    match store.connection_channels(connection_id, 0).await {
         Ok(channels) => {
             for channel in channels {
-                match app.store.unsubscribe(&channel, connection_id, now).await {
-                    Ok(Some(removed)) => super::presence::left(app, &removed).await,
+                match store.unsubscribe(&channel, connection_id, cx.secs()).await {
+                    Ok(Some(removed)) => effects.append(super::presence::left(cx, &removed).await),
                     Ok(None) => {}
                     Err(err) => tracing::error!(
                         connection_id,
@@ -27,7 +32,9 @@ pub async fn cleanup(app: &App, connection_id: &str) {
         }
         Err(err) => tracing::error!(connection_id, error = %err, "listing subscriptions failed"),
     }
-    if let Err(err) = app.store.delete_connection(connection_id).await {
+    if let Err(err) = store.delete_connection(connection_id).await {
         tracing::error!(connection_id, error = %err, "deleting connection failed");
     }
+    cx.app.claims.forget(connection_id);
+    effects
 }

@@ -2,31 +2,16 @@
 
 use super::deliver::message_frame;
 use super::reactions::reactions_json;
-use super::{internal, require_subscription, Connection};
-use crate::app::App;
-use crate::error::{ErrorCode, ProtocolError};
+use super::{internal, require_subscription, Connection, Ctx};
+use crate::error::ProtocolError;
+use crate::protocol::ListMessages;
 use crate::store::MessageQuery;
-use serde::Deserialize;
 use serde_json::{json, Value};
 use ulid::Ulid;
 
 pub const PAGE_SIZE: usize = 100;
 /// One page stays under 1 MB of message JSON.
 pub const PAGE_BYTES: usize = 1_000_000;
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ListMessagesRequest {
-    pub channel: String,
-    #[serde(default)]
-    pub after: Option<String>,
-    #[serde(default)]
-    pub before: Option<String>,
-    #[serde(default)]
-    pub reverse: bool,
-    #[serde(default)]
-    pub expand_reactions: bool,
-}
 
 /// The smallest id visible to a subscription (pure): from `historyStart` when
 /// the token grants it (0 = everything), else from the moment it subscribed.
@@ -38,48 +23,29 @@ pub fn window_start(history_start: Option<i64>, subscribed_at_ms: i64) -> String
     Ulid::from_parts(from_ms.max(0) as u64, 0).to_string()
 }
 
-fn cursor(
-    value: &Option<String>,
-    name: &str,
-    channel: &str,
-) -> Result<Option<String>, ProtocolError> {
-    match value {
-        None => Ok(None),
-        Some(v) => Ulid::from_string(v)
-            .map(|u| Some(u.to_string()))
-            .map_err(|_| {
-                ProtocolError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("{name} must be a message id"),
-                )
-                .with_channel(channel)
-            }),
-    }
-}
-
+/// `connection/listMessages`: one page of the channel's stored messages.
 pub async fn list_messages(
-    app: &App,
+    cx: Ctx<'_>,
     connection: &Connection,
-    request: &ListMessagesRequest,
+    request: &ListMessages,
 ) -> Result<Value, ProtocolError> {
     let requested = request.channel.as_str();
-    let after = cursor(&request.after, "after", requested)?;
-    let before = cursor(&request.before, "before", requested)?;
-    let subscription = require_subscription(app, connection, requested).await?;
+    let subscription = require_subscription(cx, connection, requested).await?;
     let channel = subscription.channel.as_str();
     let permissions = subscription.permissions().map_err(internal)?;
     let query = MessageQuery {
         channel,
         window_start: window_start(permissions.history_start(), subscription.subscribed_at_ms),
-        after: after.as_deref(),
-        before: before.as_deref(),
+        after: request.after.as_deref(),
+        before: request.before.as_deref(),
         newest_first: request.reverse,
         limit: PAGE_SIZE,
         max_bytes: PAGE_BYTES,
     };
-    let page = app
+    let page = cx
+        .app
         .store
-        .list_messages(&query, app.now())
+        .list_messages(&query, cx.secs())
         .await
         .map_err(internal)?;
     let expanded: Vec<Option<Vec<crate::store::ReactionItem>>> = if request.expand_reactions {
@@ -87,8 +53,9 @@ pub async fn list_messages(
             if m.reactions.is_empty() {
                 return Ok(Some(Vec::new()));
             }
-            app.store
-                .message_reactions(channel, m.id(), app.now())
+            cx.app
+                .store
+                .message_reactions(channel, m.id(), cx.secs())
                 .await
                 .map(Some)
         });
@@ -152,16 +119,5 @@ mod tests {
         assert!(Ulid::from_parts(5_000, 0).to_string() >= start);
         assert!(Ulid::from_parts(5_000, 1).to_string() > start);
         assert!(Ulid::from_parts(4_999, u128::MAX >> 48).to_string() < start);
-    }
-
-    #[test]
-    fn cursors_must_be_ulids() {
-        assert!(cursor(&Some("nope".into()), "after", "c").is_err());
-        assert_eq!(cursor(&None, "after", "c").expect("none"), None);
-        let id = Ulid::from_parts(1, 2).to_string();
-        assert_eq!(
-            cursor(&Some(id.to_lowercase()), "after", "c").expect("ok"),
-            Some(id)
-        );
     }
 }

@@ -1,22 +1,51 @@
-//! The operations, shared by the WebSocket, HTTP and server paths. Each module
-//! keeps its decisions in pure functions (unit-tested) and its I/O in a thin
-//! async function over [`App`](crate::app::App).
+//! The operations, shared by the WebSocket, HTTP and server paths. Each decides
+//! what must happen and returns it as [`Effects`](crate::effects::Effects); the
+//! driver performs them. Reads, and writes whose outcome is part of the
+//! decision (a conditional subscribe, an ordered publish), happen here through
+//! the store; the decisions themselves are pure functions, unit-tested.
+//!
+//! Module order (no cycles; checked by `shared/tests/module_graph.rs`):
+//! `deliver` ← `presence` ← `disconnect`, `subscribe` ← `connect`; `publish`,
+//! `reactions` ← `history`; `sweep`; all of them ← `dispatch`.
 
 pub mod connect;
 pub mod deliver;
 pub mod disconnect;
-pub mod frame;
+pub mod dispatch;
 pub mod history;
 pub mod presence;
 pub mod publish;
 pub mod reactions;
+pub mod stream;
 pub mod subscribe;
 pub mod sweep;
 
+use crate::app::App;
 use crate::claims::Claims;
+use crate::clock::Timestamp;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Meta;
-use crate::store::{ConnectionItem, StoreError};
+use crate::store::{ConnectionItem, StoreError, SubscriptionItem};
+use std::sync::Arc;
+
+/// What every operation runs with: the process's state and the moment the
+/// invocation started (read once by the handler).
+#[derive(Clone, Copy)]
+pub struct Ctx<'a> {
+    pub app: &'a App,
+    pub now: Timestamp,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(app: &'a App, now: Timestamp) -> Self {
+        Ctx { app, now }
+    }
+
+    /// Unix seconds, what the table's `ttl` and token expiry use.
+    pub fn secs(&self) -> i64 {
+        self.now.secs()
+    }
+}
 
 /// A storage failure as the client sees it: logged in full here, reported as a
 /// stable code without internals.
@@ -29,19 +58,10 @@ pub fn internal(err: StoreError) -> ProtocolError {
 #[derive(Debug, Clone)]
 pub struct Connection {
     pub item: ConnectionItem,
-    pub claims: Claims,
+    pub claims: Arc<Claims>,
 }
 
 impl Connection {
-    /// Re-reads the stored claims; they were validated at connect, so a failure
-    /// here means the item was tampered with.
-    pub fn from_item(item: ConnectionItem) -> Result<Self, ProtocolError> {
-        let payload: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&item.claims).map_err(|_| corrupt())?;
-        let claims = Claims::parse(&payload).map_err(|_| corrupt())?;
-        Ok(Connection { item, claims })
-    }
-
     pub fn id(&self) -> &str {
         &self.item.connection_id
     }
@@ -59,63 +79,44 @@ impl Connection {
     }
 }
 
-fn corrupt() -> ProtocolError {
-    ProtocolError::new(ErrorCode::InternalError, "connection record is unreadable")
-}
-
-/// Loads the calling connection; a connection that is gone gets `Unauthorized`.
+/// Loads the calling connection with its claims (parsed once per connection
+/// and cached); a connection that is gone gets `Unauthorized`.
 pub async fn load_connection(
-    app: &crate::app::App,
+    cx: Ctx<'_>,
     connection_id: &str,
 ) -> Result<Connection, ProtocolError> {
-    let item = app
+    let item = cx
+        .app
         .store
-        .get_connection(connection_id, app.now())
+        .get_connection(connection_id, cx.secs())
         .await
         .map_err(internal)?
         .ok_or_else(|| ProtocolError::new(ErrorCode::Unauthorized, "connection not found"))?;
-    Connection::from_item(item)
-}
-
-/// Sends one frame to one connection; a connection found gone is cleaned up at
-/// once (PROTOCOL.md §8).
-pub async fn send(
-    app: &crate::app::App,
-    connection_id: &str,
-    frame: &crate::protocol::ServerMessage,
-) {
-    match app.gateway.post(connection_id, &frame.to_json()).await {
-        Ok(()) => {}
-        Err(crate::gateway::PostError::Gone) => disconnect::cleanup(app, connection_id).await,
-        Err(crate::gateway::PostError::Failed(reason)) => {
-            tracing::warn!(connection_id, %reason, "post failed");
-        }
-    }
-}
-
-/// Answers a client's bad request with `hotsock.error`.
-pub async fn send_error(app: &crate::app::App, connection_id: &str, err: ProtocolError) {
-    send(
-        app,
-        connection_id,
-        &crate::protocol::ServerMessage::error(err),
-    )
-    .await;
+    // The claims were validated at connect; failing now means the item was
+    // tampered with.
+    let claims = cx
+        .app
+        .claims
+        .get_or_parse(&item.connection_id, &item.claims)
+        .map_err(|_| {
+            ProtocolError::new(ErrorCode::InternalError, "connection record is unreadable")
+        })?;
+    Ok(Connection { item, claims })
 }
 
 /// The caller's subscription to the channel it named, for operations that need
 /// one (history, reactions); `NOT_SUBSCRIBED` carrying the client's name if none.
 pub async fn require_subscription(
-    app: &crate::app::App,
+    cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
-) -> Result<crate::store::SubscriptionItem, ProtocolError> {
-    crate::names::validate_channel(requested)?;
-    app.store
+) -> Result<SubscriptionItem, ProtocolError> {
+    cx.app
+        .store
         .get_subscription(
             connection.real_channel(requested),
             connection.id(),
-            app.now(),
+            cx.secs(),
         )
         .await
         .map_err(internal)?

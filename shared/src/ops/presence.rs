@@ -1,9 +1,9 @@
 //! Presence channels (`presence.*`): the member list on subscribe, and
 //! `hotsock.memberAdded` / `hotsock.memberRemoved` as users come and go.
 
-use super::deliver::{fan_out, recipients};
-use super::internal;
-use crate::app::App;
+use super::deliver::recipients;
+use super::{internal, Ctx};
+use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
 use crate::protocol::{Member, ServerMessage};
@@ -59,32 +59,24 @@ pub fn announces_leave(remaining: &[SubscriptionItem], leaver: &SubscriptionItem
 }
 
 /// Subscriptions already on a presence channel, read before a join.
-pub async fn current(app: &App, channel: &str) -> Result<Vec<SubscriptionItem>, ProtocolError> {
-    app.store
-        .channel_subscriptions(channel, app.now())
+pub async fn current(cx: Ctx<'_>, channel: &str) -> Result<Vec<SubscriptionItem>, ProtocolError> {
+    cx.app
+        .store
+        .channel_subscriptions(channel, cx.secs())
         .await
         .map_err(internal)
 }
 
-/// After a join was written: tells the other members, returns the list for the
-/// joiner's `hotsock.subscribed`.
-///
-/// Whether the join is news is decided on `before` (read before the write), so two
-/// connections of one user joining at once both announce rather than neither. The
-/// list and its recipients come from a read after the write, so two users joining
-/// at once each appear in the later one's list.
-pub async fn joined(
-    app: &App,
+/// The member list for a joiner and whom to tell (pure): the list is the
+/// others as read after the join plus the joiner; the others hear of it
+/// unless the join is no news (decided on `before`, read before the write, so
+/// two connections of one user joining at once both announce rather than
+/// neither).
+pub fn plan_join(
     before: &[SubscriptionItem],
+    after: &[SubscriptionItem],
     joiner: &SubscriptionItem,
-) -> Vec<Member> {
-    let after = match current(app, &joiner.channel).await {
-        Ok(after) => after,
-        Err(e) => {
-            tracing::error!(code = e.code.as_str(), "presence read failed");
-            before.to_vec()
-        }
-    };
+) -> (Vec<Member>, Effects) {
     let others = |items: &[SubscriptionItem]| -> Vec<SubscriptionItem> {
         items
             .iter()
@@ -92,42 +84,65 @@ pub async fn joined(
             .cloned()
             .collect()
     };
-    let others_after = others(&after);
+    let others_after = others(after);
     let mut all = others_after.clone();
     all.push(joiner.clone());
     let list = members(&all);
+    let mut effects = Effects::new();
     if announces_join(&others(before), joiner) {
         let member = Member::new(joiner.uid.clone().unwrap_or_default(), joiner.umd_value());
-        fan_out(app, recipients(&others_after, None, false), |name| {
+        effects.send_groups(recipients(&others_after, None, false), |name| {
             ServerMessage::member_added(name, member.clone(), list.clone())
-        })
-        .await;
+        });
     }
-    list
+    (list, effects)
 }
 
-/// After a subscription was removed: `hotsock.memberRemoved` to those left
-/// when it was the uid's last one.
-pub async fn left(app: &App, leaver: &SubscriptionItem) {
-    if !names::is_presence_channel(&leaver.channel) {
-        return;
-    }
-    let remaining = match current(app, &leaver.channel).await {
-        Ok(r) => r,
+/// After a join was written: the list for the joiner's `hotsock.subscribed`
+/// and the frames telling the others. The list and its recipients come from a
+/// strongly consistent read after the write, so two users joining at once
+/// each appear in the later one's list.
+pub async fn joined(
+    cx: Ctx<'_>,
+    before: &[SubscriptionItem],
+    joiner: &SubscriptionItem,
+) -> (Vec<Member>, Effects) {
+    let after = match current(cx, &joiner.channel).await {
+        Ok(after) => after,
         Err(e) => {
             tracing::error!(code = e.code.as_str(), "presence read failed");
-            return;
+            before.to_vec()
         }
     };
-    if !announces_leave(&remaining, leaver) {
-        return;
+    plan_join(before, &after, joiner)
+}
+
+/// The frames to send when a subscription was removed (pure):
+/// `hotsock.memberRemoved` to those left when it was the uid's last one.
+pub fn plan_leave(remaining: &[SubscriptionItem], leaver: &SubscriptionItem) -> Effects {
+    let mut effects = Effects::new();
+    if names::is_presence_channel(&leaver.channel) && announces_leave(remaining, leaver) {
+        let member = Member::new(leaver.uid.clone().unwrap_or_default(), leaver.umd_value());
+        let list = members(remaining);
+        effects.send_groups(recipients(remaining, None, false), |name| {
+            ServerMessage::member_removed(name, member.clone(), list.clone())
+        });
     }
-    let member = Member::new(leaver.uid.clone().unwrap_or_default(), leaver.umd_value());
-    let list = members(&remaining);
-    fan_out(app, recipients(&remaining, None, false), |name| {
-        ServerMessage::member_removed(name, member.clone(), list.clone())
-    })
-    .await;
+    effects
+}
+
+/// After a subscription was removed: what the remaining members must hear.
+pub async fn left(cx: Ctx<'_>, leaver: &SubscriptionItem) -> Effects {
+    if !names::is_presence_channel(&leaver.channel) {
+        return Effects::new();
+    }
+    match current(cx, &leaver.channel).await {
+        Ok(remaining) => plan_leave(&remaining, leaver),
+        Err(e) => {
+            tracing::error!(code = e.code.as_str(), "presence read failed");
+            Effects::new()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -137,8 +152,6 @@ mod tests {
 
     fn sub(connection: &str, uid: Option<&str>, umd: Option<&str>, at: i64) -> SubscriptionItem {
         SubscriptionItem {
-            pk: "CHAN#presence.room".into(),
-            sk: format!("SUB#{connection}"),
             channel: "presence.room".into(),
             connection_id: connection.into(),
             uid: uid.map(str::to_owned),
@@ -215,5 +228,63 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code, ErrorCode::PresenceChannelCapacityReached);
         assert_eq!(err.channel.as_deref(), Some("presence.room"));
+    }
+
+    #[test]
+    fn a_join_tells_the_others_with_the_list_read_after_it() {
+        let jim = sub("c1", Some("jim"), None, 1);
+        let pam = sub("c2", Some("pam"), None, 2);
+        let joiner = sub("c3", Some("dwight"), None, 3);
+        // Pam joined between the read before and the write.
+        let (list, effects) = plan_join(
+            std::slice::from_ref(&jim),
+            &[jim.clone(), pam, joiner.clone()],
+            &joiner,
+        );
+        let uids: Vec<&str> = list.iter().map(|m| m.uid.as_str()).collect();
+        assert_eq!(uids, ["jim", "pam", "dwight"]);
+        assert_eq!(effects.frames_to("c1").len(), 1);
+        assert_eq!(effects.frames_to("c2").len(), 1);
+        assert!(
+            effects.frames_to("c3").is_empty(),
+            "the joiner gets subscribed instead"
+        );
+        let frame: serde_json::Value =
+            serde_json::from_str(effects.frames_to("c2")[0]).expect("json");
+        assert_eq!(frame["event"], "hotsock.memberAdded");
+        assert_eq!(frame["data"]["member"]["uid"], "dwight");
+        assert_eq!(frame["data"]["members"].as_array().map(Vec::len), Some(3));
+    }
+
+    #[test]
+    fn a_second_connection_of_a_member_is_no_news() {
+        let first = sub("c1", Some("jim"), Some("1"), 1);
+        let second = sub("c2", Some("jim"), Some("1"), 2);
+        let (list, effects) = plan_join(
+            std::slice::from_ref(&first),
+            &[first.clone(), second.clone()],
+            &second,
+        );
+        assert_eq!(list.len(), 1);
+        assert!(effects.is_empty());
+    }
+
+    #[test]
+    fn a_leave_is_told_only_when_the_uid_is_gone() {
+        let leaver = sub("c1", Some("jim"), None, 1);
+        let pam = sub("c2", Some("pam"), None, 2);
+        let effects = plan_leave(std::slice::from_ref(&pam), &leaver);
+        let frame: serde_json::Value =
+            serde_json::from_str(effects.frames_to("c2")[0]).expect("json");
+        assert_eq!(frame["event"], "hotsock.memberRemoved");
+        assert_eq!(
+            frame["data"]["members"],
+            json!([{"uid": "pam", "umd": null}])
+        );
+        let still_there = sub("c3", Some("jim"), None, 3);
+        assert!(plan_leave(&[pam.clone(), still_there], &leaver).is_empty());
+        let mut standard = leaver.clone();
+        standard.channel = "room".into();
+        assert!(plan_leave(&[pam], &standard).is_empty());
     }
 }

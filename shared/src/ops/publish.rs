@@ -2,15 +2,18 @@
 //! server's. Publishing writes the message; the stream function delivers it
 //! (docs/adr/0001-ordered-delivery.md).
 
-use super::{internal, Connection};
-use crate::app::App;
+use super::{internal, Connection, Ctx};
 use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
+use crate::ids::id_after;
 use crate::names;
 use crate::protocol::Meta;
-use crate::store::{keys, MessageItem};
+use crate::store::{MessageItem, OrderedPut};
 use serde_json::Value;
-use ulid::Ulid;
+
+/// How many times a publish retries when another publisher on the same channel
+/// committed a later id first, or the two writes collided.
+const MAX_ORDER_RETRIES: u32 = 64;
 
 /// How long an unstored message may sit in the table before TTL removes it,
 /// should the stream function fail to delete it after delivery.
@@ -37,8 +40,7 @@ pub fn message_item(outgoing: &Outgoing, id: String, now: i64) -> MessageItem {
         seconds => Some(now + seconds),
     };
     MessageItem {
-        pk: keys::message_pk(&outgoing.channel),
-        sk: id,
+        id,
         channel: outgoing.channel.clone(),
         event: outgoing.event.clone(),
         data: outgoing.data.to_string(),
@@ -54,27 +56,29 @@ pub fn message_item(outgoing: &Outgoing, id: String, now: i64) -> MessageItem {
     }
 }
 
-/// A fresh id that sorts after `last` (the channel's latest committed id).
-pub fn id_after(fresh: String, last: Option<&str>) -> String {
-    let Some(last) = last.and_then(|l| Ulid::from_string(l).ok()) else {
-        return fresh;
-    };
-    match Ulid::from_string(&fresh) {
-        Ok(f) if f > last => fresh,
-        _ => last.increment().map(|u| u.to_string()).unwrap_or(fresh),
-    }
-}
-
 /// Writes a message so that the channel's ids commit in order; returns its id.
-pub async fn publish(app: &App, outgoing: &Outgoing) -> Result<String, ProtocolError> {
-    names::validate_data_size(&outgoing.data)?;
-    let item = message_item(outgoing, app.ids.next_id(), app.now());
-    let written = app
-        .store
-        .put_message_ordered(item, |last| id_after(app.ids.next_id(), last))
-        .await
-        .map_err(internal)?;
-    Ok(written.sk)
+/// Its `data` was validated where the command was parsed.
+pub async fn publish(cx: Ctx<'_>, outgoing: &Outgoing) -> Result<String, ProtocolError> {
+    let ids = &cx.app.ids;
+    let mut item = message_item(outgoing, ids.next_id(cx.now), cx.secs());
+    for attempt in 1..=MAX_ORDER_RETRIES {
+        match cx
+            .app
+            .store
+            .put_message_ordered(&item)
+            .await
+            .map_err(internal)?
+        {
+            OrderedPut::Written => return Ok(item.id),
+            OrderedPut::Behind { last } => {
+                tokio::time::sleep(crate::store::backoff(attempt)).await;
+                item.id = id_after(ids.next_id(cx.now), last.as_deref());
+            }
+        }
+    }
+    Err(internal(crate::store::StoreError::Contention(
+        "message order",
+    )))
 }
 
 /// Decides whether a client may send `event` on a channel (pure).
@@ -99,18 +103,17 @@ pub fn check_client_publish(
 /// A client's publish: permissions from its subscription when it has one,
 /// else from its connect token (`broadcast`).
 pub async fn publish_from_client(
-    app: &App,
+    cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
     event: &str,
     data: Value,
 ) -> Result<String, ProtocolError> {
-    names::validate_client_event(event).map_err(|e| e.with_channel(requested))?;
-    names::validate_data_size(&data).map_err(|e| e.with_channel(requested))?;
     let channel = connection.real_channel(requested).to_owned();
-    let subscription = app
+    let subscription = cx
+        .app
         .store
-        .get_subscription(&channel, connection.id(), app.now())
+        .get_subscription(&channel, connection.id(), cx.secs())
         .await
         .map_err(internal)?;
     let (permissions, meta) = match &subscription {
@@ -125,7 +128,7 @@ pub async fn publish_from_client(
     };
     let allowed = check_client_publish(&permissions, subscription.is_some(), requested, event)?;
     publish(
-        app,
+        cx,
         &Outgoing {
             channel,
             event: event.to_owned(),
@@ -140,7 +143,8 @@ pub async fn publish_from_client(
     .map_err(|e| e.with_channel(requested))
 }
 
-/// A server publish, by Lambda invoke or `POST /publish` (PROTOCOL.md §7).
+/// A server publish, by Lambda invoke or `POST /publish` (docs/protocol.md,
+/// "Server API").
 #[derive(Debug, Clone, PartialEq, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerPublish {
@@ -161,6 +165,19 @@ pub struct ServerPublish {
     pub schedule_expression: Option<String>,
     #[serde(default)]
     pub schedule_expression_timezone: Option<String>,
+}
+
+/// Parses and validates a server publish (the publish function's payload or
+/// `POST /publish`'s body).
+pub fn parse_server_publish(payload: Value) -> Result<ServerPublish, ProtocolError> {
+    let request: ServerPublish = serde_json::from_value(payload).map_err(|e| {
+        ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            format!("invalid publish request: {e}"),
+        )
+    })?;
+    check_server_publish(&request)?;
+    Ok(request)
 }
 
 /// Seconds a `deduplicationId` suppresses repeats.
@@ -195,19 +212,20 @@ pub fn check_server_publish(request: &ServerPublish) -> Result<(), ProtocolError
     Ok(())
 }
 
-/// Publishes for the application's backend: no client permission checks, no
+/// Publishes for the application's backend (validated by
+/// [`check_server_publish`] when parsed): no client permission checks, no
 /// sender, no meta. Returns the reply `{"channel","event"}` (+`id` when eager).
 pub async fn publish_from_server(
-    app: &App,
+    cx: Ctx<'_>,
     request: &ServerPublish,
 ) -> Result<Value, ProtocolError> {
-    check_server_publish(request)?;
     let mut reply = serde_json::json!({"channel": request.channel, "event": request.event});
     if let Some(dedup) = &request.deduplication_id {
         let key = format!("{}#{dedup}", request.channel);
-        let fresh = app
+        let fresh = cx
+            .app
             .store
-            .claim_deduplication_id(&key, app.now(), DEDUPLICATION_SECONDS)
+            .claim_deduplication_id(&key, cx.secs(), DEDUPLICATION_SECONDS)
             .await
             .map_err(internal)?;
         if !fresh {
@@ -215,7 +233,7 @@ pub async fn publish_from_server(
         }
     }
     let id = publish(
-        app,
+        cx,
         &Outgoing {
             channel: request.channel.clone(),
             event: request.event.clone(),
@@ -256,8 +274,8 @@ mod tests {
         let kept = message_item(&outgoing(60), "01J".into(), 1_000);
         assert!(kept.stored);
         assert_eq!(kept.ttl, Some(1_060));
-        assert_eq!(kept.pk, "MSG#chat");
-        assert_eq!(kept.sk, "01J");
+        assert_eq!(kept.channel, "chat");
+        assert_eq!(kept.id, "01J");
         assert_eq!(kept.data, r#"{"text":"hi"}"#);
         assert!(kept.meta.as_deref().is_some_and(|m| m.contains("\"jim\"")));
         let forever = message_item(&outgoing(-1), "01J".into(), 1_000);
@@ -266,26 +284,6 @@ mod tests {
         let transient = message_item(&outgoing(0), "01J".into(), 1_000);
         assert!(!transient.stored);
         assert_eq!(transient.ttl, Some(1_000 + TRANSIENT_TTL_SECONDS));
-    }
-
-    #[test]
-    fn id_after_keeps_fresh_ids_that_sort_later() {
-        let last = Ulid::from_parts(1_000, 5).to_string();
-        let later = Ulid::from_parts(2_000, 0).to_string();
-        assert_eq!(id_after(later.clone(), Some(&last)), later);
-        assert_eq!(id_after(later.clone(), None), later);
-        assert_eq!(id_after(later.clone(), Some("not a ulid")), later);
-    }
-
-    #[test]
-    fn id_after_steps_past_a_later_committed_id() {
-        let last = Ulid::from_parts(5_000, 5);
-        let earlier = Ulid::from_parts(4_000, 9).to_string();
-        let next = id_after(earlier, Some(&last.to_string()));
-        assert_eq!(next, Ulid::from_parts(5_000, 6).to_string());
-        assert!(next > last.to_string());
-        let same = id_after(last.to_string(), Some(&last.to_string()));
-        assert!(same > last.to_string());
     }
 
     fn perms(channels: Value) -> ChannelPermissions {

@@ -1,14 +1,13 @@
 //! `hotsock.messageReaction`: one reaction per (message, value, uid), only on
 //! stored, unexpired messages, by subscribers with a uid and the `react` grant.
 
-use super::deliver::{fan_out, recipients};
-use super::{internal, require_subscription, Connection};
-use crate::app::App;
+use super::deliver::recipients;
+use super::{internal, require_subscription, Connection, Ctx};
 use crate::claims::ChannelPermissions;
+use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
-use crate::names;
 use crate::protocol::{events, Meta, ReactionAction, ServerMessage};
-use crate::store::{keys, MessageItem, ReactionChange, ReactionItem};
+use crate::store::{MessageItem, ReactionChange, ReactionItem};
 use serde_json::{json, Value};
 
 /// Decides whether `uid` may react with `reaction` on `message` (pure).
@@ -45,22 +44,22 @@ pub fn check_reaction(
     Ok(())
 }
 
+/// `hotsock.messageReaction`: records the change and tells the channel's
+/// subscribers (the reactor too when the grant echoes).
 pub async fn react(
-    app: &App,
+    cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
     message_id: &str,
     reaction: &str,
     action: ReactionAction,
-) -> Result<(), ProtocolError> {
-    names::validate_reaction(reaction).map_err(|e| e.with_channel(requested))?;
-    let now = app.now();
-    let subscription = require_subscription(app, connection, requested).await?;
+) -> Result<Effects, ProtocolError> {
+    let store = &cx.app.store;
+    let subscription = require_subscription(cx, connection, requested).await?;
     let channel = subscription.channel.as_str();
     let permissions = subscription.permissions().map_err(internal)?;
-    let message = app
-        .store
-        .get_message(channel, message_id, now)
+    let message = store
+        .get_message(channel, message_id, cx.secs())
         .await
         .map_err(internal)?;
     check_reaction(
@@ -74,22 +73,19 @@ pub async fn react(
         return Err(ProtocolError::internal());
     };
     let item = ReactionItem {
-        pk: keys::reaction_pk(channel, message_id),
-        sk: keys::reaction_sk(reaction, &uid),
         reaction: reaction.to_owned(),
         uid: uid.clone(),
         umd: subscription.umd.clone(),
         ttl: message.ttl,
     };
     let added = action.is_add();
-    match app
-        .store
-        .change_reaction(channel, message_id, &item, added, now)
+    match store
+        .change_reaction(channel, message_id, &item, added, cx.secs())
         .await
         .map_err(internal)?
     {
         ReactionChange::Changed => {}
-        ReactionChange::Unchanged => return Ok(()),
+        ReactionChange::Unchanged => return Ok(Effects::new()),
         ReactionChange::MessageGone => {
             return Err(
                 ProtocolError::new(ErrorCode::MessageNotFound, "the message has expired")
@@ -98,18 +94,17 @@ pub async fn react(
         }
     }
     let echo = permissions.message(events::MESSAGE_REACTION).echo;
-    let subscriptions = app
-        .store
-        .channel_subscriptions(channel, now)
+    let subscriptions = store
+        .channel_subscriptions(channel, cx.secs())
         .await
         .map_err(internal)?;
     let meta = Meta::new(Some(uid), subscription.umd_value());
-    let groups = recipients(&subscriptions, Some(connection.id()), echo);
-    fan_out(app, groups, |name| {
-        ServerMessage::reaction(added, name, message_id, reaction, meta.clone())
-    })
-    .await;
-    Ok(())
+    let mut effects = Effects::new();
+    effects.send_groups(
+        recipients(&subscriptions, Some(connection.id()), echo),
+        |name| ServerMessage::reaction(added, name, message_id, reaction, meta.clone()),
+    );
+    Ok(effects)
 }
 
 /// `reactions` for a listed message: `{R: {count}}`, and with `expand` the
@@ -136,17 +131,17 @@ pub fn reactions_json(message: &MessageItem, expanded: Option<&[ReactionItem]>) 
 
 /// `connection/listReactions`: every reaction on one message.
 pub async fn list_reactions(
-    app: &App,
+    cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
     message_id: &str,
 ) -> Result<Value, ProtocolError> {
-    let now = app.now();
-    let subscription = require_subscription(app, connection, requested).await?;
+    let subscription = require_subscription(cx, connection, requested).await?;
     let channel = subscription.channel.as_str();
-    let items = app
+    let items = cx
+        .app
         .store
-        .message_reactions(channel, message_id, now)
+        .message_reactions(channel, message_id, cx.secs())
         .await
         .map_err(internal)?;
     let reactions: Vec<Value> = items
@@ -181,8 +176,7 @@ mod tests {
 
     fn message(event: &str, stored: bool) -> MessageItem {
         MessageItem {
-            pk: "MSG#chat".into(),
-            sk: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
             channel: "chat".into(),
             event: event.into(),
             data: "null".into(),
@@ -252,16 +246,12 @@ mod tests {
         );
         let items = vec![
             ReactionItem {
-                pk: "p".into(),
-                sk: "👍#a".into(),
                 reaction: "👍".into(),
                 uid: "a".into(),
                 umd: Some(r#"{"n":1}"#.into()),
                 ttl: None,
             },
             ReactionItem {
-                pk: "p".into(),
-                sk: "👍#b".into(),
                 reaction: "👍".into(),
                 uid: "b".into(),
                 umd: None,

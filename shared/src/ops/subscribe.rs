@@ -1,12 +1,13 @@
 //! `hotsock.subscribe` / `hotsock.unsubscribe`.
 
-use super::{internal, send, Connection};
-use crate::app::App;
+use super::{internal, Connection, Ctx};
 use crate::claims::{ChannelPermissions, Claims, Scope};
+use crate::clock::Timestamp;
+use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
 use crate::protocol::{Meta, ServerMessage};
-use crate::store::{keys, SubscribeOutcome, SubscriptionItem};
+use crate::store::{SubscribeOutcome, SubscriptionItem};
 use serde_json::Value;
 
 /// What a subscribe request resolved to, before anything is written.
@@ -101,30 +102,52 @@ pub fn plan_subscription(
     })
 }
 
+/// The subscription item a plan writes (pure): it lives as long as the
+/// connection.
+pub fn subscription_item(
+    plan: &SubscriptionPlan,
+    connection: &Connection,
+    now: Timestamp,
+) -> SubscriptionItem {
+    SubscriptionItem {
+        channel: plan.channel.clone(),
+        connection_id: connection.id().to_owned(),
+        uid: plan.uid.clone(),
+        umd: plan.umd.as_ref().map(Value::to_string),
+        // Serializing permissions cannot fail: every map key is a string.
+        permissions: serde_json::to_string(&plan.permissions).unwrap_or_default(),
+        alias: plan.alias_used.clone(),
+        subscribed_at_ms: now.millis(),
+        counted: plan.counted,
+        ttl: connection.item.ttl,
+    }
+}
+
 fn invalid_token(requested: &str, message: impl Into<String>) -> ProtocolError {
     ProtocolError::new(ErrorCode::InvalidSubscribeToken, message).with_channel(requested)
 }
 
 /// Verifies a subscribe token and spends it when it is single-use.
 async fn subscribe_token_claims(
-    app: &App,
+    cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
     token: &str,
 ) -> Result<Claims, ProtocolError> {
-    let now = app.now();
-    let payload = app
+    let payload = cx
+        .app
         .config
         .verifier
-        .verify(token, now)
+        .verify(token, cx.secs())
         .map_err(|e| invalid_token(requested, e.to_string()))?;
     let claims = Claims::parse(&payload).map_err(|e| invalid_token(requested, e.to_string()))?;
     check_subscribe_token(connection, &claims).map_err(|m| invalid_token(requested, m))?;
     if claims.single_use {
         let jti = claims.jti.as_deref().unwrap_or_default();
-        if !app
+        if !cx
+            .app
             .store
-            .consume_jti(jti, claims.exp, now)
+            .consume_jti(jti, claims.exp, cx.secs())
             .await
             .map_err(internal)?
         {
@@ -137,44 +160,34 @@ async fn subscribe_token_claims(
     Ok(claims)
 }
 
+/// `hotsock.subscribe` (and each auto-subscription at connect): writes the
+/// subscription; returns `hotsock.subscribed` for the subscriber and, on a
+/// presence channel, `hotsock.memberAdded` for the others.
 pub async fn subscribe(
-    app: &App,
+    cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
     token: Option<&str>,
     auto_subscribed: bool,
-) -> Result<(), ProtocolError> {
+) -> Result<Effects, ProtocolError> {
     let token_claims = match token {
-        Some(t) => Some(subscribe_token_claims(app, connection, requested, t).await?),
+        Some(t) => Some(subscribe_token_claims(cx, connection, requested, t).await?),
         None => None,
     };
     let plan = plan_subscription(connection, requested, token_claims.as_ref())?;
-    let permissions = serde_json::to_string(&plan.permissions)
-        .map_err(|e| ProtocolError::new(ErrorCode::InternalError, e.to_string()))?;
-    let item = SubscriptionItem {
-        pk: keys::channel_pk(&plan.channel),
-        sk: keys::subscription_sk(connection.id()),
-        channel: plan.channel.clone(),
-        connection_id: connection.id().to_owned(),
-        uid: plan.uid.clone(),
-        umd: plan.umd.as_ref().map(Value::to_string),
-        permissions,
-        alias: plan.alias_used.clone(),
-        subscribed_at_ms: app.now_ms(),
-        counted: plan.counted,
-        ttl: connection.item.ttl,
-    };
+    let item = subscription_item(&plan, connection, cx.now);
     let presence = names::is_presence_channel(&plan.channel);
     let existing = if presence {
-        let existing = super::presence::current(app, &plan.channel).await?;
+        let existing = super::presence::current(cx, &plan.channel).await?;
         super::presence::check_capacity(&existing, &item, requested)?;
         existing
     } else {
         Vec::new()
     };
-    match app
+    match cx
+        .app
         .store
-        .subscribe(&item, app.now())
+        .subscribe(&item, cx.secs())
         .await
         .map_err(internal)?
     {
@@ -187,51 +200,54 @@ pub async fn subscribe(
             .with_channel(requested))
         }
         // Disconnected meanwhile: nobody is left to tell.
-        SubscribeOutcome::ConnectionGone => return Ok(()),
+        SubscribeOutcome::ConnectionGone => return Ok(Effects::new()),
     }
     let mut meta = Meta::new(plan.uid.clone(), plan.umd.clone());
     if let Some(alias) = &plan.alias_used {
         meta = meta.with_alias(alias.as_str());
     }
-    let members = if presence {
-        Some(super::presence::joined(app, &existing, &item).await)
+    let (members, others) = if presence {
+        let (list, others) = super::presence::joined(cx, &existing, &item).await;
+        (Some(list), others)
     } else {
-        None
+        (None, Effects::new())
     };
-    let frame = ServerMessage::subscribed(plan.client_channel(), meta, members, auto_subscribed);
-    send(app, connection.id(), &frame).await;
-    Ok(())
+    let mut effects = Effects::new();
+    effects.send(
+        connection.id(),
+        &ServerMessage::subscribed(plan.client_channel(), meta, members, auto_subscribed),
+    );
+    effects.append(others);
+    Ok(effects)
 }
 
+/// `hotsock.unsubscribe`: removes the subscription named by its channel or by
+/// the alias it was made with.
 pub async fn unsubscribe(
-    app: &App,
+    cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
-) -> Result<(), ProtocolError> {
-    let now = app.now();
+) -> Result<Effects, ProtocolError> {
+    let store = &cx.app.store;
     let (real, _) = resolve_channel(requested, &connection.claims, None);
-    let mut removed = app
-        .store
-        .unsubscribe(&real, connection.id(), now)
+    let mut removed = store
+        .unsubscribe(&real, connection.id(), cx.secs())
         .await
         .map_err(internal)?;
     if removed.is_none() {
         // Subscribed under a subscribe token's alias the connect token lacks.
-        for channel in app
-            .store
-            .connection_channels(connection.id(), now)
+        for channel in store
+            .connection_channels(connection.id(), cx.secs())
             .await
             .map_err(internal)?
         {
-            let sub = app
-                .store
-                .get_subscription(&channel, connection.id(), now)
+            let sub = store
+                .get_subscription(&channel, connection.id(), cx.secs())
                 .await
                 .map_err(internal)?;
             if sub.is_some_and(|s| s.alias.as_deref() == Some(requested)) {
-                removed = app
-                    .store
-                    .unsubscribe(&channel, connection.id(), now)
+                removed = store
+                    .unsubscribe(&channel, connection.id(), cx.secs())
                     .await
                     .map_err(internal)?;
                 break;
@@ -246,12 +262,142 @@ pub async fn unsubscribe(
         .with_channel(requested));
     };
     let meta = Meta::new(removed.uid.clone(), removed.umd_value());
-    send(
-        app,
+    let mut effects = Effects::new();
+    effects.send(
         connection.id(),
         &ServerMessage::unsubscribed(requested, meta),
-    )
-    .await;
-    super::presence::left(app, &removed).await;
-    Ok(())
+    );
+    effects.append(super::presence::left(cx, &removed).await);
+    Ok(effects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ConnectionItem;
+    use serde_json::json;
+    use std::sync::Arc;
+
+    fn claims(value: Value) -> Claims {
+        let mut map = value.as_object().expect("object").clone();
+        map.entry("exp").or_insert(json!(4_000_000_000i64));
+        Claims::parse(&map).expect("claims")
+    }
+
+    fn connection(value: Value) -> Connection {
+        let claims = claims(
+            json!({"scope": "connect"})
+                .as_object()
+                .map(|base| {
+                    let mut merged = base.clone();
+                    merged.extend(value.as_object().expect("object").clone());
+                    Value::Object(merged)
+                })
+                .expect("merged"),
+        );
+        Connection {
+            item: ConnectionItem {
+                connection_id: "c1".into(),
+                secret_nonce: "n".into(),
+                secret_hash: "h".into(),
+                uid: claims.uid.clone(),
+                umd: claims.umd.as_ref().map(Value::to_string),
+                claims: "{}".into(),
+                connected_at_ms: 0,
+                expires_at: 7_200,
+                keep_alive: false,
+                heartbeat_timeout: None,
+                last_seen: 0,
+                ttl: 7_500,
+            },
+            claims: Arc::new(claims),
+        }
+    }
+
+    fn code(r: Result<SubscriptionPlan, ProtocolError>) -> ErrorCode {
+        r.expect_err("refused").code
+    }
+
+    #[test]
+    fn connect_token_grants_decide_without_a_subscribe_token() {
+        let c = connection(json!({"uid": "jim", "umd": {"n": 1},
+            "channels": {"chat-*": {"subscribe": true}, "chat-secret": {"subscribe": false}}}));
+        let plan = plan_subscription(&c, "chat-1", None).expect("allowed");
+        assert_eq!(plan.channel, "chat-1");
+        assert_eq!(plan.alias_used, None);
+        assert_eq!(plan.uid.as_deref(), Some("jim"));
+        assert_eq!(plan.umd, Some(json!({"n": 1})));
+        assert!(plan.counted);
+        assert_eq!(
+            code(plan_subscription(&c, "chat-secret", None)),
+            ErrorCode::SubscribePermissionDenied
+        );
+        let err = plan_subscription(&c, "other", None).expect_err("no grant");
+        assert_eq!(err.channel.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn aliases_resolve_to_the_real_channel() {
+        let c = connection(json!({"channels": {"room-42": {"subscribe": true, "alias": "room"}}}));
+        let plan = plan_subscription(&c, "room", None).expect("allowed");
+        assert_eq!(plan.channel, "room-42");
+        assert_eq!(plan.alias_used.as_deref(), Some("room"));
+        assert_eq!(plan.client_channel(), "room");
+        let direct = plan_subscription(&c, "room-42", None).expect("allowed");
+        assert_eq!(direct.alias_used, None);
+        // A subscribe token's alias is consulted first.
+        let token = claims(json!({"scope": "subscribe", "connectionId": "c1",
+            "channels": {"room-7": {"subscribe": true, "alias": "room"}}}));
+        assert_eq!(resolve_channel("room", &c.claims, Some(&token)).0, "room-7");
+    }
+
+    #[test]
+    fn presence_needs_a_uid_and_subscribe_tokens_layer_over_connect_grants() {
+        let anonymous = connection(json!({"channels": {"presence.lobby": {"subscribe": true}}}));
+        assert_eq!(
+            code(plan_subscription(&anonymous, "presence.lobby", None)),
+            ErrorCode::PresenceChannelUserIdRequired
+        );
+        let token = claims(
+            json!({"scope": "subscribe", "connectionId": "c1", "uid": "pam",
+            "umd": "p", "channels": {"presence.lobby": {"omitFromSubCount": true}}}),
+        );
+        let plan = plan_subscription(&anonymous, "presence.lobby", Some(&token)).expect("allowed");
+        assert_eq!(plan.uid.as_deref(), Some("pam"));
+        assert_eq!(plan.umd, Some(json!("p")));
+        assert!(!plan.counted);
+        let revoking = claims(json!({"scope": "subscribe", "connectionId": "c1",
+            "channels": {"presence.lobby": {"subscribe": false}}}));
+        assert_eq!(
+            code(plan_subscription(
+                &anonymous,
+                "presence.lobby",
+                Some(&revoking)
+            )),
+            ErrorCode::SubscribePermissionDenied
+        );
+    }
+
+    #[test]
+    fn subscribe_tokens_must_name_this_connection_or_its_uid() {
+        let c = connection(json!({"uid": "jim"}));
+        let ok = |v: Value| check_subscribe_token(&c, &claims(v));
+        assert!(ok(json!({"scope": "subscribe", "connectionId": "c1"})).is_ok());
+        assert!(ok(json!({"scope": "subscribe", "uid": "jim"})).is_ok());
+        assert!(ok(json!({"scope": "subscribe", "connectionId": "c2", "uid": "jim"})).is_err());
+        assert!(ok(json!({"scope": "subscribe", "uid": "pam"})).is_err());
+        assert!(ok(json!({"scope": "subscribe"})).is_err());
+        assert!(ok(json!({"scope": "connect", "connectionId": "c1"})).is_err());
+    }
+
+    #[test]
+    fn the_item_lives_as_long_as_the_connection() {
+        let c = connection(json!({"uid": "jim", "channels": {"chat": {"subscribe": true}}}));
+        let plan = plan_subscription(&c, "chat", None).expect("allowed");
+        let item = subscription_item(&plan, &c, Timestamp::from_millis(1_234));
+        assert_eq!(item.ttl, c.item.ttl);
+        assert_eq!(item.subscribed_at_ms, 1_234);
+        assert_eq!(item.connection_id, "c1");
+        assert!(item.permissions().expect("permissions").may_subscribe());
+    }
 }

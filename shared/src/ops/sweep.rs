@@ -1,8 +1,8 @@
 //! The sweeper's pass: keepAlive frames, heartbeat timeouts and connections past
 //! their lifetime. Run on a schedule (every minute in AWS).
 
-use super::{disconnect, internal, send};
-use crate::app::App;
+use super::{internal, Ctx};
+use crate::effects::Effects;
 use crate::error::ProtocolError;
 use crate::protocol::ServerMessage;
 use crate::store::ConnectionItem;
@@ -41,24 +41,21 @@ pub fn sweep_action(connection: &ConnectionItem, now: i64, interval: i64) -> Swe
     SweepAction::Nothing
 }
 
-/// One pass over every connection; returns how many were closed.
-pub async fn sweep(app: &App, interval: i64) -> Result<usize, ProtocolError> {
-    let now = app.now();
-    let mut closed = 0;
-    for connection in app.store.scan_connections(now).await.map_err(internal)? {
+/// One pass over every connection: keepAlive frames to send, connections to
+/// close (the driver closes them, then cleans up).
+pub async fn sweep(cx: Ctx<'_>, interval: i64) -> Result<Effects, ProtocolError> {
+    let now = cx.secs();
+    let mut effects = Effects::new();
+    for connection in cx.app.store.scan_connections(now).await.map_err(internal)? {
         match sweep_action(&connection, now, interval) {
             SweepAction::Nothing => {}
             SweepAction::KeepAlive => {
-                send(app, &connection.connection_id, &ServerMessage::keep_alive()).await;
+                effects.send(&connection.connection_id, &ServerMessage::keep_alive());
             }
-            SweepAction::Close => {
-                closed += 1;
-                let _ = app.gateway.close(&connection.connection_id).await;
-                disconnect::cleanup(app, &connection.connection_id).await;
-            }
+            SweepAction::Close => effects.close(&connection.connection_id),
         }
     }
-    Ok(closed)
+    Ok(effects)
 }
 
 #[cfg(test)]
@@ -72,8 +69,6 @@ mod tests {
         last_seen: i64,
     ) -> ConnectionItem {
         ConnectionItem {
-            pk: "CONN#c".into(),
-            sk: "CONN".into(),
             connection_id: "c".into(),
             secret_nonce: "n".into(),
             secret_hash: "h".into(),

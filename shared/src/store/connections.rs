@@ -1,13 +1,11 @@
 //! Connection items and the per-connection reverse index of subscriptions.
 
-use super::{keys, n, s, Store, StoreError};
+use super::{keyed, keys, n, s, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectionItem {
-    pub pk: String,
-    pub sk: String,
     pub connection_id: String,
     /// Random input to the connection secret's derivation (never the secret).
     pub secret_nonce: String,
@@ -39,12 +37,10 @@ impl ConnectionItem {
     }
 }
 
-/// `CONN#<id>` / `SUB#<channel>`: lets disconnect find every subscription.
+/// The reverse index under a connection: lets disconnect find every subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ConnectionSubscriptionItem {
-    pub pk: String,
-    pub sk: String,
+pub(crate) struct ConnectionSubscriptionItem {
     pub channel: String,
     pub ttl: i64,
 }
@@ -54,7 +50,11 @@ impl Store {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(item)?))
+            .set_item(Some(keyed(
+                item,
+                keys::connection_pk(&item.connection_id),
+                keys::CONNECTION_SK,
+            )?))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("PutItem", e))?;

@@ -1,4 +1,4 @@
-//! Partition and sort keys of the one table (docs/data-model.md).
+//! Partition and sort keys of the one table (docs/architecture.md, "Data model"). Private to the store: nothing else names a key.
 
 pub const CONNECTION_SK: &str = "CONN";
 pub const META_SK: &str = "META";
@@ -45,4 +45,10 @@ pub fn reaction_pk(channel: &str, message_id: &str) -> String {
 /// Reactions cannot contain `#`, so the split is unambiguous.
 pub fn reaction_sk(reaction: &str, uid: &str) -> String {
     format!("{reaction}#{uid}")
+}
+
+pub const DEDUP_PREFIX: &str = "DEDUP#";
+
+pub fn deduplication_pk(key: &str) -> String {
+    format!("{DEDUP_PREFIX}{key}")
 }

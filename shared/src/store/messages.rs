@@ -1,23 +1,20 @@
-//! Messages (`MSG#<channel>` / `<ulid>`). Every published message is written
-//! here, stored or not: the table's stream then hands each channel's messages to
-//! the stream function in commit order, which the ordering condition below makes
-//! equal to id order (docs/adr/0001-ordered-delivery.md).
+//! Messages, one partition per channel, sorted by id. Every published message
+//! is written here, stored or not: the table's stream then hands each channel's
+//! messages to the stream function in commit order, which the ordering
+//! condition below makes equal to id order (docs/adr/0001-ordered-delivery.md).
 
 use super::subscriptions::build_error;
-use super::{cancelled_conditions, keys, n, s, Item, Store, StoreError};
+use super::{cancelled_conditions, each_page, keyed, keys, n, s, Item, Store, StoreError};
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
-
-/// How many times a publish retries when another publisher on the same channel
-/// committed a later id first, or the two transactions collided.
-const MAX_ORDER_RETRIES: u32 = 64;
+use std::ops::ControlFlow;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct MessageItem {
-    pub pk: String,
-    /// The message id (a ULID).
-    pub sk: String,
+    /// The message id (a ULID), which is also the item's sort key.
+    #[serde(rename = "sk")]
+    pub id: String,
     pub channel: String,
     pub event: String,
     /// JSON text of `data`.
@@ -42,8 +39,19 @@ pub struct MessageItem {
 
 impl MessageItem {
     pub fn id(&self) -> &str {
-        &self.sk
+        &self.id
     }
+}
+
+/// How an ordered write ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrderedPut {
+    Written,
+    /// The channel already has this id or a later one (`last`), or another
+    /// write collided: retry with an id above `last`.
+    Behind {
+        last: Option<String>,
+    },
 }
 
 /// One `listMessages` query, with exclusive `after`/`before` cursors and the
@@ -68,61 +76,53 @@ pub struct MessagePage {
 const MAX_ULID: &str = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
 impl Store {
-    /// Writes a message so that, per channel, commit order equals id order: the
-    /// channel's `lastMessageId` must be below this id. When a later id won the
-    /// race, `next_id` is asked for one above it and the write is retried.
-    /// Returns the id the message was written with.
-    pub async fn put_message_ordered(
-        &self,
-        mut item: MessageItem,
-        next_id: impl Fn(Option<&str>) -> String,
-    ) -> Result<MessageItem, StoreError> {
-        let mut attempt = 0;
-        loop {
-            let order = TransactWriteItem::builder()
-                .update(
-                    Update::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(keys::channel_pk(&item.channel)))
-                        .key("sk", s(keys::META_SK))
-                        .update_expression("SET lastMessageId = :id")
-                        .condition_expression(
-                            "attribute_not_exists(lastMessageId) OR lastMessageId < :id",
-                        )
-                        .expression_attribute_values(":id", s(item.sk.clone()))
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build();
-            let put = TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(serde_dynamo::to_item(&item)?))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build();
-            let result = self
-                .client
-                .transact_write_items()
-                .transact_items(order)
-                .transact_items(put)
-                .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(item),
-                Err(e) if attempt < MAX_ORDER_RETRIES && cancelled_conditions(&e).is_some() => {
-                    attempt += 1;
-                    // Jittered backoff spreads out publishers that keep colliding.
-                    let jitter = rand::random::<u64>() % (2 + u64::from(attempt.min(10)) * 3);
-                    tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-                    let last = self.last_message_id(&item.channel).await?;
-                    item.sk = next_id(last.as_deref());
-                }
-                Err(e) => return Err(StoreError::dynamo("TransactWriteItems", e)),
-            }
+    /// Writes a message if, and only if, its id sorts after the channel's
+    /// `lastMessageId`, so that per channel commit order equals id order. When
+    /// it does not (another publisher won), nothing is written and the caller
+    /// retries with an id above [`OrderedPut::Behind`]'s `last`.
+    pub async fn put_message_ordered(&self, item: &MessageItem) -> Result<OrderedPut, StoreError> {
+        let order = TransactWriteItem::builder()
+            .update(
+                Update::builder()
+                    .table_name(&self.table)
+                    .key("pk", s(keys::channel_pk(&item.channel)))
+                    .key("sk", s(keys::META_SK))
+                    .update_expression("SET lastMessageId = :id")
+                    .condition_expression(
+                        "attribute_not_exists(lastMessageId) OR lastMessageId < :id",
+                    )
+                    .expression_attribute_values(":id", s(item.id.clone()))
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build();
+        let put = TransactWriteItem::builder()
+            .put(
+                Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(keyed(
+                        item,
+                        keys::message_pk(&item.channel),
+                        &item.id,
+                    )?))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(build_error)?,
+            )
+            .build();
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(order)
+            .transact_items(put)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(OrderedPut::Written),
+            Err(e) if cancelled_conditions(&e).is_some() => Ok(OrderedPut::Behind {
+                last: self.last_message_id(&item.channel).await?,
+            }),
+            Err(e) => Err(StoreError::dynamo("TransactWriteItems", e)),
         }
     }
 
@@ -177,9 +177,8 @@ impl Store {
         if lower > upper {
             return Ok(MessagePage { messages });
         }
-        let mut start: Option<Item> = None;
-        'pages: loop {
-            let out = self
+        let fetch = |start: Option<Item>| {
+            let query = self
                 .client
                 .query()
                 .table_name(&self.table)
@@ -195,13 +194,26 @@ impl Store {
                 .expression_attribute_values(":now", n(now))
                 .scan_index_forward(!q.newest_first)
                 .limit((q.limit as i32).clamp(1, 1000))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Query", e))?;
-            for raw in out.items.unwrap_or_default() {
+                .set_exclusive_start_key(start);
+            async move {
+                let out = query
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("Query", e))?;
+                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+            }
+        };
+        let mut unreadable = None;
+        each_page(fetch, |page| {
+            for raw in page {
                 let reactions = super::reaction_counts(&raw);
-                let mut message: MessageItem = serde_dynamo::from_item(raw)?;
+                let mut message: MessageItem = match serde_dynamo::from_item(raw) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        unreadable = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                };
                 message.reactions = reactions;
                 // BETWEEN is inclusive; the cursors are not.
                 if Some(message.id()) == q.after || Some(message.id()) == q.before {
@@ -209,17 +221,18 @@ impl Store {
                 }
                 bytes += message.data.len() + message.meta.as_ref().map_or(0, String::len) + 128;
                 if bytes > q.max_bytes && !messages.is_empty() {
-                    break 'pages;
+                    return ControlFlow::Break(());
                 }
                 messages.push(message);
                 if messages.len() >= q.limit {
-                    break 'pages;
+                    return ControlFlow::Break(());
                 }
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
+            ControlFlow::Continue(())
+        })
+        .await?;
+        if let Some(e) = unreadable {
+            return Err(e.into());
         }
         Ok(MessagePage { messages })
     }

@@ -3,20 +3,25 @@
 //! deletes expired items up to days late.
 
 mod connections;
-pub mod keys;
+mod keys;
 mod messages;
 mod reactions;
+mod stream;
 mod subscriptions;
 
-pub use connections::{ConnectionItem, ConnectionSubscriptionItem};
-pub use messages::{MessageItem, MessagePage, MessageQuery};
+pub use connections::ConnectionItem;
+pub use messages::{MessageItem, MessagePage, MessageQuery, OrderedPut};
 pub use reactions::{reaction_counts, ReactionChange, ReactionItem};
+pub use stream::{classify_stream_record, partition_of, Change};
 pub use subscriptions::{SubscribeOutcome, SubscriptionItem};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
+use std::future::Future;
+use std::ops::ControlFlow;
+use std::time::Duration;
 
 pub type Item = HashMap<String, AttributeValue>;
 
@@ -29,6 +34,8 @@ pub enum StoreError {
     },
     #[error("stored item could not be read: {0}")]
     Corrupt(String),
+    #[error("{0}: too many writers at once, gave up retrying")]
+    Contention(&'static str),
 }
 
 impl StoreError {
@@ -71,14 +78,6 @@ impl Store {
         }
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
     /// All items of one partition, following pagination, with expired items
     /// dropped. `sk_prefix` narrows to one family inside the partition.
     async fn query_partition(
@@ -88,36 +87,33 @@ impl Store {
         now: i64,
     ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
+        let fetch = |start: Option<Item>| {
             let mut query = self
                 .client
                 .query()
                 .table_name(&self.table)
                 .consistent_read(true)
                 .expression_attribute_values(":pk", s(pk))
-                .set_exclusive_start_key(start.take());
+                .set_exclusive_start_key(start);
             query = match sk_prefix {
                 Some(prefix) => query
                     .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
                     .expression_attribute_values(":prefix", s(prefix)),
                 None => query.key_condition_expression("pk = :pk"),
             };
-            let out = query
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Query", e))?;
-            items.extend(
-                out.items
-                    .unwrap_or_default()
-                    .into_iter()
-                    .filter(|i| alive(i, now)),
-            );
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
+            async move {
+                let out = query
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("Query", e))?;
+                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
             }
-        }
+        };
+        each_page(fetch, |page| {
+            items.extend(page.into_iter().filter(|i| alive(i, now)));
+            ControlFlow::Continue(())
+        })
+        .await?;
         Ok(items)
     }
 
@@ -174,7 +170,7 @@ impl Store {
         now: i64,
         window: i64,
     ) -> Result<bool, StoreError> {
-        self.put_once(format!("DEDUP#{key}"), "DEDUP", now + window, now)
+        self.put_once(keys::deduplication_pk(key), "DEDUP", now + window, now)
             .await
     }
 
@@ -182,30 +178,72 @@ impl Store {
     /// only caller, and connections are the only `sk = CONN` items.
     pub async fn scan_connections(&self, now: i64) -> Result<Vec<ConnectionItem>, StoreError> {
         let mut found = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let out = self
+        let fetch = |start: Option<Item>| {
+            let scan = self
                 .client
                 .scan()
                 .table_name(&self.table)
                 .filter_expression("sk = :conn")
                 .expression_attribute_values(":conn", s(keys::CONNECTION_SK))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(|e| StoreError::dynamo("Scan", e))?;
-            for item in out.items.unwrap_or_default() {
-                if alive(&item, now) {
-                    found.push(serde_dynamo::from_item(item)?);
-                }
+                .set_exclusive_start_key(start);
+            async move {
+                let out = scan
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("Scan", e))?;
+                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
             }
-            match out.last_evaluated_key {
-                Some(key) if !key.is_empty() => start = Some(key),
-                _ => break,
-            }
-        }
-        Ok(found)
+        };
+        each_page(fetch, |page| {
+            found.extend(page.into_iter().filter(|i| alive(i, now)));
+            ControlFlow::Continue(())
+        })
+        .await?;
+        Ok(serde_dynamo::from_items(found)?)
     }
+}
+
+/// Follows `LastEvaluatedKey` from page to page until the result is exhausted
+/// or `visit` breaks. `fetch` sends one request from a start key.
+pub(crate) async fn each_page<F, Fut>(
+    mut fetch: F,
+    mut visit: impl FnMut(Vec<Item>) -> ControlFlow<()>,
+) -> Result<(), StoreError>
+where
+    F: FnMut(Option<Item>) -> Fut,
+    Fut: Future<Output = Result<(Vec<Item>, Option<Item>), StoreError>>,
+{
+    let mut start = None;
+    loop {
+        let (items, next) = fetch(start.take()).await?;
+        if visit(items).is_break() {
+            return Ok(());
+        }
+        match next {
+            Some(key) if !key.is_empty() => start = Some(key),
+            _ => return Ok(()),
+        }
+    }
+}
+
+/// How long to wait before retry `attempt` (1-based) of a write that collided
+/// with another: a few jittered milliseconds, growing with the attempt, so
+/// writers that keep colliding spread out.
+pub fn backoff(attempt: u32) -> Duration {
+    let spread = 2 + u64::from(attempt.min(10)) * 3;
+    Duration::from_millis(rand::random::<u64>() % spread)
+}
+
+/// An item as written: its attributes plus the table keys only the store knows.
+pub(crate) fn keyed<T: serde::Serialize>(
+    item: &T,
+    pk: String,
+    sk: impl Into<String>,
+) -> Result<Item, StoreError> {
+    let mut attributes: Item = serde_dynamo::to_item(item)?;
+    attributes.insert("pk".into(), s(pk));
+    attributes.insert("sk".into(), s(sk));
+    Ok(attributes)
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {

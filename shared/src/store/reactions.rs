@@ -1,13 +1,12 @@
-//! Reactions (`RXN#<channel>#<message id>` / `<reaction>#<uid>`) and the counts
+//! Reactions (one partition per message, one item per reaction and uid) and the counts
 //! kept on the message item, changed together in one transaction so counts
 //! stay exact when users react at once.
 
 use super::subscriptions::build_error;
-use super::{keys, n, s, Item, Store, StoreError};
+use super::{backoff, keyed, keys, n, s, Item, Store, StoreError};
 use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 /// Message attributes holding reaction counts are named `rx#<reaction>`:
 /// top-level attributes, so `ADD` works before any reaction exists.
@@ -17,8 +16,6 @@ const MAX_CONFLICT_RETRIES: u32 = 32;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ReactionItem {
-    pub pk: String,
-    pub sk: String,
     pub reaction: String,
     pub uid: String,
     /// JSON text of the reactor's user metadata.
@@ -91,7 +88,11 @@ impl Store {
                 .put(
                     Put::builder()
                         .table_name(&self.table)
-                        .set_item(Some(serde_dynamo::to_item(item)?))
+                        .set_item(Some(keyed(
+                            item,
+                            keys::reaction_pk(channel, message_id),
+                            keys::reaction_sk(&item.reaction, &item.uid),
+                        )?))
                         .condition_expression("attribute_not_exists(pk)")
                         .build()
                         .map_err(build_error)?,
@@ -102,8 +103,8 @@ impl Store {
                 .delete(
                     Delete::builder()
                         .table_name(&self.table)
-                        .key("pk", s(item.pk.clone()))
-                        .key("sk", s(item.sk.clone()))
+                        .key("pk", s(keys::reaction_pk(channel, message_id)))
+                        .key("sk", s(keys::reaction_sk(&item.reaction, &item.uid)))
                         .condition_expression("attribute_exists(pk)")
                         .build()
                         .map_err(build_error)?,
@@ -141,8 +142,7 @@ impl Store {
                 return Err(StoreError::dynamo("TransactWriteItems", e));
             }
             attempt += 1;
-            let jitter = rand::random::<u64>() % (2 + u64::from(attempt.min(10)) * 3);
-            tokio::time::sleep(Duration::from_millis(jitter)).await;
+            tokio::time::sleep(backoff(attempt)).await;
         }
     }
 

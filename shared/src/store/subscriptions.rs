@@ -2,15 +2,13 @@
 //! the channel's subscription count, always changed together in one transaction.
 
 use super::connections::ConnectionSubscriptionItem;
-use super::{cancelled_conditions, keys, n, s, Store, StoreError};
+use super::{cancelled_conditions, keyed, keys, n, s, Item, Store, StoreError};
 use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionItem {
-    pub pk: String,
-    pub sk: String,
     pub channel: String,
     pub connection_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -58,10 +56,13 @@ impl Store {
         now: i64,
     ) -> Result<SubscribeOutcome, StoreError> {
         let reverse = ConnectionSubscriptionItem {
-            pk: keys::connection_pk(&item.connection_id),
-            sk: keys::connection_subscription_sk(&item.channel),
             channel: item.channel.clone(),
             ttl: item.ttl,
+        };
+        let put = |attributes: Item| {
+            Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(attributes))
         };
         let mut writes = vec![
             TransactWriteItem::builder()
@@ -77,23 +78,27 @@ impl Store {
                 .build(),
             TransactWriteItem::builder()
                 .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(serde_dynamo::to_item(item)?))
-                        .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
-                        .expression_attribute_names("#ttl", "ttl")
-                        .expression_attribute_values(":now", n(now))
-                        .build()
-                        .map_err(build_error)?,
+                    put(keyed(
+                        item,
+                        keys::channel_pk(&item.channel),
+                        keys::subscription_sk(&item.connection_id),
+                    )?)
+                    .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":now", n(now))
+                    .build()
+                    .map_err(build_error)?,
                 )
                 .build(),
             TransactWriteItem::builder()
                 .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(serde_dynamo::to_item(&reverse)?))
-                        .build()
-                        .map_err(build_error)?,
+                    put(keyed(
+                        &reverse,
+                        keys::connection_pk(&item.connection_id),
+                        keys::connection_subscription_sk(&item.channel),
+                    )?)
+                    .build()
+                    .map_err(build_error)?,
                 )
                 .build(),
         ];

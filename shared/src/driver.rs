@@ -1,0 +1,208 @@
+//! The effect driver: the one place that performs what operations decided —
+//! posts to sockets, closes them, and cleans up connections found gone — and
+//! the entry points handlers call (run an operation, then perform its effects).
+//!
+//! Cleanup never runs inside a delivery: sends report the connections they
+//! found gone, and a worklist cleans those up after the sends are done. A
+//! cleanup's own frames (presence leaves) skip every connection already known
+//! to be gone, so many sockets dying at once cost one cleanup each.
+
+use crate::app::App;
+use crate::clock::Timestamp;
+use crate::effects::{Effect, Effects};
+use crate::error::ProtocolError;
+use crate::gateway::PostError;
+use crate::ops::dispatch::{self, Outcome, Request};
+use crate::ops::{self, Ctx};
+use crate::store::{classify_stream_record, partition_of};
+use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use futures::stream::{self, StreamExt};
+use std::collections::{BTreeSet, VecDeque};
+use std::time::Duration;
+
+/// Stream partitions handled at once within one batch.
+const PARTITION_CONCURRENCY: usize = 16;
+/// How long a greeting waits for a socket that is not open yet.
+const GREETING_PATIENCE: Duration = Duration::from_secs(3);
+
+/// What performing a set of effects did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Frames that reached a socket.
+    pub delivered: usize,
+    /// Posts that failed for a reason other than a gone socket (logged).
+    pub failed: usize,
+    /// Connections cleaned up, in order.
+    pub cleaned: Vec<String>,
+}
+
+/// Performs `effects` in order, then cleans up every connection found gone
+/// (and every one an effect asked to clean up), one at a time, performing the
+/// frames each cleanup produces.
+pub async fn perform(app: &App, now: Timestamp, effects: Effects) -> Report {
+    let cx = Ctx::new(app, now);
+    let mut report = Report::default();
+    let mut worklist: VecDeque<String> = VecDeque::new();
+    let mut known_gone: BTreeSet<String> = BTreeSet::new();
+    perform_list(app, effects, &mut report, &mut worklist, &mut known_gone).await;
+    while let Some(connection_id) = worklist.pop_front() {
+        if report.cleaned.contains(&connection_id) {
+            continue;
+        }
+        let more = ops::disconnect::cleanup(cx, &connection_id).await;
+        report.cleaned.push(connection_id);
+        perform_list(app, more, &mut report, &mut worklist, &mut known_gone).await;
+    }
+    report
+}
+
+async fn perform_list(
+    app: &App,
+    effects: Effects,
+    report: &mut Report,
+    worklist: &mut VecDeque<String>,
+    known_gone: &mut BTreeSet<String>,
+) {
+    for effect in effects {
+        match effect {
+            Effect::Send { mut to, frame } => {
+                to.retain(|id| !known_gone.contains(id));
+                if to.is_empty() {
+                    continue;
+                }
+                let gone = app.gateway.post_many(&to, &frame).await;
+                report.delivered += to.len() - gone.len();
+                for id in gone {
+                    found_gone(id, worklist, known_gone);
+                }
+            }
+            Effect::Greet { to, frame } => match greet(app, &to, &frame).await {
+                Ok(()) => report.delivered += 1,
+                Err(PostError::Gone) => found_gone(to, worklist, known_gone),
+                Err(PostError::Failed(reason)) => {
+                    report.failed += 1;
+                    tracing::warn!(connection_id = to, %reason, "greeting failed");
+                }
+            },
+            Effect::Close { connection_id } => {
+                if let Err(PostError::Failed(reason)) = app.gateway.close(&connection_id).await {
+                    tracing::warn!(connection_id, %reason, "closing the socket failed");
+                }
+                found_gone(connection_id, worklist, known_gone);
+            }
+            Effect::Cleanup { connection_id } => found_gone(connection_id, worklist, known_gone),
+        }
+    }
+}
+
+/// Queues a connection for cleanup once; later sends skip it.
+fn found_gone(id: String, worklist: &mut VecDeque<String>, known_gone: &mut BTreeSet<String>) {
+    if known_gone.insert(id.clone()) {
+        worklist.push_back(id);
+    }
+}
+
+/// Posts the greeting; the socket may not be open yet when the stream record
+/// arrives, so Gone is retried with backoff for [`GREETING_PATIENCE`].
+async fn greet(app: &App, connection_id: &str, frame: &str) -> Result<(), PostError> {
+    let mut delay = Duration::from_millis(50);
+    let mut waited = Duration::ZERO;
+    loop {
+        match app.gateway.post(connection_id, frame).await {
+            Err(PostError::Gone) if waited < GREETING_PATIENCE => {
+                tokio::time::sleep(delay).await;
+                waited += delay;
+                delay *= 2;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// `$default`: one client frame, answered over the socket.
+pub async fn client_frame(app: &App, now: Timestamp, connection_id: &str, text: &str) -> Report {
+    let effects = dispatch::frame(Ctx::new(app, now), connection_id, text).await;
+    perform(app, now, effects).await
+}
+
+/// A command with a reply (Client HTTP API, server publish): runs it, performs
+/// its effects, returns the reply.
+pub async fn command(
+    app: &App,
+    now: Timestamp,
+    request: Request<'_>,
+) -> Result<serde_json::Value, ProtocolError> {
+    let Outcome { reply, effects } = dispatch::run(Ctx::new(app, now), request).await?;
+    perform(app, now, effects).await;
+    Ok(reply)
+}
+
+/// `$disconnect`: the connection and everything it contributed go.
+pub async fn disconnected(app: &App, now: Timestamp, connection_id: &str) -> Report {
+    let mut effects = Effects::new();
+    effects.cleanup(connection_id);
+    perform(app, now, effects).await
+}
+
+/// The sweeper's pass: keepAlive frames, closes and their cleanups.
+pub async fn sweep(
+    app: &App,
+    now: Timestamp,
+    interval_seconds: i64,
+) -> Result<Report, ProtocolError> {
+    let effects = ops::sweep::sweep(Ctx::new(app, now), interval_seconds).await?;
+    Ok(perform(app, now, effects).await)
+}
+
+/// A batch of the table's stream. Records of one partition run in stream
+/// order, each record's frames sent before the next record runs; partitions
+/// run concurrently. A record that fails stops its partition and is reported
+/// as a batch item failure, so Lambda (or the local poller) retries from it.
+pub async fn stream_batch(app: &App, now: Timestamp, event: Event) -> DynamoDbEventResponse {
+    let mut partitions: Vec<(String, Vec<EventRecord>)> = Vec::new();
+    for record in event.records {
+        let partition = partition_of(&record);
+        match partitions.iter_mut().find(|(p, _)| *p == partition) {
+            Some((_, records)) => records.push(record),
+            None => partitions.push((partition, vec![record])),
+        }
+    }
+    let work = partitions
+        .into_iter()
+        .map(|(_, records)| stream_partition(app, now, records));
+    let failed: Vec<Option<String>> = stream::iter(work)
+        .buffer_unordered(PARTITION_CONCURRENCY)
+        .collect()
+        .await;
+    let mut response = DynamoDbEventResponse::default();
+    for sequence_number in failed.into_iter().flatten() {
+        let mut failure = DynamoDbBatchItemFailure::default();
+        failure.item_identifier = Some(sequence_number);
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// Runs one partition's records in order; the sequence number of the first
+/// that failed, if any.
+async fn stream_partition(app: &App, now: Timestamp, records: Vec<EventRecord>) -> Option<String> {
+    let cx = Ctx::new(app, now);
+    for record in records {
+        match ops::stream::apply(cx, &classify_stream_record(&record)).await {
+            Ok(effects) => {
+                perform(app, now, effects).await;
+            }
+            Err(err) => {
+                tracing::error!(
+                    code = err.code.as_str(),
+                    message = %err.message,
+                    sequence_number = ?record.change.sequence_number,
+                    "stream record failed; reported for retry"
+                );
+                return Some(record.change.sequence_number.clone().unwrap_or_default());
+            }
+        }
+    }
+    None
+}

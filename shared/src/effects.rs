@@ -1,0 +1,133 @@
+//! What an operation decided must happen, as values. Operations return
+//! [`Effects`]; one driver ([`crate::driver`]) performs them. Nothing here does
+//! I/O, so what an operation decided can be asserted in a unit test.
+
+use crate::protocol::ServerMessage;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// One frame (JSON text) to each of these connections.
+    Send { to: Vec<String>, frame: String },
+    /// The greeting: the socket may not be open yet when it is sent, so a Gone
+    /// answer is retried for a few seconds before the connection is given up.
+    Greet { to: String, frame: String },
+    /// Close the socket from the server side, then clean the connection up.
+    Close { connection_id: String },
+    /// Remove the connection and everything it contributed.
+    Cleanup { connection_id: String },
+}
+
+/// An ordered list of effects: frames to one connection arrive in list order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effects(Vec<Effect>);
+
+impl Effects {
+    pub fn new() -> Self {
+        Effects::default()
+    }
+
+    /// `frame` to one connection.
+    pub fn send(&mut self, connection_id: &str, frame: &ServerMessage) {
+        self.0.push(Effect::Send {
+            to: vec![connection_id.to_owned()],
+            frame: frame.to_json(),
+        });
+    }
+
+    /// One frame per group: `frame_for(name)` to the connections that know the
+    /// channel by `name`.
+    pub fn send_groups(
+        &mut self,
+        groups: BTreeMap<&str, Vec<String>>,
+        frame_for: impl Fn(&str) -> ServerMessage,
+    ) {
+        for (name, to) in groups {
+            if !to.is_empty() {
+                let frame = frame_for(name).to_json();
+                self.0.push(Effect::Send { to, frame });
+            }
+        }
+    }
+
+    pub fn greet(&mut self, connection_id: &str, frame: &ServerMessage) {
+        self.0.push(Effect::Greet {
+            to: connection_id.to_owned(),
+            frame: frame.to_json(),
+        });
+    }
+
+    pub fn close(&mut self, connection_id: &str) {
+        self.0.push(Effect::Close {
+            connection_id: connection_id.to_owned(),
+        });
+    }
+
+    pub fn cleanup(&mut self, connection_id: &str) {
+        self.0.push(Effect::Cleanup {
+            connection_id: connection_id.to_owned(),
+        });
+    }
+
+    pub fn append(&mut self, mut other: Effects) {
+        self.0.append(&mut other.0);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Effect> {
+        self.0.iter()
+    }
+
+    /// The frames one connection would receive, in order (for tests and logs).
+    pub fn frames_to(&self, connection_id: &str) -> Vec<&str> {
+        self.0
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Send { to, frame } if to.iter().any(|t| t == connection_id) => {
+                    Some(frame.as_str())
+                }
+                Effect::Greet { to, frame } if to == connection_id => Some(frame.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+impl IntoIterator for Effects {
+    type Item = Effect;
+    type IntoIter = std::vec::IntoIter<Effect>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_keep_their_order_per_connection() {
+        let mut effects = Effects::new();
+        effects.greet("a", &ServerMessage::pong());
+        effects.send_groups(
+            [
+                ("chat", vec!["a".to_owned(), "b".to_owned()]),
+                ("empty", vec![]),
+            ]
+            .into(),
+            |_| ServerMessage::keep_alive(),
+        );
+        effects.cleanup("c");
+        let to_a = effects.frames_to("a");
+        assert_eq!(to_a.len(), 2);
+        assert!(to_a[0].contains("hotsock.pong"));
+        assert!(to_a[1].contains("hotsock.keepAlive"));
+        assert_eq!(effects.frames_to("b").len(), 1);
+        // An empty group sends nothing.
+        assert_eq!(effects.iter().count(), 3);
+    }
+}

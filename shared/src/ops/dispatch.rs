@@ -1,0 +1,166 @@
+//! The one front door: every command — a WebSocket frame, a Client HTTP API
+//! operation, a server publish — arrives here already parsed and validated
+//! (by [`crate::protocol`] or [`super::publish::parse_server_publish`]) and
+//! is dispatched by [`run`].
+
+use super::{history, load_connection, publish, reactions, subscribe, Connection, Ctx};
+use crate::effects::Effects;
+use crate::error::{ErrorCode, ProtocolError};
+use crate::protocol::{events, parse_client_frame, ClientCommand, ServerMessage};
+use serde_json::{json, Value};
+
+/// Who asks for what.
+pub enum Request<'a> {
+    /// A connected client, over its socket or the Client HTTP API.
+    Client {
+        connection: &'a Connection,
+        command: ClientCommand,
+    },
+    /// The application's backend (publish function or `POST /publish`).
+    Server(publish::ServerPublish),
+}
+
+/// What a command produced: the reply an HTTP caller gets, and the frames and
+/// cleanups for the driver.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub reply: Value,
+    pub effects: Effects,
+}
+
+impl Outcome {
+    fn effects(effects: Effects) -> Self {
+        Outcome {
+            reply: Value::Null,
+            effects,
+        }
+    }
+
+    fn reply(reply: Value) -> Self {
+        Outcome {
+            reply,
+            effects: Effects::new(),
+        }
+    }
+}
+
+/// Runs one command.
+pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolError> {
+    let (connection, command) = match request {
+        Request::Server(publish) => {
+            return publish::publish_from_server(cx, &publish)
+                .await
+                .map(Outcome::reply)
+        }
+        Request::Client {
+            connection,
+            command,
+        } => (connection, command),
+    };
+    match command {
+        ClientCommand::Ping => {
+            let mut effects = Effects::new();
+            effects.send(connection.id(), &ServerMessage::pong());
+            Ok(Outcome::effects(effects))
+        }
+        ClientCommand::Pong => Ok(Outcome::default()),
+        ClientCommand::Heartbeat => cx
+            .app
+            .store
+            .touch_connection(connection.id(), cx.secs())
+            .await
+            .map(|()| Outcome::default())
+            .map_err(super::internal),
+        ClientCommand::Subscribe { channel, token } => {
+            subscribe::subscribe(cx, connection, &channel, token.as_deref(), false)
+                .await
+                .map(Outcome::effects)
+        }
+        ClientCommand::Unsubscribe { channel } => subscribe::unsubscribe(cx, connection, &channel)
+            .await
+            .map(Outcome::effects),
+        ClientCommand::Publish {
+            channel,
+            event,
+            data,
+        } => {
+            let id = publish::publish_from_client(cx, connection, &channel, &event, data).await?;
+            Ok(Outcome::reply(
+                json!({"channel": channel, "event": event, "id": id}),
+            ))
+        }
+        ClientCommand::MessageReaction {
+            channel,
+            message_id,
+            reaction,
+            action,
+        } => {
+            let effects =
+                reactions::react(cx, connection, &channel, &message_id, &reaction, action).await?;
+            Ok(Outcome {
+                reply: json!({"channel": channel, "event": events::MESSAGE_REACTION}),
+                effects,
+            })
+        }
+        ClientCommand::ListMessages(request) => history::list_messages(cx, connection, &request)
+            .await
+            .map(Outcome::reply),
+        ClientCommand::ListReactions {
+            channel,
+            message_id,
+        } => reactions::list_reactions(cx, connection, &channel, &message_id)
+            .await
+            .map(Outcome::reply),
+        ClientCommand::ChannelStorageSet { channel, .. }
+        | ClientCommand::ChannelStorageGet { channel, .. } => Err(not_yet(Some(channel))),
+        ClientCommand::UmdUpdate { channel, .. } => Err(not_yet(channel)),
+    }
+}
+
+/// One WebSocket frame from `connection_id`: what to send back. Every failure
+/// becomes a `hotsock.error` to the sender; the connection stays open.
+pub async fn frame(cx: Ctx<'_>, connection_id: &str, text: &str) -> Effects {
+    match frame_outcome(cx, connection_id, text).await {
+        Ok(effects) => effects,
+        Err(err) => {
+            let mut effects = Effects::new();
+            effects.send(connection_id, &ServerMessage::error(err));
+            effects
+        }
+    }
+}
+
+async fn frame_outcome(
+    cx: Ctx<'_>,
+    connection_id: &str,
+    text: &str,
+) -> Result<Effects, ProtocolError> {
+    let command = parse_client_frame(text)?;
+    // Answered without a database read: the cheapest keep-alive path.
+    match command {
+        ClientCommand::Ping => {
+            let mut effects = Effects::new();
+            effects.send(connection_id, &ServerMessage::pong());
+            return Ok(effects);
+        }
+        ClientCommand::Pong => return Ok(Effects::new()),
+        _ => {}
+    }
+    let connection = load_connection(cx, connection_id).await?;
+    let request = Request::Client {
+        connection: &connection,
+        command,
+    };
+    Ok(run(cx, request).await?.effects)
+}
+
+fn not_yet(channel: Option<String>) -> ProtocolError {
+    let err = ProtocolError::new(
+        ErrorCode::UnknownCommand,
+        "this command is not supported by this stage yet",
+    );
+    match channel {
+        Some(c) => err.with_channel(c),
+        None => err,
+    }
+}

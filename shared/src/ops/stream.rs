@@ -1,0 +1,25 @@
+//! One change from the table's stream: greet a new connection, deliver a
+//! published message, clean up after an expired connection.
+
+use super::{connect, deliver, Ctx};
+use crate::effects::Effects;
+use crate::error::{ErrorCode, ProtocolError};
+use crate::store::Change;
+
+/// What one stream change requires. An error means the record must be
+/// retried (the stream function reports it as a batch item failure).
+pub async fn apply(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolError> {
+    match change {
+        Change::Connected { connection_id } => connect::greet(cx, connection_id).await,
+        Change::ConnectionExpired { connection_id } => {
+            let mut effects = Effects::new();
+            effects.cleanup(connection_id);
+            Ok(effects)
+        }
+        Change::Published(message) => deliver::deliver(cx, message).await,
+        Change::Unreadable { reason } => {
+            Err(ProtocolError::new(ErrorCode::InternalError, reason.clone()))
+        }
+        Change::Ignored => Ok(Effects::new()),
+    }
+}
