@@ -1393,3 +1393,113 @@ fn ulid_timestamps() {
     assert_eq!(ulid_timestamp_ms("not-a-ulid"), None);
     assert_eq!(ulid_timestamp_ms("81ARZ3NDEKTSV4RRFFQ69G5FAV"), None);
 }
+
+// ---------------------------------------------------------------------------------
+// Client HTTP API bodies: the same command set and validation as frames
+// ---------------------------------------------------------------------------------
+
+#[test]
+fn http_operations_parse_into_the_frame_commands() {
+    let lower = ULID.to_lowercase();
+    // A reaction over publishMessage is the same command as over WebSocket,
+    // lowercase id included.
+    let over_http = parse_http_command(
+        "publishMessage",
+        json!({"channel": "chat", "event": "hotsock.messageReaction",
+               "data": {"messageId": lower, "reaction": "👍", "action": "add"}}),
+    )
+    .expect("reaction");
+    let over_ws = parse_client_value(
+        json!({"channel": "chat", "event": "hotsock.messageReaction",
+        "data": {"messageId": lower, "reaction": "👍", "action": "add"}}),
+    )
+    .expect("frame");
+    assert_eq!(over_http, over_ws);
+    assert_eq!(
+        parse_http_command(
+            "publishMessage",
+            json!({"channel": "c", "event": "e", "data": [1]})
+        )
+        .expect("publish"),
+        ClientCommand::Publish {
+            channel: "c".into(),
+            event: "e".into(),
+            data: json!([1])
+        }
+    );
+    assert_eq!(
+        parse_http_command(
+            "listMessages",
+            json!({"channel": "c", "after": lower, "reverse": true})
+        )
+        .expect("list"),
+        ClientCommand::ListMessages(ListMessages {
+            channel: "c".into(),
+            after: Some(ULID.into()),
+            before: None,
+            reverse: true,
+            expand_reactions: false,
+        })
+    );
+    assert_eq!(
+        parse_http_command("listReactions", json!({"channel": "c", "messageId": lower}))
+            .expect("reactions"),
+        ClientCommand::ListReactions {
+            channel: "c".into(),
+            message_id: ULID.into()
+        }
+    );
+}
+
+#[test]
+fn http_operation_errors_have_stable_codes() {
+    let code =
+        |op: &str, body: serde_json::Value| parse_http_command(op, body).expect_err("refused").code;
+    assert_eq!(code("frobnicate", json!({})), ErrorCode::NotFound);
+    assert_eq!(code("listMessages", json!([])), ErrorCode::InvalidRequest);
+    assert_eq!(
+        code("listMessages", json!({"channel": "c", "after": "xyz"})),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        code("listMessages", json!({"channel": "c", "reverse": "yes"})),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(
+        code("listMessages", json!({"channel": "bad name"})),
+        ErrorCode::InvalidChannel
+    );
+    assert_eq!(
+        code(
+            "listReactions",
+            json!({"channel": "c", "messageId": "nope"})
+        ),
+        ErrorCode::MessageNotFound
+    );
+    assert_eq!(
+        code(
+            "publishMessage",
+            json!({"channel": "c", "event": "hotsock.subscribe"})
+        ),
+        ErrorCode::InvalidEvent
+    );
+    assert_eq!(
+        code("publishMessage", json!({"channel": "c", "event": 5})),
+        ErrorCode::InvalidRequest,
+        "a wrong field type is INVALID_REQUEST over HTTP"
+    );
+    assert_eq!(
+        code(
+            "publishMessage",
+            json!({"channel": "c", "event": "e", "data": "x".repeat(40_000)})
+        ),
+        ErrorCode::MessageTooLarge
+    );
+    let err = parse_http_command("listMessages", json!({"channel": "c", "after": 1}))
+        .expect_err("refused");
+    assert_eq!(
+        err.channel.as_deref(),
+        Some("c"),
+        "errors carry the channel"
+    );
+}

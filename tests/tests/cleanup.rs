@@ -85,7 +85,7 @@ async fn a_killed_client_is_removed_when_a_post_finds_it_gone() {
             .is_none()
     })
     .await;
-    restore_subscription(&stage, &dying_id).await;
+    restore_subscription(&stage, &dying_id, "a", "dying").await;
     assert_eq!(stage.subscriptions_count("a").await, 2);
     alive
         .send(json!({"channel": "a", "event": "m", "data": 1}))
@@ -105,9 +105,9 @@ async fn a_killed_client_is_removed_when_a_post_finds_it_gone() {
         .is_empty());
 }
 
-/// Writes a connection and its subscription to `a` for a socket that no longer
-/// exists, as a lost `$disconnect` would leave them.
-async fn restore_subscription(stage: &TestStage, connection_id: &str) {
+/// Writes a connection and its subscription to `channel` for a socket that no
+/// longer exists, as a lost `$disconnect` would leave them.
+async fn restore_subscription(stage: &TestStage, connection_id: &str, channel: &str, uid: &str) {
     use sockhop::store::{ConnectionItem, SubscriptionItem};
     let app = stage.stage.app;
     let now = sockhop_tests::now();
@@ -115,7 +115,7 @@ async fn restore_subscription(stage: &TestStage, connection_id: &str) {
         connection_id: connection_id.into(),
         secret_nonce: "n".into(),
         secret_hash: "h".into(),
-        uid: Some("dying".into()),
+        uid: Some(uid.into()),
         umd: None,
         claims: json!({"exp": now + 60, "scope": "connect"}).to_string(),
         connected_at_ms: now * 1000,
@@ -130,9 +130,9 @@ async fn restore_subscription(stage: &TestStage, connection_id: &str) {
         .await
         .expect("put connection");
     let subscription = SubscriptionItem {
-        channel: "a".into(),
+        channel: channel.into(),
         connection_id: connection_id.into(),
-        uid: Some("dying".into()),
+        uid: Some(uid.into()),
         umd: None,
         permissions: "{\"layers\":[]}".into(),
         alias: None,
@@ -201,4 +201,74 @@ async fn idle_and_overage_connections_are_closed_and_cleaned_up() {
     })
     .await;
     assert_eq!(stage.subscriptions_count("a").await, 0);
+}
+
+/// Fifty sockets on a presence channel die at once without `$disconnect`: a
+/// publish still reaches the live members, every dead one is cleaned up once
+/// (after the delivery, by the driver's worklist, not recursively), and the
+/// live members hear each leave and end with the true member list.
+#[tokio::test]
+async fn fifty_gone_sockets_at_once_do_not_stop_a_publish() {
+    let stage = TestStage::start().await;
+    let room = "presence.room";
+    let grant = |uid: &str| {
+        json!({"scope": "connect", "uid": uid, "channels": {
+            room: {"subscribe": true, "messages": {"m": {"publish": true}}}
+        }})
+    };
+    let mut jim = stage.connect(grant("jim")).await;
+    jim.subscribe(room).await;
+    let mut pam = stage.connect(grant("pam")).await;
+    pam.subscribe(room).await;
+    jim.expect_event("hotsock.memberAdded").await;
+    let ghosts: Vec<String> = (0..50).map(|i| format!("ghost-{i:02}")).collect();
+    futures::future::join_all(
+        ghosts
+            .iter()
+            .map(|id| restore_subscription(&stage, id, room, id)),
+    )
+    .await;
+    assert_eq!(stage.subscriptions_count(room).await, 52);
+    jim.send(json!({"channel": room, "event": "m", "data": "still here"}))
+        .await;
+    // Greetings of the ghost connections find them gone too, so leaves may
+    // arrive before or after the message: collect both, in any order.
+    for (member, expects_message) in [(&mut jim, false), (&mut pam, true)] {
+        let mut removed = std::collections::BTreeSet::new();
+        let mut last_list = json!(null);
+        let mut message = None;
+        while removed.len() < ghosts.len() || (expects_message && message.is_none()) {
+            let frame = member.next().await;
+            match frame["event"].as_str() {
+                Some("hotsock.memberRemoved") => {
+                    let uid = frame["data"]["member"]["uid"]
+                        .as_str()
+                        .expect("uid")
+                        .to_owned();
+                    assert!(removed.insert(uid.clone()), "{uid} removed twice");
+                    last_list = frame["data"]["members"].clone();
+                }
+                Some("m") => message = Some(frame["data"].clone()),
+                _ => panic!("unexpected frame {frame}"),
+            }
+        }
+        if expects_message {
+            assert_eq!(message, Some(json!("still here")));
+        }
+        assert_eq!(removed.into_iter().collect::<Vec<_>>(), ghosts);
+        let uids: Vec<&str> = last_list
+            .as_array()
+            .expect("members")
+            .iter()
+            .filter_map(|m| m["uid"].as_str())
+            .collect();
+        assert_eq!(uids, ["jim", "pam"], "the last list is the true one");
+    }
+    assert_eq!(stage.subscriptions_count(room).await, 2);
+    assert_eq!(
+        stage.items_with_pk_prefix("CONN#").await.len(),
+        4,
+        "two live connections and their index items remain"
+    );
+    pam.expect_silence(Duration::from_millis(300)).await;
 }

@@ -166,3 +166,62 @@ async fn sweeper_closes_connections_that_miss_heartbeats() {
     chatty.send(json!({"event": "hotsock.ping"})).await;
     chatty.expect_event("hotsock.pong").await;
 }
+
+/// A stream record that cannot be handled is reported back as a batch item
+/// failure (so Lambda retries from it), stops only its own partition, and
+/// does not keep other channels' messages from being delivered.
+#[tokio::test]
+async fn failed_stream_records_are_reported_not_dropped() {
+    let stage = TestStage::start().await;
+    let mut listener = stage.connect(listener_claims()).await;
+    listener.subscribe("news").await;
+    let message = |channel: &str, id: &str, data: Option<&str>| {
+        let mut image = json!({
+            "pk": {"S": format!("MSG#{channel}")},
+            "sk": {"S": id},
+            "channel": {"S": channel},
+            "event": {"S": "direct"},
+            "stored": {"BOOL": false},
+            "echo": {"BOOL": false},
+        });
+        if let Some(data) = data {
+            image["data"] = json!({"S": data});
+        }
+        image
+    };
+    let record = |sequence: &str, image: Value| {
+        json!({
+            "eventID": sequence,
+            "eventName": "INSERT",
+            "eventSource": "aws:dynamodb",
+            "awsRegion": "us-east-1",
+            "dynamodb": {
+                "Keys": {"pk": image["pk"].clone(), "sk": image["sk"].clone()},
+                "NewImage": image,
+                "SequenceNumber": sequence,
+                "SizeBytes": 1,
+                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            },
+        })
+    };
+    let event: aws_lambda_events::dynamodb::Event = serde_json::from_value(json!({"Records": [
+        // Unreadable (no data): fails, and so its partition stops here.
+        record("100", message("other", "01ARZ3NDEKTSV4RRFFQ69G5FA1", None)),
+        record("101", message("other", "01ARZ3NDEKTSV4RRFFQ69G5FA2", Some("1"))),
+        // Another partition is unaffected.
+        record("102", message("news", "01ARZ3NDEKTSV4RRFFQ69G5FA3", Some("42"))),
+    ]}))
+    .expect("event");
+    let response = sockhop_stream::handle(stage.stage.app, event)
+        .await
+        .expect("the batch is answered");
+    let failed: Vec<Option<String>> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect();
+    assert_eq!(failed, [Some("100".to_owned())]);
+    let delivered = listener.expect_event("direct").await;
+    assert_eq!(delivered["data"], 42);
+    assert_eq!(delivered["id"], "01ARZ3NDEKTSV4RRFFQ69G5FA3");
+}
