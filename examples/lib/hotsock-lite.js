@@ -1,5 +1,5 @@
 // hotsock-lite: a small, dependency-free browser client for the Hotsock wire
-// protocol that Sockhop speaks (see docs / PROTOCOL.md). Its API follows the
+// protocol that Sockhop speaks (see docs/protocol.md). Its API follows the
 // shape of @hotsock/hotsock-js, so the example apps read like apps written
 // against that library, plus a few helpers for the Client HTTP API:
 //

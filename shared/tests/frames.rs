@@ -1,5 +1,5 @@
 //! Wire-frame contract tests: every server frame against the literal shapes in
-//! PROTOCOL.md, every client command of §4, every parse error path, the §2 name
+//! docs/protocol.md: every client command, every parse error path, the name
 //! boundaries and message id ordering.
 
 use serde_json::{json, Value};
@@ -407,7 +407,7 @@ fn rfc3339_formatting() {
 }
 
 // ---------------------------------------------------------------------------------
-// client -> server: every command of PROTOCOL.md §4
+// client -> server: every command of docs/protocol.md
 // ---------------------------------------------------------------------------------
 
 #[test]
@@ -1068,7 +1068,7 @@ fn errors_render_as_error_frames_with_channel() {
 }
 
 // ---------------------------------------------------------------------------------
-// names (PROTOCOL.md §2)
+// names (docs/protocol.md, "Names")
 // ---------------------------------------------------------------------------------
 
 #[track_caller]

@@ -1332,3 +1332,33 @@ fn source_scan_self_test() {
         Some("connect")
     );
 }
+
+#[test]
+fn stream_failures_are_reported_per_record_and_retried() {
+    // The stream function answers `batchItemFailures`; without this setting Lambda
+    // would ignore them and treat the whole batch as done.
+    let t = template();
+    let stream = &resources(&t)["StreamFunction"];
+    let mapping = prop(stream, "Events")
+        .and_then(|e| e.get("TableStream"))
+        .and_then(|s| s.get("Properties"))
+        .expect("StreamFunction has a TableStream event");
+    assert_eq!(
+        strings(mapping.get("FunctionResponseTypes")),
+        ["ReportBatchItemFailures"]
+    );
+    assert_eq!(
+        mapping.get("BisectBatchOnFunctionError"),
+        Some(&Value::Bool(true))
+    );
+    let retries = mapping
+        .get("MaximumRetryAttempts")
+        .and_then(Value::as_i64)
+        .expect("bounded retries");
+    assert!((1..=10_000).contains(&retries), "{retries}");
+    assert_eq!(
+        mapping.get("ParallelizationFactor").and_then(Value::as_i64),
+        Some(1),
+        "one batch per shard keeps each partition in order"
+    );
+}

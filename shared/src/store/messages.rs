@@ -4,8 +4,11 @@
 //! condition below makes equal to id order (docs/adr/0001-ordered-delivery.md).
 
 use super::subscriptions::build_error;
-use super::{cancelled_conditions, each_page, keyed, keys, n, s, Item, Store, StoreError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use super::{
+    cancelled_conditions, each_page, keyed, keys, n, query_page, s, transact_put, Item, Store,
+    StoreError,
+};
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 
@@ -96,20 +99,11 @@ impl Store {
                     .map_err(build_error)?,
             )
             .build();
-        let put = TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(keyed(
-                        item,
-                        keys::message_pk(&item.channel),
-                        &item.id,
-                    )?))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .build();
+        let put = transact_put(
+            &self.table,
+            keyed(item, keys::message_pk(&item.channel), &item.id)?,
+            |put| put.condition_expression("attribute_not_exists(pk)"),
+        )?;
         let result = self
             .client
             .transact_write_items()
@@ -195,13 +189,7 @@ impl Store {
                 .scan_index_forward(!q.newest_first)
                 .limit((q.limit as i32).clamp(1, 1000))
                 .set_exclusive_start_key(start);
-            async move {
-                let out = query
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::dynamo("Query", e))?;
-                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
-            }
+            query_page(query)
         };
         let mut unreadable = None;
         each_page(fetch, |page| {

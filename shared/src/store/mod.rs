@@ -16,7 +16,8 @@ pub use stream::{classify_stream_record, partition_of, Change};
 pub use subscriptions::{SubscribeOutcome, SubscriptionItem};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::builders::PutBuilder;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use aws_sdk_dynamodb::Client;
 use std::collections::HashMap;
 use std::future::Future;
@@ -101,13 +102,7 @@ impl Store {
                     .expression_attribute_values(":prefix", s(prefix)),
                 None => query.key_condition_expression("pk = :pk"),
             };
-            async move {
-                let out = query
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::dynamo("Query", e))?;
-                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
-            }
+            query_page(query)
         };
         each_page(fetch, |page| {
             items.extend(page.into_iter().filter(|i| alive(i, now)));
@@ -178,21 +173,18 @@ impl Store {
     /// only caller, and connections are the only `sk = CONN` items.
     pub async fn scan_connections(&self, now: i64) -> Result<Vec<ConnectionItem>, StoreError> {
         let mut found = Vec::new();
-        let fetch = |start: Option<Item>| {
-            let scan = self
+        let fetch = |start: Option<Item>| async move {
+            let out = self
                 .client
                 .scan()
                 .table_name(&self.table)
                 .filter_expression("sk = :conn")
                 .expression_attribute_values(":conn", s(keys::CONNECTION_SK))
-                .set_exclusive_start_key(start);
-            async move {
-                let out = scan
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::dynamo("Scan", e))?;
-                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
-            }
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Scan", e))?;
+            Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
         };
         each_page(fetch, |page| {
             found.extend(page.into_iter().filter(|i| alive(i, now)));
@@ -224,6 +216,30 @@ where
             _ => return Ok(()),
         }
     }
+}
+
+/// Sends one page of a query: its items and where the next page starts.
+pub(crate) async fn query_page(
+    query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+) -> Result<(Vec<Item>, Option<Item>), StoreError> {
+    let out = query
+        .send()
+        .await
+        .map_err(|e| StoreError::dynamo("Query", e))?;
+    Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+}
+
+/// A transaction's put of `attributes`, with its condition (if any) set by
+/// `condition`.
+pub(crate) fn transact_put(
+    table: &str,
+    attributes: Item,
+    condition: impl FnOnce(PutBuilder) -> PutBuilder,
+) -> Result<TransactWriteItem, StoreError> {
+    let put = condition(Put::builder().table_name(table).set_item(Some(attributes)))
+        .build()
+        .map_err(|e| StoreError::Corrupt(format!("request could not be built: {e}")))?;
+    Ok(TransactWriteItem::builder().put(put).build())
 }
 
 /// How long to wait before retry `attempt` (1-based) of a write that collided

@@ -3,8 +3,8 @@
 //! stay exact when users react at once.
 
 use super::subscriptions::build_error;
-use super::{backoff, keyed, keys, n, s, Item, Store, StoreError};
-use aws_sdk_dynamodb::types::{Delete, Put, TransactWriteItem, Update};
+use super::{backoff, keyed, keys, n, s, transact_put, Item, Store, StoreError};
+use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -84,20 +84,15 @@ impl Store {
             )
             .build();
         let reaction = if add {
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(keyed(
-                            item,
-                            keys::reaction_pk(channel, message_id),
-                            keys::reaction_sk(&item.reaction, &item.uid),
-                        )?))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build()
+            transact_put(
+                &self.table,
+                keyed(
+                    item,
+                    keys::reaction_pk(channel, message_id),
+                    keys::reaction_sk(&item.reaction, &item.uid),
+                )?,
+                |put| put.condition_expression("attribute_not_exists(pk)"),
+            )?
         } else {
             TransactWriteItem::builder()
                 .delete(

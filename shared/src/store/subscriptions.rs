@@ -2,8 +2,8 @@
 //! the channel's subscription count, always changed together in one transaction.
 
 use super::connections::ConnectionSubscriptionItem;
-use super::{cancelled_conditions, keyed, keys, n, s, Item, Store, StoreError};
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, Put, TransactWriteItem, Update};
+use super::{cancelled_conditions, keyed, keys, n, s, transact_put, Store, StoreError};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,12 +59,7 @@ impl Store {
             channel: item.channel.clone(),
             ttl: item.ttl,
         };
-        let put = |attributes: Item| {
-            Put::builder()
-                .table_name(&self.table)
-                .set_item(Some(attributes))
-        };
-        let mut writes = vec![
+        let writes = vec![
             TransactWriteItem::builder()
                 .condition_check(
                     ConditionCheck::builder()
@@ -76,43 +71,35 @@ impl Store {
                         .map_err(build_error)?,
                 )
                 .build(),
-            TransactWriteItem::builder()
-                .put(
-                    put(keyed(
-                        item,
-                        keys::channel_pk(&item.channel),
-                        keys::subscription_sk(&item.connection_id),
-                    )?)
-                    .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
-                    .expression_attribute_names("#ttl", "ttl")
-                    .expression_attribute_values(":now", n(now))
-                    .build()
-                    .map_err(build_error)?,
-                )
-                .build(),
-            TransactWriteItem::builder()
-                .put(
-                    put(keyed(
-                        &reverse,
-                        keys::connection_pk(&item.connection_id),
-                        keys::connection_subscription_sk(&item.channel),
-                    )?)
-                    .build()
-                    .map_err(build_error)?,
-                )
-                .build(),
+            transact_put(
+                &self.table,
+                keyed(
+                    item,
+                    keys::channel_pk(&item.channel),
+                    keys::subscription_sk(&item.connection_id),
+                )?,
+                |put| {
+                    put.condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                        .expression_attribute_names("#ttl", "ttl")
+                        .expression_attribute_values(":now", n(now))
+                },
+            )?,
+            transact_put(
+                &self.table,
+                keyed(
+                    &reverse,
+                    keys::connection_pk(&item.connection_id),
+                    keys::connection_subscription_sk(&item.channel),
+                )?,
+                |put| put,
+            )?,
         ];
-        if item.counted {
-            writes.push(count_change(&self.table, &item.channel, 1)?);
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(SubscribeOutcome::Subscribed),
+        let delta = if item.counted { 1 } else { 0 };
+        match self
+            .transact_with_count(writes, &item.channel, delta)
+            .await?
+        {
+            Ok(()) => Ok(SubscribeOutcome::Subscribed),
             Err(e) => match cancelled_conditions(&e) {
                 Some(failed) if failed.first() == Some(&true) => {
                     Ok(SubscribeOutcome::ConnectionGone)
@@ -140,7 +127,7 @@ impl Store {
                 .await?;
             return Ok(None);
         };
-        let mut writes = vec![
+        let writes = vec![
             TransactWriteItem::builder()
                 .delete(
                     Delete::builder()
@@ -163,17 +150,9 @@ impl Store {
                 )
                 .build(),
         ];
-        if existing.counted {
-            writes.push(count_change(&self.table, channel, -1)?);
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Some(existing)),
+        let delta = if existing.counted { -1 } else { 0 };
+        match self.transact_with_count(writes, channel, delta).await? {
+            Ok(()) => Ok(Some(existing)),
             Err(e) if cancelled_conditions(&e).is_some_and(|f| f.first() == Some(&true)) => {
                 Ok(None)
             }
@@ -245,6 +224,37 @@ impl Store {
             .and_then(|i| i.get("subscriptionsCount").cloned())
             .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok()))
             .unwrap_or(0))
+    }
+}
+
+type TransactResult = Result<
+    (),
+    aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+        aws_sdk_dynamodb::config::http::HttpResponse,
+    >,
+>;
+
+impl Store {
+    /// Runs `writes` as one transaction, with the channel's subscription count
+    /// changed by `delta` in it when that is not zero. The outer error is a
+    /// request that could not be built; the inner one is DynamoDB's answer.
+    async fn transact_with_count(
+        &self,
+        mut writes: Vec<TransactWriteItem>,
+        channel: &str,
+        delta: i64,
+    ) -> Result<TransactResult, StoreError> {
+        if delta != 0 {
+            writes.push(count_change(&self.table, channel, delta)?);
+        }
+        Ok(self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(writes))
+            .send()
+            .await
+            .map(drop))
     }
 }
 
