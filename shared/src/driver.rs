@@ -46,10 +46,8 @@ pub async fn perform(app: &App, now: Timestamp, effects: Effects) -> Report {
     let mut worklist: VecDeque<String> = VecDeque::new();
     let mut known_gone: BTreeSet<String> = BTreeSet::new();
     perform_list(app, effects, &mut report, &mut worklist, &mut known_gone).await;
+    // Each id enters the worklist once (`found_gone` checks `known_gone`).
     while let Some(connection_id) = worklist.pop_front() {
-        if report.cleaned.contains(&connection_id) {
-            continue;
-        }
         let more = ops::disconnect::cleanup(cx, &connection_id).await;
         report.cleaned.push(connection_id);
         perform_list(app, more, &mut report, &mut worklist, &mut known_gone).await;
