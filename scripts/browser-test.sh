@@ -10,7 +10,8 @@
 # - Uses DynamoDB Local at $DYNAMODB_ENDPOINT (scripts/test.sh starts one and exports
 #   it); without it, starts its own (infra/dynamodb-local/start.sh) for this run.
 # - Builds sockhop-local, starts it on a free port with a fresh table, waits for it,
-#   runs `node --test examples/tests/` with SOCKHOP_URL set, stops the stage on exit
+#   runs `node --test examples/tests/` with SOCKHOP_URL (and SOCKHOP_API_KEY, the
+#   stage's server API key) set, stops the stage on exit
 #   and exits with node's status.
 # Screenshots go to artifacts/screenshots/, the stage's log to artifacts/logs/.
 set -euo pipefail
@@ -114,8 +115,11 @@ port=$(free_port)
 table="browser-$(date +%s)-$RANDOM"
 stage_log=artifacts/logs/browser-test-stage.log
 # The demo token endpoints exist only with the stage's generated dev key, so the
-# stage must not pick up real signing keys from this environment.
+# stage must not pick up real signing keys from this environment. The server API
+# key (POST /publish) is one we choose, so the tests can publish as the backend.
+export SOCKHOP_API_KEY="browser-test-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 env -u SIGNING_KEY_1_ENCODED -u SIGNING_KEY_1_METHOD -u SIGNING_KEY_2_ENCODED -u SIGNING_KEY_2_METHOD \
+  -u HTTP_API_KEY_2 HTTP_API_KEY_1="$SOCKHOP_API_KEY" \
   "$stage_bin" --port "$port" --dynamodb-endpoint "$DYNAMODB_ENDPOINT" --table "$table" \
   >"$stage_log" 2>&1 &
 stage_pid=$!

@@ -12,8 +12,19 @@
 //   chat.sendMessage("chat", { data: { text: "hi" } })
 //   const history = await client.listAllMessages("chat-1")
 //   client.terminate()
+//
+// Aliases: a token may give a channel a second name (`alias`). The server always
+// sends the real name as `channel` and names the alias only in
+// `meta.channelAlias` of hotsock.subscribed / hotsock.unsubscribed; from those
+// the client learns alias ↔ real (per connection) so a channel bound under its
+// alias still gets the frames sent for the real name.
 
 const CONNECTED_TIMEOUT_MS = 5000
+// How long after hotsock.connected bound channels are subscribed. The server's
+// auto-subscriptions (hotsock.subscribed with data.autoSubscribed) follow the
+// greeting right away; waiting for them means a channel they already cover is
+// not subscribed a second time (hotsock-js subscribes from a 250 ms loop).
+const SUBSCRIBE_DELAY_MS = 250
 const BACKOFF_BASE_MS = 500
 const BACKOFF_MAX_MS = 30000
 const PAGE_SIZE = 100
@@ -92,8 +103,9 @@ class Binding {
 }
 
 /**
- * One channel of a client. Binding an event on it subscribes; removing its
- * last binding unsubscribes.
+ * One channel of a client, under the name the app gave it (a real name or an
+ * alias). Binding an event on it subscribes; removing its last binding
+ * unsubscribes (except for auto-subscribed channels).
  */
 export class Channel {
   constructor(client, name) {
@@ -104,11 +116,17 @@ export class Channel {
     this.uid = null
     this.umd = null
     this.members = []
+    /** From the server's hotsock.subscribed: the real name and the alias (or null). */
+    this.realName = null
     this.alias = null
+    /** The server subscribed it on connect (`data.autoSubscribed`): never (un)subscribed by us. */
+    this.autoSubscribed = false
     this.error = null
     /** Optional: async ({channel, connectionId}) => subscribe-scoped JWT. */
     this.subscribeTokenFn = null
     this._subscribed = deferred()
+    this._settled = false
+    this._awaiting = false // a hotsock.subscribe was sent on this socket and is unanswered
   }
 
   bind(event, fn) {
@@ -157,13 +175,18 @@ export class HotsockClient {
     this.state = "initialized"
 
     this._bindings = []
-    this._channels = new Map()
+    this._channels = new Map() // by the name the app used (real name or alias)
+    // Learned from meta.channelAlias; they hold for one connection only.
+    this._aliasToReal = new Map()
+    this._realToAlias = new Map()
     this._queue = [] // frames waiting for a connection
     this._ws = null
     this._attempt = 0
     this._reconnectTimer = null
     this._connectedTimer = null
     this._heartbeatTimer = null
+    this._subscribeTimer = null
+    this._subscribeReady = false // the SUBSCRIBE_DELAY_MS after hotsock.connected has passed
     this._connected = deferred()
 
     if (!options.lazyConnection) this._connect()
@@ -201,6 +224,7 @@ export class HotsockClient {
     }
   }
 
+  /** The Channel for `name`, a real channel name or an alias the token gives one. */
   channels(name) {
     let ch = this._channels.get(name)
     if (!ch) {
@@ -208,6 +232,16 @@ export class HotsockClient {
       this._channels.set(name, ch)
     }
     return ch
+  }
+
+  /** What this connection learned from meta.channelAlias: {alias: realName}. */
+  get channelAliasToReal() {
+    return Object.fromEntries(this._aliasToReal)
+  }
+
+  /** {realName: alias}, the other way round. */
+  get channelRealToAlias() {
+    return Object.fromEntries(this._realToAlias)
   }
 
   /** Publishes `{event, channel, data}`; waits for the channel's subscription first. */
@@ -237,7 +271,11 @@ export class HotsockClient {
     this._clearTimers()
     this._bindings = []
     this._queue = []
-    for (const ch of this._channels.values()) ch.state = "unsubscribed"
+    this._forgetAliases()
+    for (const ch of this._channels.values()) {
+      ch.state = "unsubscribed"
+      ch._awaiting = false
+    }
     if (this._ws) {
       const ws = this._ws
       this._ws = null
@@ -407,9 +445,7 @@ export class HotsockClient {
       if (this.state !== "terminated") this.state = "disconnected"
       this.connectionId = null
       this.connectionSecret = null
-      for (const ch of this._channels.values()) {
-        if (ch.state === "subscribed" || ch.state === "subscribing") ch.state = "unsubscribed"
-      }
+      this._dropSubscriptions()
       if (wasConnected) this._connected = deferred()
       this._emit("@@disconnect", event)
       if (this.state !== "terminated") this._scheduleReconnect()
@@ -432,7 +468,9 @@ export class HotsockClient {
     clearTimeout(this._reconnectTimer)
     clearTimeout(this._connectedTimer)
     clearInterval(this._heartbeatTimer)
-    this._reconnectTimer = this._connectedTimer = this._heartbeatTimer = null
+    clearTimeout(this._subscribeTimer)
+    this._reconnectTimer = this._connectedTimer = this._heartbeatTimer = this._subscribeTimer = null
+    this._subscribeReady = false
   }
 
   _onConnected(message) {
@@ -451,28 +489,90 @@ export class HotsockClient {
         this.heartbeatIntervalSeconds * 900,
       )
     }
-    // Re-subscribe every channel that has bindings, then flush queued frames.
-    for (const ch of this._channels.values()) {
-      if (ch.bindings.length > 0 && ch.state !== "failed") this._subscribe(ch)
-    }
+    // Queued frames go out now; subscriptions after the server's auto-subscriptions.
     const queued = this._queue
     this._queue = []
     for (const frame of queued) this._send(frame)
+    clearTimeout(this._subscribeTimer)
+    this._subscribeTimer = setTimeout(() => this._subscribeBound(), SUBSCRIBE_DELAY_MS)
     this._connected.resolve(this)
     this._emit("@@connect", message)
   }
 
-  async _subscribe(ch) {
-    if (ch.state === "subscribed") return
-    if (ch.state !== "subscribing") {
-      ch.state = "subscribing"
-      ch.error = null
-      if (ch._settled) ch._subscribed = deferred()
-      ch._settled = false
+  /**
+   * SUBSCRIBE_DELAY_MS after hotsock.connected: subscribes every bound channel
+   * the server has not subscribed by itself, by the name it was bound under
+   * (also those that failed on an earlier connection).
+   */
+  _subscribeBound() {
+    this._subscribeTimer = null
+    this._subscribeReady = true
+    for (const ch of this._channels.values()) {
+      if (ch.bindings.length > 0 && ch.state !== "subscribed") this._subscribe(ch)
     }
-    if (this.state !== "connected") return // sent by _onConnected
+  }
+
+  /**
+   * The socket is gone and its subscriptions and aliases with it. Bound channels
+   * wait ("subscribing") for the next connection: the server's auto-subscriptions
+   * come first again, and _subscribeBound subscribes whatever they did not cover.
+   */
+  _dropSubscriptions() {
+    this._forgetAliases()
+    for (const ch of this._channels.values()) {
+      ch._awaiting = false
+      ch.autoSubscribed = false
+      ch.uid = ch.umd = null
+      ch.members = []
+      if (ch.bindings.length > 0) this._markSubscribing(ch)
+      else ch.state = "unsubscribed"
+    }
+  }
+
+  _forgetAliases() {
+    this._aliasToReal.clear()
+    this._realToAlias.clear()
+  }
+
+  /**
+   * For a name the app used (real name or alias): its Channel and the one bound
+   * under the channel's other name, each once. They share one subscription.
+   */
+  _sameChannel(name) {
+    return this._existing([name, this._aliasToReal.get(name), this._realToAlias.get(name)])
+  }
+
+  /** For a server frame, whose `channel` is the real name: that Channel and its alias's. */
+  _channelsOfReal(realName) {
+    return this._existing([realName, this._realToAlias.get(realName)])
+  }
+
+  _existing(names) {
+    const found = []
+    for (const name of names) {
+      const ch = name == null ? undefined : this._channels.get(name)
+      if (ch && !found.includes(ch)) found.push(ch)
+    }
+    return found
+  }
+
+  async _subscribe(ch) {
+    if (ch.state === "subscribed" || ch._awaiting) return
+    const same = this._sameChannel(ch.name)
+    // Already subscribed under its other name (say an auto-subscription that came
+    // before this bind): share that subscription instead of asking again.
+    const confirmed = same.find((o) => o.state === "subscribed")
+    if (confirmed) {
+      this._confirm(ch, confirmed)
+      return
+    }
+    this._markSubscribing(ch)
+    if (!this._subscribeReady) return // _subscribeBound sends it
+    if (same.some((o) => o._awaiting)) return // on its way under the other name
+    ch._awaiting = true
     const frame = { event: "hotsock.subscribe", channel: ch.name }
     if (ch.subscribeTokenFn) {
+      const ws = this._ws
       try {
         const token = await ch.subscribeTokenFn({
           channel: ch.name,
@@ -483,15 +583,45 @@ export class HotsockClient {
         this._failChannel(ch, new HotsockError("SUBSCRIBE_TOKEN_FN_FAILED", String(err)))
         return
       }
+      if (ws !== this._ws || !ch._awaiting) return // the socket closed meanwhile
     }
     this._sendNow(frame)
+  }
+
+  _markSubscribing(ch) {
+    if (ch.state === "subscribing") return
+    ch.state = "subscribing"
+    ch.error = null
+    if (ch._settled) ch._subscribed = deferred()
+    ch._settled = false
+  }
+
+  /** Marks `ch` subscribed with `info`'s details and resolves its subscribed(). */
+  _confirm(ch, { realName, alias, autoSubscribed, uid, umd, members }) {
+    ch.state = "subscribed"
+    ch.realName = realName ?? ch.name
+    ch.alias = alias ?? null
+    ch.autoSubscribed = autoSubscribed === true
+    ch.uid = uid ?? null
+    ch.umd = umd ?? null
+    ch.members = members ?? []
+    ch.error = null
+    this._settle(ch, null)
   }
 
   _failChannel(ch, error) {
     ch.state = "failed"
     ch.error = error
+    this._settle(ch, error)
+  }
+
+  /** Ends the wait of subscribed(): a fresh promise if the last one had settled. */
+  _settle(ch, error) {
+    ch._awaiting = false
+    if (ch._settled) ch._subscribed = deferred()
     ch._settled = true
-    ch._subscribed.reject(error)
+    if (error) ch._subscribed.reject(error)
+    else ch._subscribed.resolve(ch)
   }
 
   _removeBinding(binding) {
@@ -499,11 +629,18 @@ export class HotsockClient {
     if (i < 0) return
     this._bindings.splice(i, 1)
     const ch = binding.channel
-    if (ch && ch.bindings.length === 0 && (ch.state === "subscribed" || ch.state === "subscribing")) {
-      ch.state = "unsubscribed"
-      ch._settled = true
-      this._send({ event: "hotsock.unsubscribe", channel: ch.name })
+    if (!ch || ch.bindings.length > 0) return
+    const same = this._sameChannel(ch.name)
+    if (same.some((o) => o.bindings.length > 0)) return // still bound under its other name
+    if (ch.autoSubscribed) return // the server's; hotsock-js never unsubscribes those
+    const confirmed = same.find((o) => o.state === "subscribed")
+    const sent = confirmed || same.some((o) => o._awaiting)
+    for (const o of same) {
+      if (o.state === "subscribed" || o.state === "subscribing") o.state = "unsubscribed"
+      o._awaiting = false
     }
+    // Once confirmed, by the real name (as hotsock-js does); else by the name sent.
+    if (sent) this._send({ event: "hotsock.unsubscribe", channel: confirmed?.realName ?? ch.name })
   }
 
   _send(frame) {
@@ -530,67 +667,108 @@ export class HotsockClient {
       return
     }
     this._emit("@@message", event)
-    const ch = message.channel != null ? this._channelFor(message) : null
+    const name = message.channel
+    if (message.event === "hotsock.subscribed" && message.meta?.channelAlias != null && name != null) {
+      this._aliasToReal.set(message.meta.channelAlias, name)
+      this._realToAlias.set(name, message.meta.channelAlias)
+    }
+    // Errors name the channel as we sent it (maybe the alias); all else, the real name.
+    let targets = []
+    if (name != null) {
+      targets = message.event === "hotsock.error" ? this._sameChannel(name) : this._channelsOfReal(name)
+    }
     switch (message.event) {
       case "hotsock.connected":
         this._onConnected(message)
         return
       case "hotsock.ping":
-        this._send({ event: "hotsock.pong" })
+        // Straight back, even before hotsock.connected (not through the queue).
+        if (this._ws) this._sendNow({ event: "hotsock.pong" })
         break
       case "hotsock.subscribed":
-        if (ch) {
-          ch.state = "subscribed"
-          ch.uid = message.meta?.uid ?? null
-          ch.umd = message.meta?.umd ?? null
-          ch.alias = message.meta?.channelAlias ?? null
-          if (message.data?.members) ch.members = message.data.members
-          ch._settled = true
-          ch._subscribed.resolve(ch)
-        }
+        this._onSubscribed(message, targets)
         break
       case "hotsock.unsubscribed":
-        if (ch && ch.bindings.length === 0) ch.state = "unsubscribed"
+        this._lostSubscription(targets)
         break
       case "hotsock.memberAdded":
       case "hotsock.memberRemoved":
       case "hotsock.memberUpdated":
-        if (ch && message.data?.members) ch.members = message.data.members
+        if (message.data?.members) for (const ch of targets) ch.members = message.data.members
         break
-      case "hotsock.error": {
-        const code = message.error?.code
-        this._log("warn", "hotsock.error", code, message.error?.message, message.channel ?? "")
-        if (ch) {
-          if (code === "SUBSCRIBE_PERMISSION_DENIED" || code === "INVALID_SUBSCRIBE_TOKEN") {
-            this._failChannel(ch, new HotsockError(code, message.error?.message, { channel: ch.name }))
-          } else if (code === "ALREADY_SUBSCRIBED") {
-            ch.state = "subscribed"
-            ch._settled = true
-            ch._subscribed.resolve(ch)
-          } else if (code === "NOT_SUBSCRIBED" && ch.state !== "subscribing") {
-            ch.state = "unsubscribed"
-          }
-        }
+      case "hotsock.error":
+        this._onError(message, targets)
         break
-      }
       default:
         break
     }
-    this._dispatch(message, ch)
+    this._dispatch(message, targets)
   }
 
-  _channelFor(message) {
-    const direct = this._channels.get(message.channel)
-    if (direct) return direct
-    for (const ch of this._channels.values()) {
-      if (ch.alias && ch.alias === message.channel) return ch
+  _onSubscribed(message, targets) {
+    // Unasked (an auto-subscription nobody bound yet): kept so a later bind knows.
+    if (targets.length === 0 && message.channel != null) targets.push(this.channels(message.channel))
+    const info = {
+      realName: message.channel,
+      alias: message.meta?.channelAlias,
+      autoSubscribed: message.data?.autoSubscribed === true,
+      uid: message.meta?.uid ?? this.uid,
+      umd: message.meta?.umd ?? this.umd,
+      members: message.data?.members,
     }
-    return null
+    for (const ch of targets) this._confirm(ch, info)
   }
 
-  _dispatch(message, ch) {
+  /**
+   * The server has no subscription (its own hotsock.unsubscribed, or a
+   * NOT_SUBSCRIBED error): forget its details and, like hotsock-js, subscribe
+   * again while the app still has bindings on it.
+   */
+  _lostSubscription(targets) {
+    for (const ch of targets) {
+      ch.uid = ch.umd = null
+      ch.members = []
+      if (ch._awaiting) continue // a newer subscribe is on its way; its answer decides
+      ch.state = "unsubscribed"
+      ch.autoSubscribed = false
+    }
+    for (const ch of targets) {
+      if (ch.state === "unsubscribed" && ch.bindings.length > 0) this._subscribe(ch)
+    }
+  }
+
+  _onError(message, targets) {
+    const code = message.error?.code
+    this._log("warn", "hotsock.error", code, message.error?.message, message.channel ?? "")
+    switch (code) {
+      case "SUBSCRIBE_PERMISSION_DENIED":
+      case "INVALID_SUBSCRIBE_TOKEN": {
+        const error = new HotsockError(code, message.error?.message, { channel: message.channel })
+        for (const ch of targets) if (ch.state !== "subscribed") this._failChannel(ch, error)
+        break
+      }
+      case "ALREADY_SUBSCRIBED": {
+        // hotsock-js takes it as a confirmation.
+        const confirmed = targets.find((o) => o.state === "subscribed")
+        for (const ch of targets) {
+          if (ch.state === "subscribed") continue
+          if (!confirmed) ch.realName = this._aliasToReal.get(ch.name) ?? ch.name
+          this._confirm(ch, confirmed ?? ch)
+        }
+        break
+      }
+      case "NOT_SUBSCRIBED":
+        this._lostSubscription(targets)
+        break
+      default:
+        break
+    }
+  }
+
+  _dispatch(message, targets) {
     for (const b of [...this._bindings]) {
-      if (b.channel && b.channel !== ch) continue
+      // A frame reaching a channel under both its names still calls each binding once.
+      if (b.channel && !targets.includes(b.channel)) continue
       if (!matches(b.event, message.event)) continue
       try {
         b.fn(message)

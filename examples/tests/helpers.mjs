@@ -113,3 +113,42 @@ export async function waitPanelsReady(page, testIds) {
 export function assertNoProblems(page) {
   assert.deepEqual(page.problems, [], "the page logged errors")
 }
+
+/** A connect token from the stage's dev endpoint (`POST /dev/token`) for `claims`. */
+export async function mintToken(claims) {
+  const response = await fetch(`${baseUrl}/dev/token`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(claims),
+  })
+  const body = await response.json()
+  assert.equal(response.status, 200, `POST /dev/token: ${JSON.stringify(body)}`)
+  return body.token
+}
+
+/**
+ * The stage's server API key: scripts/browser-test.sh starts the stage with
+ * HTTP_API_KEY_1 and exports the same value as SOCKHOP_API_KEY.
+ */
+export function apiKey() {
+  const key = process.env.SOCKHOP_API_KEY
+  if (!key) {
+    throw new Error(
+      "SOCKHOP_API_KEY is not set: start the stage with HTTP_API_KEY_1=<key> and run the " +
+        "tests with SOCKHOP_API_KEY=<key>, or use scripts/browser-test.sh",
+    )
+  }
+  return key
+}
+
+/** Publishes as the application's backend (`POST /publish` with the API key). */
+export async function serverPublish(message) {
+  const response = await fetch(`${baseUrl}/publish`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${apiKey()}` },
+    body: JSON.stringify(message),
+  })
+  const text = await response.text()
+  assert.ok(response.ok, `POST /publish: HTTP ${response.status} ${text}`)
+  return text ? JSON.parse(text) : null
+}

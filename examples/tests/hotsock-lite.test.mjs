@@ -77,7 +77,8 @@ test("the HTTP API base URL comes from the WebSocket URL", () => {
   assert.equal(httpBaseFromWsUrl("wss://abc.example/stage/v1"), "https://abc.example/stage")
 })
 
-test("connects with the token, subscribes bound channels, answers pings, dispatches", async () => {
+test("connects with the token, subscribes bound channels, answers pings, dispatches", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
   const client = newClient()
   const seen = []
   client.bind("@@connect", () => seen.push("connect"))
@@ -91,6 +92,9 @@ test("connects with the token, subscribes bound channels, answers pings, dispatc
   assert.equal(client.connectionId, "conn-1")
   assert.equal(client.connectionSecret, "s3cret")
   assert.equal(client.uid, "jim")
+  // Subscriptions wait SUBSCRIBE_DELAY_MS for the server's auto-subscriptions.
+  assert.deepEqual(ws.sent, [])
+  t.mock.timers.tick(250)
   assert.deepEqual(ws.sent, [{ event: "hotsock.subscribe", channel: "room" }])
   ws.receive({ event: "hotsock.subscribed", channel: "room", data: {}, meta: { uid: "jim", umd: { n: 1 } } })
   assert.equal(binding.channel.state, "subscribed")
@@ -128,6 +132,7 @@ test("reconnects with a fresh token after a drop and re-subscribes every bound c
   t.mock.timers.tick(1)
   const first = FakeSocket.all[0]
   first.connected()
+  t.mock.timers.tick(250)
   assert.deepEqual(first.framesOf("hotsock.subscribe").map((f) => f.channel), ["a", "b"])
 
   first.dropped()
@@ -143,6 +148,7 @@ test("reconnects with a fresh token after a drop and re-subscribes every bound c
   t.mock.timers.tick(1)
   second.connected("conn-2")
   assert.equal(client.connectionId, "conn-2")
+  t.mock.timers.tick(250)
   assert.deepEqual(second.framesOf("hotsock.subscribe").map((f) => f.channel), ["a", "b"])
   assert.deepEqual(events, ["connect", "disconnect", "connect"])
   client.terminate()
@@ -179,7 +185,8 @@ test("reconnects when hotsock.connected does not arrive within 5 s", async (t) =
   client.terminate()
 })
 
-test("channel errors settle the subscription the way hotsock-js does", async () => {
+test("channel errors settle the subscription the way hotsock-js does", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
   const client = newClient()
   const denied = client.channels("secret")
   denied.bind("x", () => {})
@@ -189,6 +196,7 @@ test("channel errors settle the subscription the way hotsock-js does", async () 
   await flush()
   const ws = FakeSocket.all[0]
   ws.connected()
+  t.mock.timers.tick(250)
   ws.receive({
     event: "hotsock.error",
     channel: "secret",
@@ -205,6 +213,210 @@ test("channel errors settle the subscription the way hotsock-js does", async () 
   assert.equal(denied.state, "failed")
   assert.equal(already.state, "subscribed")
   await already.subscribed()
+  client.terminate()
+})
+
+/** A client whose first socket is connected (fake timers on), and that socket. */
+async function connectedClient(t, extra) {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient(extra)
+  client.bind("@@connect", () => {})
+  await flush()
+  await flush()
+  const ws = FakeSocket.all.at(-1)
+  ws.connected()
+  return { client, ws }
+}
+
+/** Drops `ws` and returns the next socket once it says hotsock.connected. */
+async function reconnect(t, ws, id) {
+  ws.dropped()
+  t.mock.timers.tick(500)
+  await flush()
+  const next = FakeSocket.all.at(-1)
+  assert.notEqual(next, ws, "a new socket")
+  next.connected(id)
+  return next
+}
+
+const subscribed = (channel, { alias, auto, uid = "jim" } = {}) => ({
+  event: "hotsock.subscribed",
+  channel,
+  data: auto ? { autoSubscribed: true } : {},
+  meta: alias ? { uid, umd: null, channelAlias: alias } : { uid, umd: null },
+})
+
+test("a channel bound by its alias gets the frames sent for its real name, each binding once", async (t) => {
+  const { client, ws } = await connectedClient(t)
+  const seen = []
+  const room = client.channels("room")
+  room.bind("chat", (m) => seen.push(`alias:${m.data}`))
+  client.bind("chat", (m) => seen.push(`any:${m.channel}`))
+  const pending = room.subscribed()
+  t.mock.timers.tick(250)
+  assert.deepEqual(ws.framesOf("hotsock.subscribe"), [{ event: "hotsock.subscribe", channel: "room" }])
+
+  // The answer names the real channel; the alias is only in meta.
+  ws.receive(subscribed("room-42", { alias: "room" }))
+  assert.equal(await pending, room, "the pending subscribe by alias is resolved")
+  assert.equal(room.state, "subscribed")
+  assert.equal(room.realName, "room-42")
+  assert.equal(room.alias, "room")
+  assert.deepEqual(client.channelAliasToReal, { room: "room-42" })
+  assert.deepEqual(client.channelRealToAlias, { "room-42": "room" })
+
+  // Binding the real name too shares the subscription: no second subscribe.
+  const real = client.channels("room-42")
+  const realBinding = real.bind("chat", (m) => seen.push(`real:${m.data}`))
+  assert.equal(real.state, "subscribed")
+  assert.equal(ws.framesOf("hotsock.subscribe").length, 1)
+
+  ws.receive({ id: "01", event: "chat", channel: "room-42", data: "hi", meta: {} })
+  assert.deepEqual(seen, ["alias:hi", "any:room-42", "real:hi"], "bind order, each once")
+
+  // Publishing by the alias sends the alias (the server accepts either name).
+  await room.sendMessage("chat", { data: "yo" })
+  assert.deepEqual(ws.sent.at(-1), { event: "chat", channel: "room", data: "yo" })
+
+  // The last binding under either name gone: one unsubscribe, by the real name.
+  realBinding.unbind()
+  assert.equal(ws.framesOf("hotsock.unsubscribe").length, 0, "still bound under the alias")
+  room.unbind()
+  assert.deepEqual(ws.framesOf("hotsock.unsubscribe"), [{ event: "hotsock.unsubscribe", channel: "room-42" }])
+  assert.equal(room.state, "unsubscribed")
+  client.terminate()
+})
+
+test("an alias equal to the channel name does not double dispatch", async (t) => {
+  const { client, ws } = await connectedClient(t)
+  let calls = 0
+  client.channels("same").bind("e", () => calls++)
+  t.mock.timers.tick(250)
+  ws.receive(subscribed("same", { alias: "same" }))
+  ws.receive({ id: "01", event: "e", channel: "same", data: null })
+  assert.equal(calls, 1)
+  client.terminate()
+})
+
+test("auto-subscribed channels are never subscribed or unsubscribed by the client", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient()
+  const notes = []
+  // Bound before the connection exists: the server's auto-subscription covers it.
+  const byAlias = client.channels("notifications")
+  byAlias.bind("notification", (m) => notes.push(m.data))
+  await flush()
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.connected()
+  ws.receive(subscribed("notifications-jim", { alias: "notifications", auto: true }))
+  t.mock.timers.tick(250)
+  assert.deepEqual(ws.framesOf("hotsock.subscribe"), [])
+  assert.equal(byAlias.state, "subscribed")
+  assert.equal(byAlias.autoSubscribed, true)
+  await byAlias.subscribed()
+
+  // Another auto-subscription nobody has bound yet: binding it later sends nothing either.
+  ws.receive(subscribed("alerts-jim", { auto: true }))
+  const alerts = client.channels("alerts-jim")
+  const alertBinding = alerts.bind("alert", () => {})
+  const byReal = client.channels("notifications-jim")
+  const realBinding = byReal.bind("notification", (m) => notes.push(`real:${m.data}`))
+  assert.equal(alerts.state, "subscribed")
+  assert.equal(byReal.state, "subscribed")
+  assert.deepEqual(ws.framesOf("hotsock.subscribe"), [])
+
+  ws.receive({ id: "01", event: "notification", channel: "notifications-jim", data: "one" })
+  ws.receive({ id: "02", event: "notification", channel: "notifications-jim", data: "two" })
+  assert.deepEqual(notes, ["one", "real:one", "two", "real:two"])
+
+  alertBinding.unbind()
+  realBinding.unbind()
+  byAlias.unbind()
+  assert.deepEqual(ws.framesOf("hotsock.unsubscribe"), [], "the server's subscriptions stay")
+  byAlias.bind("notification", (m) => notes.push(`again:${m.data}`))
+
+  // After a reconnect the server auto-subscribes again; the client sends nothing.
+  const second = await reconnect(t, ws, "conn-2")
+  assert.deepEqual(client.channelAliasToReal, {}, "aliases are per connection")
+  assert.equal(byAlias.state, "subscribing")
+  second.receive(subscribed("notifications-jim", { alias: "notifications", auto: true }))
+  assert.equal(byAlias.state, "subscribed")
+  t.mock.timers.tick(250)
+  assert.deepEqual(second.framesOf("hotsock.subscribe"), [])
+  second.receive({ id: "03", event: "notification", channel: "notifications-jim", data: "three" })
+  assert.deepEqual(notes.slice(4), ["again:three"])
+  client.terminate()
+})
+
+test("hotsock.ping is answered with hotsock.pong at once, even before hotsock.connected", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient()
+  client.channels("room").bind("x", () => {})
+  await flush()
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.receive({ event: "hotsock.ping", data: {} })
+  assert.deepEqual(ws.sent, [{ event: "hotsock.pong" }])
+  client.terminate()
+})
+
+test("a subscription the server drops is subscribed again while bindings remain", async (t) => {
+  const { client, ws } = await connectedClient(t)
+  const room = client.channels("room")
+  room.bind("chat", () => {})
+  const idle = client.channels("idle")
+  const idleBinding = idle.bind("chat", () => {})
+  t.mock.timers.tick(250)
+  ws.receive(subscribed("room-42", { alias: "room" }))
+  ws.receive(subscribed("idle"))
+  idleBinding.unbind()
+  assert.deepEqual(ws.framesOf("hotsock.unsubscribe"), [{ event: "hotsock.unsubscribe", channel: "idle" }])
+  ws.sent = []
+
+  // Server-initiated: by the name it was bound under, details cleared.
+  ws.receive({
+    event: "hotsock.unsubscribed",
+    channel: "room-42",
+    data: {},
+    meta: { uid: "jim", umd: null, channelAlias: "room" },
+  })
+  assert.equal(room.uid, null)
+  assert.deepEqual(room.members, [])
+  assert.equal(room.state, "subscribing")
+  // The answer to our own unsubscribe changes nothing.
+  ws.receive({ event: "hotsock.unsubscribed", channel: "idle", data: {}, meta: { uid: "jim", umd: null } })
+  assert.deepEqual(ws.sent, [{ event: "hotsock.subscribe", channel: "room" }])
+  ws.receive(subscribed("room-42", { alias: "room" }))
+  assert.equal(room.state, "subscribed")
+
+  // NOT_SUBSCRIBED for a channel we think we have (here named by the alias we sent).
+  ws.sent = []
+  ws.receive({ event: "hotsock.error", channel: "room", data: {}, error: { code: "NOT_SUBSCRIBED", message: "no" } })
+  assert.deepEqual(ws.sent, [{ event: "hotsock.subscribe", channel: "room" }])
+  assert.equal(idle.state, "unsubscribed")
+  client.terminate()
+})
+
+test("a subscribe error naming the alias settles the alias channel; reconnects retry it", async (t) => {
+  const { client, ws } = await connectedClient(t)
+  const secret = client.channels("secret")
+  secret.bind("x", () => {})
+  t.mock.timers.tick(250)
+  ws.receive({
+    event: "hotsock.error",
+    channel: "secret",
+    data: {},
+    error: { code: "SUBSCRIBE_PERMISSION_DENIED", message: "no" },
+  })
+  await assert.rejects(secret.subscribed(), { code: "SUBSCRIBE_PERMISSION_DENIED", channel: "secret" })
+  assert.equal(secret.state, "failed")
+
+  const second = await reconnect(t, ws, "conn-2")
+  t.mock.timers.tick(250)
+  assert.deepEqual(second.framesOf("hotsock.subscribe"), [{ event: "hotsock.subscribe", channel: "secret" }])
+  second.receive(subscribed("secret-9", { alias: "secret" }))
+  await secret.subscribed()
   client.terminate()
 })
 

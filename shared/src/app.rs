@@ -14,6 +14,8 @@ pub const DEFAULT_CONNECTION_LIFETIME_SECONDS: i64 = 2 * 60 * 60;
 
 /// The sweeper's schedule in template.yaml: `rate(1 minute)`.
 pub const DEFAULT_SWEEP_INTERVAL_SECONDS: i64 = 60;
+/// API Gateway's idle connection timeout.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: i64 = 600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -43,6 +45,9 @@ pub struct Config {
     /// How often the sweeper runs (its schedule in template.yaml): keepAlive
     /// timing depends on it.
     pub sweep_interval_seconds: i64,
+    /// Seconds of silence after which the gateway closes a socket: 600 in API
+    /// Gateway (fixed); the local stage's `--idle-timeout`.
+    pub idle_timeout_seconds: i64,
 }
 
 impl Config {
@@ -73,18 +78,21 @@ impl Config {
             })?,
             None => DEFAULT_CONNECTION_LIFETIME_SECONDS,
         };
-        let sweep_interval_seconds = match get("SWEEP_INTERVAL_SECONDS") {
+        let seconds = |name: &'static str, default: i64| match get(name) {
             Some(v) => {
                 v.parse()
                     .ok()
                     .filter(|s: &i64| *s > 0)
                     .ok_or_else(|| ConfigError::Invalid {
-                        name: "SWEEP_INTERVAL_SECONDS",
+                        name,
                         reason: format!("{v:?} is not a positive number of seconds"),
-                    })?
+                    })
             }
-            None => DEFAULT_SWEEP_INTERVAL_SECONDS,
+            None => Ok(default),
         };
+        let sweep_interval_seconds =
+            seconds("SWEEP_INTERVAL_SECONDS", DEFAULT_SWEEP_INTERVAL_SECONDS)?;
+        let idle_timeout_seconds = seconds("IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS)?;
         Ok(Config {
             table_name: get("TABLE_NAME").unwrap_or_else(|| "sockhop".into()),
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
@@ -97,6 +105,7 @@ impl Config {
                 .collect(),
             connection_lifetime_seconds,
             sweep_interval_seconds,
+            idle_timeout_seconds,
         })
     }
 }

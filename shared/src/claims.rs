@@ -55,10 +55,10 @@ pub enum ClaimsError {
         channel: String,
         directive: &'static str,
     },
-    #[error("channel {0:?}: autoSubscribe needs a token with the connect scope")]
-    AutoSubscribeWithoutConnect(String),
     #[error("alias {0:?} is given to more than one channel")]
     DuplicateAlias(String),
+    #[error("alias {0:?} is also a channel of this token")]
+    AliasIsAChannel(String),
     #[error("channel {channel:?}: {message}")]
     InvalidDirective { channel: String, message: String },
     #[error("the claims are not a JSON object: {0}")]
@@ -123,6 +123,11 @@ struct RawClaims {
     umd_update: bool,
     #[serde(default)]
     umd_propagate: bool,
+}
+
+/// A NumericDate directive (`scheduleBefore`): fractions of a second are dropped.
+fn whole_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<NumericDate>::deserialize(d).map(|n| n.map(|n| n.seconds()))
 }
 
 /// JWT NumericDate: an integer or a float of seconds.
@@ -246,8 +251,9 @@ pub struct ChannelDirectives {
     pub alias: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auto_subscribe: Option<bool>,
+    /// Unix seconds, fractions allowed (read to the millisecond).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub history_start: Option<i64>,
+    pub history_start: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub get_info: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -273,7 +279,11 @@ pub struct MessageDirectives {
     pub store: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub react: Option<ReactRule>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "whole_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub schedule_before: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emit_pub_sub_event: Option<bool>,
@@ -290,7 +300,11 @@ pub struct StorageDirectives {
     pub set: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "whole_seconds",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub schedule_before: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub emit_pub_sub_event: Option<bool>,
@@ -326,19 +340,35 @@ impl ChannelRules {
     ) -> Result<Self, ClaimsError> {
         let mut entries = Vec::with_capacity(raw.len());
         let mut aliases = std::collections::BTreeSet::new();
-        for (key, directives) in raw {
+        for (key, mut directives) in raw {
+            if !connect_scope {
+                // Only a connect token auto-subscribes or lets non-subscribers
+                // publish; elsewhere these directives have no effect.
+                directives.auto_subscribe = None;
+                for message in directives.messages.values_mut() {
+                    message.broadcast = None;
+                }
+            }
             let pattern = Pattern::parse(&key)?;
             if pattern.is_exact() {
                 names::validate_channel(&key)
                     .map_err(|e| ClaimsError::InvalidChannel(key.clone(), e.message))?;
             }
-            validate_channel_directives(&key, &pattern, &directives, connect_scope)?;
+            validate_channel_directives(&key, &pattern, &directives)?;
             if let Some(alias) = &directives.alias {
                 if !aliases.insert(alias.clone()) {
                     return Err(ClaimsError::DuplicateAlias(alias.clone()));
                 }
             }
             entries.push((pattern, directives));
+        }
+        // An alias spelled like a channel of the same token would be ambiguous.
+        if let Some(alias) = aliases.iter().find(|a| {
+            entries
+                .iter()
+                .any(|(p, _)| p.is_exact() && p.source() == a.as_str())
+        }) {
+            return Err(ClaimsError::AliasIsAChannel(alias.clone()));
         }
         Ok(ChannelRules { entries })
     }
@@ -362,12 +392,10 @@ impl ChannelRules {
         }
     }
 
-    /// The real channel behind a name a client sent. A name some key matches is a
-    /// real name and wins over an alias of the same spelling.
+    /// The real channel behind a name a client sent, when the name is one of
+    /// this token's aliases. (An alias cannot also be an exact key of the same
+    /// token; that is refused on parse.)
     pub fn resolve_alias(&self, name: &str) -> Option<&str> {
-        if self.entries.iter().any(|(p, _)| p.matches(name)) {
-            return None;
-        }
         self.entries
             .iter()
             .find_map(|(pattern, d)| (d.alias.as_deref() == Some(name)).then(|| pattern.source()))
@@ -383,13 +411,17 @@ impl ChannelRules {
     }
 
     /// Channels to subscribe on connect: exact keys with `autoSubscribe: true`,
-    /// in key order, unless the resolution rule denies subscribing to them.
+    /// in key order. `autoSubscribe` is a grant of its own (Hotsock's examples
+    /// pair it with no `subscribe`); an explicit `subscribe: false` still wins.
     pub fn auto_subscribe_channels(&self) -> Vec<String> {
         self.entries
             .iter()
             .filter(|(p, d)| p.is_exact() && d.auto_subscribe == Some(true))
             .map(|(p, _)| p.source().to_owned())
-            .filter(|channel| ChannelPermissions::single(self.grant_for(channel)).may_subscribe())
+            .filter(|channel| {
+                ChannelPermissions::single(self.grant_for(channel)).flag(|d| d.subscribe)
+                    != Some(false)
+            })
             .collect()
     }
 }
@@ -398,7 +430,6 @@ fn validate_channel_directives(
     key: &str,
     pattern: &Pattern,
     d: &ChannelDirectives,
-    connect_scope: bool,
 ) -> Result<(), ClaimsError> {
     let invalid = |message: String| ClaimsError::InvalidDirective {
         channel: key.to_owned(),
@@ -414,19 +445,14 @@ fn validate_channel_directives(
         names::validate_channel(alias)
             .map_err(|e| invalid(format!("alias {alias:?}: {}", e.message)))?;
     }
-    if d.auto_subscribe == Some(true) {
-        if !pattern.is_exact() {
-            return Err(ClaimsError::ExactKeyOnly {
-                channel: key.to_owned(),
-                directive: "autoSubscribe",
-            });
-        }
-        if !connect_scope {
-            return Err(ClaimsError::AutoSubscribeWithoutConnect(key.to_owned()));
-        }
+    if d.auto_subscribe == Some(true) && !pattern.is_exact() {
+        return Err(ClaimsError::ExactKeyOnly {
+            channel: key.to_owned(),
+            directive: "autoSubscribe",
+        });
     }
     if let Some(start) = d.history_start {
-        if start < 0 {
+        if !start.is_finite() || start < 0.0 {
             return Err(invalid("historyStart must be 0 or a Unix time".into()));
         }
     }
@@ -620,7 +646,7 @@ impl ChannelPermissions {
 
     /// Unix seconds from which stored messages are visible; `None` means only
     /// messages published during the current subscription.
-    pub fn history_start(&self) -> Option<i64> {
+    pub fn history_start(&self) -> Option<f64> {
         self.valued(|d| d.history_start.as_ref())
     }
 

@@ -144,12 +144,12 @@ pub async fn disconnected(app: &App, now: Timestamp, connection_id: &str) -> Rep
 }
 
 /// The sweeper's pass: keepAlive frames, closes and their cleanups.
-pub async fn sweep(
-    app: &App,
-    now: Timestamp,
-    interval_seconds: i64,
-) -> Result<Report, ProtocolError> {
-    let effects = ops::sweep::sweep(Ctx::new(app, now), interval_seconds).await?;
+pub async fn sweep(app: &App, now: Timestamp) -> Result<Report, ProtocolError> {
+    let schedule = ops::sweep::SweepSchedule {
+        interval: app.config.sweep_interval_seconds,
+        idle_timeout: app.config.idle_timeout_seconds,
+    };
+    let effects = ops::sweep::sweep(Ctx::new(app, now), schedule).await?;
     Ok(perform(app, now, effects).await)
 }
 

@@ -3,7 +3,6 @@
 //! I/O, so what an operation decided can be asserted in a unit test.
 
 use crate::protocol::ServerMessage;
-use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -35,18 +34,13 @@ impl Effects {
         });
     }
 
-    /// One frame per group: `frame_for(name)` to the connections that know the
-    /// channel by `name`.
-    pub fn send_groups(
-        &mut self,
-        groups: BTreeMap<&str, Vec<String>>,
-        frame_for: impl Fn(&str) -> ServerMessage,
-    ) {
-        for (name, to) in groups {
-            if !to.is_empty() {
-                let frame = frame_for(name).to_json();
-                self.0.push(Effect::Send { to, frame });
-            }
+    /// One frame to many connections (nothing when there are none).
+    pub fn send_to(&mut self, to: Vec<String>, frame: &ServerMessage) {
+        if !to.is_empty() {
+            self.0.push(Effect::Send {
+                to,
+                frame: frame.to_json(),
+            });
         }
     }
 
@@ -113,21 +107,18 @@ mod tests {
     fn frames_keep_their_order_per_connection() {
         let mut effects = Effects::new();
         effects.greet("a", &ServerMessage::pong());
-        effects.send_groups(
-            [
-                ("chat", vec!["a".to_owned(), "b".to_owned()]),
-                ("empty", vec![]),
-            ]
-            .into(),
-            |_| ServerMessage::keep_alive(),
+        effects.send_to(
+            vec!["a".to_owned(), "b".to_owned()],
+            &ServerMessage::keep_alive(),
         );
+        effects.send_to(vec![], &ServerMessage::keep_alive());
         effects.cleanup("c");
         let to_a = effects.frames_to("a");
         assert_eq!(to_a.len(), 2);
         assert!(to_a[0].contains("hotsock.pong"));
         assert!(to_a[1].contains("hotsock.keepAlive"));
         assert_eq!(effects.frames_to("b").len(), 1);
-        // An empty group sends nothing.
+        // No recipients, no effect.
         assert_eq!(effects.iter().count(), 3);
     }
 }

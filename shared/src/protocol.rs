@@ -119,11 +119,19 @@ pub enum ClientCommand {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListMessages {
     pub channel: String,
+    /// Oldest first: messages newer than this id (`before` is ignored).
     pub after: Option<String>,
+    /// Newest first (`reverse`): messages older than this id (`after` is ignored).
     pub before: Option<String>,
     pub reverse: bool,
+    pub limit: usize,
     pub expand_reactions: bool,
 }
+
+/// `listMessages` page size when `limit` is absent (Hotsock's default).
+pub const DEFAULT_LIST_LIMIT: usize = 100;
+/// The largest `limit` accepted (Hotsock's docs set none; a page also stops at 1 MB).
+pub const MAX_LIST_LIMIT: usize = 1000;
 
 impl ClientCommand {
     /// The channel the command is about, if any (as the client named it: may be an
@@ -298,11 +306,20 @@ impl Frame {
     }
 
     fn list_messages(&self) -> Result<ClientCommand, ProtocolError> {
+        let channel = self.required_channel()?;
+        let reverse = self.flag("reverse")?;
+        // Each direction reads only its own cursor; the other is ignored, unread.
+        let (after, before) = if reverse {
+            (None, self.cursor("before")?)
+        } else {
+            (self.cursor("after")?, None)
+        };
         Ok(ClientCommand::ListMessages(ListMessages {
-            channel: self.required_channel()?,
-            after: self.cursor("after")?,
-            before: self.cursor("before")?,
-            reverse: self.flag("reverse")?,
+            channel,
+            after,
+            before,
+            reverse,
+            limit: self.limit()?,
             expand_reactions: self.flag("expandReactions")?,
         }))
     }
@@ -331,6 +348,20 @@ impl Frame {
                 ErrorCode::InvalidRequest,
                 format!("{name} must be a string"),
             ),
+        }
+    }
+
+    fn limit(&self) -> Result<usize, ProtocolError> {
+        match self.map.get("limit") {
+            None | Some(Value::Null) => Ok(DEFAULT_LIST_LIMIT),
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(limit @ 1..) if limit as usize <= MAX_LIST_LIMIT => Ok(limit as usize),
+                _ => self.fail(
+                    ErrorCode::InvalidRequest,
+                    format!("limit must be a whole number from 1 to {MAX_LIST_LIMIT}"),
+                ),
+            },
+            Some(_) => self.fail(ErrorCode::InvalidRequest, "limit must be a number"),
         }
     }
 
@@ -628,6 +659,11 @@ impl ServerMessage {
         self
     }
 
+    fn with_id(mut self, id: &str) -> Self {
+        self.id = Some(id.to_owned());
+        self
+    }
+
     fn with_meta(mut self, meta: Meta) -> Self {
         self.meta = Some(Some(meta));
         self
@@ -673,8 +709,9 @@ impl ServerMessage {
             .with_meta(meta)
     }
 
+    /// Hotsock's keep-alive page shows the pong's `data` as the string `"{}"`.
     pub fn pong() -> Self {
-        ServerMessage::bare(events::PONG, empty_object())
+        ServerMessage::bare(events::PONG, Value::String("{}".into()))
     }
 
     pub fn keep_alive() -> Self {
@@ -728,6 +765,7 @@ impl ServerMessage {
 
     /// `hotsock.messageReactionAdded` (`added`) or `hotsock.messageReactionRemoved`.
     pub fn reaction(
+        id: &str,
         added: bool,
         channel: &str,
         message_id: &str,
@@ -749,6 +787,7 @@ impl ServerMessage {
         )
         .on(channel)
         .with_meta(meta)
+        .with_id(id)
     }
 
     pub fn storage_updated(channel: &str, key: &str, data: Value, meta: Meta) -> Self {

@@ -6,9 +6,13 @@
 //! `alg`/`kid` across two rotating keys, `typ`, a caller-supplied clock, `aud`
 //! string-or-array) and because every failure must map to a stable error code.
 //!
-//! Supported algorithms: HS256/384/512, RS256/384/512, PS256/384/512, ES256,
-//! ES384 and EdDSA (Ed25519). ES512 is **not** supported: `jsonwebtoken` 11
-//! has no P-521 implementation, so configuring it is a [`KeyConfigError`].
+//! Supported algorithms: Hotsock's list, HS256/384/512, RS256/384/512,
+//! PS256/384/512, ES256/384/512 and EdDSA (Ed25519). `jsonwebtoken` 11 has no
+//! P-521, so ES512 signatures alone are checked by `token::es512` (RustCrypto
+//! `p521`); its keys go through the same PEM loader, and its tokens through the
+//! same parsing, key routing and claim checks, as every other method.
+
+mod es512;
 
 use base64::alphabet;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
@@ -21,8 +25,6 @@ use serde_json::{Map, Value};
 use sha2::Sha256;
 use std::fmt;
 
-pub use jsonwebtoken::Algorithm;
-
 /// Tokens travel in a query string or a JSON frame; anything this large is not
 /// a token a backend meant to send, and refusing it early bounds the work an
 /// unauthenticated client can cause.
@@ -34,6 +36,8 @@ pub const MAX_TOKEN_LEN: usize = 64 * 1024;
 pub enum TokenError {
     #[error("token is not a well-formed JWT")]
     Malformed,
+    #[error("token header must have \"typ\": \"JWT\"")]
+    NotJwtType,
     #[error("token algorithm is not allowed by this stage")]
     UnsupportedAlgorithm,
     #[error("token kid does not match a configured signing key")]
@@ -56,7 +60,7 @@ impl TokenError {
     /// Stable machine-readable code, for logs and error payloads.
     pub fn code(&self) -> &'static str {
         match self {
-            TokenError::Malformed => "TOKEN_MALFORMED",
+            TokenError::Malformed | TokenError::NotJwtType => "TOKEN_MALFORMED",
             TokenError::UnsupportedAlgorithm => "TOKEN_ALGORITHM_NOT_ALLOWED",
             TokenError::UnknownKeyId => "TOKEN_UNKNOWN_KEY_ID",
             TokenError::BadSignature => "TOKEN_BAD_SIGNATURE",
@@ -73,7 +77,7 @@ impl TokenError {
 /// key material.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyConfigError {
-    #[error("unsupported signing method {0:?} (expected HS256/384/512, RS256/384/512, PS256/384/512, ES256, ES384 or EdDSA)")]
+    #[error("unsupported signing method {0:?} (expected HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA)")]
     UnsupportedMethod(String),
     #[error("encoded key is not valid Base64: {0}")]
     InvalidBase64(String),
@@ -98,48 +102,101 @@ pub enum KeyConfigError {
     },
 }
 
-/// The JWS name of an algorithm, as it appears in a token header.
-fn algorithm_name(alg: Algorithm) -> &'static str {
-    match alg {
-        Algorithm::HS256 => "HS256",
-        Algorithm::HS384 => "HS384",
-        Algorithm::HS512 => "HS512",
-        Algorithm::ES256 => "ES256",
-        Algorithm::ES384 => "ES384",
-        Algorithm::RS256 => "RS256",
-        Algorithm::RS384 => "RS384",
-        Algorithm::RS512 => "RS512",
-        Algorithm::PS256 => "PS256",
-        Algorithm::PS384 => "PS384",
-        Algorithm::PS512 => "PS512",
-        Algorithm::EdDSA => "EdDSA",
-        // `Algorithm` is non-exhaustive; a newer variant is never configured
-        // because `algorithm_from_method` cannot produce it.
-        _ => "unknown",
+/// A JWS signing method a stage can be configured with (RFC 7518 §3.1,
+/// RFC 8037 §3.1): Hotsock's list. Variant names are the JWS names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    HS256,
+    HS384,
+    HS512,
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    ES512,
+    EdDSA,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 13] = [
+        Algorithm::HS256,
+        Algorithm::HS384,
+        Algorithm::HS512,
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::ES512,
+        Algorithm::EdDSA,
+    ];
+
+    /// The JWS name, as it appears in a token header's `alg`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::HS256 => "HS256",
+            Algorithm::HS384 => "HS384",
+            Algorithm::HS512 => "HS512",
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::ES512 => "ES512",
+            Algorithm::EdDSA => "EdDSA",
+        }
     }
-}
 
-/// Parses a header `alg` exactly (JWS algorithm names are case-sensitive).
-fn algorithm_from_header(name: &str) -> Option<Algorithm> {
-    name.parse().ok()
-}
+    /// Parses a header `alg` exactly (JWS algorithm names are case-sensitive).
+    fn from_header(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|alg| alg.name() == name)
+    }
 
-/// Parses a configured method; operators get case-insensitivity.
-fn algorithm_from_method(method: &str) -> Option<Algorithm> {
-    match method.trim().to_ascii_uppercase().as_str() {
-        "HS256" => Some(Algorithm::HS256),
-        "HS384" => Some(Algorithm::HS384),
-        "HS512" => Some(Algorithm::HS512),
-        "RS256" => Some(Algorithm::RS256),
-        "RS384" => Some(Algorithm::RS384),
-        "RS512" => Some(Algorithm::RS512),
-        "PS256" => Some(Algorithm::PS256),
-        "PS384" => Some(Algorithm::PS384),
-        "PS512" => Some(Algorithm::PS512),
-        "ES256" => Some(Algorithm::ES256),
-        "ES384" => Some(Algorithm::ES384),
-        "EDDSA" => Some(Algorithm::EdDSA),
-        _ => None,
+    /// Parses a configured method; operators get case-insensitivity.
+    fn from_method(method: &str) -> Option<Self> {
+        let method = method.trim();
+        Self::ALL
+            .into_iter()
+            .find(|alg| alg.name().eq_ignore_ascii_case(method))
+    }
+
+    /// The `jsonwebtoken` algorithm that verifies this one, or `None` for
+    /// ES512, which `jsonwebtoken` does not implement (see [`es512`]).
+    fn provider(self) -> Option<jsonwebtoken::Algorithm> {
+        use jsonwebtoken::Algorithm as Jwt;
+        Some(match self {
+            Algorithm::HS256 => Jwt::HS256,
+            Algorithm::HS384 => Jwt::HS384,
+            Algorithm::HS512 => Jwt::HS512,
+            Algorithm::RS256 => Jwt::RS256,
+            Algorithm::RS384 => Jwt::RS384,
+            Algorithm::RS512 => Jwt::RS512,
+            Algorithm::PS256 => Jwt::PS256,
+            Algorithm::PS384 => Jwt::PS384,
+            Algorithm::PS512 => Jwt::PS512,
+            Algorithm::ES256 => Jwt::ES256,
+            Algorithm::ES384 => Jwt::ES384,
+            Algorithm::ES512 => return None,
+            Algorithm::EdDSA => Jwt::EdDSA,
+        })
+    }
+
+    /// Which kind of key material the method takes.
+    fn family(self) -> AlgorithmFamily {
+        match self.provider() {
+            Some(provider) => provider.family(),
+            None => AlgorithmFamily::Ec,
+        }
     }
 }
 
@@ -175,8 +232,20 @@ fn decode_config_base64(encoded: &str) -> Result<Vec<u8>, KeyConfigError> {
 #[derive(Clone)]
 pub struct SigningKey {
     alg: Algorithm,
-    key: DecodingKey,
+    key: KeyMaterial,
     kid: Option<String>,
+}
+
+/// A validated key, in the form its verifier takes.
+#[derive(Clone)]
+enum KeyMaterial {
+    /// Every method but ES512: `jsonwebtoken`'s RustCrypto provider.
+    Provider {
+        alg: jsonwebtoken::Algorithm,
+        key: DecodingKey,
+    },
+    /// ES512 (see [`es512`]).
+    P521(es512::PublicKey),
 }
 
 impl fmt::Debug for SigningKey {
@@ -199,18 +268,21 @@ impl SigningKey {
     /// Public keys are checked here (type, curve, parseability) so a bad
     /// configuration fails at start-up instead of rejecting every token.
     pub fn new(method: &str, encoded: &str, kid: Option<String>) -> Result<Self, KeyConfigError> {
-        let alg = algorithm_from_method(method)
+        let alg = Algorithm::from_method(method)
             .ok_or_else(|| KeyConfigError::UnsupportedMethod(method.trim().to_string()))?;
         let kid = kid.filter(|k| !k.is_empty());
-        let key = match alg.family() {
-            AlgorithmFamily::Hmac => {
+        let key = match (alg.provider(), alg.family()) {
+            (Some(provider), AlgorithmFamily::Hmac) => {
                 let secret = decode_config_base64(encoded)?;
                 if secret.is_empty() {
                     return Err(KeyConfigError::EmptySecret);
                 }
-                DecodingKey::from_secret(&secret)
+                KeyMaterial::Provider {
+                    alg: provider,
+                    key: DecodingKey::from_secret(&secret),
+                }
             }
-            family => public_key(alg, family, encoded)?,
+            (_, family) => public_key(alg, family, encoded)?,
         };
         Ok(SigningKey { alg, key, kid })
     }
@@ -226,20 +298,27 @@ impl SigningKey {
     /// True when `signature` is this key's signature of `message`. Any
     /// provider error counts as "does not verify".
     fn verifies(&self, message: &[u8], signature: &[u8]) -> bool {
-        match (DEFAULT_PROVIDER.verifier_factory)(&self.alg, &self.key) {
-            Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
-            Err(_) => false,
+        match &self.key {
+            KeyMaterial::Provider { alg, key } => {
+                match (DEFAULT_PROVIDER.verifier_factory)(alg, key) {
+                    Ok(verifier) => verifier.verify(message, &signature.to_vec()).is_ok(),
+                    Err(_) => false,
+                }
+            }
+            KeyMaterial::P521(key) => key.verifies(message, signature),
         }
     }
 }
 
-/// Loads and validates an asymmetric public key for `alg`.
+/// Loads and validates an asymmetric public key for `alg`. The PEM is always
+/// read by `jsonwebtoken`'s loader (so every method accepts the same PEM
+/// shapes); ES512 then takes the extracted point from there.
 fn public_key(
     alg: Algorithm,
     family: AlgorithmFamily,
     encoded: &str,
-) -> Result<DecodingKey, KeyConfigError> {
-    let method = algorithm_name(alg);
+) -> Result<KeyMaterial, KeyConfigError> {
+    let method = alg.name();
     let invalid = |reason: &str| KeyConfigError::InvalidKey {
         method,
         reason: reason.to_string(),
@@ -279,13 +358,22 @@ fn public_key(
         }
         _ => {}
     }
-    // Building a verifier parses EC points (and catches curve mismatches such
-    // as a P-384 key configured for ES256) and Ed25519 points.
-    (DEFAULT_PROVIDER.verifier_factory)(&alg, &key).map_err(|_| match family {
+    // Parsing the point catches curve mismatches (such as a P-384 key
+    // configured for ES256, or a P-256 key for ES512) and bad Ed25519 points.
+    let bad_point = || match family {
         AlgorithmFamily::Ec => invalid("key is not on the curve this method uses"),
         _ => invalid("not a valid public key"),
-    })?;
-    Ok(key)
+    };
+    match alg.provider() {
+        Some(provider) => {
+            // Building a verifier is how the provider parses the point.
+            (DEFAULT_PROVIDER.verifier_factory)(&provider, &key).map_err(|_| bad_point())?;
+            Ok(KeyMaterial::Provider { alg: provider, key })
+        }
+        None => es512::PublicKey::from_sec1(der)
+            .map(KeyMaterial::P521)
+            .ok_or_else(bad_point),
+    }
 }
 
 /// Verifies tokens against the stage's one or two signing keys.
@@ -539,17 +627,18 @@ fn decode_json_object(part: &str) -> Result<Map<String, Value>, TokenError> {
 fn header_algorithm(header: &Map<String, Value>) -> Result<Algorithm, TokenError> {
     match header.get("alg") {
         Some(Value::String(name)) => {
-            algorithm_from_header(name).ok_or(TokenError::UnsupportedAlgorithm)
+            Algorithm::from_header(name).ok_or(TokenError::UnsupportedAlgorithm)
         }
         _ => Err(TokenError::Malformed),
     }
 }
 
+/// Hotsock's authentication page: the header's `typ` must be `JWT` (compared
+/// case-insensitively, as RFC 7515 asks of media types).
 fn check_typ(header: &Map<String, Value>) -> Result<(), TokenError> {
     match header.get("typ") {
-        None | Some(Value::Null) => Ok(()),
         Some(Value::String(typ)) if typ.eq_ignore_ascii_case("JWT") => Ok(()),
-        Some(_) => Err(TokenError::Malformed),
+        _ => Err(TokenError::NotJwtType),
     }
 }
 
@@ -564,4 +653,372 @@ pub fn sign_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
     mac.update(signing_input.as_bytes());
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{signing_input}.{signature}")
+}
+
+#[cfg(test)]
+mod tests {
+    //! ES512 through the whole verifier. The other methods are tested through
+    //! the public API in `shared/tests/token.rs`; `jsonwebtoken` cannot sign
+    //! ES512, so these sign with `p521` directly. Every P-521 key here is
+    //! TEST-ONLY, generated per run and never stored.
+
+    use super::*;
+    use base64::engine::general_purpose::STANDARD;
+    use p521::ecdsa::signature::Signer as _;
+    use p521::ecdsa::{Signature, SigningKey as P521SigningKey};
+    use p521::elliptic_curve::rand_core::OsRng;
+    use p521::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
+    use serde_json::json;
+    use std::collections::HashMap;
+
+    const NOW: i64 = 1_700_000_000;
+    /// TEST-ONLY P-256 public key (shared with `shared/tests/token.rs`).
+    const P256_PUBLIC: &str = include_str!("../tests/keys/test_only_p256_public.pem");
+    const RSA_PUBLIC: &str = include_str!("../tests/keys/test_only_rsa_a_public.pem");
+
+    /// A fresh TEST-ONLY P-521 private key.
+    fn test_only_p521_key() -> P521SigningKey {
+        P521SigningKey::random(&mut OsRng)
+    }
+
+    /// The SPKI `PUBLIC KEY` PEM of `key`, as an operator would export it.
+    fn public_pem(key: &P521SigningKey) -> String {
+        p521::PublicKey::from_secret_scalar(key.as_nonzero_scalar())
+            .to_public_key_pem(LineEnding::LF)
+            .unwrap()
+    }
+
+    /// The stage's key: Base64 of the public PEM, as `SIGNING_KEY_n_ENCODED`.
+    fn es512_key(key: &P521SigningKey, kid: Option<&str>) -> super::SigningKey {
+        super::SigningKey::new(
+            "ES512",
+            &STANDARD.encode(public_pem(key)),
+            kid.map(str::to_string),
+        )
+        .unwrap()
+    }
+
+    fn verifier(keys: Vec<super::SigningKey>) -> Verifier {
+        Verifier::new(keys, None, None).unwrap()
+    }
+
+    fn claims() -> Value {
+        json!({"exp": NOW + 60, "scope": "connect", "uid": "jim"})
+    }
+
+    fn signing_input(header: &Value, claims: &Value) -> String {
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        )
+    }
+
+    /// `header`.`claims` with `signature` bytes as the third part.
+    fn with_signature(input: &str, signature: &[u8]) -> String {
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
+
+    fn raw_signature(key: &P521SigningKey, input: &str) -> Signature {
+        key.sign(input.as_bytes())
+    }
+
+    /// An ES512 JWS: raw R‖S signature, as RFC 7518 §3.4 requires.
+    fn sign_es512(key: &P521SigningKey, kid: Option<&str>, claims: &Value) -> String {
+        let mut header = json!({"alg": "ES512", "typ": "JWT"});
+        if let Some(kid) = kid {
+            header["kid"] = json!(kid);
+        }
+        let input = signing_input(&header, claims);
+        let signature = raw_signature(key, &input);
+        with_signature(&input, &signature.to_bytes())
+    }
+
+    #[test]
+    fn algorithm_names_round_trip_and_map_to_the_provider() {
+        for alg in Algorithm::ALL {
+            assert_eq!(Algorithm::from_header(alg.name()), Some(alg));
+            assert_eq!(
+                Algorithm::from_method(&alg.name().to_lowercase()),
+                Some(alg)
+            );
+            assert_eq!(format!("{alg:?}"), alg.name());
+            match alg.provider() {
+                Some(provider) => assert_eq!(format!("{provider:?}"), alg.name()),
+                None => assert_eq!(alg, Algorithm::ES512),
+            }
+        }
+        assert_eq!(Algorithm::ES512.family(), AlgorithmFamily::Ec);
+        assert_eq!(Algorithm::from_header("es512"), None);
+    }
+
+    #[test]
+    fn es512_valid_token_is_accepted() {
+        let key = test_only_p521_key();
+        let token = sign_es512(&key, None, &claims());
+        let signature = URL_SAFE_NO_PAD
+            .decode(token.rsplit('.').next().unwrap())
+            .unwrap();
+        assert_eq!(signature.len(), 132);
+        let payload = verifier(vec![es512_key(&key, None)])
+            .verify(&token, NOW)
+            .unwrap();
+        assert_eq!(Value::Object(payload), claims());
+    }
+
+    #[test]
+    fn es512_tampered_signature_or_payload_is_rejected() {
+        let key = test_only_p521_key();
+        let v = verifier(vec![es512_key(&key, None)]);
+        let input = signing_input(&json!({"alg": "ES512", "typ": "JWT"}), &claims());
+        let signature = raw_signature(&key, &input).to_bytes();
+        for at in [0, 65, 66, 131] {
+            let mut tampered = signature.to_vec();
+            tampered[at] ^= 0x01;
+            assert_eq!(
+                v.verify(&with_signature(&input, &tampered), NOW),
+                Err(TokenError::BadSignature),
+                "byte {at}"
+            );
+        }
+        let other_claims = signing_input(
+            &json!({"alg": "ES512", "typ": "JWT"}),
+            &json!({"exp": NOW + 60, "scope": "connect", "uid": "admin"}),
+        );
+        assert_eq!(
+            v.verify(&with_signature(&other_claims, &signature), NOW),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn es512_wrong_key_is_rejected() {
+        let (signer, configured) = (test_only_p521_key(), test_only_p521_key());
+        assert_eq!(
+            verifier(vec![es512_key(&configured, None)])
+                .verify(&sign_es512(&signer, None, &claims()), NOW),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn es512_der_signature_is_rejected() {
+        let key = test_only_p521_key();
+        let v = verifier(vec![es512_key(&key, None)]);
+        let input = signing_input(&json!({"alg": "ES512", "typ": "JWT"}), &claims());
+        let signature = raw_signature(&key, &input);
+        let der = signature.to_der();
+        assert_ne!(der.as_bytes().len(), 132);
+        assert_eq!(
+            v.verify(&with_signature(&input, der.as_bytes()), NOW),
+            Err(TokenError::BadSignature)
+        );
+        // The same signature in JWS form verifies.
+        assert!(v
+            .verify(&with_signature(&input, &signature.to_bytes()), NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn es512_wrong_length_signature_is_rejected() {
+        let key = test_only_p521_key();
+        let v = verifier(vec![es512_key(&key, None)]);
+        let input = signing_input(&json!({"alg": "ES512", "typ": "JWT"}), &claims());
+        let raw = raw_signature(&key, &input).to_bytes().to_vec();
+        let mut padded = raw.clone();
+        padded.push(0);
+        let mut left_padded = vec![0];
+        left_padded.extend_from_slice(&raw);
+        let candidates: [&[u8]; 6] = [
+            &raw[..131],
+            &padded,
+            &left_padded,
+            &raw[..96],
+            &raw[..64],
+            &[],
+        ];
+        for signature in candidates {
+            assert_eq!(
+                v.verify(&with_signature(&input, signature), NOW),
+                Err(TokenError::BadSignature),
+                "{} bytes",
+                signature.len()
+            );
+        }
+        // All-zero R and S are out of range, not a crash.
+        assert_eq!(
+            v.verify(&with_signature(&input, &[0; 132]), NOW),
+            Err(TokenError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn es512_high_s_signature_is_accepted() {
+        // Other JWS libraries (golang-jwt, jose) accept both S and n - S.
+        let key = test_only_p521_key();
+        let v = verifier(vec![es512_key(&key, None)]);
+        let input = signing_input(&json!({"alg": "ES512", "typ": "JWT"}), &claims());
+        let (r, s) = raw_signature(&key, &input).split_scalars();
+        let flipped = Signature::from_scalars(r.to_bytes(), (-*s).to_bytes()).unwrap();
+        assert!(v
+            .verify(&with_signature(&input, &flipped.to_bytes()), NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn es512_claims_are_checked_like_any_other_method() {
+        let key = test_only_p521_key();
+        let v = Verifier::new(
+            vec![es512_key(&key, None)],
+            Some("hotsock".into()),
+            Some("backend".into()),
+        )
+        .unwrap();
+        let good =
+            json!({"exp": NOW + 60, "scope": "connect", "aud": ["x", "hotsock"], "iss": "backend"});
+        assert!(v.verify(&sign_es512(&key, None, &good), NOW).is_ok());
+        let cases = [
+            (
+                json!({"exp": NOW, "aud": "hotsock", "iss": "backend"}),
+                TokenError::Expired,
+            ),
+            (
+                json!({"exp": NOW - 1, "aud": "hotsock", "iss": "backend"}),
+                TokenError::Expired,
+            ),
+            (
+                json!({"aud": "hotsock", "iss": "backend"}),
+                TokenError::MissingExpiry,
+            ),
+            (
+                json!({"exp": NOW + 60, "nbf": NOW + 1, "aud": "hotsock", "iss": "backend"}),
+                TokenError::NotYetValid,
+            ),
+            (
+                json!({"exp": NOW + 60, "aud": "other", "iss": "backend"}),
+                TokenError::WrongAudience,
+            ),
+            (
+                json!({"exp": NOW + 60, "aud": "hotsock", "iss": "other"}),
+                TokenError::WrongIssuer,
+            ),
+        ];
+        for (claims, expected) in cases {
+            assert_eq!(
+                v.verify(&sign_es512(&key, None, &claims), NOW),
+                Err(expected),
+                "{claims}"
+            );
+        }
+    }
+
+    #[test]
+    fn es512_is_routed_by_alg_and_kid_next_to_another_method() {
+        let key = test_only_p521_key();
+        let secret = b"test-only-hmac-secret-0123456789";
+        let v = verifier(vec![
+            super::SigningKey::new("HS256", &STANDARD.encode(secret), Some("old".into())).unwrap(),
+            es512_key(&key, Some("new")),
+        ]);
+        assert!(v
+            .verify(&sign_es512(&key, Some("new"), &claims()), NOW)
+            .is_ok());
+        // Wrong kid for this method; an unclaimed kid with no kid-less key.
+        assert_eq!(
+            v.verify(&sign_es512(&key, Some("old"), &claims()), NOW),
+            Err(TokenError::UnsupportedAlgorithm)
+        );
+        assert_eq!(
+            v.verify(&sign_es512(&key, Some("nope"), &claims()), NOW),
+            Err(TokenError::UnknownKeyId)
+        );
+        // A kid-less ES512 key ignores the token's kid.
+        let kidless = verifier(vec![es512_key(&key, None)]);
+        assert!(kidless
+            .verify(&sign_es512(&key, Some("anything"), &claims()), NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn es512_and_other_methods_do_not_cross() {
+        let key = test_only_p521_key();
+        let pem = public_pem(&key);
+        // HMAC forged with the public key's bytes, against an ES512 stage.
+        let forged = sign_hs256(pem.as_bytes(), &claims());
+        assert_eq!(
+            verifier(vec![es512_key(&key, None)]).verify(&forged, NOW),
+            Err(TokenError::UnsupportedAlgorithm)
+        );
+        // An ES512 token against stages without an ES512 key.
+        let hs = super::SigningKey::new("HS512", &STANDARD.encode(b"secret"), None).unwrap();
+        let es256 = super::SigningKey::new("ES256", &STANDARD.encode(P256_PUBLIC), None).unwrap();
+        for v in [verifier(vec![hs]), verifier(vec![es256])] {
+            assert_eq!(
+                v.verify(&sign_es512(&key, None, &claims()), NOW),
+                Err(TokenError::UnsupportedAlgorithm)
+            );
+        }
+    }
+
+    #[test]
+    fn es512_key_configuration() {
+        let key = test_only_p521_key();
+        let pem = public_pem(&key);
+        let token = sign_es512(&key, None, &claims());
+        // Method case-insensitive; Base64 (wrapped or not) or raw PEM.
+        for (method, encoded) in [
+            ("ES512", STANDARD.encode(&pem)),
+            ("es512", STANDARD.encode(&pem)),
+            (" Es512 ", pem.clone()),
+        ] {
+            let k = super::SigningKey::new(method, &encoded, None).unwrap();
+            assert_eq!(k.algorithm(), Algorithm::ES512);
+            assert!(verifier(vec![k]).verify(&token, NOW).is_ok(), "{method}");
+        }
+        // Through the environment, like every other method.
+        let env: HashMap<&str, String> = HashMap::from([
+            ("SIGNING_KEY_1_METHOD", "ES512".into()),
+            ("SIGNING_KEY_1_ENCODED", STANDARD.encode(&pem)),
+            ("SIGNING_KEY_1_ID", "p521".into()),
+        ]);
+        let v = Verifier::from_env(|name| env.get(name).cloned()).unwrap();
+        assert_eq!(
+            (v.keys()[0].algorithm(), v.keys()[0].kid()),
+            (Algorithm::ES512, Some("p521"))
+        );
+        assert!(v
+            .verify(&sign_es512(&key, Some("p521"), &claims()), NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn es512_bad_keys_are_rejected_at_configuration() {
+        let key = test_only_p521_key();
+        let private_pem = p521::SecretKey::from_bytes(&key.to_bytes())
+            .unwrap()
+            .to_pkcs8_pem(LineEnding::LF)
+            .unwrap();
+        let not_on_curve = "key is not on the curve this method uses";
+        let not_ec = "expected an EC public key PEM";
+        let cases = [
+            ("ES512", STANDARD.encode(P256_PUBLIC), not_on_curve),
+            ("ES256", STANDARD.encode(public_pem(&key)), not_on_curve),
+            ("ES384", STANDARD.encode(public_pem(&key)), not_on_curve),
+            ("ES512", STANDARD.encode(RSA_PUBLIC), not_ec),
+            ("ES512", STANDARD.encode(private_pem.as_bytes()), not_ec),
+            ("ES512", STANDARD.encode("not a pem"), not_ec),
+        ];
+        for (method, encoded, expected) in cases {
+            match super::SigningKey::new(method, &encoded, None) {
+                Err(KeyConfigError::InvalidKey { method: m, reason }) => {
+                    assert_eq!((m, reason.as_str()), (method, expected), "{method}");
+                }
+                other => panic!("{method}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            super::SigningKey::new("ES512", "%%%", None),
+            Err(KeyConfigError::InvalidBase64(_))
+        ));
+    }
 }

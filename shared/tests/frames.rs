@@ -177,7 +177,7 @@ fn unsubscribed() {
 fn pong_keep_alive_ping_exact_text() {
     assert_eq!(
         ServerMessage::pong().to_json(),
-        r#"{"event":"hotsock.pong","data":{}}"#
+        r#"{"event":"hotsock.pong","data":"{}"}"#
     );
     assert_eq!(
         ServerMessage::keep_alive().to_json(),
@@ -316,20 +316,24 @@ fn member_removed_last_member_has_empty_members() {
 
 #[test]
 fn reaction_frames() {
-    let added = ServerMessage::reaction(true, "chat", ULID, "👍", meta("jim", json!(null)));
+    let id = "01ARZ3NDEKTSV4RRFFQ69G5FAW";
+    let added = ServerMessage::reaction(id, true, "chat", ULID, "👍", meta("jim", json!(null)));
     assert_frame(
         &added,
         json!({
+            "id": id,
             "event": "hotsock.messageReactionAdded",
             "channel": "chat",
             "data": {"messageId": ULID, "reaction": "👍", "action": "add"},
             "meta": {"uid": "jim", "umd": null}
         }),
     );
-    let removed = ServerMessage::reaction(false, "chat", ULID, "👍", meta("jim", json!({"a": 1})));
+    let removed =
+        ServerMessage::reaction(id, false, "chat", ULID, "👍", meta("jim", json!({"a": 1})));
     assert_frame(
         &removed,
         json!({
+            "id": id,
             "event": "hotsock.messageReactionRemoved",
             "channel": "chat",
             "data": {"messageId": ULID, "reaction": "👍", "action": "remove"},
@@ -1430,14 +1434,15 @@ fn http_operations_parse_into_the_frame_commands() {
     assert_eq!(
         parse_http_command(
             "listMessages",
-            json!({"channel": "c", "after": lower, "reverse": true})
+            json!({"channel": "c", "after": lower, "limit": 5})
         )
         .expect("list"),
         ClientCommand::ListMessages(ListMessages {
             channel: "c".into(),
             after: Some(ULID.into()),
             before: None,
-            reverse: true,
+            reverse: false,
+            limit: 5,
             expand_reactions: false,
         })
     );
@@ -1502,4 +1507,46 @@ fn http_operation_errors_have_stable_codes() {
         Some("c"),
         "errors carry the channel"
     );
+}
+
+/// Hotsock's listMessages: `after` pages oldest-first, `before` pages
+/// newest-first (`reverse`); each direction ignores the other cursor, unread.
+#[test]
+fn list_messages_reads_only_the_cursor_of_its_direction() {
+    let list = |body: Value| match parse_http_command("listMessages", body) {
+        Ok(ClientCommand::ListMessages(l)) => Ok(l),
+        Ok(other) => panic!("not a list: {other:?}"),
+        Err(e) => Err(e.code),
+    };
+    let forward = list(json!({"channel": "c", "after": ULID, "before": ULID})).unwrap();
+    assert_eq!(
+        (forward.after.as_deref(), forward.before),
+        (Some(ULID), None)
+    );
+    assert_eq!(forward.limit, 100, "Hotsock's default page size");
+    let backward =
+        list(json!({"channel": "c", "after": ULID, "before": ULID, "reverse": true})).unwrap();
+    assert_eq!(
+        (backward.after, backward.before.as_deref()),
+        (None, Some(ULID))
+    );
+    // An ignored cursor is not even validated.
+    assert!(list(json!({"channel": "c", "before": "junk"})).is_ok());
+    assert!(list(json!({"channel": "c", "after": "junk", "reverse": true})).is_ok());
+    assert_eq!(
+        list(json!({"channel": "c", "after": "junk"})).unwrap_err(),
+        ErrorCode::InvalidRequest
+    );
+    assert_eq!(list(json!({"channel": "c", "limit": 1})).unwrap().limit, 1);
+    assert_eq!(
+        list(json!({"channel": "c", "limit": 1000})).unwrap().limit,
+        1000
+    );
+    for bad in [json!(0), json!(1001), json!(-1), json!(2.5), json!("10")] {
+        assert_eq!(
+            list(json!({"channel": "c", "limit": bad})).unwrap_err(),
+            ErrorCode::InvalidRequest,
+            "limit {bad}"
+        );
+    }
 }

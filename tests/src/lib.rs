@@ -14,6 +14,8 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 /// TEST-ONLY HS256 secret: signs the tokens of these tests and nothing else.
 pub const TEST_SECRET: &[u8] = b"sockhop-TEST-ONLY-hs256-secret-not-for-real-use";
+/// TEST-ONLY Bearer key of the server API (`POST /publish`) of every test stage.
+pub const TEST_API_KEY: &str = "TEST-ONLY-server-api-key-1";
 /// How long a test waits for a frame it expects.
 pub const WAIT: Duration = Duration::from_secs(10);
 
@@ -63,6 +65,7 @@ impl TestStage {
                 "SIGNING_KEY_1_ENCODED".into(),
                 base64::engine::general_purpose::STANDARD.encode(TEST_SECRET),
             ),
+            ("HTTP_API_KEY_1".into(), TEST_API_KEY.into()),
             (
                 "CONNECTION_SECRET_KEY".into(),
                 base64::engine::general_purpose::STANDARD
@@ -150,6 +153,20 @@ impl TestStage {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(Value::Null);
         (status, body)
+    }
+
+    /// `POST /publish` with the test API key; returns status and JSON body.
+    pub async fn server_publish(&self, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/publish", self.stage.http_url()))
+            .header("authorization", format!("Bearer {TEST_API_KEY}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("server api answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// The channel's stored subscription count (its META item).
@@ -276,6 +293,21 @@ impl Client {
         if let Some(frame) = self.next_within(wait).await {
             panic!("expected no frame, got {frame}");
         }
+    }
+
+    /// Skips to the next `hotsock.error` and checks its code and channel.
+    pub async fn expect_error(&mut self, code: &str, channel: Option<&str>) -> Value {
+        let frame = self.expect_event("hotsock.error").await;
+        assert_eq!(frame["error"]["code"], code, "{frame}");
+        assert!(frame["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()));
+        assert_eq!(frame["data"], json!({}));
+        match channel {
+            Some(c) => assert_eq!(frame["channel"], c, "{frame}"),
+            None => assert!(frame.get("channel").is_none(), "{frame}"),
+        }
+        frame
     }
 
     pub async fn subscribe(&mut self, channel: &str) -> Value {

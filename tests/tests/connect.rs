@@ -1,5 +1,11 @@
 //! `$connect`: tokens decide who may open a socket; the greeting comes first.
 
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use p521::ecdsa::signature::Signer;
+use p521::ecdsa::{Signature, SigningKey};
+use p521::elliptic_curve::rand_core::OsRng;
+use p521::pkcs8::{EncodePublicKey, LineEnding};
 use serde_json::json;
 use sockhop_tests::{now, sign, TestStage};
 
@@ -131,4 +137,56 @@ async fn auto_subscribe_follows_the_greeting() {
         2,
         "subscription + count"
     );
+}
+
+/// An ES512 JWS (raw R‖S signature) over `claims`.
+fn sign_es512(key: &SigningKey, claims: &serde_json::Value) -> String {
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(json!({"alg": "ES512", "typ": "JWT"}).to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string())
+    );
+    let signature: Signature = key.sign(input.as_bytes());
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature.to_bytes()))
+}
+
+#[tokio::test]
+async fn es512_signed_token_connects() {
+    // TEST-ONLY P-521 keys, generated per run.
+    let key = SigningKey::random(&mut OsRng);
+    let other_key = SigningKey::random(&mut OsRng);
+    let public_pem = p521::PublicKey::from_secret_scalar(key.as_nonzero_scalar())
+        .to_public_key_pem(LineEnding::LF)
+        .expect("pem");
+    let stage = TestStage::start_with(|options| {
+        options
+            .env
+            .retain(|(name, _)| !name.starts_with("SIGNING_KEY_1_"));
+        options
+            .env
+            .push(("SIGNING_KEY_1_METHOD".into(), "ES512".into()));
+        options
+            .env
+            .push(("SIGNING_KEY_1_ENCODED".into(), STANDARD.encode(public_pem)));
+    })
+    .await;
+    let claims = json!({"scope": "connect", "uid": "p521", "exp": now() + 60});
+    let mut client = stage
+        .try_connect(&sign_es512(&key, &claims))
+        .await
+        .expect("upgrade accepted");
+    let connected = client.expect_event("hotsock.connected").await;
+    assert_eq!(connected["meta"]["uid"], "p521");
+    for (token, code) in [
+        (sign_es512(&other_key, &claims), "TOKEN_BAD_SIGNATURE"),
+        (sign(claims.clone()), "TOKEN_ALGORITHM_NOT_ALLOWED"),
+    ] {
+        let (status, body) = stage
+            .try_connect(&token)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{code}: accepted"));
+        assert_eq!(status, 401, "{code}: {body}");
+        assert!(body.contains(code), "{code}: {body}");
+    }
 }

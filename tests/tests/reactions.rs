@@ -7,19 +7,18 @@ use std::time::Duration;
 const QUIET: Duration = Duration::from_millis(600);
 const REACTIONS: [&str; 4] = ["❤️", "👍", "👎", "😂"];
 
-fn chat_claims(uid: &str, reaction_echo: bool) -> Value {
+fn chat_claims(uid: &str) -> Value {
     json!({"scope": "connect", "uid": uid, "umd": {"name": uid}, "channels": {"chat": {
         "subscribe": true, "historyStart": 0,
         "messages": {
             "chat": {"publish": true, "echo": true, "store": 3600, "react": REACTIONS},
-            "fleeting": {"publish": true},
-            "hotsock.messageReaction": {"echo": reaction_echo}
+            "fleeting": {"publish": true}
         }
     }}})
 }
 
-async fn joined(stage: &TestStage, uid: &str, echo: bool) -> Client {
-    let mut c = stage.connect(chat_claims(uid, echo)).await;
+async fn joined(stage: &TestStage, uid: &str) -> Client {
+    let mut c = stage.connect(chat_claims(uid)).await;
     assert_eq!(c.subscribe("chat").await["event"], "hotsock.subscribed");
     c
 }
@@ -37,32 +36,45 @@ async fn post_chat(jim: &mut Client, pam: &mut Client, text: &str) -> String {
     got["id"].as_str().expect("id").to_owned()
 }
 
+/// Hotsock: every subscriber of the channel, the reactor included, gets the
+/// reaction event, which has an `id` of its own.
 #[tokio::test]
-async fn reactions_fan_out_with_the_echo_rule_and_count() {
+async fn reactions_fan_out_to_every_subscriber_and_count() {
     let stage = TestStage::start().await;
-    let mut jim = joined(&stage, "jim", false).await;
-    let mut pam = joined(&stage, "pam", true).await;
+    let mut jim = joined(&stage, "jim").await;
+    let mut pam = joined(&stage, "pam").await;
     let id = post_chat(&mut jim, &mut pam, "hello").await;
 
     pam.send(react(&id, "👍", "add")).await;
-    let seen_by_jim = jim.expect_event("hotsock.messageReactionAdded").await;
+    let mut seen_by_jim = jim.expect_event("hotsock.messageReactionAdded").await;
+    let event_id = seen_by_jim
+        .as_object_mut()
+        .and_then(|f| f.remove("id"))
+        .expect("reaction events carry an id");
+    let event_id = event_id.as_str().expect("string id");
+    assert!(
+        event_id.len() == 26 && event_id > id.as_str(),
+        "a ULID after the message's: {event_id}"
+    );
     assert_eq!(
         seen_by_jim,
         json!({"event": "hotsock.messageReactionAdded", "channel": "chat",
                "data": {"messageId": id, "reaction": "👍", "action": "add"},
                "meta": {"uid": "pam", "umd": {"name": "pam"}}})
     );
-    // Pam's token has echo on hotsock.messageReaction; Jim's has not.
     assert_eq!(
-        pam.expect_event("hotsock.messageReactionAdded").await,
-        seen_by_jim
+        pam.expect_event("hotsock.messageReactionAdded").await["id"],
+        event_id
     );
     jim.send(react(&id, "👍", "add")).await;
     assert_eq!(
         pam.expect_event("hotsock.messageReactionAdded").await["meta"]["uid"],
         "jim"
     );
-    jim.expect_silence(QUIET).await;
+    assert_eq!(
+        jim.expect_event("hotsock.messageReactionAdded").await["meta"]["uid"],
+        "jim"
+    );
 
     // One reaction per (message, value, uid): a repeat changes nothing.
     pam.send(react(&id, "👍", "add")).await;
@@ -108,8 +120,8 @@ async fn reactions_fan_out_with_the_echo_rule_and_count() {
 #[tokio::test]
 async fn messages_without_reactions_list_empty_reactions_only_when_expanded() {
     let stage = TestStage::start().await;
-    let mut jim = joined(&stage, "jim", false).await;
-    let mut pam = joined(&stage, "pam", false).await;
+    let mut jim = joined(&stage, "jim").await;
+    let mut pam = joined(&stage, "pam").await;
     post_chat(&mut jim, &mut pam, "plain").await;
     let (_, page) = stage
         .connection_api(&jim, "listMessages", json!({"channel": "chat"}))
@@ -128,8 +140,8 @@ async fn messages_without_reactions_list_empty_reactions_only_when_expanded() {
 #[tokio::test]
 async fn reaction_errors() {
     let stage = TestStage::start().await;
-    let mut jim = joined(&stage, "jim", false).await;
-    let mut pam = joined(&stage, "pam", false).await;
+    let mut jim = joined(&stage, "jim").await;
+    let mut pam = joined(&stage, "pam").await;
     let id = post_chat(&mut jim, &mut pam, "hi").await;
     let expect = |code: &'static str| {
         move |frame: Value| assert_eq!(frame["error"]["code"], code, "{frame}")
@@ -177,12 +189,12 @@ async fn reaction_errors() {
 #[tokio::test]
 async fn concurrent_reactions_keep_exact_counts() {
     let stage = TestStage::start().await;
-    let mut jim = joined(&stage, "jim", false).await;
-    let mut pam = joined(&stage, "pam", false).await;
+    let mut jim = joined(&stage, "jim").await;
+    let mut pam = joined(&stage, "pam").await;
     let id = post_chat(&mut jim, &mut pam, "popular").await;
     let mut reactors = Vec::new();
     for i in 0..12 {
-        reactors.push(joined(&stage, &format!("r{i}"), false).await);
+        reactors.push(joined(&stage, &format!("r{i}")).await);
     }
     // Everyone adds two reactions at once, over both paths.
     futures::future::join_all(reactors.iter_mut().enumerate().map(|(i, c)| {

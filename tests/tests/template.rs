@@ -1362,3 +1362,39 @@ fn stream_failures_are_reported_per_record_and_retried() {
         "one batch per shard keeps each partition in order"
     );
 }
+
+/// Infrastructure written for Hotsock reads these outputs by name; where a
+/// Sockhop output means the same thing it carries Hotsock's name.
+#[test]
+fn outputs_carry_hotsocks_names() {
+    let t = template();
+    let outputs = t
+        .get("Outputs")
+        .and_then(Value::as_mapping)
+        .expect("Outputs");
+    let output = |name: &str| {
+        outputs
+            .get(name)
+            .and_then(|o| o.get("Value"))
+            .unwrap_or_else(|| panic!("output {name}"))
+    };
+    let wss = sub_string(output("WebSocketsAwsWssUrl")).expect("a !Sub URL");
+    assert!(
+        wss.starts_with("wss://${WebSocketApi}.execute-api.") && wss.ends_with("/${StageName}"),
+        "{wss}"
+    );
+    assert_eq!(
+        get_att(output("HttpApiUrl")),
+        Some(("HttpFunctionUrl".into(), "FunctionUrl".into()))
+    );
+    let publish = sub_string(output("PublishHttpApiUrl")).expect("a !Sub URL");
+    assert_eq!(publish, "${HttpFunctionUrl.FunctionUrl}publish");
+    assert_eq!(
+        get_att(output("PublishFunctionArn")),
+        Some(("PublishFunction".into(), "Arn".into()))
+    );
+    assert!(
+        outputs.get("WebSocketsWssUrl").is_none(),
+        "one name per output"
+    );
+}

@@ -15,7 +15,7 @@ use sockhop::clock::Timestamp;
 use sockhop::driver;
 use sockhop::error::{ErrorCode, ProtocolError};
 use sockhop::ops::dispatch::Request as Command;
-use sockhop::ops::publish::parse_server_publish;
+use sockhop::ops::publish::parse_server_request;
 use sockhop::ops::{connect, load_connection, Connection, Ctx};
 use sockhop::protocol::parse_http_command;
 use sockhop::App;
@@ -23,18 +23,22 @@ use tower_http::cors::{Any, CorsLayer};
 
 type AppState = &'static App;
 
-pub fn router(app: AppState) -> Router {
-    let cors = CorsLayer::new()
+/// Browsers call these routes from the app's own origin.
+pub fn any_origin() -> CorsLayer {
+    CorsLayer::new()
         .allow_origin(Any)
         .allow_methods(Any)
-        .allow_headers(Any);
+        .allow_headers(Any)
+}
+
+pub fn router(app: AppState) -> Router {
     Router::new()
         .route("/connection/publishMessage", post(publish_message))
         .route("/connection/listMessages", post(list_messages))
         .route("/connection/listReactions", post(list_reactions))
         .route("/connection/{operation}", post(unknown_operation))
         .route("/publish", post(server_publish))
-        .layer(cors)
+        .layer(any_origin())
         .with_state(app)
 }
 
@@ -214,7 +218,7 @@ async fn server_publish(
             "a valid Bearer API key is required",
         ));
     }
-    let request = parse_server_publish(body)?;
+    let request = parse_server_request(body)?;
     let reply = driver::command(app, Timestamp::now(), Command::Server(request)).await?;
     Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
 }

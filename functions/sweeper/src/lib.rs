@@ -9,7 +9,7 @@ use sockhop::App;
 
 /// Runs one pass; the scheduled event's payload carries nothing we need.
 pub async fn handle(app: &App, _scheduled: Value) -> Result<(), Failure> {
-    let report = driver::sweep(app, Timestamp::now(), app.config.sweep_interval_seconds).await?;
+    let report = driver::sweep(app, Timestamp::now()).await?;
     tracing::info!(closed = report.cleaned.len(), "sweep done");
     Ok(())
 }

@@ -256,7 +256,7 @@ mod tests {
         let parsed = sockhop::claims::Claims::parse(&map).expect("valid");
         let p = sockhop::claims::ChannelPermissions::single(parsed.channels.grant_for("chat-x"));
         assert!(p.may_subscribe());
-        assert_eq!(p.history_start(), Some(0));
+        assert_eq!(p.history_start(), Some(0.0));
         assert!(p.message("chat").may_react("👍"));
     }
 }

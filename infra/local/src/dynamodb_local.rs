@@ -20,13 +20,26 @@ impl DynamoDbLocal {
     pub async fn start(root: &Path) -> anyhow::Result<Self> {
         let port = free_port()?;
         let script = root.join("infra/dynamodb-local/start.sh");
-        let child = Command::new("bash")
+        let mut command = Command::new("bash");
+        command
             .arg(&script)
             .env("PORT", port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
-            .kill_on_drop(true)
+            .kill_on_drop(true);
+        // SAFETY: prctl is async-signal-safe and touches no memory of ours. It makes
+        // the kernel kill DynamoDB Local when the stage dies without running its
+        // shutdown (SIGKILL, a panic that aborts), so no JVM is ever left behind.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
             .spawn()
             .with_context(|| format!("cannot run {}", script.display()))?;
         let mut local = DynamoDbLocal { port, child };
@@ -45,6 +58,11 @@ impl DynamoDbLocal {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// Kills DynamoDB Local and waits until it has exited.
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
     }
 
     pub fn endpoint(&self) -> String {

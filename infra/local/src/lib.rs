@@ -80,7 +80,7 @@ pub struct Stage {
     pub app: &'static App,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    _dynamodb: Option<dynamodb_local::DynamoDbLocal>,
+    dynamodb: Option<dynamodb_local::DynamoDbLocal>,
 }
 
 impl Stage {
@@ -96,6 +96,9 @@ impl Stage {
         let _ = self.shutdown.send(true);
         for task in self.tasks.drain(..) {
             let _ = tokio::time::timeout(Duration::from_secs(2), task).await;
+        }
+        if let Some(dynamodb) = self.dynamodb.take() {
+            dynamodb.stop().await;
         }
     }
 }
@@ -160,10 +163,15 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
             "TABLE_NAME" | "DYNAMODB_ENDPOINT" | "WEBSOCKET_MANAGEMENT_ENDPOINT"
         )
     });
-    env.retain(|(k, _)| k != "SWEEP_INTERVAL_SECONDS");
+    // The sweeper's keepAlive timing follows this stage's own clockwork.
+    env.retain(|(k, _)| k != "SWEEP_INTERVAL_SECONDS" && k != "IDLE_TIMEOUT_SECONDS");
     env.push((
         "SWEEP_INTERVAL_SECONDS".into(),
         options.sweep_interval.as_secs().max(1).to_string(),
+    ));
+    env.push((
+        "IDLE_TIMEOUT_SECONDS".into(),
+        options.idle_timeout.as_secs().max(1).to_string(),
     ));
     env.push(("TABLE_NAME".into(), options.table_name.clone()));
     env.push(("DYNAMODB_ENDPOINT".into(), endpoint.clone()));
@@ -198,14 +206,16 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         options.idle_timeout,
         options.max_lifetime,
     ));
-    let mut router = Router::new()
+    // The stage's own pages and demo token endpoints answer any origin, like the
+    // http function does: apps are developed on their own dev-server ports.
+    let mut pages = dev::router(dev_key.clone()).route("/", axum::routing::get(index));
+    if let Some(dir) = &options.examples_dir {
+        pages = pages.nest_service("/examples", tower_http::services::ServeDir::new(dir));
+    }
+    let router = Router::new()
         .merge(sockets::router(app, registry.clone(), addr))
         .merge(sockhop_http::router(app))
-        .merge(dev::router(dev_key.clone()));
-    if let Some(dir) = &options.examples_dir {
-        router = router.nest_service("/examples", tower_http::services::ServeDir::new(dir));
-    }
-    router = router.route("/", axum::routing::get(index));
+        .merge(pages.layer(sockhop_http::any_origin()));
 
     let mut tasks = Vec::new();
     let mut server_shutdown = shutdown_rx.clone();
@@ -258,7 +268,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         app,
         shutdown,
         tasks,
-        _dynamodb: dynamodb,
+        dynamodb,
     })
 }
 

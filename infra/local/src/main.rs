@@ -1,8 +1,10 @@
 //! `sockhop-local`: run the whole installation on this machine.
 
 use clap::Parser;
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let mut signals = StopSignals::install()?;
     let root = repository_root().canonicalize()?;
     let mut options = sockhop_local::StageOptions::new(root);
     options.port = args.port;
@@ -50,7 +53,14 @@ async fn main() -> anyhow::Result<()> {
     options.idle_timeout = Duration::from_secs(args.idle_timeout);
     options.max_lifetime = Duration::from_secs(args.max_lifetime);
     println!("Starting Sockhop local stage (DynamoDB Local is installed on first run)...");
-    let stage = sockhop_local::start(options).await?;
+    let stage = tokio::select! {
+        stage = sockhop_local::start(options) => stage?,
+        // Dropping the half-started stage kills what it had started.
+        signal = signals.received() => {
+            println!("Stopped ({signal}) while starting.");
+            return Ok(());
+        }
+    };
     let http = stage.http_url();
     println!();
     println!("  WebSocket URL    {}", stage.websocket_url());
@@ -77,8 +87,40 @@ async fn main() -> anyhow::Result<()> {
     }
     println!();
     println!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c().await?;
-    println!("Stopping...");
+    let signal = signals.received().await;
+    // Whoever reads our output may be gone by now (a closed pipe must not panic).
+    let _ = writeln!(std::io::stdout(), "Stopping ({signal})...");
     stage.stop().await;
     Ok(())
+}
+
+/// Any of the signals a terminal, a process manager or `kill` sends: each one
+/// stops the stage and everything it started. Installed before anything starts,
+/// so no signal finds the default handler (which would orphan DynamoDB Local).
+struct StopSignals(Vec<(Signal, &'static str)>);
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        [
+            (SignalKind::interrupt(), "SIGINT"),
+            (SignalKind::terminate(), "SIGTERM"),
+            (SignalKind::hangup(), "SIGHUP"),
+            (SignalKind::quit(), "SIGQUIT"),
+        ]
+        .into_iter()
+        .map(|(kind, name)| Ok((signal(kind)?, name)))
+        .collect::<std::io::Result<_>>()
+        .map(StopSignals)
+    }
+
+    /// The name of the first signal received.
+    async fn received(&mut self) -> &'static str {
+        let waits = self.0.iter_mut().map(|(signal, name)| {
+            Box::pin(async move {
+                signal.recv().await;
+                *name
+            })
+        });
+        futures::future::select_all(waits).await.0
+    }
 }

@@ -194,10 +194,18 @@ fn auto_subscribe_only_on_exact_keys_of_connect_tokens() {
             ..
         }
     ));
-    let err = parse(json!({"exp": 1, "scope": "subscribe",
-        "channels": {"chat": {"subscribe": true, "autoSubscribe": true}}}))
-    .unwrap_err();
-    assert_eq!(err, ClaimsError::AutoSubscribeWithoutConnect("chat".into()));
+    // Outside a connect token autoSubscribe (and broadcast) mean nothing and are
+    // dropped, so a backend may reuse one claims builder for both tokens.
+    let sub = parse(
+        json!({"exp": 1, "scope": "subscribe", "channels": {"chat": {
+        "subscribe": true, "autoSubscribe": true,
+        "messages": {"m": {"broadcast": true}}}}}),
+    )
+    .expect("accepted");
+    assert!(sub.channels.auto_subscribe_channels().is_empty());
+    assert!(!ChannelPermissions::single(sub.channels.grant_for("chat"))
+        .message("m")
+        .may_send(false));
     // autoSubscribe: false is harmless anywhere.
     assert!(parse(json!({"exp": 1, "scope": "subscribe",
         "channels": {"chat-*": {"autoSubscribe": false}}}))
@@ -332,33 +340,39 @@ fn history_start_prefers_exact_then_most_specific_pattern() {
         "room-*": {"historyStart": 3},
         "room-1": {"historyStart": 4}
     }));
-    assert_eq!(perms(&c, "room-1").history_start(), Some(4));
-    assert_eq!(perms(&c, "room-2").history_start(), Some(3));
-    assert_eq!(perms(&c, "my-room").history_start(), Some(2));
+    assert_eq!(perms(&c, "room-1").history_start(), Some(4.0));
+    assert_eq!(perms(&c, "room-2").history_start(), Some(3.0));
+    assert_eq!(perms(&c, "my-room").history_start(), Some(2.0));
     let only_regex = with_channels(json!({"#regex:room": {"historyStart": 0}}));
-    assert_eq!(perms(&only_regex, "x-room").history_start(), Some(0));
+    assert_eq!(perms(&only_regex, "x-room").history_start(), Some(0.0));
 }
 
 #[test]
 fn valued_directive_skips_entries_that_do_not_set_it() {
     let c = with_channels(json!({"room-1": {"subscribe": true}, "room-*": {"historyStart": 9}}));
-    assert_eq!(perms(&c, "room-1").history_start(), Some(9));
+    assert_eq!(perms(&c, "room-1").history_start(), Some(9.0));
 }
 
 #[test]
-fn alias_resolution_prefers_real_names() {
+fn aliases_resolve_and_may_not_be_channels_of_the_same_token() {
     let c = with_channels(json!({
         "private-chat-123": {"alias": "chat", "subscribe": true},
         "lobby": {"alias": "hall", "subscribe": true},
-        "hall": {"subscribe": true}
+        "chat-*": {"subscribe": true}
     }));
     assert_eq!(c.channels.resolve_alias("chat"), Some("private-chat-123"));
     assert_eq!(c.channels.resolve_alias("private-chat-123"), None);
-    // "hall" is a real channel too, so it is not read as lobby's alias.
-    assert_eq!(c.channels.resolve_alias("hall"), None);
+    assert_eq!(c.channels.resolve_alias("hall"), Some("lobby"));
     assert_eq!(c.channels.resolve_alias("nothing"), None);
     assert_eq!(c.channels.alias_of("private-chat-123"), Some("chat"));
-    assert_eq!(c.channels.alias_of("hall"), None);
+    assert_eq!(c.channels.alias_of("chat-1"), None);
+    for clash in [
+        json!({"lobby": {"alias": "hall"}, "hall": {"subscribe": true}}),
+        json!({"lobby": {"alias": "lobby"}}),
+    ] {
+        let err = parse(json!({"exp": 1, "scope": "connect", "channels": clash})).unwrap_err();
+        assert!(matches!(err, ClaimsError::AliasIsAChannel(_)), "{err}");
+    }
     assert_eq!(
         perms(&c, "private-chat-123").alias().as_deref(),
         Some("chat")
@@ -513,7 +527,11 @@ fn subscribe_token_overrides_connect_token_per_directive() {
         Some(subscribe.channels.grant_for("room-1")),
     );
     assert!(p.may_subscribe(), "subscribe token grants");
-    assert_eq!(p.history_start(), Some(100), "falls back to connect token");
+    assert_eq!(
+        p.history_start(),
+        Some(100.0),
+        "falls back to connect token"
+    );
     let chat = p.message("chat");
     assert!(chat.may_send(true), "publish from connect token");
     assert!(!chat.echo, "echo revoked by subscribe token");

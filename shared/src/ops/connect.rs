@@ -69,6 +69,15 @@ pub fn check_connect_token(
             message: "the token does not have the connect scope".into(),
         });
     }
+    // A token bound to a connection (for subscribing) never opens a new one,
+    // even with the connect scope.
+    if claims.connection_id.is_some() {
+        return Err(ConnectRefusal {
+            status: 403,
+            code: "TOKEN_CONNECTION_ID_NOT_ALLOWED",
+            message: "a token with connectionId cannot open a connection".into(),
+        });
+    }
     let payload = serde_json::Value::Object(payload).to_string();
     Ok((claims, payload))
 }

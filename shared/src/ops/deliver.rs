@@ -7,38 +7,31 @@ use crate::effects::Effects;
 use crate::error::ProtocolError;
 use crate::protocol::{Meta, ServerMessage};
 use crate::store::{MessageItem, SubscriptionItem};
-use std::collections::BTreeMap;
 
-/// The wire frame of a stored or delivered message, under the channel name the
-/// recipient knows (its alias, if it subscribed by one).
-pub fn message_frame(message: &MessageItem, client_channel: &str) -> ServerMessage {
+/// The wire frame of a stored or delivered message. It names the real channel
+/// even for subscribers by alias: clients map real names to their aliases from
+/// `meta.channelAlias` of `hotsock.subscribed`, as hotsock-js does.
+pub fn message_frame(message: &MessageItem) -> ServerMessage {
     let data = serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null);
     let meta: Option<Meta> = message
         .meta
         .as_deref()
         .and_then(|m| serde_json::from_str(m).ok());
-    ServerMessage::message(message.id(), &message.event, client_channel, data, meta)
+    ServerMessage::message(message.id(), &message.event, &message.channel, data, meta)
 }
 
-/// Who receives a frame, grouped by the channel name each knows it by (pure):
-/// every subscriber but the sender, unless the sender asked for echo.
-pub fn recipients<'a>(
-    subscriptions: &'a [SubscriptionItem],
+/// Who receives a frame (pure): every subscriber but the sender, unless the
+/// sender asked for echo.
+pub fn recipients(
+    subscriptions: &[SubscriptionItem],
     sender: Option<&str>,
     echo: bool,
-) -> BTreeMap<&'a str, Vec<String>> {
-    let mut groups: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-    for sub in subscriptions {
-        if sender == Some(sub.connection_id.as_str()) && !echo {
-            continue;
-        }
-        let name = sub.alias.as_deref().unwrap_or(&sub.channel);
-        groups
-            .entry(name)
-            .or_default()
-            .push(sub.connection_id.clone());
-    }
-    groups
+) -> Vec<String> {
+    subscriptions
+        .iter()
+        .filter(|sub| echo || sender != Some(sub.connection_id.as_str()))
+        .map(|sub| sub.connection_id.clone())
+        .collect()
 }
 
 /// The frames that deliver `message` to the channel's current subscribers.
@@ -52,9 +45,9 @@ pub async fn deliver(cx: Ctx<'_>, message: &MessageItem) -> Result<Effects, Prot
         .await
         .map_err(internal)?;
     let mut effects = Effects::new();
-    effects.send_groups(
+    effects.send_to(
         recipients(&subscriptions, message.sender.as_deref(), message.echo),
-        |name| message_frame(message, name),
+        &message_frame(message),
     );
     if !message.stored {
         if let Err(err) = cx
@@ -106,24 +99,25 @@ mod tests {
     #[test]
     fn sender_is_skipped_without_echo() {
         let subs = [sub("a", None), sub("b", None)];
-        let r = recipients(&subs, Some("a"), false);
-        assert_eq!(r.get("chat"), Some(&vec!["b".to_owned()]));
-        let r = recipients(&subs, Some("a"), true);
-        assert_eq!(r.get("chat"), Some(&vec!["a".to_owned(), "b".to_owned()]));
-        let r = recipients(&subs, None, false);
-        assert_eq!(r.get("chat").map(Vec::len), Some(2));
+        assert_eq!(recipients(&subs, Some("a"), false), vec!["b".to_owned()]);
+        assert_eq!(
+            recipients(&subs, Some("a"), true),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        assert_eq!(recipients(&subs, None, false).len(), 2);
     }
 
     #[test]
-    fn alias_subscribers_get_their_own_name() {
+    fn alias_subscribers_get_the_real_channel_name() {
         let subs = [sub("a", None), sub("b", Some("room"))];
-        let r = recipients(&subs, None, false);
-        assert_eq!(r.get("room"), Some(&vec!["b".to_owned()]));
-        assert_eq!(r.get("chat"), Some(&vec!["a".to_owned()]));
-        let frame = message_frame(&message(None, false), "room");
+        assert_eq!(
+            recipients(&subs, None, false),
+            vec!["a".to_owned(), "b".to_owned()]
+        );
+        let frame = message_frame(&message(None, false));
         assert_eq!(
             serde_json::to_value(&frame).expect("json"),
-            json!({"id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "event": "msg", "channel": "room",
+            json!({"id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "event": "msg", "channel": "chat",
                    "data": {"text": "hi"}, "meta": {"uid": "jim", "umd": null}})
         );
     }

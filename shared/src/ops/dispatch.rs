@@ -1,8 +1,9 @@
 //! The one front door: every command — a WebSocket frame, a Client HTTP API
 //! operation, a server publish — arrives here already parsed and validated
-//! (by [`crate::protocol`] or [`super::publish::parse_server_publish`]) and
+//! (by [`crate::protocol`] or [`super::publish::parse_server_request`]) and
 //! is dispatched by [`run`].
 
+use super::publish::ServerRequest;
 use super::{history, load_connection, publish, reactions, subscribe, Connection, Ctx};
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
@@ -17,7 +18,7 @@ pub enum Request<'a> {
         command: ClientCommand,
     },
     /// The application's backend (publish function or `POST /publish`).
-    Server(publish::ServerPublish),
+    Server(publish::ServerRequest),
 }
 
 /// What a command produced: the reply an HTTP caller gets, and the frames and
@@ -47,10 +48,24 @@ impl Outcome {
 /// Runs one command.
 pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolError> {
     let (connection, command) = match request {
-        Request::Server(publish) => {
+        Request::Server(ServerRequest::Publish(publish)) => {
             return publish::publish_from_server(cx, &publish)
                 .await
                 .map(Outcome::reply)
+        }
+        Request::Server(ServerRequest::Reaction(r)) => {
+            let change = reactions::Reaction {
+                channel: &r.channel,
+                message_id: &r.message_id,
+                reaction: &r.reaction,
+                action: r.action,
+                uid: r.uid.clone(),
+                umd: r.umd.as_ref().map(Value::to_string),
+            };
+            return Ok(Outcome {
+                reply: json!({"channel": r.channel, "event": events::MESSAGE_REACTION}),
+                effects: reactions::react_from_server(cx, &change).await?,
+            });
         }
         Request::Client {
             connection,

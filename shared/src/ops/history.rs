@@ -2,26 +2,14 @@
 
 use super::deliver::message_frame;
 use super::reactions::reactions_json;
-use super::{internal, require_subscription, Connection, Ctx};
+use super::{internal, require_subscription, window_start, Connection, Ctx};
 use crate::error::ProtocolError;
 use crate::protocol::ListMessages;
 use crate::store::MessageQuery;
 use serde_json::{json, Value};
-use ulid::Ulid;
 
-pub const PAGE_SIZE: usize = 100;
 /// One page stays under 1 MB of message JSON.
 pub const PAGE_BYTES: usize = 1_000_000;
-
-/// The smallest id visible to a subscription (pure): from `historyStart` when
-/// the token grants it (0 = everything), else from the moment it subscribed.
-pub fn window_start(history_start: Option<i64>, subscribed_at_ms: i64) -> String {
-    let from_ms = match history_start {
-        Some(seconds) => seconds.saturating_mul(1000).min(subscribed_at_ms),
-        None => subscribed_at_ms,
-    };
-    Ulid::from_parts(from_ms.max(0) as u64, 0).to_string()
-}
 
 /// `connection/listMessages`: one page of the channel's stored messages.
 pub async fn list_messages(
@@ -39,7 +27,7 @@ pub async fn list_messages(
         after: request.after.as_deref(),
         before: request.before.as_deref(),
         newest_first: request.reverse,
-        limit: PAGE_SIZE,
+        limit: request.limit,
         max_bytes: PAGE_BYTES,
     };
     let page = cx
@@ -70,8 +58,7 @@ pub async fn list_messages(
         .iter()
         .zip(&expanded)
         .map(|(m, items)| {
-            let mut value =
-                serde_json::to_value(message_frame(m, requested)).unwrap_or(Value::Null);
+            let mut value = serde_json::to_value(message_frame(m)).unwrap_or(Value::Null);
             if request.expand_reactions || !m.reactions.is_empty() {
                 value["reactions"] = reactions_json(m, items.as_deref());
             }
@@ -84,6 +71,7 @@ pub async fn list_messages(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ulid::Ulid;
 
     #[test]
     fn window_defaults_to_subscription_time() {
@@ -98,15 +86,15 @@ mod tests {
     #[test]
     fn history_start_opens_the_window_earlier_but_not_later() {
         let sub = 1_700_000_000_000;
-        let zero = window_start(Some(0), sub);
+        let zero = window_start(Some(0.0), sub);
         assert_eq!(Ulid::from_string(&zero).expect("ulid").timestamp_ms(), 0);
-        let earlier = window_start(Some(1_600_000_000), sub);
+        let earlier = window_start(Some(1_600_000_000.0), sub);
         assert_eq!(
             Ulid::from_string(&earlier).expect("ulid").timestamp_ms(),
             1_600_000_000_000
         );
         // A historyStart after the subscription shows no less than the subscription would.
-        let later = window_start(Some(1_800_000_000), sub);
+        let later = window_start(Some(1_800_000_000.0), sub);
         assert_eq!(
             Ulid::from_string(&later).expect("ulid").timestamp_ms(),
             sub as u64

@@ -66,14 +66,6 @@ impl Connection {
         &self.item.connection_id
     }
 
-    /// The real channel behind a name this client sent (its alias, or itself).
-    pub fn real_channel<'a>(&'a self, requested: &'a str) -> &'a str {
-        self.claims
-            .channels
-            .resolve_alias(requested)
-            .unwrap_or(requested)
-    }
-
     pub fn meta(&self) -> Meta {
         Meta::new(self.item.uid.clone(), self.item.umd_value())
     }
@@ -104,6 +96,68 @@ pub async fn load_connection(
     Ok(Connection { item, claims })
 }
 
+/// The smallest id visible to a subscription (pure): from `historyStart` when
+/// the token grants it (0 = everything), else from the moment it subscribed.
+pub fn window_start(history_start: Option<f64>, subscribed_at_ms: i64) -> String {
+    let from_ms = match history_start {
+        // Fractions of a second count to the millisecond (`as` saturates).
+        Some(seconds) => ((seconds * 1000.0).floor() as i64).min(subscribed_at_ms),
+        None => subscribed_at_ms,
+    };
+    ulid::Ulid::from_parts(from_ms.max(0) as u64, 0).to_string()
+}
+
+/// A channel as a client named it: the real channel and the caller's
+/// subscription to it, if any.
+pub struct NamedChannel {
+    pub channel: String,
+    pub subscription: Option<SubscriptionItem>,
+}
+
+/// Resolves a name a client sent (a real name, or an alias from its connect
+/// token or from the subscribe token of one of its subscriptions) and loads
+/// its subscription. The extra read for subscribe-token aliases happens only
+/// when the name found no subscription otherwise.
+pub async fn named_channel(
+    cx: Ctx<'_>,
+    connection: &Connection,
+    requested: &str,
+) -> Result<NamedChannel, ProtocolError> {
+    let store = &cx.app.store;
+    let channel = connection
+        .claims
+        .channels
+        .resolve_alias(requested)
+        .unwrap_or(requested);
+    let subscription = store
+        .get_subscription(channel, connection.id(), cx.secs())
+        .await
+        .map_err(internal)?;
+    if subscription.is_some() || channel != requested {
+        return Ok(NamedChannel {
+            channel: channel.to_owned(),
+            subscription,
+        });
+    }
+    let aliased = store
+        .channel_with_alias(connection.id(), requested, cx.secs())
+        .await
+        .map_err(internal)?;
+    match aliased {
+        Some(channel) => Ok(NamedChannel {
+            subscription: store
+                .get_subscription(&channel, connection.id(), cx.secs())
+                .await
+                .map_err(internal)?,
+            channel,
+        }),
+        None => Ok(NamedChannel {
+            channel: requested.to_owned(),
+            subscription: None,
+        }),
+    }
+}
+
 /// The caller's subscription to the channel it named, for operations that need
 /// one (history, reactions); `NOT_SUBSCRIBED` carrying the client's name if none.
 pub async fn require_subscription(
@@ -111,15 +165,9 @@ pub async fn require_subscription(
     connection: &Connection,
     requested: &str,
 ) -> Result<SubscriptionItem, ProtocolError> {
-    cx.app
-        .store
-        .get_subscription(
-            connection.real_channel(requested),
-            connection.id(),
-            cx.secs(),
-        )
-        .await
-        .map_err(internal)?
+    named_channel(cx, connection, requested)
+        .await?
+        .subscription
         .ok_or_else(|| {
             ProtocolError::new(
                 ErrorCode::NotSubscribed,

@@ -91,9 +91,10 @@ pub fn plan_join(
     let mut effects = Effects::new();
     if announces_join(&others(before), joiner) {
         let member = Member::new(joiner.uid.clone().unwrap_or_default(), joiner.umd_value());
-        effects.send_groups(recipients(&others_after, None, false), |name| {
-            ServerMessage::member_added(name, member.clone(), list.clone())
-        });
+        effects.send_to(
+            recipients(&others_after, None, false),
+            &ServerMessage::member_added(&joiner.channel, member, list.clone()),
+        );
     }
     (list, effects)
 }
@@ -124,9 +125,10 @@ pub fn plan_leave(remaining: &[SubscriptionItem], leaver: &SubscriptionItem) -> 
     if names::is_presence_channel(&leaver.channel) && announces_leave(remaining, leaver) {
         let member = Member::new(leaver.uid.clone().unwrap_or_default(), leaver.umd_value());
         let list = members(remaining);
-        effects.send_groups(recipients(remaining, None, false), |name| {
-            ServerMessage::member_removed(name, member.clone(), list.clone())
-        });
+        effects.send_to(
+            recipients(remaining, None, false),
+            &ServerMessage::member_removed(&leaver.channel, member, list),
+        );
     }
     effects
 }

@@ -2,13 +2,14 @@
 //! server's. Publishing writes the message; the stream function delivers it
 //! (docs/adr/0001-ordered-delivery.md).
 
-use super::{internal, Connection, Ctx};
+use super::{internal, named_channel, Connection, Ctx, NamedChannel};
 use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::ids::id_after;
 use crate::names;
-use crate::protocol::Meta;
+use crate::protocol::{events, parse_client_frame, ClientCommand, Meta, ReactionAction};
 use crate::store::{MessageItem, OrderedPut};
+use serde_json::json;
 use serde_json::Value;
 
 /// How many times a publish retries when another publisher on the same channel
@@ -109,13 +110,10 @@ pub async fn publish_from_client(
     event: &str,
     data: Value,
 ) -> Result<String, ProtocolError> {
-    let channel = connection.real_channel(requested).to_owned();
-    let subscription = cx
-        .app
-        .store
-        .get_subscription(&channel, connection.id(), cx.secs())
-        .await
-        .map_err(internal)?;
+    let NamedChannel {
+        channel,
+        subscription,
+    } = named_channel(cx, connection, requested).await?;
     let (permissions, meta) = match &subscription {
         Some(sub) => (
             sub.permissions().map_err(internal)?,
@@ -167,17 +165,95 @@ pub struct ServerPublish {
     pub schedule_expression_timezone: Option<String>,
 }
 
-/// Parses and validates a server publish (the publish function's payload or
+/// What the application's backend asks through the publish API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ServerRequest {
+    Publish(ServerPublish),
+    /// `"event": "hotsock.messageReaction"`: a reaction on behalf of `uid`.
+    Reaction(ServerReaction),
+}
+
+/// A server-side reaction: the client command's `channel` and `data`
+/// (`messageId`, `reaction`, `action`), plus the `uid` (and optional `umd`) it
+/// is made as.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerReaction {
+    pub channel: String,
+    pub message_id: String,
+    pub reaction: String,
+    pub action: ReactionAction,
+    pub uid: String,
+    pub umd: Option<Value>,
+}
+
+/// Parses and validates a server request (the publish function's payload or
 /// `POST /publish`'s body).
-pub fn parse_server_publish(payload: Value) -> Result<ServerPublish, ProtocolError> {
-    let request: ServerPublish = serde_json::from_value(payload).map_err(|e| {
+pub fn parse_server_request(payload: Value) -> Result<ServerRequest, ProtocolError> {
+    if payload.get("event").and_then(Value::as_str) == Some(events::MESSAGE_REACTION) {
+        return parse_server_reaction(payload).map(ServerRequest::Reaction);
+    }
+    let mut request: ServerPublish = serde_json::from_value(payload).map_err(|e| {
         ProtocolError::new(
             ErrorCode::InvalidRequest,
             format!("invalid publish request: {e}"),
         )
     })?;
+    // An empty deduplicationId is no deduplicationId (Hotsock: "non-empty").
+    if request.deduplication_id.as_deref() == Some("") {
+        request.deduplication_id = None;
+    }
     check_server_publish(&request)?;
-    Ok(request)
+    Ok(ServerRequest::Publish(request))
+}
+
+/// The reaction fields are validated exactly as a client's frame is; `uid` and
+/// `umd` as a token's are.
+fn parse_server_reaction(payload: Value) -> Result<ServerReaction, ProtocolError> {
+    let invalid = |message: &str| ProtocolError::new(ErrorCode::InvalidRequest, message);
+    let frame = json!({
+        "event": events::MESSAGE_REACTION,
+        "channel": payload.get("channel"),
+        "data": payload.get("data"),
+    });
+    let ClientCommand::MessageReaction {
+        channel,
+        message_id,
+        reaction,
+        action,
+    } = parse_client_frame(&frame.to_string()).map_err(|mut e| {
+        if e.code == ErrorCode::InvalidMessage {
+            e.code = ErrorCode::InvalidRequest;
+        }
+        e
+    })?
+    else {
+        return Err(invalid("not a reaction"));
+    };
+    let uid = match payload.get("uid") {
+        Some(Value::String(uid))
+            if !uid.is_empty() && uid.chars().count() <= names::MAX_UID_CHARS =>
+        {
+            uid.clone()
+        }
+        _ => {
+            return Err(
+                invalid("a server reaction needs uid: a string of 1 to 128 characters")
+                    .with_channel(&channel),
+            )
+        }
+    };
+    let umd = payload.get("umd").filter(|u| !u.is_null()).cloned();
+    if let Some(umd) = &umd {
+        names::validate_umd_size(umd).map_err(|e| e.with_channel(&channel))?;
+    }
+    Ok(ServerReaction {
+        channel,
+        message_id,
+        reaction,
+        action,
+        uid,
+        umd,
+    })
 }
 
 /// Seconds a `deduplicationId` suppresses repeats.
@@ -202,10 +278,10 @@ pub fn check_server_publish(request: &ServerPublish) -> Result<(), ProtocolError
         ));
     }
     if let Some(id) = &request.deduplication_id {
-        if id.is_empty() || id.len() > 128 {
+        if id.len() > 128 {
             return Err(ProtocolError::new(
                 ErrorCode::InvalidRequest,
-                "deduplicationId must be 1-128 characters",
+                "deduplicationId must be at most 128 characters",
             ));
         }
     }
@@ -316,8 +392,13 @@ mod tests {
         scheduled.schedule_expression = Some("at(2030-01-01T00:00:00)".into());
         assert_eq!(code(scheduled), ErrorCode::InvalidRequest);
         let mut dedup = server("chat", "msg");
-        dedup.deduplication_id = Some(String::new());
+        dedup.deduplication_id = Some("d".repeat(129));
         assert_eq!(code(dedup), ErrorCode::InvalidRequest);
+        // An empty deduplicationId is no deduplicationId.
+        let parsed =
+            parse_server_request(json!({"channel": "c", "event": "e", "deduplicationId": ""}))
+                .expect("accepted");
+        assert!(matches!(parsed, ServerRequest::Publish(p) if p.deduplication_id.is_none()));
         let parsed: ServerPublish = serde_json::from_value(json!({"channel": "c", "event": "e",
             "store": -1, "deduplicationId": "d", "eagerIdGeneration": true}))
         .expect("parse");

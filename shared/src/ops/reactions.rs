@@ -2,11 +2,11 @@
 //! stored, unexpired messages, by subscribers with a uid and the `react` grant.
 
 use super::deliver::recipients;
-use super::{internal, require_subscription, Connection, Ctx};
+use super::{internal, require_subscription, window_start, Connection, Ctx};
 use crate::claims::ChannelPermissions;
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
-use crate::protocol::{events, Meta, ReactionAction, ServerMessage};
+use crate::protocol::{Meta, ReactionAction, ServerMessage};
 use crate::store::{MessageItem, ReactionChange, ReactionItem};
 use serde_json::{json, Value};
 
@@ -44,8 +44,19 @@ pub fn check_reaction(
     Ok(())
 }
 
-/// `hotsock.messageReaction`: records the change and tells the channel's
-/// subscribers (the reactor too when the grant echoes).
+/// One reaction change, decided: by a subscriber or by the server.
+pub struct Reaction<'a> {
+    pub channel: &'a str,
+    pub message_id: &'a str,
+    pub reaction: &'a str,
+    pub action: ReactionAction,
+    pub uid: String,
+    /// JSON text, as items keep it.
+    pub umd: Option<String>,
+}
+
+/// `hotsock.messageReaction` from a subscriber: checks its grant, then records
+/// the change.
 pub async fn react(
     cx: Ctx<'_>,
     connection: &Connection,
@@ -54,12 +65,12 @@ pub async fn react(
     reaction: &str,
     action: ReactionAction,
 ) -> Result<Effects, ProtocolError> {
-    let store = &cx.app.store;
     let subscription = require_subscription(cx, connection, requested).await?;
-    let channel = subscription.channel.as_str();
     let permissions = subscription.permissions().map_err(internal)?;
-    let message = store
-        .get_message(channel, message_id, cx.secs())
+    let message = cx
+        .app
+        .store
+        .get_message(&subscription.channel, message_id, cx.secs())
         .await
         .map_err(internal)?;
     check_reaction(
@@ -69,18 +80,62 @@ pub async fn react(
         reaction,
         requested,
     )?;
-    let (Some(uid), Some(message)) = (subscription.uid.clone(), message) else {
+    let Some(uid) = subscription.uid.clone() else {
         return Err(ProtocolError::internal());
     };
-    let item = ReactionItem {
-        reaction: reaction.to_owned(),
-        uid: uid.clone(),
+    let change = Reaction {
+        channel: &subscription.channel,
+        message_id,
+        reaction,
+        action,
+        uid,
         umd: subscription.umd.clone(),
-        ttl: message.ttl,
     };
-    let added = action.is_add();
+    record_reaction(cx, &change, message.and_then(|m| m.ttl))
+        .await
+        .map_err(|e| e.with_channel(requested))
+}
+
+/// A reaction through the server publish API: trusted, so no grant is checked;
+/// the message must still be stored.
+pub async fn react_from_server(
+    cx: Ctx<'_>,
+    change: &Reaction<'_>,
+) -> Result<Effects, ProtocolError> {
+    let message = cx
+        .app
+        .store
+        .get_message(change.channel, change.message_id, cx.secs())
+        .await
+        .map_err(internal)?
+        .filter(|m| m.stored)
+        .ok_or_else(|| {
+            ProtocolError::new(
+                ErrorCode::MessageNotFound,
+                "no stored message with that id on this channel",
+            )
+            .with_channel(change.channel)
+        })?;
+    record_reaction(cx, change, message.ttl).await
+}
+
+/// Records the change and tells every subscriber of the channel, the reactor
+/// included (a repeated add or remove changes nothing and tells no one).
+async fn record_reaction(
+    cx: Ctx<'_>,
+    change: &Reaction<'_>,
+    message_ttl: Option<i64>,
+) -> Result<Effects, ProtocolError> {
+    let store = &cx.app.store;
+    let item = ReactionItem {
+        reaction: change.reaction.to_owned(),
+        uid: change.uid.clone(),
+        umd: change.umd.clone(),
+        ttl: message_ttl,
+    };
+    let added = change.action.is_add();
     match store
-        .change_reaction(channel, message_id, &item, added, cx.secs())
+        .change_reaction(change.channel, change.message_id, &item, added, cx.secs())
         .await
         .map_err(internal)?
     {
@@ -89,21 +144,24 @@ pub async fn react(
         ReactionChange::MessageGone => {
             return Err(
                 ProtocolError::new(ErrorCode::MessageNotFound, "the message has expired")
-                    .with_channel(requested),
+                    .with_channel(change.channel),
             )
         }
     }
-    let echo = permissions.message(events::MESSAGE_REACTION).echo;
     let subscriptions = store
-        .channel_subscriptions(channel, cx.secs())
+        .channel_subscriptions(change.channel, cx.secs())
         .await
         .map_err(internal)?;
-    let meta = Meta::new(Some(uid), subscription.umd_value());
-    let mut effects = Effects::new();
-    effects.send_groups(
-        recipients(&subscriptions, Some(connection.id()), echo),
-        |name| ServerMessage::reaction(added, name, message_id, reaction, meta.clone()),
+    let frame = ServerMessage::reaction(
+        &cx.app.ids.next_id(cx.now),
+        added,
+        change.channel,
+        change.message_id,
+        change.reaction,
+        Meta::new(Some(change.uid.clone()), item.umd_value()),
     );
+    let mut effects = Effects::new();
+    effects.send_to(recipients(&subscriptions, None, true), &frame);
     Ok(effects)
 }
 
@@ -138,6 +196,18 @@ pub async fn list_reactions(
 ) -> Result<Value, ProtocolError> {
     let subscription = require_subscription(cx, connection, requested).await?;
     let channel = subscription.channel.as_str();
+    // A message before the subscription's history window is not visible to
+    // it, and neither are its reactions.
+    let permissions = subscription.permissions().map_err(internal)?;
+    if message_id
+        < window_start(permissions.history_start(), subscription.subscribed_at_ms).as_str()
+    {
+        return Err(ProtocolError::new(
+            ErrorCode::MessageNotFound,
+            "that message is before this subscription's history window",
+        )
+        .with_channel(requested));
+    }
     let items = cx
         .app
         .store

@@ -1,6 +1,6 @@
 //! `hotsock.subscribe` / `hotsock.unsubscribe`.
 
-use super::{internal, Connection, Ctx};
+use super::{internal, named_channel, Connection, Ctx};
 use crate::claims::{ChannelPermissions, Claims, Scope};
 use crate::clock::Timestamp;
 use crate::effects::Effects;
@@ -13,37 +13,35 @@ use serde_json::Value;
 /// What a subscribe request resolved to, before anything is written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SubscriptionPlan {
-    /// The real channel name.
+    /// The real channel name: what every frame about the channel carries.
     pub channel: String,
-    /// The alias the client used, which it keeps seeing as `channel`.
-    pub alias_used: Option<String>,
+    /// The alias the tokens give the channel (the subscribe token's first),
+    /// whichever name the client used; sent as `meta.channelAlias`.
+    pub alias: Option<String>,
     pub permissions: ChannelPermissions,
     pub uid: Option<String>,
     pub umd: Option<Value>,
     pub counted: bool,
 }
 
-impl SubscriptionPlan {
-    /// The name this client knows the channel by.
-    pub fn client_channel(&self) -> &str {
-        self.alias_used.as_deref().unwrap_or(&self.channel)
-    }
-}
-
-/// The real channel behind a requested name: the subscribe token's aliases are
-/// consulted before the connect token's; a real name beats an alias.
+/// The real channel behind a requested name and the alias the subscription
+/// will carry. The subscribe token is consulted before the connect token, for
+/// the name and for the alias.
 pub fn resolve_channel(
     requested: &str,
     connect: &Claims,
     token: Option<&Claims>,
 ) -> (String, Option<String>) {
-    let alias_target = token
+    let channel = token
         .and_then(|t| t.channels.resolve_alias(requested))
-        .or_else(|| connect.channels.resolve_alias(requested));
-    match alias_target {
-        Some(real) => (real.to_owned(), Some(requested.to_owned())),
-        None => (requested.to_owned(), None),
-    }
+        .or_else(|| connect.channels.resolve_alias(requested))
+        .unwrap_or(requested)
+        .to_owned();
+    let alias = token
+        .and_then(|t| t.channels.alias_of(&channel))
+        .or_else(|| connect.channels.alias_of(&channel))
+        .map(str::to_owned);
+    (channel, alias)
 }
 
 /// A subscribe token must have the `subscribe` scope and name this connection,
@@ -55,23 +53,30 @@ pub fn check_subscribe_token(connection: &Connection, token: &Claims) -> Result<
     match (&token.connection_id, &token.uid) {
         (Some(id), _) if id != connection.id() => Err("the token is for another connection"),
         (Some(_), _) => Ok(()),
-        (None, Some(uid)) if connection.item.uid.as_deref() == Some(uid.as_str()) => Ok(()),
+        // An empty uid matches nobody, not a connection without one.
+        (None, Some(uid))
+            if !uid.is_empty() && connection.item.uid.as_deref() == Some(uid.as_str()) =>
+        {
+            Ok(())
+        }
         (None, _) => Err("the token must name this connectionId or this connection's uid"),
     }
 }
 
-/// Decides a subscribe request (pure): channel, permissions, identity.
+/// Decides a subscribe request (pure): channel, permissions, identity. An
+/// auto-subscription needs no `subscribe` grant: `autoSubscribe` is one.
 pub fn plan_subscription(
     connection: &Connection,
     requested: &str,
     token: Option<&Claims>,
+    auto_subscribed: bool,
 ) -> Result<SubscriptionPlan, ProtocolError> {
-    let (channel, alias_used) = resolve_channel(requested, &connection.claims, token);
+    let (channel, alias) = resolve_channel(requested, &connection.claims, token);
     let permissions = ChannelPermissions::layered(
         connection.claims.channels.grant_for(&channel),
         token.map(|t| t.channels.grant_for(&channel)),
     );
-    if !permissions.may_subscribe() {
+    if !auto_subscribed && !permissions.may_subscribe() {
         return Err(ProtocolError::new(
             ErrorCode::SubscribePermissionDenied,
             format!("not allowed to subscribe to {requested:?}"),
@@ -85,6 +90,8 @@ pub fn plan_subscription(
         ),
         _ => (connection.item.uid.clone(), connection.item.umd_value()),
     };
+    // An empty uid is no uid: it names no member.
+    let uid = uid.filter(|u| !u.is_empty());
     if names::is_presence_channel(&channel) && uid.is_none() {
         return Err(ProtocolError::new(
             ErrorCode::PresenceChannelUserIdRequired,
@@ -95,7 +102,7 @@ pub fn plan_subscription(
     Ok(SubscriptionPlan {
         counted: !permissions.omit_from_sub_count(),
         channel,
-        alias_used,
+        alias,
         permissions,
         uid,
         umd,
@@ -116,7 +123,7 @@ pub fn subscription_item(
         umd: plan.umd.as_ref().map(Value::to_string),
         // Serializing permissions cannot fail: every map key is a string.
         permissions: serde_json::to_string(&plan.permissions).unwrap_or_default(),
-        alias: plan.alias_used.clone(),
+        alias: plan.alias.clone(),
         subscribed_at_ms: now.millis(),
         counted: plan.counted,
         ttl: connection.item.ttl,
@@ -174,7 +181,12 @@ pub async fn subscribe(
         Some(t) => Some(subscribe_token_claims(cx, connection, requested, t).await?),
         None => None,
     };
-    let plan = plan_subscription(connection, requested, token_claims.as_ref())?;
+    let plan = plan_subscription(
+        connection,
+        requested,
+        token_claims.as_ref(),
+        auto_subscribed,
+    )?;
     let item = subscription_item(&plan, connection, cx.now);
     let presence = names::is_presence_channel(&plan.channel);
     let existing = if presence {
@@ -203,7 +215,7 @@ pub async fn subscribe(
         SubscribeOutcome::ConnectionGone => return Ok(Effects::new()),
     }
     let mut meta = Meta::new(plan.uid.clone(), plan.umd.clone());
-    if let Some(alias) = &plan.alias_used {
+    if let Some(alias) = &plan.alias {
         meta = meta.with_alias(alias.as_str());
     }
     let (members, others) = if presence {
@@ -215,7 +227,7 @@ pub async fn subscribe(
     let mut effects = Effects::new();
     effects.send(
         connection.id(),
-        &ServerMessage::subscribed(plan.client_channel(), meta, members, auto_subscribed),
+        &ServerMessage::subscribed(&plan.channel, meta, members, auto_subscribed),
     );
     effects.append(others);
     Ok(effects)
@@ -228,32 +240,13 @@ pub async fn unsubscribe(
     connection: &Connection,
     requested: &str,
 ) -> Result<Effects, ProtocolError> {
-    let store = &cx.app.store;
-    let (real, _) = resolve_channel(requested, &connection.claims, None);
-    let mut removed = store
-        .unsubscribe(&real, connection.id(), cx.secs())
+    let channel = named_channel(cx, connection, requested).await?.channel;
+    let removed = cx
+        .app
+        .store
+        .unsubscribe(&channel, connection.id(), cx.secs())
         .await
         .map_err(internal)?;
-    if removed.is_none() {
-        // Subscribed under a subscribe token's alias the connect token lacks.
-        for channel in store
-            .connection_channels(connection.id(), cx.secs())
-            .await
-            .map_err(internal)?
-        {
-            let sub = store
-                .get_subscription(&channel, connection.id(), cx.secs())
-                .await
-                .map_err(internal)?;
-            if sub.is_some_and(|s| s.alias.as_deref() == Some(requested)) {
-                removed = store
-                    .unsubscribe(&channel, connection.id(), cx.secs())
-                    .await
-                    .map_err(internal)?;
-                break;
-            }
-        }
-    }
     let Some(removed) = removed else {
         return Err(ProtocolError::new(
             ErrorCode::NotSubscribed,
@@ -261,11 +254,14 @@ pub async fn unsubscribe(
         )
         .with_channel(requested));
     };
-    let meta = Meta::new(removed.uid.clone(), removed.umd_value());
+    let mut meta = Meta::new(removed.uid.clone(), removed.umd_value());
+    if let Some(alias) = &removed.alias {
+        meta = meta.with_alias(alias.as_str());
+    }
     let mut effects = Effects::new();
     effects.send(
         connection.id(),
-        &ServerMessage::unsubscribed(requested, meta),
+        &ServerMessage::unsubscribed(&removed.channel, meta),
     );
     effects.append(super::presence::left(cx, &removed).await);
     Ok(effects)
@@ -322,47 +318,76 @@ mod tests {
     fn connect_token_grants_decide_without_a_subscribe_token() {
         let c = connection(json!({"uid": "jim", "umd": {"n": 1},
             "channels": {"chat-*": {"subscribe": true}, "chat-secret": {"subscribe": false}}}));
-        let plan = plan_subscription(&c, "chat-1", None).expect("allowed");
+        let plan = plan_subscription(&c, "chat-1", None, false).expect("allowed");
         assert_eq!(plan.channel, "chat-1");
-        assert_eq!(plan.alias_used, None);
+        assert_eq!(plan.alias, None);
         assert_eq!(plan.uid.as_deref(), Some("jim"));
         assert_eq!(plan.umd, Some(json!({"n": 1})));
         assert!(plan.counted);
         assert_eq!(
-            code(plan_subscription(&c, "chat-secret", None)),
+            code(plan_subscription(&c, "chat-secret", None, false)),
             ErrorCode::SubscribePermissionDenied
         );
-        let err = plan_subscription(&c, "other", None).expect_err("no grant");
+        let err = plan_subscription(&c, "other", None, false).expect_err("no grant");
         assert_eq!(err.channel.as_deref(), Some("other"));
     }
 
     #[test]
-    fn aliases_resolve_to_the_real_channel() {
+    fn aliases_resolve_to_the_real_channel_and_travel_with_it() {
         let c = connection(json!({"channels": {"room-42": {"subscribe": true, "alias": "room"}}}));
-        let plan = plan_subscription(&c, "room", None).expect("allowed");
+        let plan = plan_subscription(&c, "room", None, false).expect("allowed");
         assert_eq!(plan.channel, "room-42");
-        assert_eq!(plan.alias_used.as_deref(), Some("room"));
-        assert_eq!(plan.client_channel(), "room");
-        let direct = plan_subscription(&c, "room-42", None).expect("allowed");
-        assert_eq!(direct.alias_used, None);
-        // A subscribe token's alias is consulted first.
+        assert_eq!(plan.alias.as_deref(), Some("room"));
+        // By its real name the subscription still carries the alias.
+        let direct = plan_subscription(&c, "room-42", None, false).expect("allowed");
+        assert_eq!(direct.alias.as_deref(), Some("room"));
+        // A subscribe token's alias is consulted first, for the name and the alias.
         let token = claims(json!({"scope": "subscribe", "connectionId": "c1",
-            "channels": {"room-7": {"subscribe": true, "alias": "room"}}}));
-        assert_eq!(resolve_channel("room", &c.claims, Some(&token)).0, "room-7");
+            "channels": {"room-7": {"subscribe": true, "alias": "room"},
+                         "room-42": {"subscribe": true, "alias": "lobby"}}}));
+        assert_eq!(
+            resolve_channel("room", &c.claims, Some(&token)),
+            ("room-7".to_owned(), Some("room".to_owned()))
+        );
+        assert_eq!(
+            resolve_channel("room-42", &c.claims, Some(&token))
+                .1
+                .as_deref(),
+            Some("lobby")
+        );
+    }
+
+    #[test]
+    fn auto_subscriptions_need_no_subscribe_grant_and_empty_uids_are_none() {
+        let c = connection(json!({"uid": "",
+            "channels": {"presence.x": {"autoSubscribe": true}, "news": {"autoSubscribe": true}}}));
+        assert_eq!(
+            code(plan_subscription(&c, "news", None, false)),
+            ErrorCode::SubscribePermissionDenied
+        );
+        let auto = plan_subscription(&c, "news", None, true).expect("auto");
+        assert_eq!(auto.uid, None, "an empty uid is no uid");
+        assert_eq!(
+            code(plan_subscription(&c, "presence.x", None, true)),
+            ErrorCode::PresenceChannelUserIdRequired
+        );
+        let ok = |v: Value| check_subscribe_token(&c, &claims(v));
+        assert!(ok(json!({"scope": "subscribe", "uid": ""})).is_err());
     }
 
     #[test]
     fn presence_needs_a_uid_and_subscribe_tokens_layer_over_connect_grants() {
         let anonymous = connection(json!({"channels": {"presence.lobby": {"subscribe": true}}}));
         assert_eq!(
-            code(plan_subscription(&anonymous, "presence.lobby", None)),
+            code(plan_subscription(&anonymous, "presence.lobby", None, false)),
             ErrorCode::PresenceChannelUserIdRequired
         );
         let token = claims(
             json!({"scope": "subscribe", "connectionId": "c1", "uid": "pam",
             "umd": "p", "channels": {"presence.lobby": {"omitFromSubCount": true}}}),
         );
-        let plan = plan_subscription(&anonymous, "presence.lobby", Some(&token)).expect("allowed");
+        let plan =
+            plan_subscription(&anonymous, "presence.lobby", Some(&token), false).expect("allowed");
         assert_eq!(plan.uid.as_deref(), Some("pam"));
         assert_eq!(plan.umd, Some(json!("p")));
         assert!(!plan.counted);
@@ -372,7 +397,8 @@ mod tests {
             code(plan_subscription(
                 &anonymous,
                 "presence.lobby",
-                Some(&revoking)
+                Some(&revoking),
+                false
             )),
             ErrorCode::SubscribePermissionDenied
         );
@@ -393,7 +419,7 @@ mod tests {
     #[test]
     fn the_item_lives_as_long_as_the_connection() {
         let c = connection(json!({"uid": "jim", "channels": {"chat": {"subscribe": true}}}));
-        let plan = plan_subscription(&c, "chat", None).expect("allowed");
+        let plan = plan_subscription(&c, "chat", None, false).expect("allowed");
         let item = subscription_item(&plan, &c, Timestamp::from_millis(1_234));
         assert_eq!(item.ttl, c.item.ttl);
         assert_eq!(item.subscribed_at_ms, 1_234);

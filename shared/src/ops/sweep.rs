@@ -7,9 +7,28 @@ use crate::error::ProtocolError;
 use crate::protocol::ServerMessage;
 use crate::store::ConnectionItem;
 
-/// `hotsock.keepAlive` about every 9.5 minutes, inside API Gateway's 10-minute
-/// idle timeout.
-pub const KEEP_ALIVE_SECONDS: i64 = 570;
+/// When sweeps run and how long a socket may stay silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SweepSchedule {
+    /// Seconds between sweeps (the sweeper's schedule).
+    pub interval: i64,
+    /// Seconds of silence after which the gateway closes a socket (API
+    /// Gateway: 600).
+    pub idle_timeout: i64,
+}
+
+impl SweepSchedule {
+    /// Seconds between `hotsock.keepAlive` frames. A frame goes out at the
+    /// first sweep after each period ends, up to one interval late, and the
+    /// sweep itself may start late by up to another interval: two intervals
+    /// short of the idle timeout keeps every gap inside it (480 s with AWS's
+    /// 600 s and a sweep a minute; Hotsock says "9.5 minutes or so").
+    pub fn keep_alive_period(&self) -> i64 {
+        (self.idle_timeout - 2 * self.interval)
+            .max(self.interval)
+            .max(1)
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SweepAction {
@@ -19,10 +38,10 @@ pub enum SweepAction {
     Close,
 }
 
-/// What one connection needs on a sweep at `now`, when the previous sweep ran
-/// `interval` seconds ago (pure). keepAlive is due each time the connection's
-/// age crosses a multiple of [`KEEP_ALIVE_SECONDS`], so no state is kept.
-pub fn sweep_action(connection: &ConnectionItem, now: i64, interval: i64) -> SweepAction {
+/// What one connection needs on a sweep at `now` (pure). keepAlive is due each
+/// time the connection's age crosses a multiple of the keep-alive period since
+/// the previous sweep, so no state is kept.
+pub fn sweep_action(connection: &ConnectionItem, now: i64, schedule: SweepSchedule) -> SweepAction {
     if now >= connection.expires_at {
         return SweepAction::Close;
     }
@@ -32,9 +51,10 @@ pub fn sweep_action(connection: &ConnectionItem, now: i64, interval: i64) -> Swe
         }
     }
     if connection.keep_alive {
+        let period = schedule.keep_alive_period();
         let age = now - connection.connected_at_ms / 1000;
-        let before = (age - interval).max(0);
-        if age / KEEP_ALIVE_SECONDS > before / KEEP_ALIVE_SECONDS {
+        let before = (age - schedule.interval).max(0);
+        if age / period > before / period {
             return SweepAction::KeepAlive;
         }
     }
@@ -43,11 +63,11 @@ pub fn sweep_action(connection: &ConnectionItem, now: i64, interval: i64) -> Swe
 
 /// One pass over every connection: keepAlive frames to send, connections to
 /// close (the driver closes them, then cleans up).
-pub async fn sweep(cx: Ctx<'_>, interval: i64) -> Result<Effects, ProtocolError> {
+pub async fn sweep(cx: Ctx<'_>, schedule: SweepSchedule) -> Result<Effects, ProtocolError> {
     let now = cx.secs();
     let mut effects = Effects::new();
     for connection in cx.app.store.scan_connections(now).await.map_err(internal)? {
-        match sweep_action(&connection, now, interval) {
+        match sweep_action(&connection, now, schedule) {
             SweepAction::Nothing => {}
             SweepAction::KeepAlive => {
                 effects.send(&connection.connection_id, &ServerMessage::keep_alive());
@@ -84,35 +104,76 @@ mod tests {
         }
     }
 
+    const AWS: SweepSchedule = SweepSchedule {
+        interval: 60,
+        idle_timeout: 600,
+    };
+
+    /// The sweeps at which `c` gets a keepAlive, for sweeps `interval` apart
+    /// starting `phase` seconds after some minute, up to `until`.
+    fn keep_alive_times(c: &ConnectionItem, schedule: SweepSchedule, phase: i64) -> Vec<i64> {
+        (0..=7200 / schedule.interval)
+            .map(|k| phase + k * schedule.interval)
+            .filter(|now| sweep_action(c, *now, schedule) == SweepAction::KeepAlive)
+            .collect()
+    }
+
     #[test]
-    fn keep_alive_fires_once_per_period() {
-        let c = connection(1_000, true, None, 1_000);
-        let fired: Vec<i64> = (1..=40)
-            .map(|minute| 1_000 + minute * 60)
-            .filter(|now| sweep_action(&c, *now, 60) == SweepAction::KeepAlive)
-            .collect();
-        // Ages 600 (crosses 570), 1140, 1740 (crosses 1710), 2280, ...: one per 570 s.
-        assert_eq!(fired.len(), 4, "{fired:?}");
-        assert_eq!(fired[0], 1_000 + 600);
+    fn keep_alive_gaps_never_reach_the_idle_timeout() {
+        // Every connect moment against every sweep phase: the silence before
+        // the first keepAlive and between two never reaches 600 s, with room for
+        // one sweep running a whole interval late.
+        for connected_at in 0..60 {
+            let c = connection(connected_at, true, None, connected_at);
+            for phase in 0..60 {
+                let times = keep_alive_times(&c, AWS, phase);
+                assert!(times.len() >= 14, "about one per 8 minutes: {times:?}");
+                let mut previous = connected_at;
+                for t in times {
+                    assert!(
+                        t - previous + AWS.interval < AWS.idle_timeout,
+                        "gap {} at {t} (connected {connected_at}, phase {phase})",
+                        t - previous
+                    );
+                    previous = t;
+                }
+            }
+        }
         let without = connection(1_000, false, None, 1_000);
-        assert!(
-            (1..=40).all(|m| sweep_action(&without, 1_000 + m * 60, 60) == SweepAction::Nothing)
-        );
+        assert!(keep_alive_times(&without, AWS, 0).is_empty());
+    }
+
+    #[test]
+    fn keep_alive_period_follows_the_schedule() {
+        assert_eq!(AWS.keep_alive_period(), 480);
+        let quick = SweepSchedule {
+            interval: 1,
+            idle_timeout: 6,
+        };
+        assert_eq!(quick.keep_alive_period(), 4);
+        let coarse = SweepSchedule {
+            interval: 300,
+            idle_timeout: 600,
+        };
+        assert_eq!(coarse.keep_alive_period(), 300);
     }
 
     #[test]
     fn missed_heartbeats_close() {
         let c = connection(1_000, false, Some(30), 1_100);
-        assert_eq!(sweep_action(&c, 1_130, 60), SweepAction::Nothing);
-        assert_eq!(sweep_action(&c, 1_131, 60), SweepAction::Close);
+        assert_eq!(sweep_action(&c, 1_130, AWS), SweepAction::Nothing);
+        assert_eq!(sweep_action(&c, 1_131, AWS), SweepAction::Close);
         let no_heartbeat = connection(1_000, false, None, 1_000);
-        assert_eq!(sweep_action(&no_heartbeat, 5_000, 60), SweepAction::Nothing);
+        assert_eq!(
+            sweep_action(&no_heartbeat, 5_000, AWS),
+            SweepAction::Nothing
+        );
     }
 
     #[test]
     fn connections_past_their_lifetime_close() {
         let c = connection(1_000, true, None, 1_000);
-        assert_eq!(sweep_action(&c, 8_199, 60), SweepAction::Nothing);
-        assert_eq!(sweep_action(&c, 8_200, 60), SweepAction::Close);
+        assert_eq!(sweep_action(&c, 8_199, AWS), SweepAction::Nothing);
+        assert_eq!(sweep_action(&c, 8_200, AWS), SweepAction::Close);
     }
 }

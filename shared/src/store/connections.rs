@@ -42,6 +42,11 @@ impl ConnectionItem {
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ConnectionSubscriptionItem {
     pub channel: String,
+    /// The subscription's alias, so a name the client sends can be resolved
+    /// from this partition alone (items written before aliases were kept here
+    /// have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
     pub ttl: i64,
 }
 
@@ -98,11 +103,39 @@ impl Store {
     }
 
     /// Channels this connection is subscribed to, from the reverse index.
+    /// The channel this connection subscribed to under `alias`, if any.
+    pub async fn channel_with_alias(
+        &self,
+        connection_id: &str,
+        alias: &str,
+        now: i64,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .connection_subscriptions(connection_id, now)
+            .await?
+            .into_iter()
+            .find(|s| s.alias.as_deref() == Some(alias))
+            .map(|s| s.channel))
+    }
+
     pub async fn connection_channels(
         &self,
         connection_id: &str,
         now: i64,
     ) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .connection_subscriptions(connection_id, now)
+            .await?
+            .into_iter()
+            .map(|s| s.channel)
+            .collect())
+    }
+
+    async fn connection_subscriptions(
+        &self,
+        connection_id: &str,
+        now: i64,
+    ) -> Result<Vec<ConnectionSubscriptionItem>, StoreError> {
         let items = self
             .query_partition(
                 &keys::connection_pk(connection_id),
@@ -112,11 +145,7 @@ impl Store {
             .await?;
         items
             .into_iter()
-            .map(|i| {
-                serde_dynamo::from_item::<_, ConnectionSubscriptionItem>(i)
-                    .map(|c| c.channel)
-                    .map_err(StoreError::from)
-            })
+            .map(|i| serde_dynamo::from_item(i).map_err(StoreError::from))
             .collect()
     }
 

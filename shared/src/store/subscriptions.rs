@@ -57,6 +57,7 @@ impl Store {
     ) -> Result<SubscribeOutcome, StoreError> {
         let reverse = ConnectionSubscriptionItem {
             channel: item.channel.clone(),
+            alias: item.alias.clone(),
             ttl: item.ttl,
         };
         let writes = vec![
