@@ -3,7 +3,7 @@
 # and zig as the cross linker. Output: target/lambda/<name>/bootstrap, one per function,
 # the layout `sam deploy` with the prebuilt template and `cargo lambda deploy` expect.
 #
-#   scripts/build-lambdas.sh [function ...]     (default: all seven)
+#   scripts/build-lambdas.sh [function ...]     (default: all eight)
 #
 # Installs cargo-lambda and zig from PyPI into .local/venv-lambda (repo-local, gitignored)
 # when missing, and adds the aarch64-unknown-linux-gnu std with rustup when missing.
@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root="$PWD"
 
-functions_all=(connect disconnect default http publish stream sweeper)
+functions_all=(connect disconnect default deliver http publish stream sweeper)
 functions=("$@")
 [ ${#functions[@]} -gt 0 ] || functions=("${functions_all[@]}")
 

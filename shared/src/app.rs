@@ -5,9 +5,12 @@
 use crate::claims::ClaimsCache;
 use crate::gateway::Gateway;
 use crate::ids::IdGenerator;
+use crate::metrics::{CountRequests, RequestCounts};
+use crate::queue::{DeliveryQueue, NoQueue, SqsQueue};
 use crate::store::Store;
 use crate::token::{KeyConfigError, Verifier};
 use base64::Engine;
+use std::sync::Arc;
 
 /// API Gateway closes every WebSocket connection after two hours.
 pub const DEFAULT_CONNECTION_LIFETIME_SECONDS: i64 = 2 * 60 * 60;
@@ -48,6 +51,10 @@ pub struct Config {
     /// Seconds of silence after which the gateway closes a socket: 600 in API
     /// Gateway (fixed); the local stage's `--idle-timeout`.
     pub idle_timeout_seconds: i64,
+    /// The SQS FIFO queue published messages go through (docs/adr/0002).
+    pub delivery_queue_url: Option<String>,
+    /// An SQS endpoint other than AWS's (tests against moto).
+    pub sqs_endpoint: Option<String>,
 }
 
 impl Config {
@@ -106,6 +113,8 @@ impl Config {
             connection_lifetime_seconds,
             sweep_interval_seconds,
             idle_timeout_seconds,
+            delivery_queue_url: get("DELIVERY_QUEUE_URL"),
+            sqs_endpoint: get("SQS_ENDPOINT"),
         })
     }
 }
@@ -116,6 +125,10 @@ pub struct App {
     pub gateway: Gateway,
     pub ids: IdGenerator,
     pub claims: ClaimsCache,
+    /// Where publishes go; the local stage puts its in-process queue here.
+    pub queue: Arc<dyn DeliveryQueue>,
+    /// Every AWS request this process made (see [`crate::metrics`]).
+    pub requests: Arc<RequestCounts>,
 }
 
 impl App {
@@ -129,11 +142,15 @@ impl App {
     /// Builds the clients from a given AWS configuration (the local stage passes
     /// static dev credentials so nothing probes for real ones).
     pub fn with_sdk_config(config: Config, shared: &aws_config::SdkConfig) -> Self {
-        let mut dynamo = aws_sdk_dynamodb::config::Builder::from(shared);
+        let requests = Arc::new(RequestCounts::default());
+        let counting = CountRequests(requests.clone());
+        let mut dynamo =
+            aws_sdk_dynamodb::config::Builder::from(shared).interceptor(counting.clone());
         if let Some(endpoint) = &config.dynamodb_endpoint {
             dynamo = dynamo.endpoint_url(endpoint);
         }
-        let mut management = aws_sdk_apigatewaymanagement::config::Builder::from(shared);
+        let mut management = aws_sdk_apigatewaymanagement::config::Builder::from(shared)
+            .interceptor(counting.clone());
         if let Some(endpoint) = &config.management_endpoint {
             management = management.endpoint_url(endpoint);
         }
@@ -144,12 +161,27 @@ impl App {
         let gateway = Gateway::new(aws_sdk_apigatewaymanagement::Client::from_conf(
             management.build(),
         ));
+        let queue: Arc<dyn DeliveryQueue> = match &config.delivery_queue_url {
+            Some(url) => {
+                let mut sqs = aws_sdk_sqs::config::Builder::from(shared).interceptor(counting);
+                if let Some(endpoint) = &config.sqs_endpoint {
+                    sqs = sqs.endpoint_url(endpoint);
+                }
+                Arc::new(SqsQueue::new(
+                    aws_sdk_sqs::Client::from_conf(sqs.build()),
+                    url.clone(),
+                ))
+            }
+            None => Arc::new(NoQueue),
+        };
         App {
             config,
             store,
             gateway,
             ids: IdGenerator::default(),
             claims: ClaimsCache::default(),
+            queue,
+            requests,
         }
     }
 

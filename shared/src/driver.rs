@@ -16,6 +16,7 @@ use crate::ops::dispatch::{self, Outcome, Request};
 use crate::ops::{self, Ctx};
 use crate::store::{classify_stream_record, partition_of};
 use aws_lambda_events::dynamodb::{Event, EventRecord};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
 use std::collections::{BTreeSet, VecDeque};
@@ -203,4 +204,108 @@ async fn stream_partition(app: &App, now: Timestamp, records: Vec<EventRecord>) 
         }
     }
     None
+}
+
+/// A batch from the delivery queue (SQS FIFO, or the local stage's queue).
+/// Each channel (message group) runs in queue order, each message's frames sent
+/// before the next; channels run concurrently. When a message fails, it and
+/// every later message of its channel in this batch are reported as batch item
+/// failures, so the queue hands them out again in the same order.
+pub async fn queue_batch(app: &App, now: Timestamp, event: SqsEvent) -> SqsBatchResponse {
+    let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
+    for record in event.records {
+        let group = record
+            .attributes
+            .get("MessageGroupId")
+            .cloned()
+            .unwrap_or_default();
+        match groups.iter_mut().find(|(g, _)| *g == group) {
+            Some((_, records)) => records.push(record),
+            None => groups.push((group, vec![record])),
+        }
+    }
+    let work = groups
+        .into_iter()
+        .map(|(channel, records)| queue_group(app, now, channel, records));
+    let failed: Vec<Vec<String>> = stream::iter(work)
+        .buffer_unordered(PARTITION_CONCURRENCY)
+        .collect()
+        .await;
+    let mut response = SqsBatchResponse::default();
+    for message_id in failed.into_iter().flatten() {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message_id;
+        response.batch_item_failures.push(failure);
+    }
+    response
+}
+
+/// One channel's queued messages in order, with its subscribers read once;
+/// the ids of the messages to hand out again (the first failure and the rest).
+async fn queue_group(
+    app: &App,
+    now: Timestamp,
+    channel: String,
+    records: Vec<SqsMessage>,
+) -> Vec<String> {
+    let cx = Ctx::new(app, now);
+    let ids = |from: &[SqsMessage]| -> Vec<String> {
+        from.iter()
+            .map(|r| r.message_id.clone().unwrap_or_default())
+            .collect()
+    };
+    let subscriptions = match ops::deliver::subscribers(cx, &channel).await {
+        Ok(subscriptions) => subscriptions,
+        Err(err) => {
+            tracing::error!(code = err.code.as_str(), %channel, "subscribers unreadable; batch retried");
+            return ids(&records);
+        }
+    };
+    for (i, record) in records.iter().enumerate() {
+        let delivered = match queued_message(record) {
+            Ok((queued, id)) => ops::deliver::deliver(cx, &subscriptions, &queued, id).await,
+            Err(err) => Err(err),
+        };
+        match delivered {
+            Ok(effects) => {
+                perform(app, now, effects).await;
+            }
+            Err(err) => {
+                tracing::error!(
+                    code = err.code.as_str(),
+                    message = %err.message,
+                    message_id = ?record.message_id,
+                    %channel,
+                    "queued message failed; it and the rest of its channel are retried"
+                );
+                return ids(&records[i..]);
+            }
+        }
+    }
+    Vec::new()
+}
+
+/// The message a queue record carries and the id it gets: the publisher's when
+/// it was eager, else the one its queue position gives.
+fn queued_message(record: &SqsMessage) -> Result<(ops::deliver::Queued, String), ProtocolError> {
+    let body = record.body.as_deref().unwrap_or_default();
+    let queued: ops::deliver::Queued =
+        serde_json::from_str(body).map_err(ops::deliver::unreadable)?;
+    if let Some(id) = &queued.id {
+        let id = id.clone();
+        return Ok((queued, id));
+    }
+    let attribute = |name: &str| {
+        record
+            .attributes
+            .get(name)
+            .ok_or_else(|| ops::deliver::unreadable(format!("no {name} attribute")))
+    };
+    let first_received: u64 = attribute("ApproximateFirstReceiveTimestamp")?
+        .parse()
+        .map_err(ops::deliver::unreadable)?;
+    let sequence: u128 = attribute("SequenceNumber")?
+        .parse()
+        .map_err(ops::deliver::unreadable)?;
+    Ok((queued, crate::ids::queued_id(first_received, sequence)))
 }

@@ -36,11 +36,13 @@ impl Effects {
 
     /// One frame to many connections (nothing when there are none).
     pub fn send_to(&mut self, to: Vec<String>, frame: &ServerMessage) {
+        self.send_text(to, frame.to_json());
+    }
+
+    /// One frame already serialized (a message spliced from stored JSON).
+    pub fn send_text(&mut self, to: Vec<String>, frame: String) {
         if !to.is_empty() {
-            self.0.push(Effect::Send {
-                to,
-                frame: frame.to_json(),
-            });
+            self.0.push(Effect::Send { to, frame });
         }
     }
 

@@ -58,16 +58,16 @@ impl Default for IdGenerator {
     }
 }
 
-/// A fresh id that sorts after `last` (the channel's latest committed id), so a
-/// publisher that lost an ordering race can retry above the winner.
-pub fn id_after(fresh: String, last: Option<&str>) -> String {
-    let Some(last) = last.and_then(|l| Ulid::from_string(l).ok()) else {
-        return fresh;
-    };
-    match Ulid::from_string(&fresh) {
-        Ok(f) if f > last => fresh,
-        _ => last.increment().map(|u| u.to_string()).unwrap_or(fresh),
-    }
+/// The id a queued message gets from its place in the delivery queue: the
+/// time the queue first handed it out, then the queue's sequence number within
+/// that millisecond. Both are fixed when the message is first received, so a
+/// retried delivery gets the same id; and a FIFO group hands out message N+1
+/// no earlier than message N, with a higher sequence number, so per channel the
+/// ids increase in queue order.
+pub fn queued_id(first_received_ms: u64, sequence_number: u128) -> String {
+    const RANDOM_BITS: u32 = 80;
+    let random = sequence_number & ((1u128 << RANDOM_BITS) - 1);
+    Ulid::from_parts(first_received_ms, random).to_string()
 }
 
 #[cfg(test)]
@@ -114,22 +114,15 @@ mod tests {
     }
 
     #[test]
-    fn id_after_keeps_fresh_ids_that_sort_later() {
-        let last = Ulid::from_parts(1_000, 5).to_string();
-        let later = Ulid::from_parts(2_000, 0).to_string();
-        assert_eq!(id_after(later.clone(), Some(&last)), later);
-        assert_eq!(id_after(later.clone(), None), later);
-        assert_eq!(id_after(later.clone(), Some("not a ulid")), later);
-    }
-
-    #[test]
-    fn id_after_steps_past_a_later_committed_id() {
-        let last = Ulid::from_parts(5_000, 5);
-        let earlier = Ulid::from_parts(4_000, 9).to_string();
-        let next = id_after(earlier, Some(&last.to_string()));
-        assert_eq!(next, Ulid::from_parts(5_000, 6).to_string());
-        assert!(next > last.to_string());
-        let same = id_after(last.to_string(), Some(&last.to_string()));
-        assert!(same > last.to_string());
+    fn queued_ids_follow_receive_time_then_sequence() {
+        let a = queued_id(1_700_000_000_000, 18_849_496_460_467_696_128);
+        let b = queued_id(1_700_000_000_000, 18_849_496_460_467_696_129);
+        let c = queued_id(1_700_000_000_001, 5);
+        assert!(a < b && b < c, "{a} {b} {c}");
+        assert_eq!(a, queued_id(1_700_000_000_000, 18_849_496_460_467_696_128));
+        assert_eq!(
+            Ulid::from_string(&a).expect("ulid").timestamp_ms(),
+            1_700_000_000_000
+        );
     }
 }

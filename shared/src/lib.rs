@@ -5,7 +5,7 @@
 //! [`ops`] are the operations: they read through [`store`] (the only code that
 //! knows the table) and return [`effects`]; [`driver`] performs effects
 //! through [`gateway`] (the API Gateway management API) and is what handlers
-//! call. [`app`] is built once per process; [`clock`] and [`ids`] give time
+//! call. Publishes wait in [`queue`] for the deliver function. [`app`] is built once per process; [`clock`] and [`ids`] give time
 //! and message ids as values. See docs/architecture.md.
 
 pub mod app;
@@ -17,10 +17,12 @@ pub mod error;
 pub mod gateway;
 pub mod ids;
 pub mod lambda;
+pub mod metrics;
 pub mod names;
 pub mod ops;
 pub mod pattern;
 pub mod protocol;
+pub mod queue;
 pub mod store;
 pub mod token;
 

@@ -79,10 +79,12 @@ pub enum ClientCommand {
     Heartbeat,
     Pong,
     /// `data` is `null` when the frame had none; its size is already checked.
+    /// `eager_id` (`eagerIdGeneration`): the id is assigned at once and replied.
     Publish {
         channel: String,
         event: String,
         data: Value,
+        eager_id: bool,
     },
     /// `message_id` is a canonical (uppercase) ULID.
     MessageReaction {
@@ -288,6 +290,7 @@ impl Frame {
                     channel,
                     event,
                     data,
+                    eager_id: self.flag("eagerIdGeneration")?,
                 })
             }
         }

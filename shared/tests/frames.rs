@@ -472,7 +472,8 @@ fn parse_exact_hotsock_js_frames() {
         ClientCommand::Publish {
             channel: "my-channel".into(),
             event: "my-event".into(),
-            data: json!({"a": 1})
+            data: json!({"a": 1}),
+            eager_id: false
         }
     );
 }
@@ -514,7 +515,8 @@ fn parse_publish() {
         ClientCommand::Publish {
             channel: "chat".into(),
             event: "msg".into(),
-            data: json!({"text": "hi"})
+            data: json!({"text": "hi"}),
+            eager_id: false
         }
     );
 }
@@ -526,7 +528,8 @@ fn parse_publish_without_data_is_null() {
         ClientCommand::Publish {
             channel: "chat".into(),
             event: "typing".into(),
-            data: Value::Null
+            data: Value::Null,
+            eager_id: false
         }
     );
 }
@@ -539,7 +542,8 @@ fn parse_publish_ignores_unknown_fields() {
         ClientCommand::Publish {
             channel: "c".into(),
             event: "e".into(),
-            data: json!(1)
+            data: json!(1),
+            eager_id: false
         }
     );
 }
@@ -1428,7 +1432,8 @@ fn http_operations_parse_into_the_frame_commands() {
         ClientCommand::Publish {
             channel: "c".into(),
             event: "e".into(),
-            data: json!([1])
+            data: json!([1]),
+            eager_id: false
         }
     );
     assert_eq!(

@@ -35,6 +35,14 @@ pub fn dynamodb_endpoint() -> String {
     })
 }
 
+/// moto's standalone server (started by `scripts/test.sh`, found via
+/// SQS_ENDPOINT): the SQS API for the delivery queue adapter's tests.
+pub fn sqs_endpoint() -> String {
+    std::env::var("SQS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("SQS_ENDPOINT is not set: run the tests with scripts/test.sh, which starts moto")
+    })
+}
+
 /// A stage with its own table, so tests never see each other's items.
 pub struct TestStage {
     pub stage: Stage,
@@ -167,6 +175,19 @@ impl TestStage {
             .expect("server api answers");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Waits until every queued message has been delivered (a publish's 202
+    /// means queued, not yet delivered or stored).
+    pub async fn deliveries_settled(&self) {
+        let start = std::time::Instant::now();
+        while !self.stage.queue.is_idle() {
+            assert!(
+                start.elapsed() < WAIT,
+                "deliveries still pending after {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The channel's stored subscription count (its META item).

@@ -22,7 +22,8 @@ fn ids(page: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Publishes over the Client HTTP API on channel `log`; the stage must accept it.
+/// Publishes over the Client HTTP API on channel `log`; the stage must accept it
+/// (202: queued), and the test waits until it is delivered.
 async fn publish(stage: &TestStage, writer: &Client, event: &str, data: Value) {
     let (status, body) = stage
         .connection_api(
@@ -32,6 +33,7 @@ async fn publish(stage: &TestStage, writer: &Client, event: &str, data: Value) {
         )
         .await;
     assert_eq!(status, 202, "{body}");
+    stage.deliveries_settled().await;
 }
 
 /// The `data` of every message `reader` can list on channel `log` (first page).

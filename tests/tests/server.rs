@@ -167,61 +167,58 @@ async fn sweeper_closes_connections_that_miss_heartbeats() {
     chatty.expect_event("hotsock.pong").await;
 }
 
-/// A stream record that cannot be handled is reported back as a batch item
-/// failure (so Lambda retries from it), stops only its own partition, and
-/// does not keep other channels' messages from being delivered.
+/// A queued message that cannot be delivered is reported back as a batch item
+/// failure together with the rest of its channel (so the FIFO queue hands them
+/// out again, in order), and does not keep other channels' messages from being
+/// delivered. Ids come from the queue position (first receive time, then
+/// sequence number), or are the publisher's when it asked for one eagerly.
 #[tokio::test]
-async fn failed_stream_records_are_reported_not_dropped() {
+async fn failed_queued_messages_are_reported_with_the_rest_of_their_channel() {
     let stage = TestStage::start().await;
     let mut listener = stage.connect(listener_claims()).await;
     listener.subscribe("news").await;
-    let message = |channel: &str, id: &str, data: Option<&str>| {
-        let mut image = json!({
-            "pk": {"S": format!("MSG#{channel}")},
-            "sk": {"S": id},
-            "channel": {"S": channel},
-            "event": {"S": "direct"},
-            "stored": {"BOOL": false},
-            "echo": {"BOOL": false},
-        });
-        if let Some(data) = data {
-            image["data"] = json!({"S": data});
-        }
-        image
-    };
-    let record = |sequence: &str, image: Value| {
+    let record = |id: &str, channel: &str, sequence: u64, body: String| {
         json!({
-            "eventID": sequence,
-            "eventName": "INSERT",
-            "eventSource": "aws:dynamodb",
-            "awsRegion": "us-east-1",
-            "dynamodb": {
-                "Keys": {"pk": image["pk"].clone(), "sk": image["sk"].clone()},
-                "NewImage": image,
-                "SequenceNumber": sequence,
-                "SizeBytes": 1,
-                "StreamViewType": "NEW_AND_OLD_IMAGES",
+            "messageId": id,
+            "body": body,
+            "attributes": {
+                "MessageGroupId": channel,
+                "SequenceNumber": sequence.to_string(),
+                "ApproximateFirstReceiveTimestamp": "1700000000000",
+                "ApproximateReceiveCount": "1",
             },
+            "eventSource": "aws:sqs",
         })
     };
-    let event: aws_lambda_events::dynamodb::Event = serde_json::from_value(json!({"Records": [
-        // Unreadable (no data): fails, and so its partition stops here.
-        record("100", message("other", "01ARZ3NDEKTSV4RRFFQ69G5FA1", None)),
-        record("101", message("other", "01ARZ3NDEKTSV4RRFFQ69G5FA2", Some("1"))),
-        // Another partition is unaffected.
-        record("102", message("news", "01ARZ3NDEKTSV4RRFFQ69G5FA3", Some("42"))),
+    let body = |channel: &str, data: i64, id: Option<&str>| {
+        let mut b = json!({"channel": channel, "event": "direct", "data": data});
+        if let Some(id) = id {
+            b["id"] = json!(id);
+        }
+        b.to_string()
+    };
+    let event: aws_lambda_events::sqs::SqsEvent = serde_json::from_value(json!({"Records": [
+        // Unreadable: fails, and the rest of its channel with it.
+        record("a", "other", 1, "{not json".into()),
+        record("b", "other", 2, body("other", 1, None)),
+        // Another channel is unaffected and keeps its order.
+        record("c", "news", 3, body("news", 42, None)),
+        record("d", "news", 4, body("news", 43, Some("01ARZ3NDEKTSV4RRFFQ69G5FA3"))),
     ]}))
     .expect("event");
-    let response = sockhop_stream::handle(stage.stage.app, event)
+    let response = sockhop_deliver::handle(stage.stage.app, event)
         .await
         .expect("the batch is answered");
-    let failed: Vec<Option<String>> = response
+    let failed: Vec<&str> = response
         .batch_item_failures
         .iter()
-        .map(|f| f.item_identifier.clone())
+        .map(|f| f.item_identifier.as_str())
         .collect();
-    assert_eq!(failed, [Some("100".to_owned())]);
-    let delivered = listener.expect_event("direct").await;
-    assert_eq!(delivered["data"], 42);
-    assert_eq!(delivered["id"], "01ARZ3NDEKTSV4RRFFQ69G5FA3");
+    assert_eq!(failed, ["a", "b"]);
+    let first = listener.expect_event("direct").await;
+    assert_eq!(first["data"], 42);
+    assert_eq!(first["id"], sockhop::ids::queued_id(1_700_000_000_000, 3));
+    let second = listener.expect_event("direct").await;
+    assert_eq!(second["data"], 43);
+    assert_eq!(second["id"], "01ARZ3NDEKTSV4RRFFQ69G5FA3");
 }

@@ -67,10 +67,11 @@ fn rel(p: &Path) -> String {
 // ====================================================================== template helpers
 
 /// Every function of the template: logical id → binary name the brief fixes.
-const FUNCTIONS: [(&str, &str); 7] = [
+const FUNCTIONS: [(&str, &str); 8] = [
     ("ConnectFunction", "connect"),
     ("DisconnectFunction", "disconnect"),
     ("DefaultFunction", "default"),
+    ("DeliverFunction", "deliver"),
     ("HttpFunction", "http"),
     ("PublishFunction", "publish"),
     ("StreamFunction", "stream"),
@@ -78,13 +79,17 @@ const FUNCTIONS: [(&str, &str); 7] = [
 ];
 
 /// Functions that send frames by design, whatever the static scan below finds.
-const ALWAYS_POST: [&str; 5] = [
+const ALWAYS_POST: [&str; 6] = [
     "DefaultFunction",
+    "DeliverFunction",
     "HttpFunction",
     "PublishFunction",
     "StreamFunction",
     "SweeperFunction",
 ];
+
+/// Functions that queue messages for delivery (client and server publishes).
+const PUBLISHERS: [&str; 3] = ["DefaultFunction", "HttpFunction", "PublishFunction"];
 
 fn resources(t: &Value) -> &Mapping {
     t.get("Resources")
@@ -1229,9 +1234,33 @@ fn iam_grants_cover_the_store_and_gateway_calls_and_nothing_more() {
             (false, None) => {}
         }
 
+        // --- sqs:SendMessage: to the functions that publish, on the delivery queue.
+        match (PUBLISHERS.contains(&id), g.actions.get("sqs:SendMessage")) {
+            (true, Some(resources)) => {
+                for r in resources {
+                    if get_att(r) != Some(("DeliveryQueue".into(), "Arn".into())) {
+                        problems.push(format!(
+                            "{id}: sqs:SendMessage on {}, not on !GetAtt DeliveryQueue.Arn",
+                            show(r)
+                        ));
+                    }
+                }
+            }
+            (true, None) => problems.push(format!(
+                "{id}: lacks sqs:SendMessage on the DeliveryQueue, but it publishes"
+            )),
+            (false, Some(_)) => problems.push(format!(
+                "{id}: grants sqs:SendMessage, but it never publishes (least privilege)"
+            )),
+            (false, None) => {}
+        }
+
         // --- anything else granted is unexpected.
         for action in g.actions.keys() {
-            if !action.starts_with("dynamodb:") && action != "execute-api:ManageConnections" {
+            if !action.starts_with("dynamodb:")
+                && action != "execute-api:ManageConnections"
+                && action != "sqs:SendMessage"
+            {
                 problems.push(format!(
                     "{id}: grants {action}, which this test does not know the code to need \
                      (teach tests/tests/template.rs about it if it is)"
@@ -1396,5 +1425,73 @@ fn outputs_carry_hotsocks_names() {
     assert!(
         outputs.get("WebSocketsWssUrl").is_none(),
         "one name per output"
+    );
+}
+
+/// The delivery path of docs/adr/0002: a FIFO queue with per-channel
+/// deduplication, a dead-letter queue, and a consumer that reports failures per
+/// message so the queue hands out exactly the failed ones again.
+#[test]
+fn messages_travel_a_fifo_queue_to_the_deliver_function() {
+    let t = template();
+    let queue = &resources(&t)["DeliveryQueue"];
+    assert_eq!(
+        queue.get("Type").and_then(Value::as_str),
+        Some("AWS::SQS::Queue")
+    );
+    assert_eq!(prop(queue, "FifoQueue"), Some(&Value::Bool(true)));
+    assert_eq!(
+        prop(queue, "ContentBasedDeduplication"),
+        Some(&Value::Bool(false))
+    );
+    assert_eq!(
+        prop(queue, "DeduplicationScope").and_then(Value::as_str),
+        Some("messageGroup")
+    );
+    let redrive = prop(queue, "RedrivePolicy").expect("dead letters");
+    assert_eq!(
+        get_att(redrive.get("deadLetterTargetArn").expect("target")),
+        Some(("DeliveryDeadLetterQueue".into(), "Arn".into()))
+    );
+    let receives = redrive.get("maxReceiveCount").and_then(Value::as_i64);
+    assert_eq!(receives, Some(5), "the local stage's MAX_RECEIVES is 5 too");
+    let deliver = &resources(&t)["DeliverFunction"];
+    let timeout = prop(deliver, "Timeout")
+        .and_then(Value::as_i64)
+        .expect("timeout");
+    let visibility = prop(queue, "VisibilityTimeout")
+        .and_then(Value::as_i64)
+        .expect("visibility");
+    assert!(visibility >= 6 * timeout, "{visibility} < 6 × {timeout}");
+    let source = prop(deliver, "Events")
+        .and_then(|e| e.get("Queue"))
+        .expect("an SQS event");
+    assert_eq!(source.get("Type").and_then(Value::as_str), Some("SQS"));
+    let properties = source.get("Properties").expect("properties");
+    assert_eq!(
+        get_att(properties.get("Queue").expect("queue")),
+        Some(("DeliveryQueue".into(), "Arn".into()))
+    );
+    assert_eq!(
+        strings(properties.get("FunctionResponseTypes")),
+        ["ReportBatchItemFailures"]
+    );
+    let batch = properties
+        .get("BatchSize")
+        .and_then(Value::as_i64)
+        .unwrap_or(10);
+    assert!(
+        (1..=10).contains(&batch),
+        "FIFO batches hold at most 10: {batch}"
+    );
+    let env = t
+        .get("Globals")
+        .and_then(|g| g.get("Function"))
+        .and_then(|f| f.get("Environment"))
+        .and_then(|e| e.get("Variables"))
+        .expect("global environment");
+    assert_eq!(
+        ref_target(env.get("DELIVERY_QUEUE_URL").expect("queue url")),
+        Some("DeliveryQueue".into())
     );
 }

@@ -145,11 +145,7 @@ async fn publish_message(
     caller: Caller,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    let eager = body.get("eagerIdGeneration") == Some(&Value::Bool(true));
-    let mut reply = client_operation(app, caller, "publishMessage", body).await?;
-    if let (false, Some(fields)) = (eager, reply.as_object_mut()) {
-        fields.remove("id");
-    }
+    let reply = client_operation(app, caller, "publishMessage", body).await?;
     Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
 }
 

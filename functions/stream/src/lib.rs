@@ -1,5 +1,5 @@
-//! The table's stream: greets new connections, delivers published messages,
-//! and cleans up connections whose TTL expired. Failed records are reported
+//! The table's stream: greets new connections and cleans up connections whose
+//! TTL expired (messages go through the delivery queue instead). Failed records are reported
 //! back (`ReportBatchItemFailures`), so Lambda retries from the first one.
 
 use aws_lambda_events::dynamodb::Event;

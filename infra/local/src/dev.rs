@@ -1,6 +1,7 @@
 //! Dev-only conveniences: the stage's generated HS256 signing key and a
 //! token-minting endpoint. Never part of a deployed stage.
 
+use crate::queue::LocalQueue;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,6 +11,7 @@ use axum::{Json, Router};
 use base64::Engine;
 use serde_json::{json, Value};
 use std::path::Path;
+use std::sync::Arc;
 
 /// How long minted dev tokens live unless the request says otherwise.
 const DEV_TOKEN_SECONDS: i64 = 3600;
@@ -75,6 +77,21 @@ pub fn router(key: Option<DevKey>) -> Router {
         .route("/collaborative-todo", post(todo_session))
         .route("/real-time-chat", post(chat_session))
         .with_state(key)
+}
+
+/// `GET /dev/stats`: every AWS request the stage's handlers made so far, per
+/// operation, with DynamoDB capacity units (sockhop::metrics), and the delivery
+/// queue's depth. The bench reads it around each operation it measures.
+pub fn stats_router(app: &'static sockhop::App, queue: Arc<LocalQueue>) -> Router {
+    Router::new()
+        .route("/dev/stats", axum::routing::get(stats))
+        .with_state((app, queue))
+}
+
+async fn stats(
+    State((app, queue)): State<(&'static sockhop::App, Arc<LocalQueue>)>,
+) -> Json<Value> {
+    Json(json!({"requests": app.requests.snapshot(), "queue": queue.stats()}))
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {

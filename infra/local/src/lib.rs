@@ -7,9 +7,11 @@
 //! - `HOST:PORT/`: the http function's router (`/connection/*`), the demo apps
 //!   under `/examples/`, and dev-only token minting under `/dev/`.
 //! - DynamoDB Local's stream is polled and fed to the stream function.
+//! - Publishes go through an in-process FIFO queue to the deliver function.
 
 pub mod dev;
 pub mod dynamodb_local;
+pub mod queue;
 pub mod sockets;
 pub mod streams;
 pub mod table;
@@ -78,6 +80,8 @@ pub struct Stage {
     /// The generated dev-only API key of `POST /publish`, when none was given.
     pub dev_api_key: Option<String>,
     pub app: &'static App,
+    /// The in-process delivery queue (SQS FIFO in AWS).
+    pub queue: Arc<queue::LocalQueue>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     dynamodb: Option<dynamodb_local::DynamoDbLocal>,
@@ -191,7 +195,11 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         ))
         .load()
         .await;
-    let app: &'static App = Box::leak(Box::new(App::with_sdk_config(config, &sdk)));
+    let mut app = App::with_sdk_config(config, &sdk);
+    // Publishes go through the in-process FIFO queue instead of SQS.
+    let queue = queue::LocalQueue::new();
+    app.queue = queue.clone();
+    let app: &'static App = Box::leak(Box::new(app));
 
     table::ensure_table(
         &sdk,
@@ -208,7 +216,9 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     ));
     // The stage's own pages and demo token endpoints answer any origin, like the
     // http function does: apps are developed on their own dev-server ports.
-    let mut pages = dev::router(dev_key.clone()).route("/", axum::routing::get(index));
+    let mut pages = dev::router(dev_key.clone())
+        .merge(dev::stats_router(app, queue.clone()))
+        .route("/", axum::routing::get(index));
     if let Some(dir) = &options.examples_dir {
         pages = pages.nest_service("/examples", tower_http::services::ServeDir::new(dir));
     }
@@ -236,6 +246,11 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
             _ = poll_shutdown.wait_for(|stop| *stop) => {}
         }
     }));
+    tasks.push(tokio::spawn(queue::run(
+        queue.clone(),
+        app,
+        shutdown_rx.clone(),
+    )));
     let mut sweep_shutdown = shutdown_rx.clone();
     let sweep_interval = options.sweep_interval;
     tasks.push(tokio::spawn(async move {
@@ -266,6 +281,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         dev_key,
         dev_api_key,
         app,
+        queue,
         shutdown,
         tasks,
         dynamodb,

@@ -1,23 +1,91 @@
-//! Delivery of a written message to the channel's subscribers, run by the
-//! stream function in commit (= id) order per channel; and the audience rule
+//! Delivery of a queued message to the channel's subscribers, run by the
+//! deliver function in queue (= id) order per channel; and the audience rule
 //! every fan-out shares.
 
 use super::{internal, Ctx};
+use crate::claims::STORE_FOREVER;
 use crate::effects::Effects;
-use crate::error::ProtocolError;
-use crate::protocol::{Meta, ServerMessage};
+use crate::error::{ErrorCode, ProtocolError};
+use crate::protocol::Meta;
 use crate::store::{MessageItem, SubscriptionItem};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
-/// The wire frame of a stored or delivered message. It names the real channel
-/// even for subscribers by alias: clients map real names to their aliases from
-/// `meta.channelAlias` of `hotsock.subscribed`, as hotsock-js does.
-pub fn message_frame(message: &MessageItem) -> ServerMessage {
-    let data = serde_json::from_str(&message.data).unwrap_or(serde_json::Value::Null);
-    let meta: Option<Meta> = message
+/// A published message on its way to delivery, as the queue carries it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Queued {
+    /// Set when the publisher was told the id (`eagerIdGeneration`); otherwise
+    /// the message's place in the queue gives it one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub channel: String,
+    pub event: String,
+    /// The publisher's JSON, carried and delivered as it is, never re-parsed.
+    pub data: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Meta>,
+    /// The publishing connection: it gets a copy only with `echo`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    #[serde(default)]
+    pub echo: bool,
+    /// Seconds to keep: 0 not stored, -1 forever.
+    #[serde(default)]
+    pub store: i64,
+}
+
+/// The item a queued message becomes, with id `id`, delivered at `now` (pure).
+pub fn message_item(queued: &Queued, id: String, now: i64) -> MessageItem {
+    let ttl = match queued.store {
+        STORE_FOREVER | 0 => None,
+        seconds => Some(now + seconds),
+    };
+    MessageItem {
+        id,
+        channel: queued.channel.clone(),
+        event: queued.event.clone(),
+        data: queued.data.get().to_owned(),
+        meta: queued
+            .meta
+            .as_ref()
+            .and_then(|m| serde_json::to_string(m).ok()),
+        stored: queued.store != 0,
+        sender: queued.sender.clone(),
+        echo: queued.echo,
+        ttl,
+        reactions: Default::default(),
+    }
+}
+
+/// The wire frame of a message: `data` and `meta` are spliced in as the JSON
+/// they were stored as. It names the real channel even for subscribers by
+/// alias: clients map real names to their aliases from `meta.channelAlias` of
+/// `hotsock.subscribed`, as hotsock-js does.
+pub fn message_frame(message: &MessageItem) -> String {
+    #[derive(Serialize)]
+    struct Frame<'a> {
+        id: &'a str,
+        event: &'a str,
+        channel: &'a str,
+        /// `None` (unreadable, which a stored item never is) is sent as `null`.
+        data: Option<&'a RawValue>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        meta: Option<&'a RawValue>,
+    }
+    let data = serde_json::from_str::<&RawValue>(&message.data).ok();
+    let meta = message
         .meta
         .as_deref()
-        .and_then(|m| serde_json::from_str(m).ok());
-    ServerMessage::message(message.id(), &message.event, &message.channel, data, meta)
+        .and_then(|m| serde_json::from_str::<&RawValue>(m).ok());
+    serde_json::to_string(&Frame {
+        id: message.id(),
+        event: &message.event,
+        channel: &message.channel,
+        data,
+        meta,
+    })
+    .unwrap_or_default()
 }
 
 /// Who receives a frame (pure): every subscriber but the sender, unless the
@@ -34,32 +102,45 @@ pub fn recipients(
         .collect()
 }
 
-/// The frames that deliver `message` to the channel's current subscribers.
-/// An unstored message is removed once its frames are decided (TTL removes it
-/// anyway should that fail).
-pub async fn deliver(cx: Ctx<'_>, message: &MessageItem) -> Result<Effects, ProtocolError> {
-    let subscriptions = cx
-        .app
+/// The channel's current subscribers, read once for a batch of its messages.
+pub async fn subscribers(
+    cx: Ctx<'_>,
+    channel: &str,
+) -> Result<Vec<SubscriptionItem>, ProtocolError> {
+    cx.app
         .store
-        .channel_subscriptions(&message.channel, cx.secs())
+        .channel_subscriptions(channel, cx.secs())
         .await
-        .map_err(internal)?;
-    let mut effects = Effects::new();
-    effects.send_to(
-        recipients(&subscriptions, message.sender.as_deref(), message.echo),
-        &message_frame(message),
-    );
-    if !message.stored {
-        if let Err(err) = cx
-            .app
-            .store
-            .delete_message(&message.channel, message.id())
-            .await
-        {
-            tracing::warn!(error = %err, id = message.id(), "transient message left for TTL");
-        }
+        .map_err(internal)
+}
+
+/// Delivers one queued message with id `id` to `subscriptions`: a stored
+/// message is written first (once; a retry writes the same item again), an
+/// unstored one is never written.
+pub async fn deliver(
+    cx: Ctx<'_>,
+    subscriptions: &[SubscriptionItem],
+    queued: &Queued,
+    id: String,
+) -> Result<Effects, ProtocolError> {
+    let message = message_item(queued, id, cx.secs());
+    if message.stored {
+        cx.app.store.put_message(&message).await.map_err(internal)?;
     }
+    let mut effects = Effects::new();
+    effects.send_text(
+        recipients(subscriptions, message.sender.as_deref(), message.echo),
+        message_frame(&message),
+    );
     Ok(effects)
+}
+
+/// A queue record that can never be delivered (its body is not a message).
+pub fn unreadable(reason: impl std::fmt::Display) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::InternalError,
+        format!("unreadable queued message: {reason}"),
+    )
 }
 
 #[cfg(test)]
@@ -116,9 +197,38 @@ mod tests {
         );
         let frame = message_frame(&message(None, false));
         assert_eq!(
-            serde_json::to_value(&frame).expect("json"),
+            serde_json::from_str::<serde_json::Value>(&frame).expect("json"),
             json!({"id": "01ARZ3NDEKTSV4RRFFQ69G5FAV", "event": "msg", "channel": "chat",
                    "data": {"text": "hi"}, "meta": {"uid": "jim", "umd": null}})
         );
+    }
+
+    /// `data` reaches subscribers byte for byte: key order, number spelling
+    /// and big integers as the publisher wrote them.
+    #[test]
+    fn data_is_spliced_not_reparsed() {
+        let text = r#"{"z":1,"a":[1.50,18446744073709551616123],"m":"\u00e9"}"#;
+        let queued: Queued = serde_json::from_str(&format!(
+            r#"{{"channel":"chat","event":"msg","data":{text},"store":60}}"#
+        ))
+        .expect("queued");
+        let item = message_item(&queued, "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(), 1_000);
+        assert_eq!((item.stored, item.ttl), (true, Some(1_060)));
+        let frame = message_frame(&item);
+        assert!(frame.contains(&format!(r#""data":{text}"#)), "{frame}");
+        assert!(
+            !frame.contains("meta"),
+            "a server message has no meta: {frame}"
+        );
+        let unstored = Queued {
+            store: 0,
+            ..queued.clone()
+        };
+        assert!(!message_item(&unstored, "x".into(), 1_000).stored);
+        let forever = Queued {
+            store: -1,
+            ..queued
+        };
+        assert_eq!(message_item(&forever, "x".into(), 1_000).ttl, None);
     }
 }

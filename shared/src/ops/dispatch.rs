@@ -98,11 +98,15 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
             channel,
             event,
             data,
+            eager_id,
         } => {
-            let id = publish::publish_from_client(cx, connection, &channel, &event, data).await?;
-            Ok(Outcome::reply(
-                json!({"channel": channel, "event": event, "id": id}),
-            ))
+            let id = publish::publish_from_client(cx, connection, &channel, &event, data, eager_id)
+                .await?;
+            let mut reply = json!({"channel": channel, "event": event});
+            if let Some(id) = id {
+                reply["id"] = Value::String(id);
+            }
+            Ok(Outcome::reply(reply))
         }
         ClientCommand::MessageReaction {
             channel,

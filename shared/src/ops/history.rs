@@ -58,7 +58,7 @@ pub async fn list_messages(
         .iter()
         .zip(&expanded)
         .map(|(m, items)| {
-            let mut value = serde_json::to_value(message_frame(m)).unwrap_or(Value::Null);
+            let mut value = serde_json::from_str(&message_frame(m)).unwrap_or(Value::Null);
             if request.expand_reactions || !m.reactions.is_empty() {
                 value["reactions"] = reactions_json(m, items.as_deref());
             }

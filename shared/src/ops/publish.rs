@@ -2,25 +2,17 @@
 //! server's. Publishing writes the message; the stream function delivers it
 //! (docs/adr/0001-ordered-delivery.md).
 
+use super::deliver::Queued;
 use super::{internal, named_channel, Connection, Ctx, NamedChannel};
 use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
-use crate::ids::id_after;
 use crate::names;
 use crate::protocol::{events, parse_client_frame, ClientCommand, Meta, ReactionAction};
-use crate::store::{MessageItem, OrderedPut};
+use crate::queue::{deduplication_id, Enqueue};
 use serde_json::json;
 use serde_json::Value;
 
-/// How many times a publish retries when another publisher on the same channel
-/// committed a later id first, or the two writes collided.
-const MAX_ORDER_RETRIES: u32 = 64;
-
-/// How long an unstored message may sit in the table before TTL removes it,
-/// should the stream function fail to delete it after delivery.
-pub const TRANSIENT_TTL_SECONDS: i64 = 300;
-
-/// A message ready to be written.
+/// A message to publish, decided: where, what, as whom, kept how long.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
     pub channel: String,
@@ -31,55 +23,40 @@ pub struct Outgoing {
     pub echo: bool,
     /// Seconds: 0 not stored, -1 forever.
     pub store: i64,
+    /// `eagerIdGeneration`: the id is assigned now and returned.
+    pub eager_id: bool,
+    /// The publisher's `deduplicationId`.
+    pub deduplication_id: Option<String>,
 }
 
-/// The message item for `outgoing` with id `id`, written at `now` (pure).
-pub fn message_item(outgoing: &Outgoing, id: String, now: i64) -> MessageItem {
-    let ttl = match outgoing.store {
-        STORE_FOREVER => None,
-        0 => Some(now + TRANSIENT_TTL_SECONDS),
-        seconds => Some(now + seconds),
-    };
-    MessageItem {
-        id,
-        channel: outgoing.channel.clone(),
-        event: outgoing.event.clone(),
-        data: outgoing.data.to_string(),
-        meta: outgoing
-            .meta
-            .as_ref()
-            .and_then(|m| serde_json::to_string(m).ok()),
-        stored: outgoing.store != 0,
-        sender: outgoing.sender.clone(),
+/// Queues a message for delivery (docs/adr/0002-delivery-queue.md). Returns
+/// once the queue has it, with its id when the publisher asked for it now;
+/// otherwise the message's place in the queue gives it its id. Its `data` was
+/// validated where the command was parsed.
+pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, ProtocolError> {
+    let unique = cx.app.ids.next_id(cx.now);
+    let queued = Queued {
+        id: outgoing.eager_id.then(|| unique.clone()),
+        data: serde_json::value::to_raw_value(&outgoing.data)
+            .map_err(|e| ProtocolError::new(ErrorCode::InvalidMessage, format!("data: {e}")))?,
+        channel: outgoing.channel,
+        event: outgoing.event,
+        meta: outgoing.meta,
+        sender: outgoing.sender,
         echo: outgoing.echo,
-        ttl,
-        reactions: Default::default(),
-    }
-}
-
-/// Writes a message so that the channel's ids commit in order; returns its id.
-/// Its `data` was validated where the command was parsed.
-pub async fn publish(cx: Ctx<'_>, outgoing: &Outgoing) -> Result<String, ProtocolError> {
-    let ids = &cx.app.ids;
-    let mut item = message_item(outgoing, ids.next_id(cx.now), cx.secs());
-    for attempt in 1..=MAX_ORDER_RETRIES {
-        match cx
-            .app
-            .store
-            .put_message_ordered(&item)
-            .await
-            .map_err(internal)?
-        {
-            OrderedPut::Written => return Ok(item.id),
-            OrderedPut::Behind { last } => {
-                tokio::time::sleep(crate::store::backoff(attempt)).await;
-                item.id = id_after(ids.next_id(cx.now), last.as_deref());
-            }
-        }
-    }
-    Err(internal(crate::store::StoreError::Contention(
-        "message order",
-    )))
+        store: outgoing.store,
+    };
+    let body = serde_json::to_string(&queued).map_err(|_| ProtocolError::internal())?;
+    let message = Enqueue {
+        deduplication_id: deduplication_id(outgoing.deduplication_id.as_deref().unwrap_or(&unique)),
+        group: queued.channel,
+        body,
+    };
+    cx.app.queue.send(message).await.map_err(|err| {
+        tracing::error!(error = %err, "queueing a message failed");
+        ProtocolError::new(ErrorCode::InternalError, "temporary failure, try again")
+    })?;
+    Ok(queued.id)
 }
 
 /// Decides whether a client may send `event` on a channel (pure).
@@ -109,7 +86,8 @@ pub async fn publish_from_client(
     requested: &str,
     event: &str,
     data: Value,
-) -> Result<String, ProtocolError> {
+    eager_id: bool,
+) -> Result<Option<String>, ProtocolError> {
     let NamedChannel {
         channel,
         subscription,
@@ -127,7 +105,7 @@ pub async fn publish_from_client(
     let allowed = check_client_publish(&permissions, subscription.is_some(), requested, event)?;
     publish(
         cx,
-        &Outgoing {
+        Outgoing {
             channel,
             event: event.to_owned(),
             data,
@@ -135,6 +113,8 @@ pub async fn publish_from_client(
             sender: Some(connection.id().to_owned()),
             echo: allowed.echo,
             store: allowed.store,
+            eager_id,
+            deduplication_id: None,
         },
     )
     .await
@@ -256,9 +236,6 @@ fn parse_server_reaction(payload: Value) -> Result<ServerReaction, ProtocolError
     })
 }
 
-/// Seconds a `deduplicationId` suppresses repeats.
-pub const DEDUPLICATION_SECONDS: i64 = 300;
-
 /// Validates a server publish (pure): names, size, store range, and what this
 /// stage does not support yet.
 pub fn check_server_publish(request: &ServerPublish) -> Result<(), ProtocolError> {
@@ -296,21 +273,9 @@ pub async fn publish_from_server(
     request: &ServerPublish,
 ) -> Result<Value, ProtocolError> {
     let mut reply = serde_json::json!({"channel": request.channel, "event": request.event});
-    if let Some(dedup) = &request.deduplication_id {
-        let key = format!("{}#{dedup}", request.channel);
-        let fresh = cx
-            .app
-            .store
-            .claim_deduplication_id(&key, cx.secs(), DEDUPLICATION_SECONDS)
-            .await
-            .map_err(internal)?;
-        if !fresh {
-            return Ok(reply);
-        }
-    }
     let id = publish(
         cx,
-        &Outgoing {
+        Outgoing {
             channel: request.channel.clone(),
             event: request.event.clone(),
             data: request.data.clone(),
@@ -318,10 +283,12 @@ pub async fn publish_from_server(
             sender: None,
             echo: false,
             store: request.store,
+            eager_id: request.eager_id_generation,
+            deduplication_id: request.deduplication_id.clone(),
         },
     )
     .await?;
-    if request.eager_id_generation {
+    if let Some(id) = id {
         reply["id"] = Value::String(id);
     }
     Ok(reply)
@@ -332,35 +299,6 @@ mod tests {
     use super::*;
     use crate::claims::Claims;
     use serde_json::json;
-
-    fn outgoing(store: i64) -> Outgoing {
-        Outgoing {
-            channel: "chat".into(),
-            event: "msg".into(),
-            data: json!({"text": "hi"}),
-            meta: Some(Meta::new(Some("jim".into()), None)),
-            sender: Some("c1".into()),
-            echo: true,
-            store,
-        }
-    }
-
-    #[test]
-    fn store_seconds_become_ttl_and_stored_flag() {
-        let kept = message_item(&outgoing(60), "01J".into(), 1_000);
-        assert!(kept.stored);
-        assert_eq!(kept.ttl, Some(1_060));
-        assert_eq!(kept.channel, "chat");
-        assert_eq!(kept.id, "01J");
-        assert_eq!(kept.data, r#"{"text":"hi"}"#);
-        assert!(kept.meta.as_deref().is_some_and(|m| m.contains("\"jim\"")));
-        let forever = message_item(&outgoing(-1), "01J".into(), 1_000);
-        assert!(forever.stored);
-        assert_eq!(forever.ttl, None);
-        let transient = message_item(&outgoing(0), "01J".into(), 1_000);
-        assert!(!transient.stored);
-        assert_eq!(transient.ttl, Some(1_000 + TRANSIENT_TTL_SECONDS));
-    }
 
     fn perms(channels: Value) -> ChannelPermissions {
         let claims = Claims::parse(

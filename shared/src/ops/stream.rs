@@ -1,9 +1,9 @@
-//! One change from the table's stream: greet a new connection, deliver a
-//! published message, clean up after an expired connection.
+//! One change from the table's stream: greet a new connection, clean up after
+//! an expired connection.
 
-use super::{connect, deliver, Ctx};
+use super::{connect, Ctx};
 use crate::effects::Effects;
-use crate::error::{ErrorCode, ProtocolError};
+use crate::error::ProtocolError;
 use crate::store::Change;
 
 /// What one stream change requires. An error means the record must be
@@ -15,10 +15,6 @@ pub async fn apply(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolErro
             let mut effects = Effects::new();
             effects.cleanup(connection_id);
             Ok(effects)
-        }
-        Change::Published(message) => deliver::deliver(cx, message).await,
-        Change::Unreadable { reason } => {
-            Err(ProtocolError::new(ErrorCode::InternalError, reason.clone()))
         }
         Change::Ignored => Ok(Effects::new()),
     }

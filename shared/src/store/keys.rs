@@ -46,9 +46,3 @@ pub fn reaction_pk(channel: &str, message_id: &str) -> String {
 pub fn reaction_sk(reaction: &str, uid: &str) -> String {
     format!("{reaction}#{uid}")
 }
-
-pub const DEDUP_PREFIX: &str = "DEDUP#";
-
-pub fn deduplication_pk(key: &str) -> String {
-    format!("{DEDUP_PREFIX}{key}")
-}

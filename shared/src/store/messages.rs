@@ -1,14 +1,11 @@
-//! Messages, one partition per channel, sorted by id. Every published message
-//! is written here, stored or not: the table's stream then hands each channel's
-//! messages to the stream function in commit order, which the ordering
-//! condition below makes equal to id order (docs/adr/0001-ordered-delivery.md).
+//! Stored messages, one partition per channel, sorted by id. Only messages
+//! with `store` are written, by the deliver function, once, in queue order
+//! (docs/adr/0002-delivery-queue.md).
 
-use super::subscriptions::build_error;
 use super::{
-    cancelled_conditions, each_page, keyed, keys, n, query_page, s, transact_put, Item, Store,
-    StoreError,
+    each_page, is_condition_failure, keyed, keys, n, query_page, s, Item, Store, StoreError,
 };
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 
@@ -46,17 +43,6 @@ impl MessageItem {
     }
 }
 
-/// How an ordered write ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum OrderedPut {
-    Written,
-    /// The channel already has this id or a later one (`last`), or another
-    /// write collided: retry with an id above `last`.
-    Behind {
-        last: Option<String>,
-    },
-}
-
 /// One `listMessages` query, with exclusive `after`/`before` cursors and the
 /// inclusive lower bound of the visible window.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,54 +65,27 @@ pub struct MessagePage {
 const MAX_ULID: &str = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
 impl Store {
-    /// Writes a message if, and only if, its id sorts after the channel's
-    /// `lastMessageId`, so that per channel commit order equals id order. When
-    /// it does not (another publisher won), nothing is written and the caller
-    /// retries with an id above [`OrderedPut::Behind`]'s `last`.
-    pub async fn put_message_ordered(&self, item: &MessageItem) -> Result<OrderedPut, StoreError> {
-        let order = TransactWriteItem::builder()
-            .update(
-                Update::builder()
-                    .table_name(&self.table)
-                    .key("pk", s(keys::channel_pk(&item.channel)))
-                    .key("sk", s(keys::META_SK))
-                    .update_expression("SET lastMessageId = :id")
-                    .condition_expression(
-                        "attribute_not_exists(lastMessageId) OR lastMessageId < :id",
-                    )
-                    .expression_attribute_values(":id", s(item.id.clone()))
-                    .build()
-                    .map_err(build_error)?,
-            )
-            .build();
-        let put = transact_put(
-            &self.table,
-            keyed(item, keys::message_pk(&item.channel), &item.id)?,
-            |put| put.condition_expression("attribute_not_exists(pk)"),
-        )?;
+    /// Writes a delivered message once: a retried delivery of the same
+    /// message (same id) finds it written and leaves it, reaction counts and
+    /// all.
+    pub async fn put_message(&self, item: &MessageItem) -> Result<(), StoreError> {
         let result = self
             .client
-            .transact_write_items()
-            .transact_items(order)
-            .transact_items(put)
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(keyed(
+                item,
+                keys::message_pk(&item.channel),
+                &item.id,
+            )?))
+            .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
         match result {
-            Ok(_) => Ok(OrderedPut::Written),
-            Err(e) if cancelled_conditions(&e).is_some() => Ok(OrderedPut::Behind {
-                last: self.last_message_id(&item.channel).await?,
-            }),
-            Err(e) => Err(StoreError::dynamo("TransactWriteItems", e)),
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::dynamo("PutItem", e)),
         }
-    }
-
-    async fn last_message_id(&self, channel: &str) -> Result<Option<String>, StoreError> {
-        let item = self
-            .get(keys::channel_pk(channel), keys::META_SK.into(), 0)
-            .await?;
-        Ok(item
-            .and_then(|i| i.get("lastMessageId").cloned())
-            .and_then(|v| v.as_s().ok().cloned()))
     }
 
     pub async fn get_message(
@@ -139,19 +98,6 @@ impl Store {
             .get(keys::message_pk(channel), id.to_owned(), now)
             .await?;
         Ok(item.map(serde_dynamo::from_item).transpose()?)
-    }
-
-    /// Removes a delivered message that was not to be stored.
-    pub async fn delete_message(&self, channel: &str, id: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .key("pk", s(keys::message_pk(channel)))
-            .key("sk", s(id))
-            .send()
-            .await
-            .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
-        Ok(())
     }
 
     /// Stored, unexpired messages in id order (newest first when asked), up to

@@ -10,7 +10,7 @@ mod stream;
 mod subscriptions;
 
 pub use connections::ConnectionItem;
-pub use messages::{MessageItem, MessagePage, MessageQuery, OrderedPut};
+pub use messages::{MessageItem, MessagePage, MessageQuery};
 pub use reactions::{reaction_counts, ReactionChange, ReactionItem};
 pub use stream::{classify_stream_record, partition_of, Change};
 pub use subscriptions::{SubscribeOutcome, SubscriptionItem};
@@ -158,17 +158,6 @@ impl Store {
 }
 
 impl Store {
-    /// True the first time `key` is seen within `window` seconds.
-    pub async fn claim_deduplication_id(
-        &self,
-        key: &str,
-        now: i64,
-        window: i64,
-    ) -> Result<bool, StoreError> {
-        self.put_once(keys::deduplication_pk(key), "DEDUP", now + window, now)
-            .await
-    }
-
     /// Every live connection item. A scan: the sweeper's once-a-minute pass is the
     /// only caller, and connections are the only `sk = CONN` items.
     pub async fn scan_connections(&self, now: i64) -> Result<Vec<ConnectionItem>, StoreError> {

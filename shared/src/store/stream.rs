@@ -1,7 +1,8 @@
 //! What a record of the table's stream means: the store knows the keys, so it
-//! is the one to tell a new connection from a published message.
+//! is the one to tell a new connection from everything else. Messages do not
+//! travel through the stream (they go through the delivery queue).
 
-use super::{keys, MessageItem};
+use super::keys;
 use aws_lambda_events::dynamodb::EventRecord;
 use serde_dynamo::{AttributeValue, Item};
 
@@ -12,11 +13,8 @@ pub enum Change {
     Connected { connection_id: String },
     /// DynamoDB's TTL removed a connection item: clean up what it left.
     ConnectionExpired { connection_id: String },
-    /// A message was written: deliver it.
-    Published(Box<MessageItem>),
-    /// A message record that cannot be read (reported, not delivered).
-    Unreadable { reason: String },
-    /// Anything else (subscriptions, counts, reactions, deletions we made).
+    /// Anything else (stored messages, subscriptions, counts, reactions,
+    /// deletions we made).
     Ignored,
 }
 
@@ -55,14 +53,6 @@ pub fn classify_stream_record(record: &EventRecord) -> Change {
         ("REMOVE", Some(id)) if by_ttl => Change::ConnectionExpired {
             connection_id: id.to_owned(),
         },
-        ("INSERT", None) if pk.starts_with(keys::MSG_PREFIX) => {
-            match serde_dynamo::from_item::<_, MessageItem>(change.new_image.clone()) {
-                Ok(message) => Change::Published(Box::new(message)),
-                Err(err) => Change::Unreadable {
-                    reason: format!("message {pk}/{sk}: {err}"),
-                },
-            }
-        }
         _ => Change::Ignored,
     }
 }
@@ -142,36 +132,12 @@ mod tests {
     }
 
     #[test]
-    fn inserted_messages_are_published_and_broken_ones_reported() {
+    fn stored_messages_are_not_deliveries() {
         let k = keys("MSG#chat", "01ARZ3NDEKTSV4RRFFQ69G5FAV");
-        let mut image = k.clone();
-        for (name, value) in [
-            ("channel", json!({"S": "chat"})),
-            ("event", json!({"S": "msg"})),
-            ("data", json!({"S": "{\"a\":1}"})),
-            ("stored", json!({"BOOL": false})),
-            ("echo", json!({"BOOL": true})),
-        ] {
-            image[name] = value;
-        }
-        let Change::Published(message) =
-            classify_stream_record(&record("INSERT", k.clone(), image, false))
-        else {
-            panic!("not published");
-        };
-        assert_eq!(message.id(), "01ARZ3NDEKTSV4RRFFQ69G5FAV");
-        assert_eq!(message.channel, "chat");
-        assert!(message.echo && !message.stored);
-        assert!(matches!(
-            classify_stream_record(&record("INSERT", k.clone(), k.clone(), false)),
-            Change::Unreadable { .. }
-        ));
-        // Deleting an unstored message after delivery is not a new message.
         assert_eq!(
-            classify_stream_record(&record("REMOVE", k.clone(), k, false)),
+            classify_stream_record(&record("INSERT", k.clone(), k, false)),
             Change::Ignored
         );
-        // Subscriptions, counts and reactions are not deliveries.
         for (pk, sk) in [
             ("CHAN#chat", "SUB#c1"),
             ("CHAN#chat", "META"),
