@@ -333,3 +333,21 @@ async fn each_channel_is_delivered_in_id_order_to_everyone() {
         "everyone sees the same sequence"
     );
 }
+
+/// Many connections subscribing to one channel at once all touch its count
+/// item; every subscribe succeeds and the count is exact. (DynamoDB Local
+/// serialises transactions; in AWS the ones that lose a conflict are run again,
+/// see `shared/src/store/subscriptions.rs::only_pure_conflicts_are_retried`.)
+#[tokio::test]
+async fn simultaneous_subscribes_to_one_channel_all_succeed() {
+    let stage = TestStage::start().await;
+    let mut clients = Vec::new();
+    for i in 0..40 {
+        clients.push(stage.connect(chat_claims(&format!("u{i}"), false)).await);
+    }
+    let frames = futures::future::join_all(clients.iter_mut().map(|c| c.subscribe("chat"))).await;
+    for frame in &frames {
+        assert_eq!(frame["event"], "hotsock.subscribed", "{frame}");
+    }
+    assert_eq!(stage.subscriptions_count("chat").await, 40);
+}

@@ -234,6 +234,10 @@ pub(crate) fn transact_put(
 /// How long to wait before retry `attempt` (1-based) of a write that collided
 /// with another: a few jittered milliseconds, growing with the attempt, so
 /// writers that keep colliding spread out.
+/// How often a transaction that lost a conflict on a hot item (a channel's
+/// count, a message's reaction count) is run again before giving up.
+pub(crate) const MAX_CONFLICT_RETRIES: u32 = 32;
+
 pub fn backoff(attempt: u32) -> Duration {
     let spread = 2 + u64::from(attempt.min(10)) * 3;
     Duration::from_millis(rand::random::<u64>() % spread)

@@ -3,7 +3,9 @@
 //! stay exact when users react at once.
 
 use super::subscriptions::build_error;
-use super::{backoff, keyed, keys, n, s, transact_put, Item, Store, StoreError};
+use super::{
+    backoff, keyed, keys, n, s, transact_put, Item, Store, StoreError, MAX_CONFLICT_RETRIES,
+};
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -11,7 +13,6 @@ use std::collections::BTreeMap;
 /// Message attributes holding reaction counts are named `rx#<reaction>`:
 /// top-level attributes, so `ADD` works before any reaction exists.
 pub const COUNT_PREFIX: &str = "rx#";
-const MAX_CONFLICT_RETRIES: u32 = 32;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

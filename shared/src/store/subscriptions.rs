@@ -228,13 +228,11 @@ impl Store {
     }
 }
 
-type TransactResult = Result<
-    (),
-    aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-        aws_sdk_dynamodb::config::http::HttpResponse,
-    >,
+type TransactError = aws_sdk_dynamodb::error::SdkError<
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    aws_sdk_dynamodb::config::http::HttpResponse,
 >;
+type TransactResult = Result<(), TransactError>;
 
 impl Store {
     /// Runs `writes` as one transaction, with the channel's subscription count
@@ -249,13 +247,41 @@ impl Store {
         if delta != 0 {
             writes.push(count_change(&self.table, channel, delta)?);
         }
-        Ok(self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(writes))
-            .send()
-            .await
-            .map(drop))
+        // Subscribes to one channel all touch its count item; a transaction that
+        // lost to another one on it is cancelled (TransactionConflict) and safe
+        // to run again, so it is, after a short growing pause.
+        let mut attempt = 0;
+        loop {
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(writes.clone()))
+                .send()
+                .await
+                .map(drop);
+            match result {
+                Err(e) if lost_a_conflict(&e) && attempt < super::MAX_CONFLICT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(super::backoff(attempt)).await;
+                }
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
+/// A transaction cancelled only because another one touched the same items, with
+/// no condition failing: running it again is safe.
+fn lost_a_conflict(e: &TransactError) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            let codes: Vec<Option<&str>> =
+                c.cancellation_reasons().iter().map(|r| r.code()).collect();
+            codes.contains(&Some("TransactionConflict"))
+                && !codes.contains(&Some("ConditionalCheckFailed"))
+        }
+        _ => false,
     }
 }
 
@@ -276,4 +302,43 @@ fn count_change(table: &str, channel: &str, delta: i64) -> Result<TransactWriteI
 
 pub(super) fn build_error(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Corrupt(format!("request could not be built: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    use aws_sdk_dynamodb::types::error::TransactionCanceledException;
+    use aws_sdk_dynamodb::types::CancellationReason;
+
+    fn cancelled(codes: &[&str]) -> TransactError {
+        let reasons = codes
+            .iter()
+            .map(|c| CancellationReason::builder().code(*c).build())
+            .collect();
+        let err = TransactWriteItemsError::TransactionCanceledException(
+            TransactionCanceledException::builder()
+                .set_cancellation_reasons(Some(reasons))
+                .build(),
+        );
+        let response = aws_sdk_dynamodb::config::http::HttpResponse::new(
+            400.try_into().expect("status"),
+            "".into(),
+        );
+        aws_sdk_dynamodb::error::SdkError::service_error(err, response)
+    }
+
+    #[test]
+    fn only_pure_conflicts_are_retried() {
+        assert!(lost_a_conflict(&cancelled(&[
+            "None",
+            "TransactionConflict"
+        ])));
+        // A failed condition decides the outcome: never retried.
+        assert!(!lost_a_conflict(&cancelled(&[
+            "ConditionalCheckFailed",
+            "TransactionConflict"
+        ])));
+        assert!(!lost_a_conflict(&cancelled(&["None", "ThrottlingError"])));
+    }
 }
