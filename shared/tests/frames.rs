@@ -1099,7 +1099,10 @@ fn channel_length_boundaries_count_chars() {
     // 256 two-byte chars (512 bytes) is still 256 chars
     assert_eq!(code_of(validate_channel(&"é".repeat(256))), None);
     assert_eq!(code_of(validate_channel(&"é".repeat(257))), bad);
-    assert_eq!(code_of(validate_channel(&"😀".repeat(256))), None);
+    // Four-byte characters also meet Sockhop's byte limit (DynamoDB key sizes):
+    // 250 of them (1,000 bytes) pass, 251 do not, though under 256 characters.
+    assert_eq!(code_of(validate_channel(&"😀".repeat(250))), None);
+    assert_eq!(code_of(validate_channel(&"😀".repeat(251))), bad);
     assert_eq!(code_of(validate_channel(&"😀".repeat(257))), bad);
 }
 

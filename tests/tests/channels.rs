@@ -351,3 +351,96 @@ async fn simultaneous_subscribes_to_one_channel_all_succeed() {
     }
     assert_eq!(stage.subscriptions_count("chat").await, 40);
 }
+
+/// A channel of 256 emoji is 256 characters (Hotsock's limit) but 1,024 bytes,
+/// more than a DynamoDB sort key holds with its prefix: refused by name, never an
+/// `INTERNAL_ERROR` from the database.
+#[tokio::test]
+async fn channel_names_are_limited_in_bytes_too() {
+    let stage = TestStage::start().await;
+    let mut jim = stage
+        .connect(json!({"scope": "connect", "channels": {"*": {"subscribe": true}}}))
+        .await;
+    let emoji = "😀".repeat(256);
+    jim.send(json!({"event": "hotsock.subscribe", "channel": emoji}))
+        .await;
+    expect_error(&mut jim, "INVALID_CHANNEL", Some(&emoji)).await;
+    let fits = "😀".repeat(250);
+    assert_eq!(jim.subscribe(&fits).await["event"], "hotsock.subscribed");
+}
+
+/// Frames over the protocol's 128 KiB are answered `MESSAGE_TOO_LARGE` and the
+/// socket stays; a frame the socket cannot take at all gets a Close frame with
+/// 1009 (not a dropped TCP connection); a client's Close is answered.
+#[tokio::test]
+async fn oversize_frames_and_closes_are_answered() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+    use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+    use tokio_tungstenite::tungstenite::Message;
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", true).await;
+    let big = json!({"channel": "chat", "event": "msg", "data": "x".repeat(200 * 1024)});
+    jim.send(big).await;
+    // Too big to be read as a frame, so no channel is known to name.
+    expect_error(&mut jim, "MESSAGE_TOO_LARGE", None).await;
+    jim.send(json!({"event": "hotsock.ping"})).await;
+    jim.expect_event("hotsock.pong").await;
+
+    jim.send_text(&"y".repeat(2 * 1024 * 1024)).await;
+    let close = loop {
+        match jim.socket.next().await {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected a Close frame, got {other:?}"),
+        }
+    };
+    assert_eq!(close.map(|f| f.code), Some(CloseCode::Size));
+
+    let mut pam = subscribed(&stage, "pam", true).await;
+    pam.socket
+        .send(Message::Close(Some(CloseFrame {
+            code: CloseCode::Normal,
+            reason: "bye".into(),
+        })))
+        .await
+        .expect("close sent");
+    let answer = loop {
+        match pam.socket.next().await {
+            Some(Ok(Message::Close(frame))) => break frame,
+            Some(Ok(_)) => continue,
+            other => panic!("expected the Close to be answered, got {other:?}"),
+        }
+    };
+    assert_eq!(answer.map(|f| f.code), Some(CloseCode::Normal));
+}
+
+/// The stage's management API is for the stage's own handlers: a post or a
+/// delete from anyone else who reaches the port is refused and the socket
+/// neither hears it nor closes.
+#[tokio::test]
+async fn forged_management_calls_are_refused() {
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", true).await;
+    let url = format!(
+        "{}/@connections/{}",
+        stage.stage.websocket_url().replacen("ws://", "http://", 1),
+        jim.connection_id
+    );
+    let forged = "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/execute-api/aws4_request, SignedHeaders=host, Signature=00";
+    let post = stage
+        .http
+        .post(&url)
+        .header("authorization", forged)
+        .body(r#"{"event":"forged"}"#)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(post.status().as_u16(), 403);
+    let delete = stage.http.delete(&url).send().await.expect("answer");
+    assert_eq!(delete.status().as_u16(), 403);
+    jim.expect_silence(QUIET).await;
+    jim.send(json!({"channel": "chat", "event": "msg", "data": "still open"}))
+        .await;
+    assert_eq!(jim.expect_event("msg").await["data"], "still open");
+}

@@ -228,7 +228,9 @@ async fn fifty_gone_sockets_at_once_do_not_stop_a_publish() {
             .map(|id| restore_subscription(&stage, id, room, id)),
     )
     .await;
-    assert_eq!(stage.subscriptions_count(room).await, 52);
+    // (Each ghost's greeting also finds it gone and cleans it up after a few
+    // seconds, so on a slow machine some may already be gone before the
+    // publish: the assertions below hold either way.)
     jim.send(json!({"channel": room, "event": "m", "data": "still here"}))
         .await;
     // Greetings of the ghost connections find them gone too, so leaves may

@@ -174,6 +174,16 @@ async fn http_api_rejects_bad_credentials_and_requests() {
         .connection_api_as("", "", "listMessages", json!({}))
         .await;
     assert!(status == 401 || status == 403, "{status} {body}");
+    // An absurd id is refused like an unknown one, not a 500 from the database.
+    let (status, body) = stage
+        .connection_api_as(
+            &"x".repeat(2048),
+            &jim.secret,
+            "listMessages",
+            json!({"channel": "log"}),
+        )
+        .await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("FORBIDDEN")));
     // Not subscribed yet.
     let (status, body) = stage
         .connection_api(&jim, "listMessages", json!({"channel": "log"}))

@@ -184,10 +184,12 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         format!("http://{addr}/{STAGE_NAME}"),
     ));
     let config = Config::from_env(|name| lookup(&env, name)).context("stage configuration")?;
+    // Random per run: it is what tells the stage's own management calls apart.
+    let access_key_id = format!("LOCAL{:016X}", rand::random::<u64>());
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "local",
+            access_key_id.clone(),
             "local",
             None,
             None,
@@ -223,7 +225,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         pages = pages.nest_service("/examples", tower_http::services::ServeDir::new(dir));
     }
     let router = Router::new()
-        .merge(sockets::router(app, registry.clone(), addr))
+        .merge(sockets::router(app, registry.clone(), addr, &access_key_id))
         .merge(sockhop_http::router(app))
         .merge(pages.layer(sockhop_http::any_origin()));
 

@@ -20,7 +20,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// API Gateway's per-message limit for WebSocket frames.
-const MAX_FRAME_BYTES: usize = 128 * 1024;
+/// What the socket reads at all. Frames between the protocol's 128 KiB and this
+/// reach the handler, which answers `MESSAGE_TOO_LARGE` and keeps the socket;
+/// beyond it the socket is closed with 1009 (message too big), with a Close frame.
+const MAX_READ_BYTES: usize = 1024 * 1024;
 
 #[derive(Debug)]
 enum Outbound {
@@ -99,13 +102,23 @@ struct SocketState {
     app: &'static App,
     registry: Arc<Registry>,
     addr: SocketAddr,
+    /// The access key id the stage's own SDK clients sign with (random per
+    /// run): management calls signed with anything else are refused, so nobody
+    /// who merely reaches the port can post to or close others' sockets.
+    access_key_id: Arc<str>,
 }
 
-pub fn router(app: &'static App, registry: Arc<Registry>, addr: SocketAddr) -> Router {
+pub fn router(
+    app: &'static App,
+    registry: Arc<Registry>,
+    addr: SocketAddr,
+    access_key_id: &str,
+) -> Router {
     let state = SocketState {
         app,
         registry,
         addr,
+        access_key_id: access_key_id.into(),
     };
     let stage = crate::STAGE_NAME;
     Router::new()
@@ -205,7 +218,7 @@ async fn upgrade(
         };
         return (status, [("content-type", "application/json")], body).into_response();
     }
-    ws.max_message_size(MAX_FRAME_BYTES)
+    ws.max_message_size(MAX_READ_BYTES)
         .on_upgrade(move |socket| run_socket(state, socket, connection_id, connected_at))
 }
 
@@ -257,10 +270,25 @@ async fn run_socket(
                 }
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_activity = Instant::now(),
                 Some(Ok(Message::Close(frame))) => {
-                    disconnect_status = frame.map_or(1005, |f| f.code);
+                    disconnect_status = frame.as_ref().map_or(1005, |f| f.code);
+                    // Answer the closing handshake, echoing the client's code.
+                    // (The socket may already have queued that reply itself; then the
+                    // send fails and the flush writes the queued one.)
+                    let reply = frame.map(|f| CloseFrame { code: f.code, reason: "".into() });
+                    let _ = sink.send(Message::Close(reply)).await;
+                    let _ = sink.flush().await;
                     break;
                 }
-                Some(Err(_)) | None => {
+                Some(Err(err)) => {
+                    // A protocol violation (oversize message, invalid UTF-8, a
+                    // reserved opcode) still gets a Close frame saying why.
+                    let (code, why) = close_for(&err);
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: why.into() }))).await;
+                    disconnect_status = code;
+                    reason = why;
+                    break;
+                }
+                None => {
                     disconnect_status = 1006;
                     reason = "Connection lost";
                     break;
@@ -324,11 +352,33 @@ fn gone() -> Response {
         .into_response()
 }
 
+/// Whether a management call was signed by this stage's own clients.
+fn signed_by_stage(state: &SocketState, headers: &HeaderMap) -> bool {
+    let credential = format!("Credential={}/", state.access_key_id);
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains(&credential))
+}
+
+fn forbidden() -> Response {
+    (
+        StatusCode::FORBIDDEN,
+        [("content-type", "application/json")],
+        json!({"message": "Forbidden"}).to_string(),
+    )
+        .into_response()
+}
+
 async fn post_to_connection(
     State(state): State<SocketState>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    if !signed_by_stage(&state, &headers) {
+        return forbidden();
+    }
     let text = String::from_utf8_lossy(&body).into_owned();
     if state.registry.send(&id, Outbound::Text(text)) {
         StatusCode::OK.into_response()
@@ -337,7 +387,14 @@ async fn post_to_connection(
     }
 }
 
-async fn get_connection(State(state): State<SocketState>, Path(id): Path<String>) -> Response {
+async fn get_connection(
+    State(state): State<SocketState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !signed_by_stage(&state, &headers) {
+        return forbidden();
+    }
     if state.registry.lock().contains_key(&id) {
         (
             StatusCode::OK,
@@ -349,10 +406,29 @@ async fn get_connection(State(state): State<SocketState>, Path(id): Path<String>
     }
 }
 
-async fn delete_connection(State(state): State<SocketState>, Path(id): Path<String>) -> Response {
+async fn delete_connection(
+    State(state): State<SocketState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if !signed_by_stage(&state, &headers) {
+        return forbidden();
+    }
     if state.registry.send(&id, Outbound::Close) {
         StatusCode::NO_CONTENT.into_response()
     } else {
         gone()
+    }
+}
+
+/// The close code and reason for a socket error (RFC 6455 §7.4.1).
+fn close_for(err: &axum::Error) -> (u16, &'static str) {
+    let text = err.to_string().to_ascii_lowercase();
+    if text.contains("too long") || text.contains("too big") || text.contains("size") {
+        (1009, "Message too big")
+    } else if text.contains("utf-8") || text.contains("utf8") {
+        (1007, "Invalid frame payload data")
+    } else {
+        (1002, "Protocol error")
     }
 }

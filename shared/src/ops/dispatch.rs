@@ -165,12 +165,21 @@ async fn frame_outcome(
         ClientCommand::Pong => return Ok(Effects::new()),
         _ => {}
     }
-    let connection = load_connection(cx, connection_id).await?;
+    // Every failure names the channel the frame named, internal ones included,
+    // so a client can settle what it keeps under that name.
+    let channel = command.channel().map(str::to_owned);
+    let with_channel = |err: ProtocolError| match (&err.channel, &channel) {
+        (None, Some(c)) => err.with_channel(c),
+        _ => err,
+    };
+    let connection = load_connection(cx, connection_id)
+        .await
+        .map_err(with_channel)?;
     let request = Request::Client {
         connection: &connection,
         command,
     };
-    Ok(run(cx, request).await?.effects)
+    Ok(run(cx, request).await.map_err(with_channel)?.effects)
 }
 
 fn not_yet(channel: Option<String>) -> ProtocolError {

@@ -71,12 +71,23 @@ impl Connection {
     }
 }
 
+/// The longest connection id looked up.
+pub const MAX_CONNECTION_ID_BYTES: usize = 128;
+
 /// Loads the calling connection with its claims (parsed once per connection
 /// and cached); a connection that is gone gets `Unauthorized`.
 pub async fn load_connection(
     cx: Ctx<'_>,
     connection_id: &str,
 ) -> Result<Connection, ProtocolError> {
+    // API Gateway's ids are 16 characters; anything far longer names no
+    // connection and must not reach DynamoDB's key-size limits.
+    if connection_id.is_empty() || connection_id.len() > MAX_CONNECTION_ID_BYTES {
+        return Err(ProtocolError::new(
+            ErrorCode::Unauthorized,
+            "connection not found",
+        ));
+    }
     let item = cx
         .app
         .store
