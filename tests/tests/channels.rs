@@ -444,3 +444,25 @@ async fn forged_management_calls_are_refused() {
         .await;
     assert_eq!(jim.expect_event("msg").await["data"], "still open");
 }
+
+/// `data` arrives as the publisher wrote it: object keys in their order.
+#[tokio::test]
+async fn data_keeps_its_key_order() {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let stage = TestStage::start().await;
+    let mut jim = subscribed(&stage, "jim", true).await;
+    jim.send_text(r#"{"channel":"chat","event":"msg","data":{"zebra":1,"apple":{"y":2,"b":3}}}"#)
+        .await;
+    let text = loop {
+        match jim.socket.next().await {
+            Some(Ok(Message::Text(t))) if t.contains("zebra") => break t.to_string(),
+            Some(Ok(_)) => continue,
+            other => panic!("no message: {other:?}"),
+        }
+    };
+    assert!(
+        text.contains(r#""data":{"zebra":1,"apple":{"y":2,"b":3}}"#),
+        "{text}"
+    );
+}
