@@ -4,10 +4,12 @@
 #
 #   PORT=8000 infra/dynamodb-local/start.sh [extra DynamoDB Local flags ...]
 #
-# In memory (nothing on disk), -sharedDb (every access key / region sees the same
-# tables), telemetry off (this machine reaches no AWS endpoint anyway).
+# In memory (nothing on disk) unless DATA_DIR names a folder to keep the data in,
+# -sharedDb (every access key / region sees the same tables), telemetry off (this
+# machine reaches no AWS endpoint anyway).
 # Installs DynamoDB Local first (ensure.sh) when node_modules is missing or stale.
-# Env: PORT (default 8000), JAVA (java binary; default $JAVA_HOME/bin/java or `java`),
+# Env: PORT (default 8000), DATA_DIR (keep data there; created if missing),
+#      JAVA (java binary; default $JAVA_HOME/bin/java or `java`),
 #      DYNAMODB_LOCAL_JAVA_OPTS (extra JVM options, word-split).
 set -euo pipefail
 
@@ -28,10 +30,16 @@ command -v "$JAVA" >/dev/null 2>&1 || {
   exit 1
 }
 
+storage=(-inMemory)
+if [[ -n "${DATA_DIR:-}" ]]; then
+  mkdir -p "$DATA_DIR"
+  storage=(-dbPath "$DATA_DIR")
+fi
+
 # shellcheck disable=SC2086 # DYNAMODB_LOCAL_JAVA_OPTS is meant to be word-split
 exec "$JAVA" ${DYNAMODB_LOCAL_JAVA_OPTS:-} \
   -Djava.library.path="$lib" \
   -jar "$jar" \
-  -inMemory -sharedDb -disableTelemetry \
+  "${storage[@]}" -sharedDb -disableTelemetry \
   -port "${PORT:-8000}" \
   "$@"

@@ -17,13 +17,18 @@ pub struct DynamoDbLocal {
 }
 
 impl DynamoDbLocal {
-    pub async fn start(root: &Path) -> anyhow::Result<Self> {
+    /// Starts DynamoDB Local, keeping its data in `data_dir` (or in memory).
+    pub async fn start(root: &Path, data_dir: Option<&Path>) -> anyhow::Result<Self> {
         let port = free_port()?;
         let script = root.join("infra/dynamodb-local/start.sh");
         let mut command = Command::new("bash");
         command
             .arg(&script)
             .env("PORT", port.to_string())
+            .env(
+                "DATA_DIR",
+                data_dir.map(Path::as_os_str).unwrap_or_default(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

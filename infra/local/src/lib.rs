@@ -51,6 +51,9 @@ pub struct StageOptions {
     pub stream_poll: Duration,
     /// How often the sweeper runs (AWS: every minute).
     pub sweep_interval: Duration,
+    /// Where the DynamoDB Local the stage starts keeps its data (None: in
+    /// memory). Unused with `dynamodb_endpoint`.
+    pub data_dir: Option<PathBuf>,
 }
 
 impl StageOptions {
@@ -67,6 +70,7 @@ impl StageOptions {
             env: std::env::vars().collect(),
             stream_poll: Duration::from_millis(25),
             sweep_interval: Duration::from_secs(60),
+            data_dir: None,
         }
     }
 }
@@ -132,7 +136,9 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     let (dynamodb, endpoint) = match &options.dynamodb_endpoint {
         Some(endpoint) => (None, endpoint.clone()),
         None => {
-            let ddb = dynamodb_local::DynamoDbLocal::start(&options.root).await?;
+            let ddb =
+                dynamodb_local::DynamoDbLocal::start(&options.root, options.data_dir.as_deref())
+                    .await?;
             let endpoint = ddb.endpoint();
             (Some(ddb), endpoint)
         }
@@ -229,6 +235,14 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         .merge(sockhop_http::router(app))
         .merge(pages.layer(sockhop_http::any_origin()));
 
+    // Before anything can connect: note where the stream stands, and end the
+    // connections an earlier run left in kept data (their sockets died with it;
+    // API Gateway would have sent each a $disconnect).
+    let poller =
+        streams::StreamPoller::new(&sdk, &endpoint, &options.table_name, options.stream_poll);
+    let primed = poller.prime().await;
+    end_orphaned_connections(app).await?;
+
     let mut tasks = Vec::new();
     let mut server_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
@@ -239,12 +253,10 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
             tracing::error!(error = %err, "http server stopped");
         }
     }));
-    let poller =
-        streams::StreamPoller::new(&sdk, &endpoint, &options.table_name, options.stream_poll);
     let mut poll_shutdown = shutdown_rx.clone();
     tasks.push(tokio::spawn(async move {
         tokio::select! {
-            _ = poller.run(app) => {}
+            _ = poller.run(app, primed) => {}
             _ = poll_shutdown.wait_for(|stop| *stop) => {}
         }
     }));
@@ -292,4 +304,28 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
 
 async fn index() -> axum::response::Html<&'static str> {
     axum::response::Html(include_str!("index.html"))
+}
+
+/// Runs the `$disconnect` cleanup of every connection in the table: at start,
+/// no socket of an earlier run can still be open.
+async fn end_orphaned_connections(app: &'static App) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let now = sockhop::clock::Timestamp::now();
+    let orphans = app
+        .store
+        .scan_connections(now.secs())
+        .await
+        .context("reading connections left by an earlier run")?;
+    if !orphans.is_empty() {
+        tracing::info!(
+            count = orphans.len(),
+            "ending connections left by an earlier run"
+        );
+    }
+    futures::stream::iter(orphans)
+        .for_each_concurrent(16, |c| async move {
+            sockhop::driver::disconnected(app, now, &c.connection_id).await;
+        })
+        .await;
+    Ok(())
 }

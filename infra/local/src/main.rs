@@ -28,6 +28,16 @@ struct Args {
     /// Close connections after this many seconds (API Gateway: 7200).
     #[arg(long, default_value_t = 7200)]
     max_lifetime: u64,
+    /// Where the DynamoDB Local the stage starts keeps its data, across restarts
+    /// (default: .local/dynamodb in the repository).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Keep nothing: DynamoDB Local in memory.
+    #[arg(long, conflicts_with = "data_dir")]
+    in_memory: bool,
+    /// Start from empty: delete the kept data first.
+    #[arg(long)]
+    fresh: bool,
 }
 
 fn repository_root() -> PathBuf {
@@ -52,6 +62,16 @@ async fn main() -> anyhow::Result<()> {
     options.table_name = args.table;
     options.idle_timeout = Duration::from_secs(args.idle_timeout);
     options.max_lifetime = Duration::from_secs(args.max_lifetime);
+    if !args.in_memory && options.dynamodb_endpoint.is_none() {
+        let dir = args
+            .data_dir
+            .unwrap_or_else(|| options.root.join(".local/dynamodb"));
+        if args.fresh && dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        println!("Data kept in {} (--fresh to start empty)", dir.display());
+        options.data_dir = Some(dir);
+    }
     println!("Starting Sockhop local stage (DynamoDB Local is installed on first run)...");
     let stage = tokio::select! {
         stage = sockhop_local::start(options) => stage?,

@@ -38,10 +38,18 @@ struct Shard {
 enum Position {
     /// The oldest record left.
     Oldest,
+    /// Whatever comes after the moment reading started.
+    Latest,
     /// After the last record the stream function took.
     After(String),
     /// At a record the stream function reported failed: it runs again.
     At(String),
+}
+
+/// The stream and the shards as they were when the stage started.
+pub struct Primed {
+    arn: String,
+    shards: BTreeMap<String, Shard>,
 }
 
 impl StreamPoller {
@@ -87,7 +95,25 @@ impl StreamPoller {
         }
     }
 
-    async fn refresh_shards(&self, arn: &str, shards: &mut BTreeMap<String, Shard>) {
+    /// Where reading starts: every shard that exists now is read from its
+    /// latest record on, so a stage restarted on kept data never replays what
+    /// an earlier run handled (those sockets are gone anyway); shards that
+    /// appear later are read from their oldest record. Called before the stage
+    /// accepts connections, so no new record is missed.
+    pub async fn prime(&self) -> Primed {
+        let arn = self.stream_arn().await;
+        let mut shards = BTreeMap::new();
+        self.refresh_shards(&arn, &mut shards, Position::Latest)
+            .await;
+        Primed { arn, shards }
+    }
+
+    async fn refresh_shards(
+        &self,
+        arn: &str,
+        shards: &mut BTreeMap<String, Shard>,
+        from: Position,
+    ) {
         let mut start: Option<String> = None;
         loop {
             let out = match self
@@ -117,7 +143,10 @@ impl StreamPoller {
                     .get_shard_iterator()
                     .stream_arn(arn)
                     .shard_id(&id)
-                    .shard_iterator_type(ShardIteratorType::TrimHorizon)
+                    .shard_iterator_type(match from {
+                        Position::Latest => ShardIteratorType::Latest,
+                        _ => ShardIteratorType::TrimHorizon,
+                    })
                     .send()
                     .await
                     .ok()
@@ -127,7 +156,7 @@ impl StreamPoller {
                     Shard {
                         parent: shard.parent_shard_id,
                         iterator,
-                        position: Position::Oldest,
+                        position: from.clone(),
                         failures: 0,
                         closed: false,
                     },
@@ -145,6 +174,7 @@ impl StreamPoller {
     async fn resume(&self, arn: &str, shard: &str, position: &Position) -> Option<String> {
         let (kind, sequence) = match position {
             Position::Oldest => (ShardIteratorType::TrimHorizon, None),
+            Position::Latest => (ShardIteratorType::Latest, None),
             Position::After(s) => (ShardIteratorType::AfterSequenceNumber, Some(s)),
             Position::At(s) => (ShardIteratorType::AtSequenceNumber, Some(s)),
         };
@@ -177,13 +207,13 @@ impl StreamPoller {
             .and_then(|o| o.shard_iterator)
     }
 
-    pub async fn run(self, app: &'static App) {
-        let arn = self.stream_arn().await;
-        let mut shards: BTreeMap<String, Shard> = BTreeMap::new();
-        let mut refreshed: Option<Instant> = None;
+    pub async fn run(self, app: &'static App, primed: Primed) {
+        let Primed { arn, mut shards } = primed;
+        let mut refreshed = Some(Instant::now());
         loop {
             if refreshed.is_none_or(|at| at.elapsed() > SHARD_REFRESH) {
-                self.refresh_shards(&arn, &mut shards).await;
+                self.refresh_shards(&arn, &mut shards, Position::Oldest)
+                    .await;
                 refreshed = Some(Instant::now());
             }
             let open: HashMap<String, bool> = shards

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 /// process and DynamoDB Local's port once the stage has printed its URLs.
 fn start_stage() -> (Child, u16) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sockhop-local"))
-        .args(["--port", "0", "--table", "signals-test"])
+        .args(["--port", "0", "--table", "signals-test", "--in-memory"])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
