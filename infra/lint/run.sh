@@ -14,28 +14,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 cd "$root"
 
-venv="$root/.local/venv-lint"
-req="$here/requirements.txt"
-stamp="$venv/.requirements.sha256"
-python="${PYTHON:-python3}"
-
-sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum; else shasum -a 256; fi; }
-
-req_hash() {
-  { cat "$req"; "$python" -c 'import sys; print(sys.version)'; } | sha256 | cut -d' ' -f1
-}
-
-if [[ ! -x "$venv/bin/python" || ! -f "$stamp" || "$(cat "$stamp")" != "$(req_hash)" ]]; then
-  t0=$SECONDS
-  echo "lint: installing $(basename "$req") into ${venv#"$root/"} ..." >&2
-  rm -rf "$venv"
-  mkdir -p "$(dirname "$venv")"
-  "$python" -m venv "$venv"
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$req"
-  req_hash >"$stamp"
-  echo "lint: installed in $((SECONDS - t0))s" >&2
-fi
+venv="$("$here/../python-venv.sh" lint "$here/requirements.txt")"
 
 # SAM CLI: no telemetry, no update check, and nothing that reaches for real AWS credentials.
 export SAM_CLI_TELEMETRY=0

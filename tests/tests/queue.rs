@@ -42,11 +42,12 @@ async fn fifo_queue(sqs: &aws_sdk_sqs::Client) -> String {
         .expect("url")
 }
 
-/// An app configured as in AWS: SqsQueue on `queue_url`, the stage's table.
-async fn aws_side_app(stage: &TestStage, queue_url: &str) -> &'static App {
+/// Another process's app on the stage's table (as another Lambda instance would
+/// be), with `extra` configuration.
+async fn other_app(stage: &TestStage, extra: &[(&'static str, String)]) -> App {
     use base64::Engine;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let env: HashMap<&str, String> = HashMap::from([
+    let mut env: HashMap<&str, String> = HashMap::from([
         ("TABLE_NAME", stage.stage.table_name.clone()),
         ("DYNAMODB_ENDPOINT", stage.stage.dynamodb_endpoint.clone()),
         ("SIGNING_KEY_1_METHOD", "HS256".to_owned()),
@@ -55,11 +56,19 @@ async fn aws_side_app(stage: &TestStage, queue_url: &str) -> &'static App {
             "CONNECTION_SECRET_KEY",
             b64(b"TEST-ONLY connection secret key"),
         ),
+    ]);
+    env.extend(extra.iter().cloned());
+    let config = Config::from_env(|name| env.get(name).cloned()).expect("config");
+    App::with_sdk_config(config, &sdk_config().await)
+}
+
+/// An app configured as in AWS: SqsQueue on `queue_url`, the stage's table.
+async fn aws_side_app(stage: &TestStage, queue_url: &str) -> &'static App {
+    let extra = [
         ("DELIVERY_QUEUE_URL", queue_url.to_owned()),
         ("SQS_ENDPOINT", sqs_endpoint()),
-    ]);
-    let config = Config::from_env(|name| env.get(name).cloned()).expect("config");
-    Box::leak(Box::new(App::with_sdk_config(config, &sdk_config().await)))
+    ];
+    Box::leak(Box::new(other_app(stage, &extra).await))
 }
 
 async fn server_publish(app: &App, body: Value) -> Value {
@@ -166,20 +175,7 @@ async fn publishes_travel_an_sqs_fifo_queue_in_order_and_deduplicated() {
 #[tokio::test]
 async fn without_a_queue_publishes_fail_loudly() {
     let stage = TestStage::start().await;
-    use base64::Engine;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let env: HashMap<&str, String> = HashMap::from([
-        ("TABLE_NAME", stage.stage.table_name.clone()),
-        ("DYNAMODB_ENDPOINT", stage.stage.dynamodb_endpoint.clone()),
-        ("SIGNING_KEY_1_METHOD", "HS256".to_owned()),
-        ("SIGNING_KEY_1_ENCODED", b64(TEST_SECRET)),
-        (
-            "CONNECTION_SECRET_KEY",
-            b64(b"TEST-ONLY connection secret key"),
-        ),
-    ]);
-    let config = Config::from_env(|name| env.get(name).cloned()).expect("config");
-    let app = App::with_sdk_config(config, &sdk_config().await);
+    let app = other_app(&stage, &[]).await;
     let request = parse_server_request(json!({"channel": "news", "event": "e"})).expect("valid");
     let err = sockhop::driver::command(&app, Timestamp::now(), Request::Server(request))
         .await
@@ -193,20 +189,7 @@ async fn without_a_queue_publishes_fail_loudly() {
 #[tokio::test]
 async fn two_publishing_processes_race_into_one_order() {
     let stage = TestStage::start().await;
-    use base64::Engine;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let env: HashMap<&str, String> = HashMap::from([
-        ("TABLE_NAME", stage.stage.table_name.clone()),
-        ("DYNAMODB_ENDPOINT", stage.stage.dynamodb_endpoint.clone()),
-        ("SIGNING_KEY_1_METHOD", "HS256".to_owned()),
-        ("SIGNING_KEY_1_ENCODED", b64(TEST_SECRET)),
-        (
-            "CONNECTION_SECRET_KEY",
-            b64(b"TEST-ONLY connection secret key"),
-        ),
-    ]);
-    let config = Config::from_env(|name| env.get(name).cloned()).expect("config");
-    let mut other = App::with_sdk_config(config, &sdk_config().await);
+    let mut other = other_app(&stage, &[]).await;
     other.queue = stage.stage.queue.clone();
     let publishers: [&App; 2] = [stage.stage.app, &other];
     let mut listeners = Vec::new();
