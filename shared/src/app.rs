@@ -3,7 +3,7 @@
 //! every handler. It holds no clock: handlers read the time once and pass it.
 
 use crate::claims::ClaimsCache;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, ManagementApi};
 use crate::ids::IdGenerator;
 use crate::metrics::{CountRequests, RequestCounts};
 use crate::queue::{DeliveryQueue, NoQueue, SqsQueue};
@@ -158,9 +158,9 @@ impl App {
             aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             config.table_name.clone(),
         );
-        let gateway = Gateway::new(aws_sdk_apigatewaymanagement::Client::from_conf(
-            management.build(),
-        ));
+        let gateway = Gateway::new(Arc::new(ManagementApi::new(
+            aws_sdk_apigatewaymanagement::Client::from_conf(management.build()),
+        )));
         let queue: Arc<dyn DeliveryQueue> = match &config.delivery_queue_url {
             Some(url) => {
                 let mut sqs = aws_sdk_sqs::config::Builder::from(shared).interceptor(counting);

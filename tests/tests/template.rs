@@ -1390,6 +1390,19 @@ fn stream_failures_are_reported_per_record_and_retried() {
         Some(1),
         "one batch per shard keeps each partition in order"
     );
+    // Only connection items reach the function; `store::Change` reads nothing else.
+    let pattern = mapping
+        .get("FilterCriteria")
+        .and_then(|f| f.get("Filters"))
+        .and_then(|f| f.get(0))
+        .and_then(|f| f.get("Pattern"))
+        .and_then(Value::as_str)
+        .expect("a filter pattern");
+    let pattern: serde_json::Value = serde_json::from_str(pattern).expect("JSON pattern");
+    assert_eq!(
+        pattern,
+        serde_json::json!({"dynamodb": {"Keys": {"sk": {"S": ["CONN"]}}}})
+    );
 }
 
 /// Infrastructure written for Hotsock reads these outputs by name; where a

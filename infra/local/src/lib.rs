@@ -3,7 +3,8 @@
 //!
 //! - `ws://HOST:PORT/v1`: each upgrade becomes the `$connect` / `$default` /
 //!   `$disconnect` events API Gateway would send, handled by the function crates.
-//! - `HOST:PORT/v1/@connections/{id}`: the management API the handlers post to.
+//! - Frames reach sockets in process (`sockets::LocalSockets`); the management
+//!   API is also served on `HOST:PORT/v1/@connections/{id}` for its adapter's test.
 //! - `HOST:PORT/`: the http function's router (`/connection/*`), the demo apps
 //!   under `/examples/`, and dev-only token minting under `/dev/`.
 //! - DynamoDB Local's stream is polled and fed to the stream function.
@@ -84,6 +85,9 @@ pub struct Stage {
     /// The generated dev-only API key of `POST /publish`, when none was given.
     pub dev_api_key: Option<String>,
     pub app: &'static App,
+    /// What the stage's own SDK clients sign with; the management API over HTTP
+    /// answers only requests signed with it.
+    pub access_key_id: String,
     /// The in-process delivery queue (SQS FIFO in AWS).
     pub queue: Arc<queue::LocalQueue>,
     shutdown: watch::Sender<bool>,
@@ -204,9 +208,15 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         .load()
         .await;
     let mut app = App::with_sdk_config(config, &sdk);
-    // Publishes go through the in-process FIFO queue instead of SQS.
+    // Publishes go through the in-process FIFO queue instead of SQS, and frames
+    // straight to the sockets instead of through HTTP to the management API.
     let queue = queue::LocalQueue::new();
     app.queue = queue.clone();
+    let registry = Arc::new(sockets::Registry::new(
+        options.idle_timeout,
+        options.max_lifetime,
+    ));
+    app.gateway = sockhop::gateway::Gateway::new(Arc::new(sockets::LocalSockets(registry.clone())));
     let app: &'static App = Box::leak(Box::new(app));
 
     table::ensure_table(
@@ -218,10 +228,6 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     .await?;
 
     let (shutdown, shutdown_rx) = watch::channel(false);
-    let registry = Arc::new(sockets::Registry::new(
-        options.idle_timeout,
-        options.max_lifetime,
-    ));
     // The stage's own pages and demo token endpoints answer any origin, like the
     // http function does: apps are developed on their own dev-server ports.
     let mut pages = dev::router(dev_key.clone())
@@ -295,6 +301,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         dev_key,
         dev_api_key,
         app,
+        access_key_id,
         queue,
         shutdown,
         tasks,

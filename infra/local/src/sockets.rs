@@ -10,8 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use base64::Engine;
+use futures::future::BoxFuture;
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use sockhop::gateway::{PostError, Sockets};
 use sockhop::App;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
@@ -94,6 +96,28 @@ impl Registry {
 
     pub fn count(&self) -> usize {
         self.lock().len()
+    }
+}
+
+/// The stage's sockets as the app's [`Sockets`]: a frame goes straight to the
+/// socket's outgoing queue, as API Gateway's management API would deliver it,
+/// without an HTTP round trip per recipient. (The management API over HTTP stays
+/// on `/v1/@connections/{id}` for the SDK adapter's tests.)
+pub struct LocalSockets(pub Arc<Registry>);
+
+impl Sockets for LocalSockets {
+    fn post<'a>(
+        &'a self,
+        connection_id: &'a str,
+        frame: &'a str,
+    ) -> BoxFuture<'a, Result<(), PostError>> {
+        let sent = self.0.send(connection_id, Outbound::Text(frame.to_owned()));
+        Box::pin(async move { sent.then_some(()).ok_or(PostError::Gone) })
+    }
+
+    fn close<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>> {
+        let sent = self.0.send(connection_id, Outbound::Close);
+        Box::pin(async move { sent.then_some(()).ok_or(PostError::Gone) })
     }
 }
 
