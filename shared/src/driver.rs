@@ -32,74 +32,119 @@ const GREETING_PATIENCE: Duration = Duration::from_secs(3);
 pub struct Report {
     /// Frames that reached a socket.
     pub delivered: usize,
-    /// Posts that failed for a reason other than a gone socket (logged).
+    /// Frames that did not reach a socket still open: each such connection is
+    /// closed, so its client reconnects and catches up from history instead of
+    /// silently missing a message.
     pub failed: usize,
     /// Connections cleaned up, in order.
     pub cleaned: Vec<String>,
 }
 
-/// Performs `effects` in order, then cleans up every connection found gone
-/// (and every one an effect asked to clean up), one at a time, performing the
-/// frames each cleanup produces.
-pub async fn perform(app: &App, now: Timestamp, effects: Effects) -> Report {
-    let cx = Ctx::new(app, now);
-    let mut report = Report::default();
-    let mut worklist: VecDeque<String> = VecDeque::new();
-    let mut known_gone: BTreeSet<String> = BTreeSet::new();
-    perform_list(app, effects, &mut report, &mut worklist, &mut known_gone).await;
-    // Each id enters the worklist once (`found_gone` checks `known_gone`).
-    while let Some(connection_id) = worklist.pop_front() {
-        let more = ops::disconnect::cleanup(cx, &connection_id).await;
-        report.cleaned.push(connection_id);
-        perform_list(app, more, &mut report, &mut worklist, &mut known_gone).await;
-    }
-    report
+/// Performs effects as they come, and keeps what they found — connections
+/// gone or to be closed — for [`Performer::finish`], so cleanup never runs on
+/// the delivery path.
+pub struct Performer<'a> {
+    app: &'a App,
+    now: Timestamp,
+    report: Report,
+    /// Connections that missed a frame, closed at the finish.
+    to_close: Vec<String>,
+    worklist: VecDeque<String>,
+    /// Every connection queued for cleanup: later sends skip it.
+    known_gone: BTreeSet<String>,
 }
 
-async fn perform_list(
-    app: &App,
-    effects: Effects,
-    report: &mut Report,
-    worklist: &mut VecDeque<String>,
-    known_gone: &mut BTreeSet<String>,
-) {
-    for effect in effects {
-        match effect {
-            Effect::Send { mut to, frame } => {
-                to.retain(|id| !known_gone.contains(id));
-                if to.is_empty() {
-                    continue;
+impl<'a> Performer<'a> {
+    pub fn new(app: &'a App, now: Timestamp) -> Self {
+        Performer {
+            app,
+            now,
+            report: Report::default(),
+            to_close: Vec::new(),
+            worklist: VecDeque::new(),
+            known_gone: BTreeSet::new(),
+        }
+    }
+
+    /// Performs `effects` in order: each frame is sent before the next effect.
+    pub async fn effects(&mut self, effects: Effects) {
+        let app = self.app;
+        for effect in effects {
+            match effect {
+                Effect::Send { mut to, frame } => {
+                    to.retain(|id| !self.known_gone.contains(id));
+                    if to.is_empty() {
+                        continue;
+                    }
+                    let fan_out = app.gateway.post_many(&to, &frame).await;
+                    self.report.delivered += fan_out.delivered;
+                    for id in fan_out.gone {
+                        self.found_gone(id);
+                    }
+                    for (id, reason) in fan_out.failed {
+                        self.missed_a_frame(id, &reason);
+                    }
                 }
-                let gone = app.gateway.post_many(&to, &frame).await;
-                report.delivered += to.len() - gone.len();
-                for id in gone {
-                    found_gone(id, worklist, known_gone);
+                Effect::Greet { to, frame } => match greet(app, &to, &frame).await {
+                    Ok(()) => self.report.delivered += 1,
+                    Err(PostError::Gone) => self.found_gone(to),
+                    Err(PostError::Failed(reason)) => self.missed_a_frame(to, &reason),
+                },
+                Effect::Close { connection_id } => {
+                    self.to_close.push(connection_id.clone());
+                    self.found_gone(connection_id);
                 }
+                Effect::Cleanup { connection_id } => self.found_gone(connection_id),
             }
-            Effect::Greet { to, frame } => match greet(app, &to, &frame).await {
-                Ok(()) => report.delivered += 1,
-                Err(PostError::Gone) => found_gone(to, worklist, known_gone),
-                Err(PostError::Failed(reason)) => {
-                    report.failed += 1;
-                    tracing::warn!(connection_id = to, %reason, "greeting failed");
-                }
-            },
-            Effect::Close { connection_id } => {
-                if let Err(PostError::Failed(reason)) = app.gateway.close(&connection_id).await {
-                    tracing::warn!(connection_id, %reason, "closing the socket failed");
-                }
-                found_gone(connection_id, worklist, known_gone);
+        }
+    }
+
+    /// Closes what must be closed, then cleans up every connection found gone
+    /// (and every one an effect asked to clean up), one at a time, performing
+    /// the frames each cleanup produces.
+    pub async fn finish(mut self) -> Report {
+        let cx = Ctx::new(self.app, self.now);
+        for connection_id in std::mem::take(&mut self.to_close) {
+            if let Err(PostError::Failed(reason)) = self.app.gateway.close(&connection_id).await {
+                tracing::warn!(connection_id, %reason, "closing the socket failed");
             }
-            Effect::Cleanup { connection_id } => found_gone(connection_id, worklist, known_gone),
+        }
+        // Each id enters the worklist once (`found_gone` checks `known_gone`).
+        while let Some(connection_id) = self.worklist.pop_front() {
+            let more = ops::disconnect::cleanup(cx, &connection_id).await;
+            self.report.cleaned.push(connection_id);
+            self.effects(more).await;
+            for connection_id in std::mem::take(&mut self.to_close) {
+                let _ = self.app.gateway.close(&connection_id).await;
+            }
+        }
+        self.report
+    }
+
+    /// Queues a connection for cleanup once; later sends skip it.
+    fn found_gone(&mut self, id: String) {
+        if self.known_gone.insert(id.clone()) {
+            self.worklist.push_back(id);
+        }
+    }
+
+    /// A frame did not arrive at a socket that may be open: reported, and the
+    /// connection closed and cleaned up rather than left with a gap.
+    fn missed_a_frame(&mut self, id: String, reason: &str) {
+        self.report.failed += 1;
+        tracing::error!(connection_id = %id, %reason, "frame not delivered; closing the connection");
+        if !self.known_gone.contains(&id) {
+            self.to_close.push(id.clone());
+            self.found_gone(id);
         }
     }
 }
 
-/// Queues a connection for cleanup once; later sends skip it.
-fn found_gone(id: String, worklist: &mut VecDeque<String>, known_gone: &mut BTreeSet<String>) {
-    if known_gone.insert(id.clone()) {
-        worklist.push_back(id);
-    }
+/// Performs `effects`, then the cleanups they called for.
+pub async fn perform(app: &App, now: Timestamp, effects: Effects) -> Report {
+    let mut performer = Performer::new(app, now);
+    performer.effects(effects).await;
+    performer.finish().await
 }
 
 /// Posts the greeting; the socket may not be open yet when the stream record
@@ -146,10 +191,7 @@ pub async fn disconnected(app: &App, now: Timestamp, connection_id: &str) -> Rep
 
 /// The sweeper's pass: keepAlive frames, closes and their cleanups.
 pub async fn sweep(app: &App, now: Timestamp) -> Result<Report, ProtocolError> {
-    let schedule = ops::sweep::SweepSchedule {
-        interval: app.config.sweep_interval_seconds,
-        idle_timeout: app.config.idle_timeout_seconds,
-    };
+    let schedule = ops::sweep::SweepSchedule::of(&app.config);
     let effects = ops::sweep::sweep(Ctx::new(app, now), schedule).await?;
     Ok(perform(app, now, effects).await)
 }
@@ -261,15 +303,16 @@ async fn queue_group(
             return ids(&records);
         }
     };
+    // Cleanups of connections found gone wait until the channel's messages are out.
+    let mut performer = Performer::new(app, now);
+    let mut retry = Vec::new();
     for (i, record) in records.iter().enumerate() {
         let delivered = match queued_message(record) {
             Ok((queued, id)) => ops::deliver::deliver(cx, &subscriptions, &queued, id).await,
             Err(err) => Err(err),
         };
         match delivered {
-            Ok(effects) => {
-                perform(app, now, effects).await;
-            }
+            Ok(effects) => performer.effects(effects).await,
             Err(err) => {
                 tracing::error!(
                     code = err.code.as_str(),
@@ -278,11 +321,13 @@ async fn queue_group(
                     %channel,
                     "queued message failed; it and the rest of its channel are retried"
                 );
-                return ids(&records[i..]);
+                retry = ids(&records[i..]);
+                break;
             }
         }
     }
-    Vec::new()
+    performer.finish().await;
+    retry
 }
 
 /// The message a queue record carries and the id it gets: the publisher's when

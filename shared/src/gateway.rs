@@ -34,6 +34,31 @@ pub trait Sockets: Send + Sync {
 
     /// Closes a socket from the server side (heartbeat timeout, lifetime).
     fn close<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>>;
+
+    /// Whether the socket is still open (API Gateway's GetConnection): asked
+    /// before a connection that answered Gone is torn down, because API
+    /// Gateway occasionally answers Gone for a live one.
+    fn is_open<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<bool, PostError>>;
+}
+
+/// What became of one frame for one connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    Delivered,
+    /// The socket is closed: Gone, confirmed by [`Sockets::is_open`].
+    Gone,
+    /// The frame did not arrive and the socket may still be open (errors,
+    /// throttling beyond the retries, a slow consumer's full queue): the
+    /// connection has missed a frame.
+    Failed(String),
+}
+
+/// The outcome of a fan-out: connections that did not get the frame.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FanOut {
+    pub delivered: usize,
+    pub gone: Vec<String>,
+    pub failed: Vec<(String, String)>,
 }
 
 /// The fan-out over whichever [`Sockets`] the app has.
@@ -51,28 +76,47 @@ impl Gateway {
         self.sockets.post(connection_id, frame).await
     }
 
+    /// Sends one frame to one connection. A Gone answer is confirmed before it
+    /// is believed; a connection still open gets the frame once more.
+    pub async fn deliver(&self, connection_id: &str, frame: &str) -> Delivery {
+        let failed = |e: PostError| Delivery::Failed(e.to_string());
+        match self.sockets.post(connection_id, frame).await {
+            Ok(()) => Delivery::Delivered,
+            Err(PostError::Failed(reason)) => Delivery::Failed(reason),
+            Err(PostError::Gone) => match self.sockets.is_open(connection_id).await {
+                Ok(false) => Delivery::Gone,
+                Ok(true) => {
+                    tracing::warn!(connection_id, "Gone for an open connection; sent again");
+                    match self.sockets.post(connection_id, frame).await {
+                        Ok(()) => Delivery::Delivered,
+                        Err(e) => failed(e),
+                    }
+                }
+                Err(e) => failed(e),
+            },
+        }
+    }
+
     /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] at a
-    /// time, and returns the connections found gone.
-    pub async fn post_many(&self, connection_ids: &[String], frame: &str) -> Vec<String> {
+    /// time: a slow or failing connection holds one slot, never the others.
+    pub async fn post_many(&self, connection_ids: &[String], frame: &str) -> FanOut {
         let posts: Vec<_> = connection_ids
             .iter()
-            .map(|id| async move { (id, self.post(id, frame).await) })
+            .map(|id| async move { (id, self.deliver(id, frame).await) })
             .collect();
-        let results: Vec<(&String, Result<(), PostError>)> = stream::iter(posts)
+        let results: Vec<(&String, Delivery)> = stream::iter(posts)
             .buffer_unordered(FAN_OUT_CONCURRENCY)
             .collect()
             .await;
-        let mut gone = Vec::new();
-        for (id, result) in results {
-            match result {
-                Ok(()) => {}
-                Err(PostError::Gone) => gone.push(id.clone()),
-                Err(PostError::Failed(reason)) => {
-                    tracing::warn!(connection_id = %id, %reason, "delivery failed");
-                }
+        let mut fan_out = FanOut::default();
+        for (id, delivery) in results {
+            match delivery {
+                Delivery::Delivered => fan_out.delivered += 1,
+                Delivery::Gone => fan_out.gone.push(id.clone()),
+                Delivery::Failed(reason) => fan_out.failed.push((id.clone(), reason)),
             }
         }
-        gone
+        fan_out
     }
 
     pub async fn close(&self, connection_id: &str) -> Result<(), PostError> {
@@ -138,6 +182,24 @@ impl Sockets for ManagementApi {
                 .map_err(|e| post_error(&e))
         })
     }
+
+    fn is_open<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<bool, PostError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .get_connection()
+                .connection_id(connection_id)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) => match post_error(&e) {
+                    PostError::Gone => Ok(false),
+                    other => Err(other),
+                },
+            }
+        })
+    }
 }
 
 fn post_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
@@ -155,4 +217,71 @@ fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()
         .and_then(|e| e.code())
         .is_some_and(|c| c == "LimitExceededException" || c == "TooManyRequestsException")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// Sockets whose answers are scripted per connection: the posts' answers
+    /// in order (then Ok), and what GetConnection says.
+    #[derive(Default)]
+    struct Scripted {
+        posts: Mutex<HashMap<String, Vec<Result<(), PostError>>>>,
+        open: HashMap<String, bool>,
+        sent: Mutex<Vec<String>>,
+    }
+
+    impl Sockets for Scripted {
+        fn post<'a>(&'a self, id: &'a str, _: &'a str) -> BoxFuture<'a, Result<(), PostError>> {
+            let mut posts = self.posts.lock().expect("lock");
+            let answer = match posts.get_mut(id) {
+                Some(answers) if !answers.is_empty() => answers.remove(0),
+                _ => Ok(()),
+            };
+            if answer.is_ok() {
+                self.sent.lock().expect("lock").push(id.to_owned());
+            }
+            Box::pin(async move { answer })
+        }
+        fn close<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), PostError>> {
+            Box::pin(async { Ok(()) })
+        }
+        fn is_open<'a>(&'a self, id: &'a str) -> BoxFuture<'a, Result<bool, PostError>> {
+            let open = self.open.get(id).copied().unwrap_or(false);
+            Box::pin(async move { Ok(open) })
+        }
+    }
+
+    #[tokio::test]
+    async fn gone_is_confirmed_before_it_is_believed() {
+        let sockets = Scripted {
+            posts: Mutex::new(HashMap::from([
+                ("live".to_owned(), vec![Err(PostError::Gone)]),
+                ("dead".to_owned(), vec![Err(PostError::Gone)]),
+                (
+                    "flaky".to_owned(),
+                    vec![Err(PostError::Failed("500".into()))],
+                ),
+                (
+                    "stubborn".to_owned(),
+                    vec![Err(PostError::Gone), Err(PostError::Gone)],
+                ),
+            ])),
+            open: HashMap::from([("live".to_owned(), true), ("stubborn".to_owned(), true)]),
+            sent: Mutex::default(),
+        };
+        let gateway = Gateway::new(Arc::new(sockets));
+        let ids: Vec<String> = ["ok", "live", "dead", "flaky", "stubborn"]
+            .map(str::to_owned)
+            .to_vec();
+        let mut fan_out = gateway.post_many(&ids, "{}").await;
+        fan_out.failed.sort();
+        assert_eq!(fan_out.delivered, 2, "ok, and live on the second try");
+        assert_eq!(fan_out.gone, ["dead"]);
+        let failed: Vec<&str> = fan_out.failed.iter().map(|(id, _)| id.as_str()).collect();
+        assert_eq!(failed, ["flaky", "stubborn"]);
+    }
 }

@@ -123,6 +123,7 @@ async fn restore_subscription(stage: &TestStage, connection_id: &str, channel: &
         keep_alive: false,
         heartbeat_timeout: None,
         last_seen: now,
+        sweep_at: now + 60,
         ttl: now + 600,
     };
     app.store
@@ -273,4 +274,47 @@ async fn fifty_gone_sockets_at_once_do_not_stop_a_publish() {
         "two live connections and their index items remain"
     );
     pam.expect_silence(Duration::from_millis(300)).await;
+}
+
+/// The sweeper finds due connections through the sweep index — a query per
+/// minute bucket since its last pass — and never scans the table, however many
+/// other items it holds.
+#[tokio::test]
+async fn the_sweeper_queries_due_connections_and_never_scans() {
+    let stage = TestStage::start().await;
+    let mut keeps = stage
+        .connect(json!({"scope": "connect", "uid": "keeps", "keepAlive": true}))
+        .await;
+    let mut ends = stage.connect(claims("ends")).await;
+    subscribe_all(&mut ends).await;
+    let app = stage.stage.app;
+    let before = app.requests.snapshot();
+    let count =
+        |snapshot: &std::collections::BTreeMap<String, sockhop::metrics::OperationCount>,
+         op: &str| snapshot.get(op).map_or(0, |c| c.requests);
+    // Ten minutes on: `keeps` is due a keepAlive; nobody is past their lifetime.
+    let later = sockhop::clock::Timestamp::from_secs(sockhop_tests::now() + 600);
+    let report = sockhop::driver::sweep(app, later).await.expect("sweep");
+    assert_eq!(report.delivered, 1, "one keepAlive");
+    assert_eq!(
+        keeps.expect_event("hotsock.keepAlive").await["event"],
+        "hotsock.keepAlive"
+    );
+    assert!(report.cleaned.is_empty());
+    // A second pass at the same moment finds nothing due: `keeps` was filed under its next keepAlive.
+    let again = sockhop::driver::sweep(app, later).await.expect("sweep");
+    assert_eq!(again.delivered, 0);
+    // Just past every lifetime (2 hours): both are closed and cleaned up.
+    let end = sockhop::clock::Timestamp::from_secs(sockhop_tests::now() + 2 * 3600 + 60);
+    let last = sockhop::driver::sweep(app, end).await.expect("sweep");
+    assert_eq!(last.cleaned.len(), 2, "{last:?}");
+    assert!(stage.items_with_pk_prefix("CONN#").await.is_empty());
+    assert_eq!(stage.subscriptions_count("a").await, 0);
+    let after = app.requests.snapshot();
+    assert_eq!(
+        count(&after, "dynamodb.Scan"),
+        count(&before, "dynamodb.Scan"),
+        "no scan"
+    );
+    assert!(count(&after, "dynamodb.Query") > count(&before, "dynamodb.Query"));
 }

@@ -1,6 +1,6 @@
 //! The management API adapter (`sockhop::gateway::ManagementApi`, what the
 //! functions use in AWS) against the stage's emulation of API Gateway's
-//! `@connections` API: post, Gone for an unknown connection, close. (The stage's
+//! `@connections` API: post, Gone for an unknown connection, GetConnection, close. (The stage's
 //! own handlers hand frames to its sockets in process.)
 
 use serde_json::json;
@@ -38,6 +38,9 @@ async fn the_management_api_adapter_posts_finds_gone_and_closes() {
         api.post("no-such-connection", "{}").await,
         Err(PostError::Gone)
     );
+    // GetConnection: how a Gone answer is confirmed before teardown.
+    assert_eq!(api.is_open(&jim.connection_id).await, Ok(true));
+    assert_eq!(api.is_open("no-such-connection").await, Ok(false));
     api.close(&jim.connection_id).await.expect("closed");
     assert!(
         jim.next_within(std::time::Duration::from_secs(5))

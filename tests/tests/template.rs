@@ -486,7 +486,7 @@ struct FnDef {
     /// Takes `self` (called as `.name(...)`).
     method: bool,
     /// Can hold the management client: its signature names `App` or `Gateway`, or it
-    /// is a method of one of them. Only such fns can post (no global state; pure
+    /// is a method of one of them or of a type with such a field. Only such fns can post (no global state; pure
     /// decision code never sees an `App`), so only they are followed.
     io: bool,
     body: Vec<Tok>,
@@ -524,6 +524,29 @@ fn fn_defs(file: &Path) -> Vec<FnDef> {
             }
         }
     }
+    // Types holding an App or a Gateway in a field: their methods can post.
+    let mut holders: Vec<String> = vec!["App".into(), "Gateway".into()];
+    for (i, t) in toks.iter().enumerate() {
+        if *t == Tok::Ident("struct".into()) {
+            let Some(Tok::Ident(name)) = toks.get(i + 1) else {
+                continue;
+            };
+            let Some(open) = (i + 2..toks.len())
+                .find(|&k| is_punct(toks.get(k), '{') || is_punct(toks.get(k), ';'))
+            else {
+                continue;
+            };
+            if is_punct(toks.get(open), '{') {
+                let end = skip_group(&toks, open, '{', '}');
+                if toks[open..end]
+                    .iter()
+                    .any(|t| matches!(t, Tok::Ident(x) if x == "App" || x == "Gateway"))
+                {
+                    holders.push(name.clone());
+                }
+            }
+        }
+    }
     let mut defs = Vec::new();
     let mut i = 0;
     while i < toks.len() {
@@ -551,7 +574,7 @@ fn fn_defs(file: &Path) -> Vec<FnDef> {
                         .filter(|(s, e, _)| *s < i && i < *e)
                         .max_by_key(|(s, _, _)| *s)
                         .map(|(_, _, ty)| ty.as_str());
-                    let io = matches!(owner, Some("App" | "Gateway"))
+                    let io = owner.is_some_and(|o| holders.iter().any(|h| h == o))
                         || toks[i..b]
                             .iter()
                             .any(|t| matches!(t, Tok::Ident(x) if x == "App" || x == "Gateway"));
@@ -1468,6 +1491,20 @@ fn messages_travel_a_fifo_queue_to_the_deliver_function() {
     );
     let receives = redrive.get("maxReceiveCount").and_then(Value::as_i64);
     assert_eq!(receives, Some(5), "the local stage's MAX_RECEIVES is 5 too");
+    let alarm = &resources(&t)["DeliveryDeadLetterAlarm"];
+    assert_eq!(
+        alarm.get("Type").and_then(Value::as_str),
+        Some("AWS::CloudWatch::Alarm")
+    );
+    let watched = prop(alarm, "Dimensions")
+        .and_then(|d| d.get(0))
+        .and_then(|d| d.get("Value"))
+        .and_then(get_att);
+    assert_eq!(
+        watched,
+        Some(("DeliveryDeadLetterQueue".into(), "QueueName".into())),
+        "the alarm watches the dead letters"
+    );
     let deliver = &resources(&t)["DeliverFunction"];
     let timeout = prop(deliver, "Timeout")
         .and_then(Value::as_i64)

@@ -90,6 +90,8 @@ pub struct Stage {
     pub access_key_id: String,
     /// The in-process delivery queue (SQS FIFO in AWS).
     pub queue: Arc<queue::LocalQueue>,
+    /// The stage's open (and opening) sockets.
+    pub registry: Arc<sockets::Registry>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     dynamodb: Option<dynamodb_local::DynamoDbLocal>,
@@ -303,6 +305,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         app,
         access_key_id,
         queue,
+        registry,
         shutdown,
         tasks,
         dynamodb,

@@ -20,6 +20,18 @@ pub const BATCH_SIZE: usize = 10;
 /// Receives before a message goes to the dead letters (template: maxReceiveCount).
 pub const MAX_RECEIVES: u32 = 5;
 const DEDUPLICATION_WINDOW: Duration = Duration::from_secs(5 * 60);
+/// The pause before a failed message's first retry, doubled for each later one
+/// and capped at [`MAX_REDELIVERY_PAUSE`]: SQS's visibility timeout, shortened
+/// for a laptop. The pauses before the dead letters add up to 15 s, so a
+/// database restart on the local stage delays messages but never loses them.
+const FIRST_REDELIVERY_PAUSE: Duration = Duration::from_secs(1);
+const MAX_REDELIVERY_PAUSE: Duration = Duration::from_secs(8);
+
+/// How long a message that failed its `receives`-th delivery waits (pure).
+fn redelivery_pause(receives: u32) -> Duration {
+    let doublings = receives.saturating_sub(1).min(16);
+    (FIRST_REDELIVERY_PAUSE * 2u32.pow(doublings)).min(MAX_REDELIVERY_PAUSE)
+}
 
 struct Pending {
     message_id: String,
@@ -136,8 +148,7 @@ impl LocalQueue {
                         group.messages.pop_front();
                         dead += 1;
                     } else {
-                        let pause = sockhop::store::backoff(first.receives);
-                        group.retry_at = Some(Instant::now() + pause);
+                        group.retry_at = Some(Instant::now() + redelivery_pause(first.receives));
                     }
                 }
             }
@@ -307,6 +318,16 @@ mod tests {
             rest[0].1.records[0].attributes["ApproximateFirstReceiveTimestamp"],
             "2000"
         );
+    }
+
+    #[test]
+    fn redelivery_pauses_double_and_outlast_a_database_restart() {
+        let pauses: Vec<u64> = (1..=6)
+            .map(|r| redelivery_pause(r).as_millis() as u64)
+            .collect();
+        assert_eq!(pauses, [1_000, 2_000, 4_000, 8_000, 8_000, 8_000]);
+        let before_dead: Duration = (1..MAX_RECEIVES).map(redelivery_pause).sum();
+        assert!(before_dead >= Duration::from_secs(15), "{before_dead:?}");
     }
 
     #[test]

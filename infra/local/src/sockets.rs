@@ -17,9 +17,10 @@ use sockhop::gateway::{PostError, Sockets};
 use sockhop::App;
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// API Gateway's per-message limit for WebSocket frames.
 /// What the socket reads at all. Frames between the protocol's 128 KiB and this
@@ -27,17 +28,39 @@ use tokio::sync::mpsc;
 /// beyond it the socket is closed with 1009 (message too big), with a Close frame.
 const MAX_READ_BYTES: usize = 1024 * 1024;
 
+/// Bytes of frames a socket may have waiting to be written. A client that
+/// reads slower than its channels publish reaches it and is closed (1008), so
+/// one stalled reader costs bounded memory and never holds up the others.
+pub const MAX_QUEUED_BYTES: usize = 4 * 1024 * 1024;
+/// How long one frame may take to be written before the reader counts as stalled.
+const WRITE_PATIENCE: Duration = Duration::from_secs(10);
+
 #[derive(Debug)]
 enum Outbound {
     Text(String),
     Close,
 }
 
+/// An open socket's outgoing queue, bounded by [`MAX_QUEUED_BYTES`].
+struct Lane {
+    tx: mpsc::UnboundedSender<Outbound>,
+    queued: Arc<AtomicUsize>,
+    /// Told when the queue overflows: the socket closes as a slow consumer.
+    overflow: Arc<Notify>,
+}
+
 /// A socket known to the stage: pending while `$connect` runs (posts queue
 /// up, as the greeting may race the upgrade), then open.
 enum Entry {
     Pending(Vec<Outbound>),
-    Open(mpsc::UnboundedSender<Outbound>),
+    Open(Lane),
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, PartialEq, Eq)]
+enum Refused {
+    Unknown,
+    Overflow,
 }
 
 pub struct Registry {
@@ -59,27 +82,40 @@ impl Registry {
         self.sockets.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Queues or sends; false when the connection is unknown (410 Gone).
-    fn send(&self, id: &str, message: Outbound) -> bool {
+    /// Queues a frame for the socket (or for when it opens).
+    fn send(&self, id: &str, message: Outbound) -> Result<(), Refused> {
         let mut sockets = self.lock();
         match sockets.get_mut(id) {
             Some(Entry::Pending(queue)) => {
                 queue.push(message);
-                true
+                Ok(())
             }
-            Some(Entry::Open(tx)) => tx.send(message).is_ok(),
-            None => false,
+            Some(Entry::Open(lane)) => {
+                if let Outbound::Text(text) = &message {
+                    let queued = lane.queued.fetch_add(text.len(), Ordering::Relaxed);
+                    if queued + text.len() > MAX_QUEUED_BYTES {
+                        lane.queued.fetch_sub(text.len(), Ordering::Relaxed);
+                        lane.overflow.notify_one();
+                        return Err(Refused::Overflow);
+                    }
+                }
+                lane.tx.send(message).map_err(|_| Refused::Unknown)
+            }
+            None => Err(Refused::Unknown),
         }
     }
 
-    fn open(&self, id: &str, tx: mpsc::UnboundedSender<Outbound>) {
+    fn open(&self, id: &str, lane: Lane) {
         let mut sockets = self.lock();
         if let Some(Entry::Pending(queue)) = sockets.remove(id) {
             for message in queue {
-                let _ = tx.send(message);
+                if let Outbound::Text(text) = &message {
+                    lane.queued.fetch_add(text.len(), Ordering::Relaxed);
+                }
+                let _ = lane.tx.send(message);
             }
         }
-        sockets.insert(id.to_owned(), Entry::Open(tx));
+        sockets.insert(id.to_owned(), Entry::Open(lane));
     }
 
     fn remove(&self, id: &str) {
@@ -88,8 +124,8 @@ impl Registry {
 
     pub fn close_all(&self) {
         for entry in self.lock().values() {
-            if let Entry::Open(tx) = entry {
-                let _ = tx.send(Outbound::Close);
+            if let Entry::Open(lane) = entry {
+                let _ = lane.tx.send(Outbound::Close);
             }
         }
     }
@@ -112,12 +148,24 @@ impl Sockets for LocalSockets {
         frame: &'a str,
     ) -> BoxFuture<'a, Result<(), PostError>> {
         let sent = self.0.send(connection_id, Outbound::Text(frame.to_owned()));
-        Box::pin(async move { sent.then_some(()).ok_or(PostError::Gone) })
+        Box::pin(async move { sent.map_err(post_error) })
     }
 
     fn close<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>> {
         let sent = self.0.send(connection_id, Outbound::Close);
-        Box::pin(async move { sent.then_some(()).ok_or(PostError::Gone) })
+        Box::pin(async move { sent.map_err(post_error) })
+    }
+
+    fn is_open<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<bool, PostError>> {
+        let open = self.0.lock().contains_key(connection_id);
+        Box::pin(async move { Ok(open) })
+    }
+}
+
+fn post_error(refused: Refused) -> PostError {
+    match refused {
+        Refused::Unknown => PostError::Gone,
+        Refused::Overflow => PostError::Failed("the socket's outgoing queue is full".into()),
     }
 }
 
@@ -224,11 +272,29 @@ async fn upgrade(
         .registry
         .lock()
         .insert(connection_id.clone(), Entry::Pending(Vec::new()));
-    let answer = match sockhop_connect::handle(state.app, connect_event).await {
-        Ok(answer) => answer,
-        Err(err) => {
+    // `$connect` runs to its end even if the client leaves meanwhile (this
+    // request is then dropped), and is followed by `$disconnect`, as in API
+    // Gateway: nothing the connect wrote is left behind.
+    let (answer_tx, answer_rx) = tokio::sync::oneshot::channel();
+    let connect_state = state.clone();
+    let id = connection_id.clone();
+    tokio::spawn(async move {
+        let answer = sockhop_connect::handle(connect_state.app, connect_event).await;
+        let accepted = matches!(&answer, Ok(a) if a.status_code == 200);
+        if answer_tx.send(answer).is_err() && accepted {
+            connect_state.registry.remove(&id);
+            disconnected(&connect_state, &id, connected_at, 1006, "Connection lost").await;
+        }
+    });
+    let answer = match answer_rx.await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(err)) => {
             state.registry.remove(&connection_id);
             tracing::error!(error = %err, "$connect handler failed");
+            return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
+        }
+        Err(_) => {
+            state.registry.remove(&connection_id);
             return (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response();
         }
     };
@@ -242,7 +308,24 @@ async fn upgrade(
         };
         return (status, [("content-type", "application/json")], body).into_response();
     }
+    let failed_state = state.clone();
+    let failed_id = connection_id.clone();
     ws.max_message_size(MAX_READ_BYTES)
+        .on_failed_upgrade(move |err| {
+            // Accepted, then the client left before the socket opened.
+            tracing::debug!(error = %err, "upgrade failed after $connect");
+            failed_state.registry.remove(&failed_id);
+            tokio::spawn(async move {
+                disconnected(
+                    &failed_state,
+                    &failed_id,
+                    connected_at,
+                    1006,
+                    "Connection lost",
+                )
+                .await;
+            });
+        })
         .on_upgrade(move |socket| run_socket(state, socket, connection_id, connected_at))
 }
 
@@ -254,7 +337,16 @@ async fn run_socket(
 ) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    state.registry.open(&connection_id, tx);
+    let queued = Arc::new(AtomicUsize::new(0));
+    let overflow = Arc::new(Notify::new());
+    state.registry.open(
+        &connection_id,
+        Lane {
+            tx,
+            queued: queued.clone(),
+            overflow: overflow.clone(),
+        },
+    );
     let started = Instant::now();
     let mut last_activity = Instant::now();
     let mut disconnect_status = 1005;
@@ -272,8 +364,16 @@ async fn run_socket(
             outbound = rx.recv() => match outbound {
                 Some(Outbound::Text(text)) => {
                     last_activity = Instant::now();
-                    if sink.send(Message::Text(text.into())).await.is_err() {
-                        break;
+                    queued.fetch_sub(text.len(), Ordering::Relaxed);
+                    match tokio::time::timeout(WRITE_PATIENCE, sink.send(Message::Text(text.into()))).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(_)) => break,
+                        Err(_) => {
+                            // Not even a Close frame would get through.
+                            disconnect_status = 1006;
+                            reason = "Slow consumer: a frame waited too long to be written";
+                            break;
+                        }
                     }
                 }
                 Some(Outbound::Close) | None => {
@@ -318,6 +418,12 @@ async fn run_socket(
                     break;
                 }
             },
+            _ = overflow.notified() => {
+                let _ = tokio::time::timeout(WRITE_PATIENCE, sink.send(Message::Close(Some(CloseFrame { code: 1008, reason: "Slow consumer".into() })))).await;
+                disconnect_status = 1008;
+                reason = "Slow consumer: the outgoing queue overflowed";
+                break;
+            }
             _ = tokio::time::sleep(idle_left) => {
                 let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "Going away".into() }))).await;
                 disconnect_status = 1001;
@@ -333,14 +439,34 @@ async fn run_socket(
         }
     }
     state.registry.remove(&connection_id);
-    let mut context = request_context(
+    // What was queued goes with the socket.
+    drop(rx);
+    disconnected(
         &state,
         &connection_id,
+        connected_at,
+        disconnect_status,
+        reason,
+    )
+    .await;
+}
+
+/// The `$disconnect` event for a connection that ended.
+async fn disconnected(
+    state: &SocketState,
+    connection_id: &str,
+    connected_at: i64,
+    status: u16,
+    reason: &str,
+) {
+    let mut context = request_context(
+        state,
+        connection_id,
         "$disconnect",
         "DISCONNECT",
         connected_at,
     );
-    context["disconnectStatusCode"] = json!(disconnect_status);
+    context["disconnectStatusCode"] = json!(status);
     context["disconnectReason"] = json!(reason);
     let disconnect_event = event(json!({"requestContext": context, "isBase64Encoded": false}));
     if let Err(err) = sockhop_disconnect::handle(state.app, disconnect_event).await {
@@ -404,10 +530,15 @@ async fn post_to_connection(
         return forbidden();
     }
     let text = String::from_utf8_lossy(&body).into_owned();
-    if state.registry.send(&id, Outbound::Text(text)) {
-        StatusCode::OK.into_response()
-    } else {
-        gone()
+    match state.registry.send(&id, Outbound::Text(text)) {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(Refused::Unknown) => gone(),
+        Err(Refused::Overflow) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("x-amzn-errortype", "LimitExceededException")],
+            json!({"message": "the connection's outgoing queue is full"}).to_string(),
+        )
+            .into_response(),
     }
 }
 
@@ -438,10 +569,9 @@ async fn delete_connection(
     if !signed_by_stage(&state, &headers) {
         return forbidden();
     }
-    if state.registry.send(&id, Outbound::Close) {
-        StatusCode::NO_CONTENT.into_response()
-    } else {
-        gone()
+    match state.registry.send(&id, Outbound::Close) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(_) => gone(),
     }
 }
 

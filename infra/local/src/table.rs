@@ -3,8 +3,9 @@
 
 use anyhow::{anyhow, bail, Context};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    StreamSpecification, StreamViewType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, CreateGlobalSecondaryIndexAction, GlobalSecondaryIndex,
+    GlobalSecondaryIndexUpdate, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use serde::Deserialize;
 use std::path::Path;
@@ -15,6 +16,8 @@ use std::path::Path;
 pub struct TableDefinition {
     pub attribute_definitions: Vec<AttributeDef>,
     pub key_schema: Vec<KeyDef>,
+    #[serde(default)]
+    pub global_secondary_indexes: Vec<IndexDef>,
     #[serde(default)]
     pub billing_mode: Option<String>,
     #[serde(default)]
@@ -35,6 +38,20 @@ pub struct AttributeDef {
 pub struct KeyDef {
     pub attribute_name: String,
     pub key_type: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IndexDef {
+    pub index_name: String,
+    pub key_schema: Vec<KeyDef>,
+    pub projection: ProjectionDef,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ProjectionDef {
+    pub projection_type: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -89,42 +106,63 @@ pub async fn ensure_table(
             Err(e) => bail!("DynamoDB at {endpoint} does not answer: {e:?}"),
         }
     }
-    if client
-        .describe_table()
-        .table_name(table_name)
-        .send()
-        .await
-        .is_ok()
-    {
+    if let Ok(existing) = client.describe_table().table_name(table_name).send().await {
+        // A table kept from an earlier version gets the indexes added since.
+        let have: Vec<String> = existing
+            .table
+            .and_then(|t| t.global_secondary_indexes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| i.index_name)
+            .collect();
+        for index in &definition.global_secondary_indexes {
+            if have.contains(&index.index_name) {
+                continue;
+            }
+            let used: Vec<&str> = index
+                .key_schema
+                .iter()
+                .map(|k| k.attribute_name.as_str())
+                .collect();
+            let mut update = client.update_table().table_name(table_name);
+            for a in &definition.attribute_definitions {
+                if used.contains(&a.attribute_name.as_str()) {
+                    update = update.attribute_definitions(attribute_definition(a)?);
+                }
+            }
+            let mut create = CreateGlobalSecondaryIndexAction::builder()
+                .index_name(&index.index_name)
+                .projection(projection(&index.projection));
+            for k in &index.key_schema {
+                create = create.key_schema(key_element(k)?);
+            }
+            update
+                .global_secondary_index_updates(
+                    GlobalSecondaryIndexUpdate::builder()
+                        .create(create.build()?)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| anyhow!("UpdateTable (index {}) failed: {e:?}", index.index_name))?;
+        }
         return Ok(());
     }
     let mut create = client.create_table().table_name(table_name);
     for a in &definition.attribute_definitions {
-        let kind = match a.attribute_type.as_str() {
-            "S" => ScalarAttributeType::S,
-            "N" => ScalarAttributeType::N,
-            "B" => ScalarAttributeType::B,
-            other => bail!("unknown attribute type {other}"),
-        };
-        create = create.attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name(&a.attribute_name)
-                .attribute_type(kind)
-                .build()?,
-        );
+        create = create.attribute_definitions(attribute_definition(a)?);
     }
     for k in &definition.key_schema {
-        let kind = match k.key_type.as_str() {
-            "HASH" => KeyType::Hash,
-            "RANGE" => KeyType::Range,
-            other => bail!("unknown key type {other}"),
-        };
-        create = create.key_schema(
-            KeySchemaElement::builder()
-                .attribute_name(&k.attribute_name)
-                .key_type(kind)
-                .build()?,
-        );
+        create = create.key_schema(key_element(k)?);
+    }
+    for index in &definition.global_secondary_indexes {
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(&index.index_name)
+            .projection(projection(&index.projection));
+        for k in &index.key_schema {
+            gsi = gsi.key_schema(key_element(k)?);
+        }
+        create = create.global_secondary_indexes(gsi.build()?);
     }
     create = create.billing_mode(match definition.billing_mode.as_deref() {
         Some("PROVISIONED") => BillingMode::Provisioned,
@@ -160,6 +198,37 @@ pub async fn ensure_table(
     Ok(())
 }
 
+fn attribute_definition(a: &AttributeDef) -> anyhow::Result<AttributeDefinition> {
+    let kind = match a.attribute_type.as_str() {
+        "S" => ScalarAttributeType::S,
+        "N" => ScalarAttributeType::N,
+        "B" => ScalarAttributeType::B,
+        other => bail!("unknown attribute type {other}"),
+    };
+    Ok(AttributeDefinition::builder()
+        .attribute_name(&a.attribute_name)
+        .attribute_type(kind)
+        .build()?)
+}
+
+fn key_element(k: &KeyDef) -> anyhow::Result<KeySchemaElement> {
+    let kind = match k.key_type.as_str() {
+        "HASH" => KeyType::Hash,
+        "RANGE" => KeyType::Range,
+        other => bail!("unknown key type {other}"),
+    };
+    Ok(KeySchemaElement::builder()
+        .attribute_name(&k.attribute_name)
+        .key_type(kind)
+        .build()?)
+}
+
+fn projection(p: &ProjectionDef) -> Projection {
+    Projection::builder()
+        .projection_type(ProjectionType::from(p.projection_type.as_str()))
+        .build()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +249,9 @@ mod tests {
                 .as_deref(),
             Some("NEW_AND_OLD_IMAGES")
         );
+        let sweep = &def.global_secondary_indexes[0];
+        assert_eq!(sweep.index_name, "sweep");
+        assert_eq!(sweep.key_schema[0].attribute_name, "sweepBucket");
         let ttl = def.time_to_live_specification.expect("ttl");
         assert_eq!(ttl.attribute_name, "ttl");
         assert!(ttl.enabled);

@@ -104,7 +104,7 @@ pub async fn connect(
             ));
         }
     }
-    let item = new_connection_item(
+    let mut item = new_connection_item(
         connection_id,
         &claims,
         payload,
@@ -113,6 +113,8 @@ pub async fn connect(
         cx.now,
         app.config.connection_lifetime_seconds,
     );
+    let schedule = super::sweep::SweepSchedule::of(&app.config);
+    item.sweep_at = super::sweep::next_sweep(&item, cx.secs(), schedule);
     app.store
         .put_connection(&item)
         .await
@@ -157,6 +159,7 @@ pub fn new_connection_item(
         keep_alive: claims.keep_alive,
         heartbeat_timeout: claims.heartbeat_timeout,
         last_seen: now.secs(),
+        sweep_at: expires_at,
         ttl: expires_at + CONNECTION_TTL_GRACE_SECONDS,
     }
 }

@@ -304,6 +304,7 @@ mod tests {
                 keep_alive: false,
                 heartbeat_timeout: None,
                 last_seen: 0,
+                sweep_at: 0,
                 ttl: 7_500,
             },
             claims: Arc::new(claims),

@@ -18,6 +18,13 @@ pub struct SweepSchedule {
 }
 
 impl SweepSchedule {
+    pub fn of(config: &crate::app::Config) -> Self {
+        SweepSchedule {
+            interval: config.sweep_interval_seconds,
+            idle_timeout: config.idle_timeout_seconds,
+        }
+    }
+
     /// Seconds between `hotsock.keepAlive` frames. A frame goes out at the
     /// first sweep after each period ends, up to one interval late, and the
     /// sweep itself may start late by up to another interval: two intervals
@@ -38,9 +45,31 @@ pub enum SweepAction {
     Close,
 }
 
-/// What one connection needs on a sweep at `now` (pure). keepAlive is due each
-/// time the connection's age crosses a multiple of the keep-alive period since
-/// the previous sweep, so no state is kept.
+/// The first keepAlive instant of `connection` after `after`: every period
+/// from the connect (pure).
+fn next_keep_alive(connection: &ConnectionItem, after: i64, schedule: SweepSchedule) -> i64 {
+    let period = schedule.keep_alive_period();
+    let start = connection.connected_at_ms.div_euclid(1000);
+    start + ((after - start).div_euclid(period) + 1) * period
+}
+
+/// When the sweeper must next look at `connection`, looking after `after`
+/// (pure): its next keepAlive, its heartbeat deadline or its end of life,
+/// whichever comes first, and never before `after + 1`.
+pub fn next_sweep(connection: &ConnectionItem, after: i64, schedule: SweepSchedule) -> i64 {
+    let mut due = connection.expires_at;
+    if let Some(timeout) = connection.heartbeat_timeout {
+        due = due.min(connection.last_seen + i64::from(timeout) + 1);
+    }
+    if connection.keep_alive {
+        due = due.min(next_keep_alive(connection, after, schedule));
+    }
+    due.max(after + 1)
+}
+
+/// What one connection found due by the sweep at `now` needs (pure). A
+/// keepAlive is due when one of its instants lies between the time it was
+/// filed under (`sweep_at`) and now.
 pub fn sweep_action(connection: &ConnectionItem, now: i64, schedule: SweepSchedule) -> SweepAction {
     if now >= connection.expires_at {
         return SweepAction::Close;
@@ -50,31 +79,50 @@ pub fn sweep_action(connection: &ConnectionItem, now: i64, schedule: SweepSchedu
             return SweepAction::Close;
         }
     }
-    if connection.keep_alive {
-        let period = schedule.keep_alive_period();
-        let age = now - connection.connected_at_ms / 1000;
-        let before = (age - schedule.interval).max(0);
-        if age / period > before / period {
-            return SweepAction::KeepAlive;
-        }
+    if connection.keep_alive
+        && next_keep_alive(connection, connection.sweep_at - 1, schedule) <= now
+    {
+        return SweepAction::KeepAlive;
     }
     SweepAction::Nothing
 }
 
-/// One pass over every connection: keepAlive frames to send, connections to
-/// close (the driver closes them, then cleans up).
+/// How far back a sweeper that has never run (or was stopped) looks: longer
+/// than any connection lives (API Gateway: 2 hours).
+const SWEEP_LOOKBACK_SECONDS: i64 = 3 * 3600;
+
+/// One pass over the connections due by now, found by the sweep index:
+/// keepAlive frames to send, connections to close (the driver closes them,
+/// then cleans up); every other one filed under its next due time.
 pub async fn sweep(cx: Ctx<'_>, schedule: SweepSchedule) -> Result<Effects, ProtocolError> {
     let now = cx.secs();
+    let store = &cx.app.store;
     let mut effects = Effects::new();
-    for connection in cx.app.store.scan_connections(now).await.map_err(internal)? {
-        match sweep_action(&connection, now, schedule) {
-            SweepAction::Nothing => {}
+    let due = store
+        .due_connections(now, SWEEP_LOOKBACK_SECONDS)
+        .await
+        .map_err(internal)?;
+    for connection in due {
+        let action = sweep_action(&connection, now, schedule);
+        match action {
+            SweepAction::Close => {
+                effects.close(&connection.connection_id);
+                continue;
+            }
             SweepAction::KeepAlive => {
                 effects.send(&connection.connection_id, &ServerMessage::keep_alive());
             }
-            SweepAction::Close => effects.close(&connection.connection_id),
+            SweepAction::Nothing => {}
         }
+        store
+            .reschedule_sweep(
+                &connection.connection_id,
+                next_sweep(&connection, now, schedule),
+            )
+            .await
+            .map_err(internal)?;
     }
+    store.advance_sweep_cursor(now).await.map_err(internal)?;
     Ok(effects)
 }
 
@@ -100,6 +148,7 @@ mod tests {
             keep_alive,
             heartbeat_timeout: heartbeat,
             last_seen,
+            sweep_at: 0,
             ttl: connected_at + 7500,
         }
     }
@@ -110,12 +159,26 @@ mod tests {
     };
 
     /// The sweeps at which `c` gets a keepAlive, for sweeps `interval` apart
-    /// starting `phase` seconds after some minute, up to `until`.
+    /// starting `phase` seconds after some minute, up to its lifetime: each
+    /// sweep looks at `c` only when it is due, as the sweep index does, and
+    /// files it under its next due time.
     fn keep_alive_times(c: &ConnectionItem, schedule: SweepSchedule, phase: i64) -> Vec<i64> {
-        (0..=7200 / schedule.interval)
-            .map(|k| phase + k * schedule.interval)
-            .filter(|now| sweep_action(c, *now, schedule) == SweepAction::KeepAlive)
-            .collect()
+        let mut c = c.clone();
+        let connected = c.connected_at_ms / 1000;
+        c.sweep_at = next_sweep(&c, connected, schedule);
+        let mut times = Vec::new();
+        for now in (0..=7200 / schedule.interval).map(|k| phase + k * schedule.interval) {
+            if now < connected || c.sweep_at > now {
+                continue;
+            }
+            match sweep_action(&c, now, schedule) {
+                SweepAction::Close => break,
+                SweepAction::KeepAlive => times.push(now),
+                SweepAction::Nothing => {}
+            }
+            c.sweep_at = next_sweep(&c, now, schedule);
+        }
+        times
     }
 
     #[test]
@@ -159,6 +222,24 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_is_due_at_its_first_need() {
+        let keep_alive = connection(1_000, true, None, 1_000);
+        assert_eq!(next_sweep(&keep_alive, 1_000, AWS), 1_480);
+        assert_eq!(next_sweep(&keep_alive, 1_480, AWS), 1_960);
+        let heartbeat = connection(1_000, true, Some(30), 1_100);
+        assert_eq!(next_sweep(&heartbeat, 1_100, AWS), 1_131);
+        let plain = connection(1_000, false, None, 1_000);
+        assert_eq!(next_sweep(&plain, 1_000, AWS), 8_200, "its end of life");
+        assert_eq!(next_sweep(&plain, 9_000, AWS), 9_001, "never in the past");
+        // Filed under a heartbeat deadline that has since moved: looked at, nothing done.
+        let mut moved = heartbeat.clone();
+        moved.sweep_at = 1_131;
+        moved.last_seen = 1_125;
+        assert_eq!(sweep_action(&moved, 1_140, AWS), SweepAction::Nothing);
+        assert_eq!(next_sweep(&moved, 1_140, AWS), 1_156);
+    }
+
+    #[test]
     fn missed_heartbeats_close() {
         let c = connection(1_000, false, Some(30), 1_100);
         assert_eq!(sweep_action(&c, 1_130, AWS), SweepAction::Nothing);
@@ -172,7 +253,8 @@ mod tests {
 
     #[test]
     fn connections_past_their_lifetime_close() {
-        let c = connection(1_000, true, None, 1_000);
+        let mut c = connection(1_000, true, None, 1_000);
+        c.sweep_at = 8_199;
         assert_eq!(sweep_action(&c, 8_199, AWS), SweepAction::Nothing);
         assert_eq!(sweep_action(&c, 8_200, AWS), SweepAction::Close);
     }

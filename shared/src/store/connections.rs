@@ -1,6 +1,6 @@
 //! Connection items and the per-connection reverse index of subscriptions.
 
-use super::{keyed, keys, n, s, Store, StoreError};
+use super::{keyed, keys, n, s, Item, Store, StoreError};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +26,10 @@ pub struct ConnectionItem {
     pub heartbeat_timeout: Option<u32>,
     /// Unix seconds of the last heartbeat (or connect).
     pub last_seen: i64,
+    /// Unix seconds at which the sweeper next looks at this connection
+    /// (`ops::sweep::next_sweep`); the store files it under the sweep index.
+    #[serde(default)]
+    pub sweep_at: i64,
     pub ttl: i64,
 }
 
@@ -52,14 +56,16 @@ pub(crate) struct ConnectionSubscriptionItem {
 
 impl Store {
     pub async fn put_connection(&self, item: &ConnectionItem) -> Result<(), StoreError> {
+        let mut attributes = keyed(
+            item,
+            keys::connection_pk(&item.connection_id),
+            keys::CONNECTION_SK,
+        )?;
+        attributes.insert("sweepBucket".into(), n(keys::sweep_bucket(item.sweep_at)));
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(keyed(
-                item,
-                keys::connection_pk(&item.connection_id),
-                keys::CONNECTION_SK,
-            )?))
+            .set_item(Some(attributes))
             .send()
             .await
             .map_err(|e| StoreError::dynamo("PutItem", e))?;
@@ -100,6 +106,104 @@ impl Store {
             Err(e) if super::is_condition_failure(&e) => Ok(()),
             Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
         }
+    }
+
+    /// Files the connection under the sweep index at `sweep_at`; a no-op for a
+    /// connection already gone.
+    pub async fn reschedule_sweep(
+        &self,
+        connection_id: &str,
+        sweep_at: i64,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::connection_pk(connection_id)))
+            .key("sk", s(keys::CONNECTION_SK))
+            .update_expression("SET sweepAt = :at, sweepBucket = :bucket")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", n(sweep_at))
+            .expression_attribute_values(":bucket", n(keys::sweep_bucket(sweep_at)))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if super::is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Connections due for the sweeper by `now`: the sweep index's buckets
+    /// after the sweeper's cursor (at most `lookback` seconds back) up to the
+    /// current one. A query per bucket, usually two; never a scan.
+    pub async fn due_connections(
+        &self,
+        now: i64,
+        lookback: i64,
+    ) -> Result<Vec<ConnectionItem>, StoreError> {
+        let current = keys::sweep_bucket(now);
+        let oldest = keys::sweep_bucket(now - lookback);
+        let first = match self.sweep_cursor().await? {
+            Some(done) => (done + 1).max(oldest),
+            None => oldest,
+        };
+        let mut found = Vec::new();
+        for bucket in first..=current {
+            let fetch = |start: Option<Item>| async move {
+                let out = self
+                    .client
+                    .query()
+                    .table_name(&self.table)
+                    .index_name(keys::SWEEP_INDEX)
+                    .key_condition_expression("sweepBucket = :bucket AND sweepAt <= :now")
+                    .expression_attribute_values(":bucket", n(bucket))
+                    .expression_attribute_values(":now", n(now))
+                    .set_exclusive_start_key(start)
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::dynamo("Query", e))?;
+                Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+            };
+            super::each_page(fetch, |page| {
+                found.extend(page.into_iter().filter(|i| super::alive(i, now)));
+                std::ops::ControlFlow::Continue(())
+            })
+            .await?;
+        }
+        Ok(serde_dynamo::from_items(found)?)
+    }
+
+    /// Records that every sweep bucket before the one of `now` is done (the
+    /// current one may still gain due connections within its minute).
+    pub async fn advance_sweep_cursor(&self, now: i64) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(keys::SWEEP_CURSOR_PK))
+            .item("sk", s(keys::SWEEP_CURSOR_SK))
+            .item("done", n(keys::sweep_bucket(now) - 1))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn sweep_cursor(&self) -> Result<Option<i64>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::SWEEP_CURSOR_PK))
+            .key("sk", s(keys::SWEEP_CURSOR_SK))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("GetItem", e))?;
+        Ok(out
+            .item
+            .and_then(|i| i.get("done").and_then(|v| v.as_n().ok()).cloned())
+            .and_then(|v| v.parse().ok()))
     }
 
     /// Channels this connection is subscribed to, from the reverse index.

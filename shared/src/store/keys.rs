@@ -46,3 +46,17 @@ pub fn reaction_pk(channel: &str, message_id: &str) -> String {
 pub fn reaction_sk(reaction: &str, uid: &str) -> String {
     format!("{reaction}#{uid}")
 }
+
+/// The index of connections by when the sweeper must next look at them.
+pub const SWEEP_INDEX: &str = "sweep";
+/// Width of one `sweepBucket` of that index: a sweep a minute reads one or two.
+pub const SWEEP_BUCKET_SECONDS: i64 = 60;
+
+/// The `sweepBucket` (index partition) of a connection due at `at`.
+pub fn sweep_bucket(at: i64) -> i64 {
+    at.div_euclid(SWEEP_BUCKET_SECONDS)
+}
+
+/// The sweeper's progress: every bucket up to the one it holds is done.
+pub const SWEEP_CURSOR_PK: &str = "SWEEP";
+pub const SWEEP_CURSOR_SK: &str = "CURSOR";

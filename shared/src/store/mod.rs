@@ -158,8 +158,9 @@ impl Store {
 }
 
 impl Store {
-    /// Every live connection item. A scan: the sweeper's once-a-minute pass is the
-    /// only caller, and connections are the only `sk = CONN` items.
+    /// Every live connection item. A scan, for the local stage's start only
+    /// (ending the connections of an earlier run); the sweeper uses the sweep
+    /// index ([`Store::due_connections`]).
     pub async fn scan_connections(&self, now: i64) -> Result<Vec<ConnectionItem>, StoreError> {
         let mut found = Vec::new();
         let fetch = |start: Option<Item>| async move {
