@@ -27,6 +27,7 @@ pub enum Event {
     },
     /// A bench message (`data.bench`), with when it was sent and received.
     Bench {
+        conn: usize,
         run: u64,
         seq: u64,
         sent_us: u64,
@@ -131,6 +132,7 @@ pub async fn connect(
                 },
                 _ => match bench_mark(data) {
                     Some((run, seq, sent_us)) => Event::Bench {
+                        conn: index,
                         run,
                         seq,
                         sent_us,
@@ -213,7 +215,8 @@ impl Hub {
         Hub { tx, rx, errors: 0 }
     }
 
-    async fn next(&mut self, deadline: Instant) -> Option<Event> {
+    /// The next event before `deadline` (`hotsock.error` frames are counted).
+    pub async fn next(&mut self, deadline: Instant) -> Option<Event> {
         let event = tokio::time::timeout_at(deadline.into(), self.rx.recv())
             .await
             .ok()??;
@@ -270,6 +273,7 @@ impl Hub {
                     sent_us,
                     at_us,
                     id,
+                    ..
                 }) if r == run && seq.is_none_or(|want| want == s) => {
                     receipts.push(Receipt { sent_us, at_us, id })
                 }
@@ -335,6 +339,22 @@ impl Publisher {
         seq: u64,
         store: i64,
     ) -> anyhow::Result<()> {
+        let (status, text) = self.post(channel, run, seq, store).await?;
+        if !status.is_success() {
+            bail!("POST /publish: {status} {text}");
+        }
+        Ok(())
+    }
+
+    /// Like [`Publisher::publish`], but whatever the server answers is
+    /// returned (status and body); an error only when no answer came.
+    pub async fn post(
+        &self,
+        channel: &str,
+        run: u64,
+        seq: u64,
+        store: i64,
+    ) -> anyhow::Result<(reqwest::StatusCode, String)> {
         let body = json!({
             "channel": channel,
             "event": "bench",
@@ -346,16 +366,11 @@ impl Publisher {
             .post(&self.url)
             .bearer_auth(&self.key)
             .json(&body)
+            .timeout(Duration::from_secs(30))
             .send()
             .await
             .context("POST /publish")?;
         let status = response.status();
-        if !status.is_success() {
-            bail!(
-                "POST /publish: {status} {}",
-                response.text().await.unwrap_or_default()
-            );
-        }
-        Ok(())
+        Ok((status, response.text().await.unwrap_or_default()))
     }
 }

@@ -6,6 +6,7 @@
 //!
 //!   bench [--quick] [--stage PATH] [--dynamodb-endpoint URL] ...
 //!   bench bare-server --port N        (the network floor; the bench starts it)
+//!   bench soak [--connections N] [--seconds N] [--outages N] ...   (README, "Soak")
 
 mod bare;
 mod client;
@@ -14,6 +15,7 @@ mod counts;
 mod floor;
 mod procs;
 mod report;
+mod soak;
 mod stats;
 
 use anyhow::{bail, Context};
@@ -24,7 +26,7 @@ use futures::StreamExt;
 use procs::Process;
 use report::{number, p50_p99, Row};
 use serde_json::json;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::process::Command;
 
@@ -47,6 +49,9 @@ enum Sub {
         #[arg(long)]
         port: u16,
     },
+    /// Steady traffic while DynamoDB Local is killed and restarted: counts lost,
+    /// duplicated and reordered deliveries and what the table keeps afterwards.
+    Soak(soak::SoakArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -131,18 +136,24 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     match cli.command {
         Some(Sub::BareServer { port }) => runtime.block_on(bare::serve(port)),
-        None => runtime.block_on(async {
-            use tokio::signal::unix::{signal, SignalKind};
-            let mut terminate = signal(SignalKind::terminate())?;
-            let mut hangup = signal(SignalKind::hangup())?;
-            // Dropping the run (on a signal) drops every child, which kills it.
-            tokio::select! {
-                result = run(cli.run) => result,
-                _ = tokio::signal::ctrl_c() => bail!("interrupted; everything started was stopped"),
-                _ = terminate.recv() => bail!("terminated; everything started was stopped"),
-                _ = hangup.recv() => bail!("hung up; everything started was stopped"),
-            }
-        }),
+        Some(Sub::Soak(args)) => runtime.block_on(until_signal(soak::run(args))),
+        None => runtime.block_on(until_signal(run(cli.run))),
+    }
+}
+
+/// Runs `work` until it ends or a signal comes. Dropping the work (on a
+/// signal) drops every child, which kills it.
+async fn until_signal(
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    tokio::select! {
+        result = work => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted; everything started was stopped"),
+        _ = terminate.recv() => bail!("terminated; everything started was stopped"),
+        _ = hangup.recv() => bail!("hung up; everything started was stopped"),
     }
 }
 
@@ -150,6 +161,15 @@ fn main() -> anyhow::Result<()> {
 struct Secrets {
     signing_key: Vec<u8>,
     api_key: String,
+}
+
+impl Secrets {
+    fn new() -> anyhow::Result<Self> {
+        Ok(Secrets {
+            signing_key: procs::random_bytes(32)?,
+            api_key: format!("bench-{}", ulid::Ulid::new()),
+        })
+    }
 }
 
 fn token(secrets: &Secrets, uid: &str, channels: serde_json::Value) -> String {
@@ -167,25 +187,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let plan = Plan::from(&args)?;
     procs::raise_open_files();
     client::now_us();
-    let root = match &args.root {
-        Some(root) => root.clone(),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
-    }
-    .canonicalize()
-    .context("the repository root")?;
-    let stage_bin = match &args.stage {
-        Some(path) => path.clone(),
-        None => std::env::current_exe()?
-            .parent()
-            .context("no directory of the bench binary")?
-            .join("sockhop-local"),
-    };
-    if !stage_bin.is_file() {
-        bail!(
-            "no stage binary at {} (build it in the bench's profile: scripts/bench.sh does)",
-            stage_bin.display()
-        );
-    }
+    let root = repo_root(args.root.as_deref())?;
+    let stage_bin = stage_binary(args.stage.as_deref())?;
     let logs = args.logs.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("sockhop-bench-{}", std::process::id()))
     });
@@ -214,52 +217,26 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(endpoint) => endpoint.clone(),
         None => {
             let port = procs::free_port()?;
-            let mut command = Command::new("bash");
-            command
-                .arg(root.join("infra/dynamodb-local/start.sh"))
-                .env("PORT", port.to_string());
-            let mut process =
-                Process::spawn("DynamoDB Local", command, logs.join("dynamodb-local.log"))?;
-            process
-                .wait_for_port(port, Duration::from_secs(300))
-                .await?;
-            dynamodb = Some(process);
+            let log = logs.join("dynamodb-local.log");
+            dynamodb = Some(start_dynamodb_local(&root, port, None, log).await?);
             format!("http://127.0.0.1:{port}")
         }
     };
     println!("  dynamodb  {endpoint}");
 
-    let secrets = Secrets {
-        signing_key: procs::random_bytes(32)?,
-        api_key: format!("bench-{}", ulid::Ulid::new()),
-    };
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let stage_port = procs::free_port()?;
+    let secrets = Secrets::new()?;
     let table = format!(
         "sockhop-bench-{}",
         ulid::Ulid::new().to_string().to_lowercase()
     );
-    let mut command = Command::new(&stage_bin);
-    command
-        .args(["--port", &stage_port.to_string(), "--host", "127.0.0.1"])
-        .args(["--dynamodb-endpoint", &endpoint, "--table", &table])
-        .env("SIGNING_KEY_1_METHOD", "HS256")
-        .env("SIGNING_KEY_1_ENCODED", b64.encode(&secrets.signing_key))
-        .env(
-            "CONNECTION_SECRET_KEY",
-            b64.encode(procs::random_bytes(32)?),
-        )
-        .env("HTTP_API_KEY_1", &secrets.api_key)
-        .env("RUST_LOG", "warn")
-        .env_remove("SIGNING_KEY_2_METHOD")
-        .env_remove("SIGNING_KEY_2_ENCODED")
-        .env_remove("TOKEN_AUDIENCE")
-        .env_remove("TOKEN_ISSUER");
-    let mut stage = Process::spawn("the stage", command, logs.join("stage.log"))?;
-    stage
-        .wait_for_output("Press Ctrl-C to stop.", Duration::from_secs(120))
-        .await?;
-    let stage_http = format!("http://127.0.0.1:{stage_port}");
+    let (mut stage, stage_http) = start_stage(
+        &stage_bin,
+        &endpoint,
+        &table,
+        &secrets,
+        logs.join("stage.log"),
+    )
+    .await?;
 
     let bare_port = procs::free_port()?;
     let mut command = Command::new(std::env::current_exe()?);
@@ -296,6 +273,93 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     }
     result
+}
+
+/// The repository root: `given`, or the one this bench was built from.
+fn repo_root(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(root) => root.to_owned(),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".."),
+    }
+    .canonicalize()
+    .context("the repository root")
+}
+
+/// The stage binary: `given`, or sockhop-local next to this binary (the same
+/// cargo profile).
+fn stage_binary(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let stage_bin = match given {
+        Some(path) => path.to_owned(),
+        None => std::env::current_exe()?
+            .parent()
+            .context("no directory of the bench binary")?
+            .join("sockhop-local"),
+    };
+    if !stage_bin.is_file() {
+        bail!(
+            "no stage binary at {} (build it in the bench's profile: scripts/bench.sh does)",
+            stage_bin.display()
+        );
+    }
+    Ok(stage_bin)
+}
+
+/// DynamoDB Local on `port` (infra/dynamodb-local/start.sh, which execs java:
+/// the child's pid is the JVM's), in memory or keeping its data in `data_dir`;
+/// returns once the port accepts connections.
+async fn start_dynamodb_local(
+    root: &Path,
+    port: u16,
+    data_dir: Option<&Path>,
+    log: PathBuf,
+) -> anyhow::Result<Process> {
+    let mut command = Command::new("bash");
+    command
+        .arg(root.join("infra/dynamodb-local/start.sh"))
+        .env("PORT", port.to_string())
+        .env_remove("DATA_DIR");
+    if let Some(dir) = data_dir {
+        command.env("DATA_DIR", dir);
+    }
+    let mut process = Process::spawn("DynamoDB Local", command, log)?;
+    process
+        .wait_for_port(port, Duration::from_secs(300))
+        .await?;
+    Ok(process)
+}
+
+/// The stage as a child on a free port, on `endpoint`'s table `table`;
+/// returns it with its base URL once it is ready.
+async fn start_stage(
+    stage_bin: &Path,
+    endpoint: &str,
+    table: &str,
+    secrets: &Secrets,
+    log: PathBuf,
+) -> anyhow::Result<(Process, String)> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let stage_port = procs::free_port()?;
+    let mut command = Command::new(stage_bin);
+    command
+        .args(["--port", &stage_port.to_string(), "--host", "127.0.0.1"])
+        .args(["--dynamodb-endpoint", endpoint, "--table", table])
+        .env("SIGNING_KEY_1_METHOD", "HS256")
+        .env("SIGNING_KEY_1_ENCODED", b64.encode(&secrets.signing_key))
+        .env(
+            "CONNECTION_SECRET_KEY",
+            b64.encode(procs::random_bytes(32)?),
+        )
+        .env("HTTP_API_KEY_1", &secrets.api_key)
+        .env("RUST_LOG", "warn")
+        .env_remove("SIGNING_KEY_2_METHOD")
+        .env_remove("SIGNING_KEY_2_ENCODED")
+        .env_remove("TOKEN_AUDIENCE")
+        .env_remove("TOKEN_ISSUER");
+    let mut stage = Process::spawn("the stage", command, log)?;
+    stage
+        .wait_for_output("Press Ctrl-C to stop.", Duration::from_secs(120))
+        .await?;
+    Ok((stage, format!("http://127.0.0.1:{stage_port}")))
 }
 
 /// The WebSocket URL (with its token) of connection `<prefix><i>`.
@@ -512,20 +576,20 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-/// Connects `count` clients named `prefix<i>`, `concurrency` at a time;
-/// returns them in index order with each one's connect time (ms).
+/// Connects `count` clients (client `i` at `url(i)`), `concurrency` at a
+/// time, each reporting to `events`; returns them in index order with each
+/// one's connect time (ms).
 async fn connect_many(
-    target: &Target<'_>,
-    prefix: &str,
+    url: impl Fn(usize) -> String,
     count: usize,
     concurrency: usize,
-    hub: &Hub,
+    events: &tokio::sync::mpsc::UnboundedSender<client::Event>,
 ) -> anyhow::Result<(Vec<Client>, Vec<f64>)> {
     // Tokens are signed before the clock starts.
-    let urls: Vec<(usize, String)> = (0..count).map(|i| (i, (target.url)(prefix, i))).collect();
+    let urls: Vec<(usize, String)> = (0..count).map(|i| (i, url(i))).collect();
     let results: Vec<anyhow::Result<(Client, f64)>> = futures::stream::iter(urls)
         .map(|(i, url)| {
-            let events = hub.tx.clone();
+            let events = events.clone();
             async move {
                 let started = Instant::now();
                 let client = client::connect(&url, i, events, Duration::from_secs(30))
@@ -635,7 +699,13 @@ async fn fan_out_keep(
     runs: &mut Runs,
 ) -> anyhow::Result<(Figures, Vec<Client>)> {
     // Warm-up: connections, a subscribe each, a few messages, then gone.
-    let (warm, _) = connect_many(target, "warm-", plan.warmup_connections, 25, hub).await?;
+    let (warm, _) = connect_many(
+        |i| (target.url)("warm-", i),
+        plan.warmup_connections,
+        25,
+        &hub.tx,
+    )
+    .await?;
     subscribe_all(&warm, "warm-up", hub).await?;
     let run = runs.next();
     for seq in 0..plan.warmup_messages as u64 {
@@ -653,8 +723,13 @@ async fn fan_out_keep(
 
     let rss_before_kib = procs::rss_kib(target.pid)?;
     let started = Instant::now();
-    let (clients, connect_ms) =
-        connect_many(target, "u", plan.connections, plan.connect_concurrency, hub).await?;
+    let (clients, connect_ms) = connect_many(
+        |i| (target.url)("u", i),
+        plan.connections,
+        plan.connect_concurrency,
+        &hub.tx,
+    )
+    .await?;
     let connects_per_s = plan.connections as f64 / started.elapsed().as_secs_f64();
     settle(target).await?;
     let rss_connected_kib = procs::rss_kib(target.pid)?;

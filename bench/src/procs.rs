@@ -104,6 +104,11 @@ impl Process {
         }
     }
 
+    /// SIGKILL at once (a crash, not a shutdown), and waits for it to go.
+    pub async fn kill(mut self) {
+        let _ = self.child.kill().await;
+    }
+
     /// SIGTERM, then SIGKILL after two seconds.
     pub async fn stop(mut self) {
         // SAFETY: plain kill(2) on our own child's pid.
