@@ -142,6 +142,11 @@ export class Channel {
     return this.client.sendMessage(event, { channel: this.name, data })
   }
 
+  /** Writes a storage entry on this channel (see HotsockClient#setStorage). */
+  setStorage(key, data) {
+    this.client.setStorage(this.name, key, data)
+  }
+
   /** Resolves once the subscription is confirmed; rejects if it is refused. */
   subscribed() {
     if (this.state === "subscribed") return Promise.resolve(this)
@@ -362,6 +367,33 @@ export class HotsockClient {
       channel,
       data: { messageId, reaction, action },
     })
+  }
+
+  /**
+   * Writes one channel storage entry (`hotsock.channelStorageSet` over the
+   * socket); `null` or `{}` clears it. Observers, this connection included
+   * when it observes the key, get `hotsock.channelStorageUpdated`.
+   */
+  setStorage(channel, key, data) {
+    this._send({ event: "hotsock.channelStorageSet", channel, key, data })
+  }
+
+  /** One storage entry over the Client HTTP API: {data, meta}, both null when unset. */
+  async getStorage(channel, key) {
+    const reply = await this.http("channelStorageGet", { channel, key })
+    return { data: reply?.data ?? null, meta: reply?.meta ?? null }
+  }
+
+  /**
+   * The storage entries this connection may read, in key order:
+   * [{key, data, meta}]; `keys` (at most 100) narrows, `after` pages.
+   */
+  async listStorage(channel, { keys, after } = {}) {
+    const body = { channel }
+    if (keys !== undefined) body.keys = keys
+    if (after !== undefined) body.after = after
+    const { items = [] } = await this.http("channelStorageList", body)
+    return items
   }
 
   // ---- internals --------------------------------------------------------

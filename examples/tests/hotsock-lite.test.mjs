@@ -452,3 +452,46 @@ test("http() posts with the connection's credentials; listAllMessages pages with
   await assert.rejects(client.http("nope", {}), { code: "NOT_FOUND", status: 404 })
   client.terminate()
 })
+
+test("storage: setStorage sends the frame, updates reach channel bindings, get/list use the HTTP API", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient()
+  const updates = []
+  const lobby = client.channels("lobby")
+  lobby.bind("hotsock.channelStorageUpdated", (m) => updates.push(`${m.key}=${JSON.stringify(m.data)}`))
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.connected()
+  t.mock.timers.tick(250)
+  ws.receive({ event: "hotsock.subscribed", channel: "lobby", data: {}, meta: { uid: "jim", umd: null } })
+  // Catch-up frames right after hotsock.subscribed, then a live change; another channel's is not ours.
+  ws.receive({ event: "hotsock.channelStorageUpdated", channel: "lobby", key: "settings", data: { mode: "duel" }, meta: { uid: "ada", umd: null } })
+  ws.receive({ event: "hotsock.channelStorageUpdated", channel: "elsewhere", key: "x", data: 1, meta: { uid: "ada", umd: null } })
+  lobby.setStorage("player.jim", { ready: true })
+  assert.deepEqual(ws.sent.at(-1), { event: "hotsock.channelStorageSet", channel: "lobby", key: "player.jim", data: { ready: true } })
+  client.setStorage("lobby", "player.jim", null)
+  assert.deepEqual(ws.sent.at(-1), { event: "hotsock.channelStorageSet", channel: "lobby", key: "player.jim", data: null })
+  assert.deepEqual(updates, ['settings={"mode":"duel"}'])
+
+  const requests = []
+  globalThis.fetch = async (url, init) => {
+    const body = JSON.parse(init.body)
+    requests.push({ op: new URL(url).pathname, body })
+    if (url.includes("channelStorageGet")) {
+      const set = body.key === "settings"
+      return new Response(JSON.stringify({ event: "hotsock.channelStorageData", channel: "lobby", key: body.key, data: set ? { mode: "duel" } : null, meta: set ? { uid: "ada", umd: null } : null }), { status: 200 })
+    }
+    return new Response(JSON.stringify({ items: [{ key: "settings", data: { mode: "duel" }, meta: { uid: "ada", umd: null } }] }), { status: 200 })
+  }
+  assert.deepEqual(await client.getStorage("lobby", "settings"), { data: { mode: "duel" }, meta: { uid: "ada", umd: null } })
+  assert.deepEqual(await client.getStorage("lobby", "unset"), { data: null, meta: null })
+  const items = await client.listStorage("lobby", { keys: ["settings"], after: "a" })
+  assert.deepEqual(items.map((i) => i.key), ["settings"])
+  assert.deepEqual(requests.map((r) => r.op), [
+    "/connection/channelStorageGet",
+    "/connection/channelStorageGet",
+    "/connection/channelStorageList",
+  ])
+  assert.deepEqual(requests[2].body, { channel: "lobby", keys: ["settings"], after: "a" })
+  client.terminate()
+})

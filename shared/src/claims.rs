@@ -632,6 +632,16 @@ impl ChannelPermissions {
         self.flag(|d| d.subscribe).unwrap_or(false)
     }
 
+    /// Whether any storage key may be observed here (so a subscribe that
+    /// observes nothing skips reading the channel's storage).
+    pub fn may_observe_storage(&self) -> bool {
+        self.layers.iter().any(|grant| {
+            grant
+                .patterned()
+                .any(|(_, d)| d.storage.values().any(|s| s.observe == Some(true)))
+        })
+    }
+
     pub fn may_get_info(&self) -> bool {
         self.flag(|d| d.get_info).unwrap_or(false)
     }

@@ -296,19 +296,33 @@ async fn queue_group(
             .map(|r| r.message_id.clone().unwrap_or_default())
             .collect()
     };
-    let subscriptions = match ops::deliver::subscribers(cx, &channel).await {
-        Ok(subscriptions) => subscriptions,
-        Err(err) => {
-            tracing::error!(code = err.code.as_str(), %channel, "subscribers unreadable; batch retried");
-            return ids(&records);
+    let parsed: Vec<_> = records.iter().map(queued_message).collect();
+    // Messages share one read of the subscriber ids; a storage write reads its
+    // observers itself, after writing (see ops::storage::apply).
+    let has_messages = parsed
+        .iter()
+        .any(|p| p.as_ref().is_ok_and(|(q, _)| q.key.is_none()));
+    let subscribers = if has_messages {
+        match ops::deliver::subscribers(cx, &channel).await {
+            Ok(ids) => ids,
+            Err(err) => {
+                tracing::error!(code = err.code.as_str(), %channel, "subscribers unreadable; batch retried");
+                return ids(&records);
+            }
         }
+    } else {
+        Vec::new()
     };
     // Cleanups of connections found gone wait until the channel's messages are out.
     let mut performer = Performer::new(app, now);
     let mut retry = Vec::new();
-    for (i, record) in records.iter().enumerate() {
-        let delivered = match queued_message(record) {
-            Ok((queued, id)) => ops::deliver::deliver(cx, &subscriptions, &queued, id).await,
+    for (i, (record, parsed)) in records.iter().zip(parsed).enumerate() {
+        let delivered = match parsed {
+            Ok((queued, id)) if queued.key.is_some() => {
+                let key = queued.key.clone().unwrap_or_default();
+                ops::storage::apply(cx, &queued, &key, &id).await
+            }
+            Ok((queued, id)) => ops::deliver::deliver(cx, &subscribers, &queued, id).await,
             Err(err) => Err(err),
         };
         match delivered {

@@ -103,6 +103,13 @@ pub enum ClientCommand {
         channel: String,
         key: String,
     },
+    /// Client HTTP API only: the entries the connection may `get`, in key
+    /// order, only `keys` when given, after the key `after`.
+    ChannelStorageList {
+        channel: String,
+        keys: Option<Vec<String>>,
+        after: Option<String>,
+    },
     /// `token` is a umd-scoped JWT, never empty.
     UmdUpdate {
         channel: Option<String>,
@@ -114,6 +121,10 @@ pub enum ClientCommand {
     ListReactions {
         channel: String,
         message_id: String,
+    },
+    /// `connection/getChannelInfo` (Client HTTP API only).
+    GetChannelInfo {
+        channel: String,
     },
 }
 
@@ -146,7 +157,9 @@ impl ClientCommand {
             | ClientCommand::MessageReaction { channel, .. }
             | ClientCommand::ChannelStorageSet { channel, .. }
             | ClientCommand::ChannelStorageGet { channel, .. }
+            | ClientCommand::ChannelStorageList { channel, .. }
             | ClientCommand::ListReactions { channel, .. }
+            | ClientCommand::GetChannelInfo { channel }
             | ClientCommand::ListMessages(ListMessages { channel, .. }) => Some(channel),
             ClientCommand::UmdUpdate { channel, .. } => channel.as_deref(),
             ClientCommand::Ping | ClientCommand::Heartbeat | ClientCommand::Pong => None,
@@ -186,6 +199,29 @@ pub fn parse_client_value(value: Value) -> Result<ClientCommand, ProtocolError> 
     Frame::new(map).parse()
 }
 
+/// Keys one `channelStorageList` (or admin storage read) may name.
+pub const MAX_STORAGE_LIST_KEYS: usize = 100;
+
+/// The admin storage read's channel and query (`keys` comma-separated, `after`
+/// a key), validated like `channelStorageList`'s body.
+pub fn parse_storage_read(
+    channel: &str,
+    keys: Option<&str>,
+    after: Option<&str>,
+) -> Result<(Option<Vec<String>>, Option<String>), ProtocolError> {
+    let mut body = serde_json::json!({"channel": channel});
+    if let Some(keys) = keys.filter(|k| !k.is_empty()) {
+        body["keys"] = serde_json::json!(keys.split(',').collect::<Vec<_>>());
+    }
+    if let Some(after) = after {
+        body["after"] = serde_json::json!(after);
+    }
+    match parse_http_command("channelStorageList", body)? {
+        ClientCommand::ChannelStorageList { keys, after, .. } => Ok((keys, after)),
+        _ => Err(ProtocolError::internal()),
+    }
+}
+
 /// Parses the body of a Client HTTP API operation (`/connection/<op>`) into the
 /// same command set as frames, with the same validation. Shape errors answer
 /// `INVALID_REQUEST` (the HTTP counterpart of `INVALID_MESSAGE`); an unknown
@@ -202,6 +238,12 @@ pub fn parse_http_command(operation: &str, body: Value) -> Result<ClientCommand,
         "publishMessage" => frame.publish_message(),
         "listMessages" => frame.list_messages(),
         "listReactions" => frame.list_reactions(),
+        "channelStorageGet" => frame.storage_get(),
+        "channelStorageSet" => frame.storage_set(),
+        "channelStorageList" => frame.storage_list(),
+        "getChannelInfo" => frame
+            .required_channel()
+            .map(|channel| ClientCommand::GetChannelInfo { channel }),
         other => Err(ProtocolError::new(
             ErrorCode::NotFound,
             format!("unknown operation {other:?}"),
@@ -262,17 +304,8 @@ impl Frame {
             events::HEARTBEAT => Ok(ClientCommand::Heartbeat),
             events::PONG => Ok(ClientCommand::Pong),
             events::MESSAGE_REACTION => self.message_reaction(),
-            events::CHANNEL_STORAGE_SET => {
-                let channel = self.required_channel()?;
-                let key = self.storage_key()?;
-                let data = self.data()?;
-                Ok(ClientCommand::ChannelStorageSet { channel, key, data })
-            }
-            events::CHANNEL_STORAGE_GET => {
-                let channel = self.required_channel()?;
-                let key = self.storage_key()?;
-                Ok(ClientCommand::ChannelStorageGet { channel, key })
-            }
+            events::CHANNEL_STORAGE_SET => self.storage_set(),
+            events::CHANNEL_STORAGE_GET => self.storage_get(),
             events::UMD_UPDATE => {
                 let channel = self.optional_channel()?;
                 let token = self.umd_token()?;
@@ -325,6 +358,64 @@ impl Frame {
             limit: self.limit()?,
             expand_reactions: self.flag("expandReactions")?,
         }))
+    }
+
+    fn storage_set(mut self) -> Result<ClientCommand, ProtocolError> {
+        let channel = self.required_channel()?;
+        let key = self.storage_key()?;
+        if self
+            .map
+            .get("scheduleExpression")
+            .is_some_and(|v| !v.is_null())
+        {
+            return self.fail(
+                ErrorCode::InvalidRequest,
+                "scheduled storage writes are not supported by this stage yet",
+            );
+        }
+        let data = self.data()?;
+        Ok(ClientCommand::ChannelStorageSet { channel, key, data })
+    }
+
+    fn storage_get(self) -> Result<ClientCommand, ProtocolError> {
+        let channel = self.required_channel()?;
+        let key = self.storage_key()?;
+        Ok(ClientCommand::ChannelStorageGet { channel, key })
+    }
+
+    fn storage_list(self) -> Result<ClientCommand, ProtocolError> {
+        let channel = self.required_channel()?;
+        let keys = match self.map.get("keys") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(items)) => {
+                if items.len() > MAX_STORAGE_LIST_KEYS {
+                    return self.fail(
+                        ErrorCode::InvalidRequest,
+                        format!("keys lists at most {MAX_STORAGE_LIST_KEYS} storage keys"),
+                    );
+                }
+                let mut keys = Vec::with_capacity(items.len());
+                for item in items {
+                    let Value::String(key) = item else {
+                        return self.fail(ErrorCode::InvalidStorageKey, "keys must be strings");
+                    };
+                    names::validate_storage_key(key).map_err(|e| self.attach(e))?;
+                    keys.push(key.clone());
+                }
+                Some(keys)
+            }
+            Some(_) => return self.fail(ErrorCode::InvalidRequest, "keys must be an array"),
+        };
+        let after = match self.map.get("after") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(key)) => Some(key.clone()),
+            Some(_) => return self.fail(ErrorCode::InvalidRequest, "after must be a storage key"),
+        };
+        Ok(ClientCommand::ChannelStorageList {
+            channel,
+            keys,
+            after,
+        })
     }
 
     fn list_reactions(&self) -> Result<ClientCommand, ProtocolError> {

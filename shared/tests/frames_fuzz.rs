@@ -65,7 +65,10 @@ fn check(text: &str) {
                     assert!(token.as_deref().is_none_or(|t| !t.is_empty()));
                 }
                 ClientCommand::UmdUpdate { token, .. } => assert!(!token.is_empty()),
-                ClientCommand::ListMessages(_) | ClientCommand::ListReactions { .. } => {
+                ClientCommand::ListMessages(_)
+                | ClientCommand::ListReactions { .. }
+                | ClientCommand::GetChannelInfo { .. }
+                | ClientCommand::ChannelStorageList { .. } => {
                     panic!("a frame parsed into an HTTP-only command: {cmd:?}")
                 }
                 ClientCommand::Unsubscribe { .. }

@@ -283,13 +283,14 @@ async fn token_edge_rules() {
 }
 
 /// A keepAlive connection is never silent for the idle timeout; one without
-/// keepAlive is closed by it. (A stage with a 6 s idle timeout and a sweep a
-/// second stands in for API Gateway's 600 s and a sweep a minute.)
+/// keepAlive is closed by it. (A stage with a 10 s idle timeout and a sweep
+/// every 2 s stands in for API Gateway's 600 s and a sweep a minute: keepAlives
+/// every 6 s, with two sweeps' room, as in AWS.)
 #[tokio::test]
 async fn keep_alive_frames_beat_the_idle_timeout() {
     let stage = TestStage::start_with(|o| {
-        o.idle_timeout = Duration::from_secs(6);
-        o.sweep_interval = Duration::from_secs(1);
+        o.idle_timeout = Duration::from_secs(10);
+        o.sweep_interval = Duration::from_secs(2);
     })
     .await;
     let mut kept = stage
@@ -298,15 +299,15 @@ async fn keep_alive_frames_beat_the_idle_timeout() {
     let mut idle = stage.connect(json!({"scope": "connect"})).await;
     let started = Instant::now();
     let mut keep_alives = 0;
-    while started.elapsed() < Duration::from_secs(14) {
+    while started.elapsed() < Duration::from_secs(16) {
         let frame = kept
-            .next_within(Duration::from_secs(6))
+            .next_within(Duration::from_secs(10))
             .await
             .expect("a keepAlive comes before the idle timeout closes the socket");
         assert_eq!(frame, json!({"event": "hotsock.keepAlive", "data": {}}));
         keep_alives += 1;
     }
-    assert!(keep_alives >= 3, "{keep_alives} keepAlives in 14 s");
+    assert!(keep_alives >= 2, "{keep_alives} keepAlives in 16 s");
     // The other socket was closed by the idle timeout long ago.
     assert!(idle.next_within(Duration::from_millis(100)).await.is_none());
     kept.send(json!({"event": "hotsock.ping"})).await;
@@ -328,9 +329,12 @@ async fn every_stage_route_answers_cors_preflight() {
         "/dev/token",
         "/collaborative-todo",
         "/real-time-chat",
+        "/game-lobby",
+        "/examples/game-lobby/",
         "/connection/publishMessage",
         "/connection/listMessages",
         "/connection/listReactions",
+        "/connection/getChannelInfo",
         "/connection/someFutureOperation",
         "/publish",
     ] {

@@ -7,7 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -36,8 +36,14 @@ pub fn router(app: AppState) -> Router {
         .route("/connection/publishMessage", post(publish_message))
         .route("/connection/listMessages", post(list_messages))
         .route("/connection/listReactions", post(list_reactions))
+        .route("/connection/channelStorageGet", post(channel_storage_get))
+        .route("/connection/channelStorageSet", post(channel_storage_set))
+        .route("/connection/channelStorageList", post(channel_storage_list))
+        .route("/connection/getChannelInfo", post(get_channel_info))
         .route("/connection/{operation}", post(unknown_operation))
         .route("/publish", post(server_publish))
+        .route("/channels/{name}", get(channel_info))
+        .route("/channels/{name}/storage", get(channel_storage))
         .layer(any_origin())
         .with_state(app)
 }
@@ -171,6 +177,50 @@ async fn list_reactions(
         .map(Json)
 }
 
+/// `POST /connection/channelStorageGet`: one entry, as `hotsock.channelStorageData`.
+async fn channel_storage_get(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    client_operation(app, caller, "channelStorageGet", body)
+        .await
+        .map(Json)
+}
+
+/// `POST /connection/channelStorageSet` (202): queued on the channel's ordered path.
+async fn channel_storage_set(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Response, ApiError> {
+    let reply = client_operation(app, caller, "channelStorageSet", body).await?;
+    Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
+}
+
+/// `POST /connection/channelStorageList`: the entries the caller may get.
+async fn channel_storage_list(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    client_operation(app, caller, "channelStorageList", body)
+        .await
+        .map(Json)
+}
+
+/// `POST /connection/getChannelInfo`: the count (and members) of a channel
+/// the caller may `getInfo`.
+async fn get_channel_info(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    client_operation(app, caller, "getChannelInfo", body)
+        .await
+        .map(Json)
+}
+
 /// Any other `/connection/<op>`: authenticated first, like the real ones.
 async fn unknown_operation(_caller: Caller, Path(operation): Path<String>) -> ApiError {
     error(
@@ -208,15 +258,62 @@ async fn server_publish(
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    if !api_key_matches(&app.config.api_keys, &headers) {
-        return Err(error(
-            ErrorCode::Unauthorized,
-            "a valid Bearer API key is required",
-        ));
-    }
+    require_api_key(app, &headers)?;
     let request = parse_server_request(body)?;
     let reply = driver::command(app, Timestamp::now(), Command::Server(request)).await?;
     Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
+}
+
+/// Refuses an admin read without one of the API keys.
+fn require_api_key(app: AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    if api_key_matches(&app.config.api_keys, headers) {
+        Ok(())
+    } else {
+        Err(error(
+            ErrorCode::Unauthorized,
+            "a valid Bearer API key is required",
+        ))
+    }
+}
+
+/// `GET /channels/{name}` with an API key: the channel's count and members.
+async fn channel_info(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_api_key(app, &headers)?;
+    let cx = Ctx::new(app, Timestamp::now());
+    Ok(Json(
+        sockhop::ops::channel_info::for_server(cx, &name).await?,
+    ))
+}
+
+/// The query of the admin storage read: `keys` comma-separated, `after` a key.
+#[derive(Deserialize)]
+struct StorageQuery {
+    keys: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /channels/{name}/storage` with an API key: the channel's entries.
+async fn channel_storage(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    Query(query): Query<StorageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require_api_key(app, &headers)?;
+    let (keys, after) = sockhop::protocol::parse_storage_read(
+        &name,
+        query.keys.as_deref(),
+        query.after.as_deref(),
+    )?;
+    let cx = Ctx::new(app, Timestamp::now());
+    let items =
+        sockhop::ops::storage::list_for_server(cx, &name, keys.as_deref(), after.as_deref())
+            .await?;
+    Ok(Json(items))
 }
 
 #[cfg(test)]

@@ -76,6 +76,7 @@ pub fn router(key: Option<DevKey>) -> Router {
         .route("/dev/token", post(mint))
         .route("/collaborative-todo", post(todo_session))
         .route("/real-time-chat", post(chat_session))
+        .route("/game-lobby", post(lobby_session))
         .with_state(key)
 }
 
@@ -203,6 +204,41 @@ async fn chat_session(State(key): State<Option<DevKey>>, body: String) -> Respon
         messages,
     ))
     .into_response()
+}
+
+/// Claims of one game-lobby player: subscribe without history; every player
+/// observes and reads the room settings and every `player.<uid>` entry, writes
+/// its own `player.<uid>`, and only the host writes `settings`.
+pub fn lobby_claims(uid: &str, name: &str, channel: &str, host: bool) -> Value {
+    let own = format!("player.{uid}");
+    json!({
+        "scope": "connect",
+        "uid": uid,
+        "umd": {"name": name, "host": host},
+        "channels": {channel: {
+            "subscribe": true,
+            "storage": {
+                "settings": {"observe": true, "get": true, "set": host},
+                "player.*": {"observe": true, "get": true},
+                own: {"set": true},
+            }
+        }}
+    })
+}
+
+/// `POST /game-lobby` → tokens for Ada (the host) and Lin on `lobby-<session>`.
+async fn lobby_session(State(key): State<Option<DevKey>>, body: String) -> Response {
+    let Some(key) = key else { return no_dev_key() };
+    let session = match session_id(&body) {
+        Ok(s) => s,
+        Err(m) => return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m),
+    };
+    let channel = format!("lobby-{session}");
+    let mut reply = json!({"channel": channel, "sessionId": session});
+    for (uid, name, host) in [("ada", "Ada", true), ("lin", "Lin", false)] {
+        reply[uid] = json!({"token": key.sign(lobby_claims(uid, name, &channel, host))});
+    }
+    Json(reply).into_response()
 }
 
 /// `POST /dev/token` with the claims as the body → `{"token": …}`.

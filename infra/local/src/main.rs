@@ -91,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("  To-do example    {http}/examples/collaborative-todo/");
     println!("  Chat example     {http}/examples/real-time-chat/");
+    println!("  Game lobby       {http}/examples/game-lobby/");
     if stage.dev_key.is_some() {
         println!();
         println!("  Dev token (DEV ONLY key in .local/dev-signing-key):");

@@ -7,7 +7,7 @@ use crate::claims::STORE_FOREVER;
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Meta;
-use crate::store::{MessageItem, SubscriptionItem};
+use crate::store::MessageItem;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -33,6 +33,10 @@ pub struct Queued {
     /// Seconds to keep: 0 not stored, -1 forever.
     #[serde(default)]
     pub store: i64,
+    /// Set for a storage write of this key (`event` is
+    /// `hotsock.channelStorageSet`): it travels the channel's ordered path too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 /// The item a queued message becomes, with id `id`, delivered at `now` (pure).
@@ -90,26 +94,24 @@ pub fn message_frame(message: &MessageItem) -> String {
 
 /// Who receives a frame (pure): every subscriber but the sender, unless the
 /// sender asked for echo.
-pub fn recipients(
-    subscriptions: &[SubscriptionItem],
+pub fn recipients<'a>(
+    subscribers: impl IntoIterator<Item = &'a str>,
     sender: Option<&str>,
     echo: bool,
 ) -> Vec<String> {
-    subscriptions
-        .iter()
-        .filter(|sub| echo || sender != Some(sub.connection_id.as_str()))
-        .map(|sub| sub.connection_id.clone())
+    subscribers
+        .into_iter()
+        .filter(|id| echo || sender != Some(*id))
+        .map(str::to_owned)
         .collect()
 }
 
-/// The channel's current subscribers, read once for a batch of its messages.
-pub async fn subscribers(
-    cx: Ctx<'_>,
-    channel: &str,
-) -> Result<Vec<SubscriptionItem>, ProtocolError> {
+/// The connection ids of the channel's current subscribers, read once for a
+/// batch of its messages.
+pub async fn subscribers(cx: Ctx<'_>, channel: &str) -> Result<Vec<String>, ProtocolError> {
     cx.app
         .store
-        .channel_subscriptions(channel, cx.secs())
+        .channel_subscriber_ids(channel, cx.secs())
         .await
         .map_err(internal)
 }
@@ -119,7 +121,7 @@ pub async fn subscribers(
 /// unstored one is never written.
 pub async fn deliver(
     cx: Ctx<'_>,
-    subscriptions: &[SubscriptionItem],
+    subscribers: &[String],
     queued: &Queued,
     id: String,
 ) -> Result<Effects, ProtocolError> {
@@ -129,7 +131,11 @@ pub async fn deliver(
     }
     let mut effects = Effects::new();
     effects.send_text(
-        recipients(subscriptions, message.sender.as_deref(), message.echo),
+        recipients(
+            subscribers.iter().map(String::as_str),
+            message.sender.as_deref(),
+            message.echo,
+        ),
         message_frame(&message),
     );
     Ok(effects)
@@ -163,38 +169,19 @@ mod tests {
         }
     }
 
-    fn sub(connection_id: &str, alias: Option<&str>) -> SubscriptionItem {
-        SubscriptionItem {
-            channel: "chat".into(),
-            connection_id: connection_id.into(),
-            uid: None,
-            umd: None,
-            permissions: "{}".into(),
-            alias: alias.map(str::to_owned),
-            subscribed_at_ms: 0,
-            counted: true,
-            ttl: 0,
-        }
-    }
-
     #[test]
     fn sender_is_skipped_without_echo() {
-        let subs = [sub("a", None), sub("b", None)];
-        assert_eq!(recipients(&subs, Some("a"), false), vec!["b".to_owned()]);
+        let subs = ["a", "b"];
+        assert_eq!(recipients(subs, Some("a"), false), vec!["b".to_owned()]);
         assert_eq!(
-            recipients(&subs, Some("a"), true),
+            recipients(subs, Some("a"), true),
             vec!["a".to_owned(), "b".to_owned()]
         );
-        assert_eq!(recipients(&subs, None, false).len(), 2);
+        assert_eq!(recipients(subs, None, false).len(), 2);
     }
 
     #[test]
     fn alias_subscribers_get_the_real_channel_name() {
-        let subs = [sub("a", None), sub("b", Some("room"))];
-        assert_eq!(
-            recipients(&subs, None, false),
-            vec!["a".to_owned(), "b".to_owned()]
-        );
         let frame = message_frame(&message(None, false));
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&frame).expect("json"),

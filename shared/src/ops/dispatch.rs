@@ -4,7 +4,9 @@
 //! is dispatched by [`run`].
 
 use super::publish::ServerRequest;
-use super::{history, load_connection, publish, reactions, subscribe, Connection, Ctx};
+use super::{
+    channel_info, history, load_connection, publish, reactions, storage, subscribe, Connection, Ctx,
+};
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::{events, parse_client_frame, ClientCommand, ServerMessage};
@@ -66,6 +68,13 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
                 reply: json!({"channel": r.channel, "event": events::MESSAGE_REACTION}),
                 effects: reactions::react_from_server(cx, &change).await?,
             });
+        }
+        Request::Server(ServerRequest::StorageSet(write)) => {
+            storage::set_from_server(cx, &write.channel, &write.key, write.data, write.store)
+                .await?;
+            return Ok(Outcome::reply(
+                json!({"channel": write.channel, "event": events::CHANNEL_STORAGE_SET}),
+            ));
         }
         Request::Client {
             connection,
@@ -130,8 +139,32 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
         } => reactions::list_reactions(cx, connection, &channel, &message_id)
             .await
             .map(Outcome::reply),
-        ClientCommand::ChannelStorageSet { channel, .. }
-        | ClientCommand::ChannelStorageGet { channel, .. } => Err(not_yet(Some(channel))),
+        ClientCommand::ChannelStorageSet { channel, key, data } => {
+            storage::set(cx, connection, &channel, &key, data).await?;
+            Ok(Outcome::reply(
+                json!({"channel": channel, "event": events::CHANNEL_STORAGE_SET}),
+            ))
+        }
+        // Over the socket the answer is a frame to the asker (see `frame`).
+        ClientCommand::ChannelStorageGet { channel, key } => {
+            storage::get(cx, connection, &channel, &key)
+                .await
+                .map(|data| {
+                    Outcome::reply(serde_json::from_str(&data.to_json()).unwrap_or_default())
+                })
+        }
+        ClientCommand::ChannelStorageList {
+            channel,
+            keys,
+            after,
+        } => storage::list(cx, connection, &channel, keys.as_deref(), after.as_deref())
+            .await
+            .map(Outcome::reply),
+        ClientCommand::GetChannelInfo { channel } => {
+            channel_info::for_connection(cx, connection, &channel)
+                .await
+                .map(Outcome::reply)
+        }
         ClientCommand::UmdUpdate { channel, .. } => Err(not_yet(channel)),
     }
 }
@@ -175,11 +208,17 @@ async fn frame_outcome(
     let connection = load_connection(cx, connection_id)
         .await
         .map_err(with_channel)?;
+    // A read over the socket is answered with a frame carrying the reply.
+    let answers = matches!(command, ClientCommand::ChannelStorageGet { .. });
     let request = Request::Client {
         connection: &connection,
         command,
     };
-    Ok(run(cx, request).await.map_err(with_channel)?.effects)
+    let Outcome { reply, mut effects } = run(cx, request).await.map_err(with_channel)?;
+    if answers {
+        effects.send_text(vec![connection_id.to_owned()], reply.to_string());
+    }
+    Ok(effects)
 }
 
 fn not_yet(channel: Option<String>) -> ProtocolError {

@@ -4,10 +4,13 @@
 //! decision (a conditional subscribe, an ordered publish), happen here through
 //! the store; the decisions themselves are pure functions, unit-tested.
 //!
-//! Module order (no cycles; checked by `shared/tests/module_graph.rs`):
-//! `deliver` ← `presence` ← `disconnect`, `subscribe` ← `connect`; `publish`,
-//! `reactions` ← `history`; `sweep`; all of them ← `dispatch`.
+//! Module order (no cycles; checked by `tests/tests/structure.rs`):
+//! `deliver` ← `presence` ← `disconnect`, `subscribe` ← `connect`;
+//! `deliver` ← `publish` ← `storage` ← `subscribe`;
+//! `presence` ← `channel_info`; `publish`, `reactions` ← `history`; `sweep`;
+//! all of them ← `dispatch`.
 
+pub mod channel_info;
 pub mod connect;
 pub mod deliver;
 pub mod disconnect;
@@ -16,12 +19,13 @@ pub mod history;
 pub mod presence;
 pub mod publish;
 pub mod reactions;
+pub mod storage;
 pub mod stream;
 pub mod subscribe;
 pub mod sweep;
 
 use crate::app::App;
-use crate::claims::Claims;
+use crate::claims::{ChannelPermissions, Claims};
 use crate::clock::Timestamp;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Meta;
@@ -123,6 +127,27 @@ pub fn window_start(history_start: Option<f64>, subscribed_at_ms: i64) -> String
 pub struct NamedChannel {
     pub channel: String,
     pub subscription: Option<SubscriptionItem>,
+}
+
+impl NamedChannel {
+    /// What the caller may do on the channel and who it acts as: its
+    /// subscription's permissions and metadata when subscribed (the subscribe
+    /// token's directives included), else its connect token's.
+    pub fn acting(
+        &self,
+        connection: &Connection,
+    ) -> Result<(ChannelPermissions, Meta), ProtocolError> {
+        Ok(match &self.subscription {
+            Some(sub) => (
+                sub.permissions().map_err(internal)?,
+                Meta::new(sub.uid.clone(), sub.umd_value()),
+            ),
+            None => (
+                ChannelPermissions::single(connection.claims.channels.grant_for(&self.channel)),
+                connection.meta(),
+            ),
+        })
+    }
 }
 
 /// Resolves a name a client sent (a real name, or an alias from its connect

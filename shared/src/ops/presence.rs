@@ -92,7 +92,7 @@ pub fn plan_join(
     if announces_join(&others(before), joiner) {
         let member = Member::new(joiner.uid.clone().unwrap_or_default(), joiner.umd_value());
         effects.send_to(
-            recipients(&others_after, None, false),
+            recipients(ids(&others_after), None, false),
             &ServerMessage::member_added(&joiner.channel, member, list.clone()),
         );
     }
@@ -118,6 +118,10 @@ pub async fn joined(
     plan_join(before, &after, joiner)
 }
 
+fn ids(subscriptions: &[SubscriptionItem]) -> impl Iterator<Item = &str> {
+    subscriptions.iter().map(|s| s.connection_id.as_str())
+}
+
 /// The frames to send when a subscription was removed (pure):
 /// `hotsock.memberRemoved` to those left when it was the uid's last one.
 pub fn plan_leave(remaining: &[SubscriptionItem], leaver: &SubscriptionItem) -> Effects {
@@ -126,7 +130,7 @@ pub fn plan_leave(remaining: &[SubscriptionItem], leaver: &SubscriptionItem) -> 
         let member = Member::new(leaver.uid.clone().unwrap_or_default(), leaver.umd_value());
         let list = members(remaining);
         effects.send_to(
-            recipients(remaining, None, false),
+            recipients(ids(remaining), None, false),
             &ServerMessage::member_removed(&leaver.channel, member, list),
         );
     }

@@ -3,7 +3,7 @@
 //! (docs/adr/0001-ordered-delivery.md).
 
 use super::deliver::Queued;
-use super::{internal, named_channel, Connection, Ctx, NamedChannel};
+use super::{named_channel, Connection, Ctx, NamedChannel};
 use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
@@ -27,6 +27,9 @@ pub struct Outgoing {
     pub eager_id: bool,
     /// The publisher's `deduplicationId`.
     pub deduplication_id: Option<String>,
+    /// A storage write of this key (`event` is `hotsock.channelStorageSet`)
+    /// rather than a message.
+    pub storage_key: Option<String>,
 }
 
 /// Queues a message for delivery (docs/adr/0002-delivery-queue.md). Returns
@@ -45,6 +48,7 @@ pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, 
         sender: outgoing.sender,
         echo: outgoing.echo,
         store: outgoing.store,
+        key: outgoing.storage_key,
     };
     let body = serde_json::to_string(&queued).map_err(|_| ProtocolError::internal())?;
     let message = Enqueue {
@@ -88,21 +92,11 @@ pub async fn publish_from_client(
     data: Value,
     eager_id: bool,
 ) -> Result<Option<String>, ProtocolError> {
-    let NamedChannel {
-        channel,
-        subscription,
-    } = named_channel(cx, connection, requested).await?;
-    let (permissions, meta) = match &subscription {
-        Some(sub) => (
-            sub.permissions().map_err(internal)?,
-            Meta::new(sub.uid.clone(), sub.umd_value()),
-        ),
-        None => (
-            ChannelPermissions::single(connection.claims.channels.grant_for(&channel)),
-            connection.meta(),
-        ),
-    };
-    let allowed = check_client_publish(&permissions, subscription.is_some(), requested, event)?;
+    let named = named_channel(cx, connection, requested).await?;
+    let (permissions, meta) = named.acting(connection)?;
+    let subscribed = named.subscription.is_some();
+    let allowed = check_client_publish(&permissions, subscribed, requested, event)?;
+    let NamedChannel { channel, .. } = named;
     publish(
         cx,
         Outgoing {
@@ -115,6 +109,7 @@ pub async fn publish_from_client(
             store: allowed.store,
             eager_id,
             deduplication_id: None,
+            storage_key: None,
         },
     )
     .await
@@ -151,6 +146,19 @@ pub enum ServerRequest {
     Publish(ServerPublish),
     /// `"event": "hotsock.messageReaction"`: a reaction on behalf of `uid`.
     Reaction(ServerReaction),
+    /// `"event": "hotsock.channelStorageSet"`: a storage write without
+    /// permission checks.
+    StorageSet(ServerStorageSet),
+}
+
+/// A server-side storage write: `channel`, `key`, `data` (`null` or `{}`
+/// clears), `store` seconds (-1, forever, by default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerStorageSet {
+    pub channel: String,
+    pub key: String,
+    pub data: Value,
+    pub store: i64,
 }
 
 /// A server-side reaction: the client command's `channel` and `data`
@@ -169,8 +177,14 @@ pub struct ServerReaction {
 /// Parses and validates a server request (the publish function's payload or
 /// `POST /publish`'s body).
 pub fn parse_server_request(payload: Value) -> Result<ServerRequest, ProtocolError> {
-    if payload.get("event").and_then(Value::as_str) == Some(events::MESSAGE_REACTION) {
-        return parse_server_reaction(payload).map(ServerRequest::Reaction);
+    match payload.get("event").and_then(Value::as_str) {
+        Some(events::MESSAGE_REACTION) => {
+            return parse_server_reaction(payload).map(ServerRequest::Reaction)
+        }
+        Some(events::CHANNEL_STORAGE_SET) => {
+            return parse_server_storage_set(payload).map(ServerRequest::StorageSet)
+        }
+        _ => {}
     }
     let mut request: ServerPublish = serde_json::from_value(payload).map_err(|e| {
         ProtocolError::new(
@@ -184,6 +198,60 @@ pub fn parse_server_request(payload: Value) -> Result<ServerRequest, ProtocolErr
     }
     check_server_publish(&request)?;
     Ok(ServerRequest::Publish(request))
+}
+
+/// The storage fields are validated exactly as a client's frame is; `store`
+/// is -1 or 1 to the largest number of seconds.
+fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, ProtocolError> {
+    let store = match payload.get("store") {
+        None | Some(Value::Null) => STORE_FOREVER,
+        Some(v) => match v.as_i64() {
+            Some(s)
+                if s == STORE_FOREVER || (1..=crate::claims::MAX_STORE_SECONDS).contains(&s) =>
+            {
+                s
+            }
+            _ => {
+                return Err(ProtocolError::new(
+                    ErrorCode::InvalidRequest,
+                    "store must be -1 or a number of seconds from 1 to 3155695200",
+                ))
+            }
+        },
+    };
+    if payload
+        .get("scheduleExpression")
+        .is_some_and(|v| !v.is_null())
+    {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            "scheduled storage writes are not supported by this stage yet",
+        ));
+    }
+    let frame = json!({
+        "event": events::CHANNEL_STORAGE_SET,
+        "channel": payload.get("channel"),
+        "key": payload.get("key"),
+        "data": payload.get("data"),
+    });
+    let command = parse_client_frame(&frame.to_string()).map_err(|mut e| {
+        if e.code == ErrorCode::InvalidMessage {
+            e.code = ErrorCode::InvalidRequest;
+        }
+        e
+    })?;
+    let ClientCommand::ChannelStorageSet { channel, key, data } = command else {
+        return Err(ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            "not a storage write",
+        ));
+    };
+    Ok(ServerStorageSet {
+        channel,
+        key,
+        data,
+        store,
+    })
 }
 
 /// The reaction fields are validated exactly as a client's frame is; `uid` and
@@ -285,6 +353,7 @@ pub async fn publish_from_server(
             store: request.store,
             eager_id: request.eager_id_generation,
             deduplication_id: request.deduplication_id.clone(),
+            storage_key: None,
         },
     )
     .await?;

@@ -148,8 +148,8 @@ async fn record_reaction(
             )
         }
     }
-    let subscriptions = store
-        .channel_subscriptions(change.channel, cx.secs())
+    let subscribers = store
+        .channel_subscriber_ids(change.channel, cx.secs())
         .await
         .map_err(internal)?;
     let frame = ServerMessage::reaction(
@@ -161,7 +161,10 @@ async fn record_reaction(
         Meta::new(Some(change.uid.clone()), item.umd_value()),
     );
     let mut effects = Effects::new();
-    effects.send_to(recipients(&subscriptions, None, true), &frame);
+    effects.send_to(
+        recipients(subscribers.iter().map(String::as_str), None, true),
+        &frame,
+    );
     Ok(effects)
 }
 

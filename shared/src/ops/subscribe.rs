@@ -214,6 +214,24 @@ pub async fn subscribe(
         // Disconnected meanwhile: nobody is left to tell.
         SubscribeOutcome::ConnectionGone => return Ok(Effects::new()),
     }
+    // Read after the subscription is written: a storage write applied later
+    // reads this subscriber among its observers (ops::storage::apply). A
+    // subscriber that cannot be caught up is not left subscribed without the
+    // channel's state: the subscription is taken back and the client told.
+    let catch_up = match super::storage::catch_up(cx, &item).await {
+        Ok(frames) => frames,
+        Err(err) => {
+            if let Err(undo) = cx
+                .app
+                .store
+                .unsubscribe(&plan.channel, connection.id(), cx.secs())
+                .await
+            {
+                tracing::error!(error = %undo, channel = %plan.channel, "could not take back a subscription whose catch-up failed");
+            }
+            return Err(err.with_channel(requested));
+        }
+    };
     let mut meta = Meta::new(plan.uid.clone(), plan.umd.clone());
     if let Some(alias) = &plan.alias {
         meta = meta.with_alias(alias.as_str());
@@ -229,6 +247,7 @@ pub async fn subscribe(
         connection.id(),
         &ServerMessage::subscribed(&plan.channel, meta, members, auto_subscribed),
     );
+    effects.append(catch_up);
     effects.append(others);
     Ok(effects)
 }

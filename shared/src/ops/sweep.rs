@@ -6,6 +6,7 @@ use crate::effects::Effects;
 use crate::error::ProtocolError;
 use crate::protocol::ServerMessage;
 use crate::store::ConnectionItem;
+use futures::StreamExt;
 
 /// When sweeps run and how long a socket may stay silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,6 +88,9 @@ pub fn sweep_action(connection: &ConnectionItem, now: i64, schedule: SweepSchedu
     SweepAction::Nothing
 }
 
+/// Reschedules written at once.
+const RESCHEDULE_CONCURRENCY: usize = 16;
+
 /// How far back a sweeper that has never run (or was stopped) looks: longer
 /// than any connection lives (API Gateway: 2 hours).
 const SWEEP_LOOKBACK_SECONDS: i64 = 3 * 3600;
@@ -102,9 +106,9 @@ pub async fn sweep(cx: Ctx<'_>, schedule: SweepSchedule) -> Result<Effects, Prot
         .due_connections(now, SWEEP_LOOKBACK_SECONDS)
         .await
         .map_err(internal)?;
+    let mut reschedules = Vec::new();
     for connection in due {
-        let action = sweep_action(&connection, now, schedule);
-        match action {
+        match sweep_action(&connection, now, schedule) {
             SweepAction::Close => {
                 effects.close(&connection.connection_id);
                 continue;
@@ -114,14 +118,22 @@ pub async fn sweep(cx: Ctx<'_>, schedule: SweepSchedule) -> Result<Effects, Prot
             }
             SweepAction::Nothing => {}
         }
-        store
-            .reschedule_sweep(
-                &connection.connection_id,
-                next_sweep(&connection, now, schedule),
-            )
-            .await
-            .map_err(internal)?;
+        let next = next_sweep(&connection, now, schedule);
+        reschedules.push(async move {
+            store
+                .reschedule_sweep(&connection.connection_id, next)
+                .await
+        });
     }
+    // Independent writes, so a sweep with many due connections stays short.
+    let written: Vec<Result<(), _>> = futures::stream::iter(reschedules)
+        .buffer_unordered(RESCHEDULE_CONCURRENCY)
+        .collect()
+        .await;
+    written
+        .into_iter()
+        .collect::<Result<(), _>>()
+        .map_err(internal)?;
     store.advance_sweep_cursor(now).await.map_err(internal)?;
     Ok(effects)
 }

@@ -60,3 +60,11 @@ pub fn sweep_bucket(at: i64) -> i64 {
 /// The sweeper's progress: every bucket up to the one it holds is done.
 pub const SWEEP_CURSOR_PK: &str = "SWEEP";
 pub const SWEEP_CURSOR_SK: &str = "CURSOR";
+
+pub const STORE_PREFIX: &str = "STORE#";
+
+/// A channel's storage entries share a partition, one item per key (sorted by
+/// key, so listing pages by key).
+pub fn storage_pk(channel: &str) -> String {
+    format!("{STORE_PREFIX}{channel}")
+}

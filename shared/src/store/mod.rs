@@ -6,12 +6,14 @@ mod connections;
 mod keys;
 mod messages;
 mod reactions;
+mod storage;
 mod stream;
 mod subscriptions;
 
 pub use connections::ConnectionItem;
 pub use messages::{MessageItem, MessagePage, MessageQuery};
 pub use reactions::{reaction_counts, ReactionChange, ReactionItem};
+pub use storage::StorageItem;
 pub use stream::{classify_stream_record, partition_of, Change};
 pub use subscriptions::{SubscribeOutcome, SubscriptionItem};
 
@@ -87,6 +89,18 @@ impl Store {
         sk_prefix: Option<&str>,
         now: i64,
     ) -> Result<Vec<Item>, StoreError> {
+        self.query_partition_reading(pk, sk_prefix, now, None).await
+    }
+
+    /// [`Store::query_partition`], reading only `attributes` (and `ttl`) of
+    /// each item when given.
+    async fn query_partition_reading(
+        &self,
+        pk: &str,
+        sk_prefix: Option<&str>,
+        now: i64,
+        attributes: Option<&[&str]>,
+    ) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let fetch = |start: Option<Item>| {
             let mut query = self
@@ -96,6 +110,16 @@ impl Store {
                 .consistent_read(true)
                 .expression_attribute_values(":pk", s(pk))
                 .set_exclusive_start_key(start);
+            if let Some(attributes) = attributes {
+                let mut names = vec!["#ttl".to_owned()];
+                query = query.expression_attribute_names("#ttl", "ttl");
+                for (i, attribute) in attributes.iter().enumerate() {
+                    let name = format!("#a{i}");
+                    query = query.expression_attribute_names(&name, *attribute);
+                    names.push(name);
+                }
+                query = query.projection_expression(names.join(", "));
+            }
             query = match sk_prefix {
                 Some(prefix) => query
                     .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")

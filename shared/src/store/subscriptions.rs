@@ -216,6 +216,34 @@ impl Store {
         Ok(serde_dynamo::from_items(items)?)
     }
 
+    /// The connection ids of a channel's subscribers: all a fan-out needs, so
+    /// only they are read (the per-message read of the delivery path).
+    pub async fn channel_subscriber_ids(
+        &self,
+        channel: &str,
+        now: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let items = self
+            .query_partition_reading(
+                &keys::channel_pk(channel),
+                Some(keys::SUB_PREFIX),
+                now,
+                Some(&["connectionId"]),
+            )
+            .await?;
+        items
+            .into_iter()
+            .map(|item| {
+                item.get("connectionId")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .ok_or_else(|| {
+                        StoreError::Corrupt("a subscription without connectionId".into())
+                    })
+            })
+            .collect()
+    }
+
     /// `subscriptionsCount` of a channel (0 when it never had one).
     pub async fn subscriptions_count(&self, channel: &str) -> Result<i64, StoreError> {
         let item = self

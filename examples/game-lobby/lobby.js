@@ -1,0 +1,214 @@
+// Game lobby: two players (Ada hosts, Lin joins), each with their own
+// connection. The room settings live in the channel storage key `settings`
+// (only the host may write it) and each player's seat in `player.<uid>`
+// (each player writes only their own). Every panel observes all of them: its
+// view is exactly the entries the server reports — on subscribe, one
+// hotsock.channelStorageUpdated per existing entry; after that, one per change.
+// Nothing is changed locally and no message history is read.
+
+import { HotsockClient } from "../lib/hotsock-lite.js"
+import { mountProfile, mountSessionBar, setStatus } from "../lib/demo-app.js"
+import { demoTokenFn, joinDemoSession, showFatal, stageWebSocketUrl } from "../lib/session.js"
+
+const ENDPOINT = "/game-lobby"
+const STORAGE_KEY = "sockhop-example-lobby-session"
+const SETTINGS = "settings"
+const SEAT_PREFIX = "player."
+const DEFAULT_SETTINGS = { name: "Untitled room", maxPlayers: 4, mode: "casual" }
+
+const USERS = {
+  ada: { name: "Ada", color: "#e8590c", host: true },
+  lin: { name: "Lin", color: "#0ca678", host: false },
+}
+
+/** The lobby as its storage entries say: settings and seats by uid. */
+class LobbyState {
+  constructor() {
+    this.settings = null
+    this.seats = new Map() // uid → {name, ready}
+  }
+
+  /** Applies one hotsock.channelStorageUpdated (data null: the entry is gone). */
+  apply({ key, data }) {
+    if (key === SETTINGS) {
+      this.settings = data && typeof data === "object" ? data : null
+    } else if (typeof key === "string" && key.startsWith(SEAT_PREFIX)) {
+      const uid = key.slice(SEAT_PREFIX.length)
+      if (data && typeof data === "object") {
+        this.seats.set(uid, { name: String(data.name ?? uid), ready: data.ready === true })
+      } else {
+        this.seats.delete(uid)
+      }
+    }
+  }
+
+  get room() {
+    return { ...DEFAULT_SETTINGS, ...(this.settings ?? {}) }
+  }
+
+  /** Seated players, in seat-key order. */
+  players() {
+    return [...this.seats.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([uid, seat]) => ({ uid, ...seat }))
+  }
+
+  everyoneReady() {
+    const players = this.players()
+    return players.length >= 2 && players.every((p) => p.ready)
+  }
+}
+
+class LobbyPanel {
+  constructor(root, { user, channel, tokenFn }) {
+    this.root = root
+    this.user = user
+    this.profile = USERS[user]
+    this.state = new LobbyState()
+
+    mountProfile(root, "panel-template", this.profile)
+    const $ = (id) => root.querySelector(`[data-testid=${id}]`)
+    this.el = {
+      role: $("role"),
+      roomName: $("room-name"),
+      mode: $("room-mode"),
+      count: $("player-count"),
+      form: $("settings-form"),
+      nameInput: $("room-name-input"),
+      maxInput: $("max-players-input"),
+      modeInput: $("mode-input"),
+      players: $("players"),
+      noPlayers: $("no-players"),
+      join: $("join"),
+      ready: $("ready"),
+      leave: $("leave"),
+      allReady: $("all-ready"),
+    }
+    this.el.role.textContent = this.profile.host ? "host" : "player"
+    this.el.form.hidden = !this.profile.host
+    this.el.form.addEventListener("submit", (e) => {
+      e.preventDefault()
+      this.saveSettings()
+    })
+    this.el.join.addEventListener("click", () => this.sit({ ready: false }))
+    this.el.ready.addEventListener("click", () => this.sit({ ready: !this.mySeat()?.ready }))
+    this.el.leave.addEventListener("click", () => this.channel.setStorage(this.seatKey, null))
+
+    this.client = new HotsockClient(stageWebSocketUrl(), { connectTokenFn: tokenFn })
+    this.client.bind("@@disconnect", () => this.setStatus("connecting", "reconnecting…"))
+    this.client.bind("hotsock.error", (m) => {
+      console.warn(`[${user}]`, m.error)
+      if (m.error?.code === "SUBSCRIBE_PERMISSION_DENIED") this.setStatus("error", "no access")
+    })
+    this.channel = this.client.channels(channel)
+    // The catch-up frames follow hotsock.subscribed on the same socket, so a
+    // (re)subscription starts from an empty lobby: entries cleared while this
+    // panel was away do not linger.
+    this.channel.bind("hotsock.subscribed", () => {
+      this.state = new LobbyState()
+      this.render()
+      this.setStatus("ready", "live")
+    })
+    this.channel.bind("hotsock.channelStorageUpdated", (m) => {
+      this.state.apply(m)
+      this.render()
+    })
+    this.render()
+  }
+
+  get seatKey() {
+    return `${SEAT_PREFIX}${this.user}`
+  }
+
+  mySeat() {
+    return this.state.seats.get(this.user)
+  }
+
+  setStatus(state, text) {
+    setStatus(this.root, state, text)
+  }
+
+  sit({ ready }) {
+    this.channel.setStorage(this.seatKey, { name: this.profile.name, ready })
+  }
+
+  saveSettings() {
+    this.channel.setStorage(SETTINGS, {
+      name: this.el.nameInput.value.trim() || DEFAULT_SETTINGS.name,
+      maxPlayers: Number(this.el.maxInput.value),
+      mode: this.el.modeInput.value,
+    })
+  }
+
+  render() {
+    const room = this.state.room
+    const players = this.state.players()
+    this.el.roomName.textContent = room.name
+    this.el.mode.textContent = room.mode
+    this.el.count.textContent = `${players.length} / ${room.maxPlayers}`
+    if (this.profile.host && document.activeElement !== this.el.nameInput) {
+      this.el.nameInput.value = this.state.settings ? room.name : ""
+      this.el.maxInput.value = String(room.maxPlayers)
+      this.el.modeInput.value = room.mode
+    }
+
+    this.el.players.replaceChildren(
+      ...players.map((p) => {
+        const li = document.createElement("li")
+        li.className = "player"
+        li.dataset.testid = "player"
+        li.dataset.uid = p.uid
+        const name = document.createElement("span")
+        name.className = "player-name"
+        name.dataset.testid = "player-name"
+        name.textContent = p.uid === this.user ? `${p.name} (you)` : p.name
+        const badge = document.createElement("span")
+        badge.className = "badge"
+        badge.dataset.testid = "player-ready"
+        badge.dataset.ready = String(p.ready)
+        badge.textContent = p.ready ? "ready" : "not ready"
+        li.append(name, badge)
+        return li
+      }),
+    )
+    this.el.noPlayers.hidden = players.length > 0
+
+    const seat = this.mySeat()
+    const full = players.length >= room.maxPlayers
+    this.el.join.hidden = Boolean(seat)
+    this.el.join.disabled = !seat && full
+    this.el.ready.hidden = !seat
+    this.el.ready.textContent = seat?.ready ? "Not ready" : "Ready"
+    this.el.leave.hidden = !seat
+
+    const go = this.state.everyoneReady()
+    this.el.allReady.hidden = !go
+    this.el.allReady.textContent = go ? `Everyone is ready: ${room.mode} game in ${room.name}!` : ""
+    this.root.dataset.playerCount = String(players.length)
+  }
+}
+
+async function main() {
+  let tokens
+  try {
+    tokens = await joinDemoSession(ENDPOINT, STORAGE_KEY)
+  } catch (err) {
+    showFatal(`Could not open a lobby: ${err.message}`, { endpoint: ENDPOINT, storageKey: STORAGE_KEY })
+    for (const el of document.querySelectorAll(".lobby-panel")) el.dataset.ready = "false"
+    return
+  }
+  const { sessionId, channel } = tokens
+  mountSessionBar({ sessionId, title: "Lobby", endpoint: ENDPOINT, storageKey: STORAGE_KEY })
+
+  window.lobby = {}
+  for (const user of Object.keys(USERS)) {
+    const root = document.querySelector(`[data-testid=${user}-panel]`)
+    window.lobby[user] = new LobbyPanel(root, {
+      user,
+      channel,
+      tokenFn: demoTokenFn(ENDPOINT, sessionId, user, tokens[user].token),
+    })
+  }
+}
+
+main()

@@ -1,0 +1,381 @@
+//! Channel storage (docs/protocol.md, "Channel storage"): reads answer at
+//! once; writes travel the channel's ordered delivery path like messages, so
+//! storage updates and messages reach every subscriber in one order and the
+//! last of concurrent writes to a key is the value every observer ends with.
+
+use super::deliver::Queued;
+use super::publish::{publish, Outgoing};
+use super::{internal, named_channel, Connection, Ctx};
+use crate::claims::{ChannelPermissions, STORE_FOREVER};
+use crate::effects::Effects;
+use crate::error::{ErrorCode, ProtocolError};
+use crate::protocol::{events, Meta, ServerMessage};
+use crate::store::{StorageItem, SubscriptionItem};
+use serde_json::{json, Value};
+
+fn denied(what: &str, key: &str, client_channel: &str) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::StoragePermissionDenied,
+        format!("not allowed to {what} storage key {key:?} on {client_channel:?}"),
+    )
+    .with_channel(client_channel)
+}
+
+/// `hotsock.channelStorageGet` / `connection/channelStorageGet`: the entry as
+/// a `hotsock.channelStorageData` object (`data` and `meta` null when unset).
+pub async fn get(
+    cx: Ctx<'_>,
+    connection: &Connection,
+    requested: &str,
+    key: &str,
+) -> Result<ServerMessage, ProtocolError> {
+    let named = named_channel(cx, connection, requested).await?;
+    let (permissions, _) = named.acting(connection)?;
+    if !permissions.storage(key).get {
+        return Err(denied("get", key, requested));
+    }
+    let entry = cx
+        .app
+        .store
+        .get_storage(&named.channel, key, cx.secs())
+        .await
+        .map_err(|e| internal(e).with_channel(requested))?
+        .filter(|e| !e.cleared);
+    Ok(match entry {
+        Some(entry) => {
+            let (data, meta) = entry_parts(&entry);
+            ServerMessage::storage_data(&named.channel, key, Some(data), Some(meta))
+        }
+        None => ServerMessage::storage_data(&named.channel, key, None, None),
+    })
+}
+
+/// `hotsock.channelStorageSet` / `connection/channelStorageSet`: queued on the
+/// channel's ordered path; the entry lives for the grant's `store` seconds.
+pub async fn set(
+    cx: Ctx<'_>,
+    connection: &Connection,
+    requested: &str,
+    key: &str,
+    data: Value,
+) -> Result<(), ProtocolError> {
+    let named = named_channel(cx, connection, requested).await?;
+    let (permissions, meta) = named.acting(connection)?;
+    let allowed = permissions.storage(key);
+    if !allowed.set {
+        return Err(denied("set", key, requested));
+    }
+    queue_write(cx, named.channel, key, data, Some(meta), allowed.store)
+        .await
+        .map_err(|e| e.with_channel(requested))
+}
+
+/// A server-side write (publish API, `event: hotsock.channelStorageSet`):
+/// no permissions, no writer; `store` seconds (-1 forever).
+pub async fn set_from_server(
+    cx: Ctx<'_>,
+    channel: &str,
+    key: &str,
+    data: Value,
+    store: i64,
+) -> Result<(), ProtocolError> {
+    queue_write(cx, channel.to_owned(), key, data, None, store).await
+}
+
+async fn queue_write(
+    cx: Ctx<'_>,
+    channel: String,
+    key: &str,
+    data: Value,
+    meta: Option<Meta>,
+    store: i64,
+) -> Result<(), ProtocolError> {
+    publish(
+        cx,
+        Outgoing {
+            channel,
+            event: events::CHANNEL_STORAGE_SET.to_owned(),
+            data,
+            meta,
+            sender: None,
+            echo: false,
+            store,
+            eager_id: false,
+            deduplication_id: None,
+            storage_key: Some(key.to_owned()),
+        },
+    )
+    .await
+    .map(drop)
+}
+
+/// Entries in one page of a storage list; page on with `after` = the last key.
+/// 100 entries of at most 32 KiB keep a reply far below Lambda's 6 MB.
+pub const STORAGE_LIST_PAGE: usize = 100;
+
+/// `connection/channelStorageList`: the entries the caller may `get`, in key
+/// order, only `keys` when given, after `after`, one page.
+pub async fn list(
+    cx: Ctx<'_>,
+    connection: &Connection,
+    requested: &str,
+    keys: Option<&[String]>,
+    after: Option<&str>,
+) -> Result<Value, ProtocolError> {
+    let named = named_channel(cx, connection, requested).await?;
+    let (permissions, _) = named.acting(connection)?;
+    let wanted = |key: &str| {
+        keys.is_none_or(|keys| keys.iter().any(|k| k == key)) && permissions.storage(key).get
+    };
+    let entries = cx
+        .app
+        .store
+        .list_storage(&named.channel, after, cx.secs(), STORAGE_LIST_PAGE, wanted)
+        .await
+        .map_err(|e| internal(e).with_channel(requested))?;
+    Ok(items_json(entries.iter()))
+}
+
+/// The admin read (`GET /channels/{name}/storage`): live entries, only `keys`
+/// when given, after `after`, one page; no permissions (the API keys were checked).
+pub async fn list_for_server(
+    cx: Ctx<'_>,
+    channel: &str,
+    keys: Option<&[String]>,
+    after: Option<&str>,
+) -> Result<Value, ProtocolError> {
+    let wanted = |key: &str| keys.is_none_or(|keys| keys.iter().any(|k| k == key));
+    let entries = cx
+        .app
+        .store
+        .list_storage(channel, after, cx.secs(), STORAGE_LIST_PAGE, wanted)
+        .await
+        .map_err(internal)?;
+    Ok(items_json(entries.iter()))
+}
+
+fn items_json<'a>(entries: impl Iterator<Item = &'a StorageItem>) -> Value {
+    let items: Vec<Value> = entries
+        .map(|entry| {
+            let (data, meta) = entry_parts(entry);
+            json!({"key": entry.key, "data": data, "meta": meta})
+        })
+        .collect();
+    json!({ "items": items })
+}
+
+/// An entry's value and last writer, as stored (unreadable text reads as null).
+fn entry_parts(entry: &StorageItem) -> (Value, Meta) {
+    let data = serde_json::from_str(&entry.data).unwrap_or(Value::Null);
+    let meta = serde_json::from_str(&entry.meta).unwrap_or_else(|_| Meta::new(None, None));
+    (data, meta)
+}
+
+/// Whether a value clears the entry: `null` or `{}` (pure).
+pub fn clears(data: &Value) -> bool {
+    match data {
+        Value::Null => true,
+        Value::Object(map) => map.is_empty(),
+        _ => false,
+    }
+}
+
+/// Subscribers that observe `key` (pure over their stored permissions).
+fn observers(subscriptions: &[SubscriptionItem], key: &str) -> Vec<String> {
+    subscriptions
+        .iter()
+        .filter(|sub| {
+            sub.permissions()
+                .is_ok_and(|p: ChannelPermissions| p.storage(key).observe)
+        })
+        .map(|sub| sub.connection_id.clone())
+        .collect()
+}
+
+/// How long a cleared entry's tombstone outlives the clear: longer than a
+/// queued write is retried (5 receives, 180 s apart in AWS).
+const TOMBSTONE_SECONDS: i64 = 3600;
+
+/// What a queued write does to the entry it finds (pure).
+#[derive(Debug, PartialEq)]
+enum Change {
+    /// The value is already there, set by another write: nobody is told.
+    Unchanged,
+    /// This very write was applied before and its frames may not have gone
+    /// out (a retry): tell the observers again, write nothing.
+    Retried,
+    /// Clear the entry (a tombstone for a while) and tell the observers.
+    Clear,
+    /// Write the value and tell the observers.
+    Set,
+}
+
+fn change(current: Option<&StorageItem>, data: &Value, write_id: &str) -> Change {
+    if current.is_some_and(|c| c.write_id.as_deref() == Some(write_id)) {
+        return Change::Retried;
+    }
+    let current_data = current
+        .filter(|c| !c.cleared)
+        .map(|c| serde_json::from_str::<Value>(&c.data).unwrap_or(Value::Null));
+    match (clears(data), current_data) {
+        (true, None) => Change::Unchanged,
+        (true, Some(_)) => Change::Clear,
+        (false, Some(value)) if &value == data => Change::Unchanged,
+        (false, _) => Change::Set,
+    }
+}
+
+/// Applies a queued write (id `write_id`), run by the deliver step in the
+/// channel's order: writes or deletes the entry when its value changes, then
+/// reads the channel's subscriptions and tells every observer, the writer
+/// included. Reading them after the write means a subscriber that joins
+/// meanwhile either is read here or reads the new value in its catch-up.
+/// An unchanged value writes and sends nothing.
+pub async fn apply(
+    cx: Ctx<'_>,
+    queued: &Queued,
+    key: &str,
+    write_id: &str,
+) -> Result<Effects, ProtocolError> {
+    let store = &cx.app.store;
+    let now = cx.secs();
+    let data: Value =
+        serde_json::from_str(queued.data.get()).map_err(super::deliver::unreadable)?;
+    let current = store
+        .get_storage(&queued.channel, key, now)
+        .await
+        .map_err(internal)?;
+    let meta = queued.meta.clone().unwrap_or_else(|| Meta::new(None, None));
+    let sent = match change(current.as_ref(), &data, write_id) {
+        Change::Unchanged => return Ok(Effects::new()),
+        Change::Retried if clears(&data) => Value::Null,
+        Change::Retried => data,
+        change => {
+            let cleared = change == Change::Clear;
+            let ttl = match queued.store {
+                _ if cleared => Some(now + TOMBSTONE_SECONDS),
+                STORE_FOREVER | 0 => None,
+                seconds => Some(now + seconds),
+            };
+            store
+                .put_storage(&StorageItem {
+                    channel: queued.channel.clone(),
+                    key: key.to_owned(),
+                    data: if cleared {
+                        "null".to_owned()
+                    } else {
+                        queued.data.get().to_owned()
+                    },
+                    meta: serde_json::to_string(&meta).map_err(|_| ProtocolError::internal())?,
+                    ttl,
+                    write_id: Some(write_id.to_owned()),
+                    cleared,
+                })
+                .await
+                .map_err(internal)?;
+            if cleared {
+                Value::Null
+            } else {
+                data
+            }
+        }
+    };
+    let subscriptions = store
+        .channel_subscriptions(&queued.channel, now)
+        .await
+        .map_err(internal)?;
+    let mut effects = Effects::new();
+    effects.send_to(
+        observers(&subscriptions, key),
+        &ServerMessage::storage_updated(&queued.channel, key, sent, meta),
+    );
+    Ok(effects)
+}
+
+/// Right after `hotsock.subscribed`: one `hotsock.channelStorageUpdated` per
+/// live entry the new subscription observes (no read when it observes none).
+pub async fn catch_up(
+    cx: Ctx<'_>,
+    subscription: &SubscriptionItem,
+) -> Result<Effects, ProtocolError> {
+    let mut effects = Effects::new();
+    let permissions = subscription.permissions().map_err(internal)?;
+    if !permissions.may_observe_storage() {
+        return Ok(effects);
+    }
+    // Every observed entry, however many: a subscriber must see the whole state.
+    let entries = cx
+        .app
+        .store
+        .list_storage(&subscription.channel, None, cx.secs(), usize::MAX, |key| {
+            permissions.storage(key).observe
+        })
+        .await
+        .map_err(internal)?;
+    for entry in &entries {
+        let (data, meta) = entry_parts(entry);
+        effects.send(
+            &subscription.connection_id,
+            &ServerMessage::storage_updated(&entry.channel, &entry.key, data, meta),
+        );
+    }
+    Ok(effects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(data: &str, write_id: &str) -> StorageItem {
+        StorageItem {
+            channel: "c".into(),
+            key: "k".into(),
+            data: data.into(),
+            meta: "{}".into(),
+            ttl: None,
+            write_id: Some(write_id.into()),
+            cleared: false,
+        }
+    }
+
+    #[test]
+    fn a_write_changes_only_what_differs_and_a_retry_is_told_again() {
+        let set = entry(r#"{"a":1}"#, "w1");
+        assert_eq!(change(None, &json!({"a": 1}), "w2"), Change::Set);
+        assert_eq!(change(Some(&set), &json!({"a": 2}), "w2"), Change::Set);
+        assert_eq!(
+            change(Some(&set), &json!({"a": 1}), "w2"),
+            Change::Unchanged
+        );
+        assert_eq!(change(Some(&set), &json!({"a": 1}), "w1"), Change::Retried);
+        assert_eq!(change(Some(&set), &Value::Null, "w2"), Change::Clear);
+        assert_eq!(change(Some(&set), &json!({}), "w2"), Change::Clear);
+        assert_eq!(change(None, &Value::Null, "w2"), Change::Unchanged);
+        let tombstone = StorageItem {
+            cleared: true,
+            ..entry("null", "w3")
+        };
+        assert_eq!(
+            change(Some(&tombstone), &Value::Null, "w4"),
+            Change::Unchanged
+        );
+        assert_eq!(
+            change(Some(&tombstone), &Value::Null, "w3"),
+            Change::Retried
+        );
+        assert_eq!(
+            change(Some(&tombstone), &json!({"a": 1}), "w4"),
+            Change::Set
+        );
+    }
+
+    #[test]
+    fn null_and_empty_objects_clear() {
+        assert!(clears(&Value::Null));
+        assert!(clears(&json!({})));
+        assert!(!clears(&json!({"a": 1})));
+        assert!(!clears(&json!([])));
+        assert!(!clears(&json!("")));
+        assert!(!clears(&json!(0)));
+    }
+}
