@@ -5,14 +5,8 @@
 // order), then live events, deduplicated by message id.
 
 import { HotsockClient } from "../lib/hotsock-lite.js"
-import { HistorySync, mountProfile, mountSessionBar, setStatus } from "../lib/demo-app.js"
-import {
-  demoTokenFn,
-  joinDemoSession,
-  randomId,
-  showFatal,
-  stageWebSocketUrl,
-} from "../lib/session.js"
+import { HistorySync, mountProfile, setStatus, startDemo } from "../lib/demo-app.js"
+import { randomId, stageWebSocketUrl } from "../lib/session.js"
 
 const ENDPOINT = "/collaborative-todo"
 const STORAGE_KEY = "sockhop-example-todo-session"
@@ -178,30 +172,12 @@ class TodoPanel {
   }
 }
 
-async function main() {
-  let tokens
-  try {
-    tokens = await joinDemoSession(ENDPOINT, STORAGE_KEY)
-  } catch (err) {
-    showFatal(`Could not start a to-do session: ${err.message}`, {
-      endpoint: ENDPOINT,
-      storageKey: STORAGE_KEY,
-    })
-    for (const el of document.querySelectorAll(".todo-panel")) el.dataset.ready = "false"
-    return
-  }
-  const { sessionId, channel } = tokens
-  mountSessionBar({ sessionId, title: "To-do", endpoint: ENDPOINT, storageKey: STORAGE_KEY })
-
-  window.todo = {}
-  for (const user of Object.keys(USERS)) {
-    const root = document.querySelector(`[data-testid=${user}-panel]`)
-    window.todo[user] = new TodoPanel(root, {
-      user,
-      channel,
-      tokenFn: demoTokenFn(ENDPOINT, sessionId, user, tokens[user].token),
-    })
-  }
-}
-
-main()
+window.todo = await startDemo({
+  endpoint: ENDPOINT,
+  storageKey: STORAGE_KEY,
+  title: "To-do",
+  failure: "Could not start a to-do session",
+  users: Object.keys(USERS),
+  rootSuffix: "panel",
+  Panel: TodoPanel,
+})

@@ -7,8 +7,8 @@
 // Nothing is changed locally and no message history is read.
 
 import { HotsockClient } from "../lib/hotsock-lite.js"
-import { mountProfile, mountSessionBar, setStatus } from "../lib/demo-app.js"
-import { demoTokenFn, joinDemoSession, showFatal, stageWebSocketUrl } from "../lib/session.js"
+import { mountProfile, setStatus, startDemo } from "../lib/demo-app.js"
+import { stageWebSocketUrl } from "../lib/session.js"
 
 const ENDPOINT = "/game-lobby"
 const STORAGE_KEY = "sockhop-example-lobby-session"
@@ -188,27 +188,12 @@ class LobbyPanel {
   }
 }
 
-async function main() {
-  let tokens
-  try {
-    tokens = await joinDemoSession(ENDPOINT, STORAGE_KEY)
-  } catch (err) {
-    showFatal(`Could not open a lobby: ${err.message}`, { endpoint: ENDPOINT, storageKey: STORAGE_KEY })
-    for (const el of document.querySelectorAll(".lobby-panel")) el.dataset.ready = "false"
-    return
-  }
-  const { sessionId, channel } = tokens
-  mountSessionBar({ sessionId, title: "Lobby", endpoint: ENDPOINT, storageKey: STORAGE_KEY })
-
-  window.lobby = {}
-  for (const user of Object.keys(USERS)) {
-    const root = document.querySelector(`[data-testid=${user}-panel]`)
-    window.lobby[user] = new LobbyPanel(root, {
-      user,
-      channel,
-      tokenFn: demoTokenFn(ENDPOINT, sessionId, user, tokens[user].token),
-    })
-  }
-}
-
-main()
+window.lobby = await startDemo({
+  endpoint: ENDPOINT,
+  storageKey: STORAGE_KEY,
+  title: "Lobby",
+  failure: "Could not open a lobby",
+  users: Object.keys(USERS),
+  rootSuffix: "panel",
+  Panel: LobbyPanel,
+})

@@ -2,7 +2,7 @@
 // panel header and status badge, and HistorySync, which keeps a view consistent
 // with a channel across reconnects.
 
-import { startNewSession } from "./session.js"
+import { demoTokenFn, joinDemoSession, showFatal, startNewSession } from "./session.js"
 
 /** Orders messages by their ULID id, i.e. by publish time. */
 export const byId = (a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
@@ -23,6 +23,38 @@ export function mountSessionBar({ sessionId, title, endpoint, storageKey }) {
   document
     .querySelector("[data-testid=new-session]")
     .addEventListener("click", () => startNewSession(endpoint, storageKey))
+}
+
+/**
+ * Starts a demo page: joins the session of `endpoint` (joinDemoSession), fills
+ * the session bar and makes one `new Panel(root, {user, channel, tokenFn})` per
+ * user of `users`, on `[data-testid=<user>-<rootSuffix>]`. When no session can
+ * be had it shows `failure` and the error, and marks the roots not ready.
+ * Returns {user: panel}.
+ */
+export async function startDemo({ endpoint, storageKey, title, failure, users, rootSuffix, Panel }) {
+  const roots = Object.fromEntries(
+    users.map((user) => [user, document.querySelector(`[data-testid=${user}-${rootSuffix}]`)]),
+  )
+  let tokens
+  try {
+    tokens = await joinDemoSession(endpoint, storageKey)
+  } catch (err) {
+    showFatal(`${failure}: ${err.message}`, { endpoint, storageKey })
+    for (const root of Object.values(roots)) root.dataset.ready = "false"
+    return {}
+  }
+  const { sessionId, channel } = tokens
+  mountSessionBar({ sessionId, title, endpoint, storageKey })
+  const panels = {}
+  for (const user of users) {
+    panels[user] = new Panel(roots[user], {
+      user,
+      channel,
+      tokenFn: demoTokenFn(endpoint, sessionId, user, tokens[user].token),
+    })
+  }
+  return panels
 }
 
 /** Clones a user's panel from its <template> into root and fills in who it is. */

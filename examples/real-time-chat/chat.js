@@ -8,8 +8,8 @@
 //   then from hotsock.messageReactionAdded / Removed events.
 
 import { HotsockClient, ulidTime } from "../lib/hotsock-lite.js"
-import { HistorySync, mountProfile, mountSessionBar, setStatus } from "../lib/demo-app.js"
-import { demoTokenFn, joinDemoSession, showFatal, stageWebSocketUrl } from "../lib/session.js"
+import { HistorySync, mountProfile, setStatus, startDemo } from "../lib/demo-app.js"
+import { stageWebSocketUrl } from "../lib/session.js"
 
 const ENDPOINT = "/real-time-chat"
 const STORAGE_KEY = "sockhop-example-chat-session"
@@ -348,29 +348,12 @@ class ChatWindow {
   }
 }
 
-async function main() {
-  let tokens
-  try {
-    tokens = await joinDemoSession(ENDPOINT, STORAGE_KEY)
-  } catch (err) {
-    showFatal(`Could not start a chat session: ${err.message}`, {
-      endpoint: ENDPOINT,
-      storageKey: STORAGE_KEY,
-    })
-    return
-  }
-  const { sessionId, channel } = tokens
-  mountSessionBar({ sessionId, title: "Chat", endpoint: ENDPOINT, storageKey: STORAGE_KEY })
-
-  window.chat = {}
-  for (const user of Object.keys(USERS)) {
-    const root = document.querySelector(`[data-testid=${user}-window]`)
-    window.chat[user] = new ChatWindow(root, {
-      user,
-      channel,
-      tokenFn: demoTokenFn(ENDPOINT, sessionId, user, tokens[user].token),
-    })
-  }
-}
-
-main()
+window.chat = await startDemo({
+  endpoint: ENDPOINT,
+  storageKey: STORAGE_KEY,
+  title: "Chat",
+  failure: "Could not start a chat session",
+  users: Object.keys(USERS),
+  rootSuffix: "window",
+  Panel: ChatWindow,
+})

@@ -30,6 +30,12 @@ pub const MAX_STORE_SECONDS: i64 = 3_155_695_200;
 /// `store: -1` keeps a message or storage entry forever.
 pub const STORE_FOREVER: i64 = -1;
 
+/// Whether `store` seconds suit a storage entry: -1 (forever) or 1 to
+/// [`MAX_STORE_SECONDS`]; unlike a message's, 0 has no meaning here.
+pub fn valid_storage_store(store: i64) -> bool {
+    store == STORE_FOREVER || (1..=MAX_STORE_SECONDS).contains(&store)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimsError {
     #[error("claim {0:?} has the wrong type: {1}")]
@@ -483,7 +489,7 @@ fn validate_channel_directives(
                 .map_err(|e| invalid(format!("storage {storage_key:?}: {}", e.message)))?;
         }
         if let Some(store) = s.store {
-            if store == 0 || !(STORE_FOREVER..=MAX_STORE_SECONDS).contains(&store) {
+            if !valid_storage_store(store) {
                 return Err(invalid(format!(
                     "storage {storage_key:?}: store must be -1 or 1 to {MAX_STORE_SECONDS}"
                 )));

@@ -249,12 +249,23 @@ pub fn parse_http_command(operation: &str, body: Value) -> Result<ClientCommand,
             format!("unknown operation {other:?}"),
         )),
     };
-    parsed.map_err(|mut e| {
-        if e.code == ErrorCode::InvalidMessage {
-            e.code = ErrorCode::InvalidRequest;
-        }
-        e
-    })
+    parsed.map_err(as_request_error)
+}
+
+/// Parses a request body's fields shaped as a client frame (the server
+/// reaction and storage write reuse the frame validator): shape errors are
+/// `INVALID_REQUEST`, as for every HTTP body.
+pub fn parse_request_frame(frame: &Value) -> Result<ClientCommand, ProtocolError> {
+    parse_client_frame(&frame.to_string()).map_err(as_request_error)
+}
+
+/// `INVALID_MESSAGE` (a frame's shape error) as `INVALID_REQUEST`, its
+/// counterpart for request bodies; other codes unchanged.
+fn as_request_error(mut e: ProtocolError) -> ProtocolError {
+    if e.code == ErrorCode::InvalidMessage {
+        e.code = ErrorCode::InvalidRequest;
+    }
+    e
 }
 
 /// A decoded frame object plus the channel to put on its errors.

@@ -149,16 +149,18 @@ pub fn demo_claims(uid: &str, name: &str, channel: &str, messages: Value) -> Val
     })
 }
 
+/// A demo endpoint's reply: the channel, the session and, per user, a token
+/// signed over `claims(uid, name)`.
 fn session_reply(
     key: &DevKey,
     channel: &str,
     session: &str,
     users: [(&str, &str); 2],
-    messages: Value,
+    claims: impl Fn(&str, &str) -> Value,
 ) -> Value {
     let mut reply = json!({"channel": channel, "sessionId": session});
     for (uid, name) in users {
-        reply[uid] = json!({"token": key.sign(demo_claims(uid, name, channel, messages.clone()))});
+        reply[uid] = json!({"token": key.sign(claims(uid, name))});
     }
     reply
 }
@@ -178,7 +180,7 @@ async fn todo_session(State(key): State<Option<DevKey>>, body: String) -> Respon
         &channel,
         &session,
         [("alice", "Alice"), ("bob", "Bob")],
-        messages,
+        |uid, name| demo_claims(uid, name, &channel, messages.clone()),
     ))
     .into_response()
 }
@@ -201,7 +203,7 @@ async fn chat_session(State(key): State<Option<DevKey>>, body: String) -> Respon
         &channel,
         &session,
         [("jim", "Jim"), ("pam", "Pam")],
-        messages,
+        |uid, name| demo_claims(uid, name, &channel, messages.clone()),
     ))
     .into_response()
 }
@@ -234,11 +236,14 @@ async fn lobby_session(State(key): State<Option<DevKey>>, body: String) -> Respo
         Err(m) => return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m),
     };
     let channel = format!("lobby-{session}");
-    let mut reply = json!({"channel": channel, "sessionId": session});
-    for (uid, name, host) in [("ada", "Ada", true), ("lin", "Lin", false)] {
-        reply[uid] = json!({"token": key.sign(lobby_claims(uid, name, &channel, host))});
-    }
-    Json(reply).into_response()
+    Json(session_reply(
+        &key,
+        &channel,
+        &session,
+        [("ada", "Ada"), ("lin", "Lin")],
+        |uid, name| lobby_claims(uid, name, &channel, uid == "ada"),
+    ))
+    .into_response()
 }
 
 /// `POST /dev/token` with the claims as the body → `{"token": …}`.

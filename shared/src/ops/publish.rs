@@ -7,7 +7,7 @@ use super::{named_channel, Connection, Ctx, NamedChannel};
 use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
-use crate::protocol::{events, parse_client_frame, ClientCommand, Meta, ReactionAction};
+use crate::protocol::{events, parse_request_frame, ClientCommand, Meta, ReactionAction};
 use crate::queue::{deduplication_id, Enqueue};
 use serde_json::json;
 use serde_json::Value;
@@ -206,11 +206,7 @@ fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, Protocol
     let store = match payload.get("store") {
         None | Some(Value::Null) => STORE_FOREVER,
         Some(v) => match v.as_i64() {
-            Some(s)
-                if s == STORE_FOREVER || (1..=crate::claims::MAX_STORE_SECONDS).contains(&s) =>
-            {
-                s
-            }
+            Some(s) if crate::claims::valid_storage_store(s) => s,
             _ => {
                 return Err(ProtocolError::new(
                     ErrorCode::InvalidRequest,
@@ -234,12 +230,7 @@ fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, Protocol
         "key": payload.get("key"),
         "data": payload.get("data"),
     });
-    let command = parse_client_frame(&frame.to_string()).map_err(|mut e| {
-        if e.code == ErrorCode::InvalidMessage {
-            e.code = ErrorCode::InvalidRequest;
-        }
-        e
-    })?;
+    let command = parse_request_frame(&frame)?;
     let ClientCommand::ChannelStorageSet { channel, key, data } = command else {
         return Err(ProtocolError::new(
             ErrorCode::InvalidRequest,
@@ -268,12 +259,7 @@ fn parse_server_reaction(payload: Value) -> Result<ServerReaction, ProtocolError
         message_id,
         reaction,
         action,
-    } = parse_client_frame(&frame.to_string()).map_err(|mut e| {
-        if e.code == ErrorCode::InvalidMessage {
-            e.code = ErrorCode::InvalidRequest;
-        }
-        e
-    })?
+    } = parse_request_frame(&frame)?
     else {
         return Err(invalid("not a reaction"));
     };
