@@ -5,12 +5,19 @@
 // view is exactly the entries the server reports — on subscribe, one
 // hotsock.channelStorageUpdated per existing entry; after that, one per change.
 // Nothing is changed locally and no message history is read.
+//
+// The channel is a presence channel: who is here, and each player's name and
+// colour, come from the members' user metadata (umd). Renaming asks the
+// backend (the stage's /game-lobby/rename) for a umd token and sends it as
+// hotsock.umdUpdate; every member, this one included, gets
+// hotsock.memberUpdated with the new list.
 
 import { HotsockClient } from "../lib/hotsock-lite.js"
 import { mountProfile, setStatus, startDemo } from "../lib/demo-app.js"
-import { stageWebSocketUrl } from "../lib/session.js"
+import { sessionIdFromHash, stageWebSocketUrl } from "../lib/session.js"
 
 const ENDPOINT = "/game-lobby"
+const RENAME_ENDPOINT = "/game-lobby/rename"
 const STORAGE_KEY = "sockhop-example-lobby-session"
 const SETTINGS = "settings"
 const SEAT_PREFIX = "player."
@@ -65,6 +72,8 @@ class LobbyPanel {
     this.user = user
     this.profile = USERS[user]
     this.state = new LobbyState()
+    /** The presence members: [{uid, umd: {name, color, host}}]. */
+    this.members = []
 
     mountProfile(root, "panel-template", this.profile)
     const $ = (id) => root.querySelector(`[data-testid=${id}]`)
@@ -83,7 +92,17 @@ class LobbyPanel {
       ready: $("ready"),
       leave: $("leave"),
       allReady: $("all-ready"),
+      members: $("members"),
+      renameForm: $("rename-form"),
+      renameInput: $("rename-input"),
+      renameError: $("rename-error"),
+      avatar: root.querySelector(".avatar"),
+      name: root.querySelector(".name"),
     }
+    this.el.renameForm.addEventListener("submit", (e) => {
+      e.preventDefault()
+      this.rename(this.el.renameInput.value)
+    })
     this.el.role.textContent = this.profile.host ? "host" : "player"
     this.el.form.hidden = !this.profile.host
     this.el.form.addEventListener("submit", (e) => {
@@ -106,9 +125,16 @@ class LobbyPanel {
     // panel was away do not linger.
     this.channel.bind("hotsock.subscribed", () => {
       this.state = new LobbyState()
+      this.members = this.channel.members
       this.render()
       this.setStatus("ready", "live")
     })
+    for (const event of ["hotsock.memberAdded", "hotsock.memberRemoved", "hotsock.memberUpdated"]) {
+      this.channel.bind(event, (m) => {
+        this.members = m.data.members
+        this.render()
+      })
+    }
     this.channel.bind("hotsock.channelStorageUpdated", (m) => {
       this.state.apply(m)
       this.render()
@@ -128,8 +154,35 @@ class LobbyPanel {
     setStatus(this.root, state, text)
   }
 
+  /** A player as the members' umd shows them (their seat's name if they left). */
+  looks(uid, fallbackName) {
+    const umd = this.members.find((m) => m.uid === uid)?.umd
+    return {
+      name: typeof umd?.name === "string" ? umd.name : (fallbackName ?? uid),
+      color: typeof umd?.color === "string" ? umd.color : (USERS[uid]?.color ?? "#868e96"),
+    }
+  }
+
+  /** Asks the backend for a umd token carrying the new name and sends it. */
+  async rename(name) {
+    this.el.renameError.textContent = ""
+    try {
+      const response = await fetch(RENAME_ENDPOINT, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ sessionId: sessionIdFromHash(), uid: this.user, name }),
+      })
+      const reply = await response.json()
+      if (!response.ok) throw new Error(reply?.error?.message ?? response.statusText)
+      this.client.umdUpdate(reply.token, { channel: this.channel.name })
+      this.el.renameInput.value = ""
+    } catch (err) {
+      this.el.renameError.textContent = `Rename failed: ${err.message}`
+    }
+  }
+
   sit({ ready }) {
-    this.channel.setStorage(this.seatKey, { name: this.profile.name, ready })
+    this.channel.setStorage(this.seatKey, { name: this.looks(this.user, this.profile.name).name, ready })
   }
 
   saveSettings() {
@@ -158,10 +211,12 @@ class LobbyPanel {
         li.className = "player"
         li.dataset.testid = "player"
         li.dataset.uid = p.uid
+        const looks = this.looks(p.uid, p.name)
         const name = document.createElement("span")
         name.className = "player-name"
         name.dataset.testid = "player-name"
-        name.textContent = p.uid === this.user ? `${p.name} (you)` : p.name
+        name.style.color = looks.color
+        name.textContent = p.uid === this.user ? `${looks.name} (you)` : looks.name
         const badge = document.createElement("span")
         badge.className = "badge"
         badge.dataset.testid = "player-ready"
@@ -172,6 +227,28 @@ class LobbyPanel {
       }),
     )
     this.el.noPlayers.hidden = players.length > 0
+
+    this.el.members.replaceChildren(
+      ...this.members.map(({ uid }) => {
+        const looks = this.looks(uid)
+        const li = document.createElement("li")
+        li.className = "member"
+        li.dataset.testid = "member"
+        li.dataset.uid = uid
+        const dot = document.createElement("span")
+        dot.className = "dot"
+        dot.style.background = looks.color
+        const name = document.createElement("span")
+        name.dataset.testid = "member-name"
+        name.textContent = looks.name
+        li.append(dot, name)
+        return li
+      }),
+    )
+    const me = this.looks(this.user, this.profile.name)
+    this.el.name.textContent = me.name
+    this.el.avatar.textContent = me.name[0] ?? "?"
+    this.el.avatar.style.background = me.color
 
     const seat = this.mySeat()
     const full = players.length >= room.maxPlayers

@@ -378,6 +378,18 @@ export class HotsockClient {
     this._send({ event: "hotsock.channelStorageSet", channel, key, data })
   }
 
+  /**
+   * Changes this user's metadata with a umd-scoped token from the app's
+   * backend (`hotsock.umdUpdate`): on one channel's subscription, or without
+   * a channel on the connection. Presence members, this connection included,
+   * get `hotsock.memberUpdated`; a refusal arrives as `hotsock.error`.
+   */
+  umdUpdate(token, { channel } = {}) {
+    const frame = { event: "hotsock.umdUpdate", data: { token } }
+    if (channel !== undefined) frame.channel = channel
+    this._send(frame)
+  }
+
   /** One storage entry over the Client HTTP API: {data, meta}, both null when unset. */
   async getStorage(channel, key) {
     const reply = await this.http("channelStorageGet", { channel, key })

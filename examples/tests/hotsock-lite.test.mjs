@@ -495,3 +495,32 @@ test("storage: setStorage sends the frame, updates reach channel bindings, get/l
   assert.deepEqual(requests[2].body, { channel: "lobby", keys: ["settings"], after: "a" })
   client.terminate()
 })
+
+test("umd: umdUpdate sends the token, memberUpdated replaces the members", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient()
+  const updates = []
+  const room = client.channels("presence.room")
+  room.bind("hotsock.memberUpdated", (m) => updates.push(m.data.member))
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.connected()
+  t.mock.timers.tick(250)
+  ws.receive({
+    event: "hotsock.subscribed",
+    channel: "presence.room",
+    data: { members: [{ uid: "jim", umd: "a" }, { uid: "pam", umd: null }] },
+    meta: { uid: "jim", umd: "a" },
+  })
+  client.umdUpdate("tok", { channel: "presence.room" })
+  assert.deepEqual(ws.sent.at(-1), { event: "hotsock.umdUpdate", channel: "presence.room", data: { token: "tok" } })
+  client.umdUpdate("tok2")
+  assert.deepEqual(ws.sent.at(-1), { event: "hotsock.umdUpdate", data: { token: "tok2" } })
+  const list = (jim, pam) => [{ uid: "jim", umd: jim }, { uid: "pam", umd: pam }]
+  ws.receive({ event: "hotsock.memberUpdated", channel: "presence.room", data: { member: { uid: "pam", umd: "p" }, members: list("a", "p") } })
+  assert.deepEqual(room.members, list("a", "p"))
+  ws.receive({ event: "hotsock.memberUpdated", channel: "presence.room", data: { member: { uid: "jim", umd: "b" }, members: list("b", "p") } })
+  assert.deepEqual(room.members, list("b", "p"))
+  assert.deepEqual(updates, [{ uid: "pam", umd: "p" }, { uid: "jim", umd: "b" }])
+  client.terminate()
+})

@@ -229,3 +229,73 @@ test("a panel whose connection drops starts over from storage: seats cleared mea
   await page.context().close()
   t.diagnostic(`total: ${since(start)}`)
 })
+
+/** "Here now" in one panel: [{uid, name, color}] from the presence members' umd. */
+async function membersOf(page, user) {
+  return panel(page, user)
+    .getByTestId("member")
+    .evaluateAll((rows) =>
+      rows.map((row) => ({
+        uid: row.dataset.uid,
+        name: row.querySelector("[data-testid=member-name]").textContent,
+        color: getComputedStyle(row.querySelector(".dot")).backgroundColor,
+      })),
+    )
+}
+
+const ADA_COLOR = "rgb(232, 89, 12)"
+const LIN_COLOR = "rgb(12, 166, 120)"
+
+test("names and colours come from presence umd, and a rename reaches the other panel at once", async (t) => {
+  const start = Date.now()
+  const page = await newPage(browser())
+  const seen = watch(page)
+  await page.goto(`${LOBBY_URL}#rename-${Date.now().toString(36)}`)
+  await waitReady(page)
+  const here = (adaName) => [
+    { uid: "ada", name: adaName, color: ADA_COLOR },
+    { uid: "lin", name: "Lin", color: LIN_COLOR },
+  ]
+  for (const user of ["ada", "lin"]) {
+    await eventually(async () => assert.deepEqual(await membersOf(page, user), here("Ada"), user))
+  }
+  await panel(page, "ada").getByTestId("join").click()
+  const linSeesAda = panel(page, "lin").locator("[data-uid=ada] [data-testid=player-name]")
+  await eventually(async () => assert.equal(await linSeesAda.textContent(), "Ada"))
+
+  const mark = Date.now()
+  const ada = panel(page, "ada")
+  await ada.getByTestId("rename-input").fill("Ada the Great")
+  await ada.getByTestId("rename").click()
+  for (const user of ["lin", "ada"]) {
+    await eventually(async () => assert.deepEqual(await membersOf(page, user), here("Ada the Great"), user))
+  }
+  await eventually(async () => assert.equal(await linSeesAda.textContent(), "Ada the Great"))
+  assert.equal(await linSeesAda.evaluate((el) => getComputedStyle(el).color), ADA_COLOR)
+  assert.equal(await ada.locator(".panel-header .name").textContent(), "Ada the Great")
+  t.diagnostic(`rename shown in both panels: ${since(mark)}`)
+  // Both sockets heard it as hotsock.memberUpdated; the rename made no Client HTTP API call.
+  const updates = seen.sockets.map((frames) => frames.filter((f) => f.event === "hotsock.memberUpdated"))
+  assert.deepEqual(
+    updates.map((u) => u.map((f) => f.data.member)),
+    [0, 1].map(() => [{ uid: "ada", umd: { name: "Ada the Great", color: "#e8590c", host: true } }]),
+  )
+  assert.deepEqual(seen.http, [])
+  await screenshot(page, "lobby-4-renamed")
+
+  // A name the backend refuses is shown as an error and changes nothing.
+  await page.evaluate(() => window.lobby.lin.rename("x".repeat(30)))
+  assert.match(await panel(page, "lin").getByTestId("rename-error").textContent(), /Rename failed/)
+  assert.deepEqual(await membersOf(page, "ada"), here("Ada the Great"))
+  // The refused request is the page's only problem (Chromium also logs it as an error).
+  assert.deepEqual(
+    page.problems,
+    [
+      `HTTP 400: ${baseUrl}/game-lobby/rename`,
+      "console.error: Failed to load resource: the server responded with a status of 400 (Bad Request)",
+    ],
+    "only the refused rename",
+  )
+  await page.context().close()
+  t.diagnostic(`total: ${since(start)}`)
+})

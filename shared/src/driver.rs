@@ -3,18 +3,20 @@
 //! the entry points handlers call (run an operation, then perform its effects).
 //!
 //! Cleanup never runs inside a delivery: sends report the connections they
-//! found gone, and a worklist cleans those up after the sends are done. A
-//! cleanup's own frames (presence leaves) skip every connection already known
-//! to be gone, so many sockets dying at once cost one cleanup each.
+//! found gone, and a worklist cleans those up after the sends are done, each
+//! once, so many sockets dying at once cost one cleanup each. What a cleanup
+//! means for presence members is queued on the channel's ordered path.
 
 use crate::app::App;
 use crate::clock::Timestamp;
 use crate::effects::{Effect, Effects};
 use crate::error::ProtocolError;
 use crate::gateway::PostError;
+use crate::ops::deliver::Step;
 use crate::ops::dispatch::{self, Outcome, Request};
+use crate::ops::internal;
 use crate::ops::{self, Ctx};
-use crate::store::{classify_stream_record, partition_of};
+use crate::store::{classify_stream_record, partition_of, StoreError};
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
@@ -24,6 +26,8 @@ use std::time::Duration;
 
 /// Stream partitions handled at once within one batch.
 const PARTITION_CONCURRENCY: usize = 16;
+/// Connections cleaned up at once after a batch.
+const CLEANUP_CONCURRENCY: usize = 16;
 /// How long a greeting waits for a socket that is not open yet.
 const GREETING_PATIENCE: Duration = Duration::from_secs(3);
 
@@ -67,7 +71,9 @@ impl<'a> Performer<'a> {
     }
 
     /// Performs `effects` in order: each frame is sent before the next effect.
-    pub async fn effects(&mut self, effects: Effects) {
+    /// Fails only when a member list could not be remembered (the queued change
+    /// that told it must then run again, or a later change would tell too little).
+    pub async fn effects(&mut self, effects: Effects) -> Result<(), StoreError> {
         let app = self.app;
         for effect in effects {
             match effect {
@@ -95,13 +101,22 @@ impl<'a> Performer<'a> {
                     self.found_gone(connection_id);
                 }
                 Effect::Cleanup { connection_id } => self.found_gone(connection_id),
+                Effect::RememberMembers {
+                    channel,
+                    members,
+                    ttl,
+                } => {
+                    app.store
+                        .remember_members(&channel, members.as_deref(), ttl)
+                        .await?
+                }
             }
         }
+        Ok(())
     }
 
     /// Closes what must be closed, then cleans up every connection found gone
-    /// (and every one an effect asked to clean up), one at a time, performing
-    /// the frames each cleanup produces.
+    /// (and every one an effect asked to clean up), in the order found.
     pub async fn finish(mut self) -> Report {
         let cx = Ctx::new(self.app, self.now);
         for connection_id in std::mem::take(&mut self.to_close) {
@@ -109,15 +124,19 @@ impl<'a> Performer<'a> {
                 tracing::warn!(connection_id, %reason, "closing the socket failed");
             }
         }
-        // Each id enters the worklist once (`found_gone` checks `known_gone`).
-        while let Some(connection_id) = self.worklist.pop_front() {
-            let more = ops::disconnect::cleanup(cx, &connection_id).await;
-            self.report.cleaned.push(connection_id);
-            self.effects(more).await;
-            for connection_id in std::mem::take(&mut self.to_close) {
-                let _ = self.app.gateway.close(&connection_id).await;
-            }
-        }
+        // Each id enters the worklist once (`found_gone` checks `known_gone`);
+        // cleanups of different connections run side by side (a burst of gone
+        // sockets holds up its channel's queue group until they are done).
+        let worklist: Vec<String> = self.worklist.drain(..).collect();
+        let cleaned: Vec<String> = stream::iter(worklist)
+            .map(|connection_id| async move {
+                ops::disconnect::cleanup(cx, &connection_id).await;
+                connection_id
+            })
+            .buffered(CLEANUP_CONCURRENCY)
+            .collect()
+            .await;
+        self.report.cleaned.extend(cleaned);
         self.report
     }
 
@@ -143,7 +162,9 @@ impl<'a> Performer<'a> {
 /// Performs `effects`, then the cleanups they called for.
 pub async fn perform(app: &App, now: Timestamp, effects: Effects) -> Report {
     let mut performer = Performer::new(app, now);
-    performer.effects(effects).await;
+    if let Err(err) = performer.effects(effects).await {
+        tracing::error!(error = %err, "an effect could not be performed");
+    }
     performer.finish().await
 }
 
@@ -230,7 +251,15 @@ pub async fn stream_batch(app: &App, now: Timestamp, event: Event) -> DynamoDbEv
 async fn stream_partition(app: &App, now: Timestamp, records: Vec<EventRecord>) -> Option<String> {
     let cx = Ctx::new(app, now);
     for record in records {
-        match ops::stream::apply(cx, &classify_stream_record(&record)).await {
+        let change = classify_stream_record(&record);
+        let done = match ops::stream::apply(cx, &change).await {
+            Ok(effects) => {
+                perform(app, now, effects).await;
+                ops::stream::then(cx, &change).await
+            }
+            Err(err) => Err(err),
+        };
+        match done {
             Ok(effects) => {
                 perform(app, now, effects).await;
             }
@@ -297,11 +326,12 @@ async fn queue_group(
             .collect()
     };
     let parsed: Vec<_> = records.iter().map(queued_message).collect();
-    // Messages share one read of the subscriber ids; a storage write reads its
-    // observers itself, after writing (see ops::storage::apply).
-    let has_messages = parsed
-        .iter()
-        .any(|p| p.as_ref().is_ok_and(|(q, _)| q.key.is_none()));
+    // Messages share one read of the subscriber ids; a storage write or a
+    // membership change reads the channel itself, after writing.
+    let has_messages = parsed.iter().any(|p| {
+        p.as_ref()
+            .is_ok_and(|(q, _)| matches!(q.step(), Step::Message))
+    });
     let subscribers = if has_messages {
         match ops::deliver::subscribers(cx, &channel).await {
             Ok(ids) => ids,
@@ -316,29 +346,54 @@ async fn queue_group(
     // Cleanups of connections found gone wait until the channel's messages are out.
     let mut performer = Performer::new(app, now);
     let mut retry = Vec::new();
-    for (i, (record, parsed)) in records.iter().zip(parsed).enumerate() {
-        let delivered = match parsed {
-            Ok((queued, id)) if queued.key.is_some() => {
-                let key = queued.key.clone().unwrap_or_default();
-                ops::storage::apply(cx, &queued, &key, &id).await
+    let is_membership = |p: &Result<(ops::deliver::Queued, String), ProtocolError>| {
+        p.as_ref()
+            .is_ok_and(|(q, _)| matches!(q.step(), Step::Membership(_)))
+    };
+    let mut i = 0;
+    while i < records.len() {
+        // A run of membership changes is applied together: one read of the
+        // channel and one announcement for a burst of joins and leaves.
+        let run = if is_membership(&parsed[i]) {
+            parsed[i..].iter().take_while(|p| is_membership(p)).count()
+        } else {
+            1
+        };
+        let delivered = match &parsed[i] {
+            Ok(_) if is_membership(&parsed[i]) => {
+                let changes: Vec<&ops::deliver::MembershipChange> = parsed[i..i + run]
+                    .iter()
+                    .filter_map(|p| match p.as_ref().map(|(q, _)| q.step()) {
+                        Ok(Step::Membership(change)) => Some(change),
+                        _ => None,
+                    })
+                    .collect();
+                ops::subscribe::apply_memberships(cx, &channel, &changes).await
             }
-            Ok((queued, id)) => ops::deliver::deliver(cx, &subscribers, &queued, id).await,
+            Ok((queued, id)) => match queued.step() {
+                Step::StorageWrite { key } => ops::storage::apply(cx, queued, key, id).await,
+                _ => ops::deliver::deliver(cx, &subscribers, queued, id.clone()).await,
+            },
+            Err(err) => Err(err.clone()),
+        };
+        // A member list not remembered fails the change that told it: run
+        // again, it tells the same difference (a repeat, never a loss).
+        let performed = match delivered {
+            Ok(effects) => performer.effects(effects).await.map_err(internal),
             Err(err) => Err(err),
         };
-        match delivered {
-            Ok(effects) => performer.effects(effects).await,
-            Err(err) => {
-                tracing::error!(
-                    code = err.code.as_str(),
-                    message = %err.message,
-                    message_id = ?record.message_id,
-                    %channel,
-                    "queued message failed; it and the rest of its channel are retried"
-                );
-                retry = ids(&records[i..]);
-                break;
-            }
+        if let Err(err) = performed {
+            tracing::error!(
+                code = err.code.as_str(),
+                message = %err.message,
+                message_id = ?records[i].message_id,
+                %channel,
+                "queued message failed; it and the rest of its channel are retried"
+            );
+            retry = ids(&records[i..]);
+            break;
         }
+        i += run;
     }
     performer.finish().await;
     retry

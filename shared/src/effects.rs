@@ -15,6 +15,15 @@ pub enum Effect {
     Close { connection_id: String },
     /// Remove the connection and everything it contributed.
     Cleanup { connection_id: String },
+    /// The member list a presence channel's members were just told (JSON
+    /// text; `None` when nobody is left), kept until `ttl`. Written after the
+    /// frames before it went out: a crash in between tells the change again
+    /// rather than never.
+    RememberMembers {
+        channel: String,
+        members: Option<String>,
+        ttl: i64,
+    },
 }
 
 /// An ordered list of effects: frames to one connection arrive in list order.
@@ -62,6 +71,14 @@ impl Effects {
     pub fn cleanup(&mut self, connection_id: &str) {
         self.0.push(Effect::Cleanup {
             connection_id: connection_id.to_owned(),
+        });
+    }
+
+    pub fn remember_members(&mut self, channel: &str, members: Option<String>, ttl: i64) {
+        self.0.push(Effect::RememberMembers {
+            channel: channel.to_owned(),
+            members,
+            ttl,
         });
     }
 

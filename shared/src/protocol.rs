@@ -244,6 +244,7 @@ pub fn parse_http_command(operation: &str, body: Value) -> Result<ClientCommand,
         "getChannelInfo" => frame
             .required_channel()
             .map(|channel| ClientCommand::GetChannelInfo { channel }),
+        "umdUpdate" => frame.umd_update_request(),
         other => Err(ProtocolError::new(
             ErrorCode::NotFound,
             format!("unknown operation {other:?}"),
@@ -569,12 +570,22 @@ impl Frame {
         }
     }
 
+    /// `connection/umdUpdate`: `token` and `channel` at the top of the body.
+    fn umd_update_request(&self) -> Result<ClientCommand, ProtocolError> {
+        let channel = self.optional_channel()?;
+        let token = self.umd_token_in(self.map.get("token"))?;
+        Ok(ClientCommand::UmdUpdate { channel, token })
+    }
+
     fn umd_token(&self) -> Result<String, ProtocolError> {
-        let token = self.data_object()?.and_then(|d| d.get("token"));
+        self.umd_token_in(self.data_object()?.and_then(|d| d.get("token")))
+    }
+
+    fn umd_token_in(&self, token: Option<&Value>) -> Result<String, ProtocolError> {
         match token {
             Some(Value::String(t)) if !t.is_empty() => Ok(t.clone()),
             None | Some(Value::Null) => {
-                self.fail(ErrorCode::InvalidUmdToken, "data.token is required")
+                self.fail(ErrorCode::InvalidUmdToken, "a umd token is required")
             }
             Some(Value::String(_)) => {
                 self.fail(ErrorCode::InvalidUmdToken, "umd token must not be empty")

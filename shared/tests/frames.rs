@@ -1426,6 +1426,24 @@ fn http_operations_parse_into_the_frame_commands() {
     )
     .expect("frame");
     assert_eq!(over_http, over_ws);
+    // umdUpdate takes `token` at the top of the body; `channel` is optional.
+    assert_eq!(
+        parse_http_command("umdUpdate", json!({"channel": "presence.r", "token": "a.b.c"}))
+            .expect("umd"),
+        parse_client_value(
+            json!({"event": "hotsock.umdUpdate", "channel": "presence.r", "data": {"token": "a.b.c"}})
+        )
+        .expect("frame")
+    );
+    assert_eq!(
+        parse_http_command("umdUpdate", json!({"token": "t"})).expect("umd"),
+        ClientCommand::UmdUpdate {
+            channel: None,
+            token: "t".into()
+        }
+    );
+    let missing = parse_http_command("umdUpdate", json!({"channel": "presence.r"})).unwrap_err();
+    assert_eq!(missing.code.as_str(), "INVALID_UMD_TOKEN");
     assert_eq!(
         parse_http_command(
             "publishMessage",

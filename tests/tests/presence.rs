@@ -77,6 +77,40 @@ async fn disconnecting_the_last_connection_removes_the_member() {
     let removed = jim.expect_event("hotsock.memberRemoved").await;
     assert_eq!(removed["data"]["members"], json!([member("jim")]));
     assert_eq!(removed["data"]["member"]["uid"], "pam");
+    // The list the members were told goes with the last member.
+    let told = |items: &[Value]| items.iter().any(|i| i["sk"] == "MEMBERS");
+    assert!(told(
+        &stage.items_with_pk_prefix("CHAN#presence.room").await
+    ));
+    jim.close().await;
+    let start = std::time::Instant::now();
+    while told(&stage.items_with_pk_prefix("CHAN#presence.room").await) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "MEMBERS item left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unsubscribe_right_after_subscribing_is_answered_after_the_welcome() {
+    let stage = TestStage::start().await;
+    let mut jim = stage.connect(claims(Some("jim"), Value::Null)).await;
+    for _ in 0..3 {
+        jim.send(json!({"event": "hotsock.subscribe", "channel": "presence.room"}))
+            .await;
+        jim.send(json!({"event": "hotsock.unsubscribe", "channel": "presence.room"}))
+            .await;
+        // Whatever came first, the last word is hotsock.unsubscribed.
+        let mut last = Some(jim.next().await["event"].clone());
+        while let Some(frame) = jim.next_within(QUIET).await {
+            last = Some(frame["event"].clone());
+        }
+        assert_eq!(last, Some(json!("hotsock.unsubscribed")));
+    }
+    let again = jim.subscribe("presence.room").await;
+    assert_eq!(again["event"], "hotsock.subscribed", "{again}");
 }
 
 #[tokio::test]
@@ -139,4 +173,158 @@ async fn users_joining_at_once_all_reach_the_member_list() {
             .any(|f| f["data"]["members"].as_array().is_some_and(&complete)),
         "no joiner's hotsock.subscribed listed every member"
     );
+}
+
+/// What one member heard: its last member list, and each member event by uid.
+#[derive(Default, Clone)]
+struct Heard {
+    last: Option<Value>,
+    events: std::collections::BTreeMap<(String, String), usize>,
+}
+
+/// Notes what `frame` tells; a member is never told of its own join.
+fn note(frame: &Value, uid: &str, heard: &mut Heard) {
+    let event = frame["event"].as_str().unwrap_or_default();
+    if let Some(who) = frame["data"]["member"]["uid"].as_str() {
+        assert!(
+            !(event == "hotsock.memberAdded" && who == uid),
+            "{uid} was told of its own join"
+        );
+        *heard
+            .events
+            .entry((event.to_owned(), who.to_owned()))
+            .or_default() += 1;
+    }
+    if let Some(list) = frame["data"].get("members") {
+        heard.last = Some(list.clone());
+    }
+}
+
+/// Reads until `event` (about `who`, when given) arrives, noting what it hears.
+async fn until(client: &mut Client, event: &str, who: Option<&str>, uid: &str, heard: &mut Heard) {
+    loop {
+        let frame = client.next().await;
+        note(&frame, uid, heard);
+        if frame["event"] == event && who.is_none_or(|w| frame["data"]["member"]["uid"] == w) {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn concurrent_joins_updates_and_leaves_end_with_every_member_holding_the_true_list() {
+    let stage = TestStage::start().await;
+    let uids: Vec<String> = (0..14).map(|i| format!("user-{i:02}")).collect();
+    let mut clients = Vec::new();
+    for uid in &uids {
+        clients.push(stage.connect(claims(Some(uid), json!({"name": uid}))).await);
+    }
+    let mut lists: Vec<Heard> = vec![Heard::default(); uids.len()];
+    // Eleven join at once.
+    futures::future::join_all(
+        clients
+            .iter_mut()
+            .zip(&uids)
+            .zip(lists.iter_mut())
+            .take(11)
+            .map(|((c, uid), last)| async move {
+                c.send(json!({"event": "hotsock.subscribe", "channel": "presence.room"}))
+                    .await;
+                until(c, "hotsock.subscribed", None, uid, last).await;
+            }),
+    )
+    .await;
+    // Then at once: three more join, four leave, four change their umd.
+    let work = clients
+        .iter_mut()
+        .zip(&uids)
+        .zip(lists.iter_mut())
+        .enumerate()
+        .map(|(i, ((c, uid), last))| async move {
+            match i {
+                0..4 => {
+                    c.send(json!({"event": "hotsock.unsubscribe", "channel": "presence.room"}))
+                        .await;
+                    until(c, "hotsock.unsubscribed", None, uid, last).await;
+                }
+                4..8 => {
+                    let token = sockhop_tests::sign(json!({"scope": "umd",
+                        "connectionId": c.connection_id, "umd": {"name": "renamed"},
+                        "channels": {"presence.room": {"umdUpdate": true}}}));
+                    c.send(
+                        json!({"event": "hotsock.umdUpdate", "channel": "presence.room",
+                                  "data": {"token": token}}),
+                    )
+                    .await;
+                    until(c, "hotsock.memberUpdated", Some(uid), uid, last).await;
+                }
+                11.. => {
+                    c.send(json!({"event": "hotsock.subscribe", "channel": "presence.room"}))
+                        .await;
+                    until(c, "hotsock.subscribed", None, uid, last).await;
+                }
+                _ => {}
+            }
+        });
+    futures::future::join_all(work).await;
+    stage.deliveries_settled().await;
+
+    let checker = stage
+        .connect(json!({"scope": "connect", "channels": {"presence.room": {"getInfo": true}}}))
+        .await;
+    let (status, info) = stage
+        .connection_api(
+            &checker,
+            "getChannelInfo",
+            json!({"channel": "presence.room"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let truth = info["members"].clone();
+    let members = truth.as_array().expect("members");
+    let listed: Vec<&str> = members.iter().filter_map(|m| m["uid"].as_str()).collect();
+    assert_eq!(
+        listed,
+        uids[4..].iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    let renamed: Vec<&str> = members
+        .iter()
+        .filter(|m| m["umd"]["name"] == "renamed")
+        .filter_map(|m| m["uid"].as_str())
+        .collect();
+    assert_eq!(
+        renamed,
+        ["user-04", "user-05", "user-06", "user-07"],
+        "{truth}"
+    );
+    // Every member's last list is the true one. Those there from the start
+    // heard each later leave, join and rename exactly once.
+    for (i, ((client, uid), last)) in clients
+        .iter_mut()
+        .zip(&uids)
+        .zip(lists.iter_mut())
+        .enumerate()
+        .skip(4)
+    {
+        while let Some(frame) = client.next_within(QUIET).await {
+            note(&frame, uid, last);
+        }
+        assert_eq!(last.last.as_ref(), Some(&truth), "{uid}");
+        let heard = &last.events;
+        if i < 11 {
+            let once = |event: &str, who: &[String]| {
+                who.iter()
+                    .all(|w| heard.get(&(event.to_owned(), w.clone())) == Some(&1))
+            };
+            assert!(
+                once("hotsock.memberRemoved", &uids[..4]),
+                "{uid}: {heard:?}"
+            );
+            assert!(once("hotsock.memberAdded", &uids[11..]), "{uid}: {heard:?}");
+            assert!(
+                once("hotsock.memberUpdated", &uids[4..8]),
+                "{uid}: {heard:?}"
+            );
+        }
+    }
 }

@@ -40,6 +40,7 @@ pub fn router(app: AppState) -> Router {
         .route("/connection/channelStorageSet", post(channel_storage_set))
         .route("/connection/channelStorageList", post(channel_storage_list))
         .route("/connection/getChannelInfo", post(get_channel_info))
+        .route("/connection/umdUpdate", post(umd_update))
         .route("/connection/{operation}", post(unknown_operation))
         .route("/publish", post(server_publish))
         .route("/channels/{name}", get(channel_info))
@@ -217,6 +218,18 @@ async fn get_channel_info(
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
     client_operation(app, caller, "getChannelInfo", body)
+        .await
+        .map(Json)
+}
+
+/// `POST /connection/umdUpdate`: `{}` once the caller's umd changed (a umd
+/// token, on one channel's subscription or on the connection).
+async fn umd_update(
+    State(app): State<AppState>,
+    caller: Caller,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    client_operation(app, caller, "umdUpdate", body)
         .await
         .map(Json)
 }

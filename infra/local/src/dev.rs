@@ -77,6 +77,7 @@ pub fn router(key: Option<DevKey>) -> Router {
         .route("/collaborative-todo", post(todo_session))
         .route("/real-time-chat", post(chat_session))
         .route("/game-lobby", post(lobby_session))
+        .route("/game-lobby/rename", post(lobby_rename))
         .with_state(key)
 }
 
@@ -208,15 +209,33 @@ async fn chat_session(State(key): State<Option<DevKey>>, body: String) -> Respon
     .into_response()
 }
 
-/// Claims of one game-lobby player: subscribe without history; every player
-/// observes and reads the room settings and every `player.<uid>` entry, writes
-/// its own `player.<uid>`, and only the host writes `settings`.
+/// The game lobby's two players: uid, name, colour; Ada hosts.
+const LOBBY_PLAYERS: [(&str, &str, &str); 2] =
+    [("ada", "Ada", "#e8590c"), ("lin", "Lin", "#0ca678")];
+
+/// A lobby player's user metadata: what the others see in the member list.
+fn lobby_umd(uid: &str, name: &str) -> Value {
+    let color = LOBBY_PLAYERS
+        .iter()
+        .find(|(u, _, _)| *u == uid)
+        .map_or("#868e96", |(_, _, c)| c);
+    json!({"name": name, "color": color, "host": uid == "ada"})
+}
+
+fn lobby_channel(session: &str) -> String {
+    format!("presence.lobby-{session}")
+}
+
+/// Claims of one game-lobby player on its presence channel: subscribe without
+/// history; every player observes and reads the room settings and every
+/// `player.<uid>` entry, writes its own `player.<uid>`, and only the host
+/// writes `settings`.
 pub fn lobby_claims(uid: &str, name: &str, channel: &str, host: bool) -> Value {
     let own = format!("player.{uid}");
     json!({
         "scope": "connect",
         "uid": uid,
-        "umd": {"name": name, "host": host},
+        "umd": lobby_umd(uid, name),
         "channels": {channel: {
             "subscribe": true,
             "storage": {
@@ -228,14 +247,15 @@ pub fn lobby_claims(uid: &str, name: &str, channel: &str, host: bool) -> Value {
     })
 }
 
-/// `POST /game-lobby` → tokens for Ada (the host) and Lin on `lobby-<session>`.
+/// `POST /game-lobby` → tokens for Ada (the host) and Lin on
+/// `presence.lobby-<session>`.
 async fn lobby_session(State(key): State<Option<DevKey>>, body: String) -> Response {
     let Some(key) = key else { return no_dev_key() };
     let session = match session_id(&body) {
         Ok(s) => s,
         Err(m) => return error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m),
     };
-    let channel = format!("lobby-{session}");
+    let channel = lobby_channel(&session);
     Json(session_reply(
         &key,
         &channel,
@@ -244,6 +264,44 @@ async fn lobby_session(State(key): State<Option<DevKey>>, body: String) -> Respo
         |uid, name| lobby_claims(uid, name, &channel, uid == "ada"),
     ))
     .into_response()
+}
+
+/// The longest display name a lobby player may take.
+const MAX_LOBBY_NAME_CHARS: usize = 24;
+
+/// A rename request: whose name, in which lobby, to what (trimmed, 1–24
+/// characters); the umd token's claims, or why not.
+pub fn lobby_rename_claims(body: &str) -> Result<Value, &'static str> {
+    let request: Value = serde_json::from_str(body).map_err(|_| "the body must be JSON")?;
+    if !request["sessionId"].is_string() {
+        return Err("sessionId is required");
+    }
+    let session = session_id(body)?;
+    let uid = request["uid"].as_str().unwrap_or_default();
+    if !LOBBY_PLAYERS.iter().any(|(u, _, _)| *u == uid) {
+        return Err("uid must be one of the lobby's players");
+    }
+    let name = request["name"].as_str().map(str::trim).unwrap_or_default();
+    if name.is_empty() || name.chars().count() > MAX_LOBBY_NAME_CHARS {
+        return Err("name must be 1-24 characters");
+    }
+    Ok(json!({
+        "scope": "umd",
+        "uid": uid,
+        "umd": lobby_umd(uid, name),
+        "channels": {lobby_channel(&session): {"umdUpdate": true}}
+    }))
+}
+
+/// `POST /game-lobby/rename` `{"sessionId","uid","name"}` → `{"token"}`: a
+/// umd token the player's page sends as `hotsock.umdUpdate`, as an app's
+/// backend would issue one after checking the new name.
+async fn lobby_rename(State(key): State<Option<DevKey>>, body: String) -> Response {
+    let Some(key) = key else { return no_dev_key() };
+    match lobby_rename_claims(&body) {
+        Ok(claims) => Json(json!({"token": key.sign(claims)})).into_response(),
+        Err(m) => error(StatusCode::BAD_REQUEST, "INVALID_REQUEST", m),
+    }
 }
 
 /// `POST /dev/token` with the claims as the body → `{"token": …}`.
@@ -275,6 +333,29 @@ async fn mint(State(key): State<Option<DevKey>>, body: String) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lobby_renames_are_umd_tokens_for_one_player_on_one_lobby() {
+        let claims =
+            lobby_rename_claims(r#"{"sessionId":"s1","uid":"lin","name":"  Lin the Bold "}"#)
+                .expect("claims");
+        assert_eq!(
+            claims,
+            json!({"scope": "umd", "uid": "lin",
+                   "umd": {"name": "Lin the Bold", "color": "#0ca678", "host": false},
+                   "channels": {"presence.lobby-s1": {"umdUpdate": true}}})
+        );
+        for bad in [
+            r#"{"uid":"lin","name":"x"}"#,
+            r#"{"sessionId":"s1","uid":"eve","name":"x"}"#,
+            r#"{"sessionId":"s1","uid":"lin","name":"   "}"#,
+            r#"{"sessionId":"s1","uid":"lin","name":"abcdefghijklmnopqrstuvwxy"}"#,
+            r#"{"sessionId":"../x","uid":"lin","name":"x"}"#,
+            "nope",
+        ] {
+            assert!(lobby_rename_claims(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn session_ids_are_taken_or_made_and_validated() {

@@ -3,7 +3,7 @@
 //! presence channel, its members, for a connection granted `getInfo` and for
 //! the backend's admin read.
 
-use super::presence::{current, members};
+use super::presence::members;
 use super::{internal, named_channel, Connection, Ctx};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
@@ -51,7 +51,12 @@ async fn info(cx: Ctx<'_>, name_field: &str, channel: &str) -> Result<Value, Pro
     // A count below zero would be a bookkeeping fault; never show one.
     reply.insert("subscriptionsCount".to_owned(), json!(count.max(0)));
     if names::is_presence_channel(channel) {
-        let subscriptions = current(cx, channel).await?;
+        let subscriptions = cx
+            .app
+            .store
+            .channel_subscriptions(channel, cx.secs())
+            .await
+            .map_err(internal)?;
         reply.insert("members".to_owned(), json!(members(&subscriptions)));
     }
     Ok(Value::Object(reply))

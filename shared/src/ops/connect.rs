@@ -209,23 +209,34 @@ pub fn greeting(item: &ConnectionItem, secret_key: &[u8]) -> ServerMessage {
 }
 
 /// The greeting, when the stream shows the connection item appeared:
-/// `hotsock.connected` first, then one `hotsock.subscribed` per
-/// auto-subscribe channel (a refused one answers `hotsock.error`).
+/// `hotsock.connected`. Its auto-subscriptions follow once it went out
+/// ([`auto_subscribe`]).
 pub async fn greet(
     cx: Ctx<'_>,
     connection_id: &str,
 ) -> Result<Effects, crate::error::ProtocolError> {
-    let connection: Connection = match load_connection(cx, connection_id).await {
-        Ok(connection) => connection,
-        // Already disconnected before the record was processed: nobody to greet.
-        Err(e) if e.code == ErrorCode::Unauthorized => return Ok(Effects::new()),
-        Err(e) => return Err(e),
-    };
     let mut effects = Effects::new();
-    effects.greet(
-        connection_id,
-        &greeting(&connection.item, &cx.app.config.connection_secret_key),
-    );
+    if let Some(connection) = still_connected(cx, connection_id).await? {
+        effects.greet(
+            connection_id,
+            &greeting(&connection.item, &cx.app.config.connection_secret_key),
+        );
+    }
+    Ok(effects)
+}
+
+/// After the greeting: one subscription per auto-subscribe channel (a
+/// refused one answers `hotsock.error`). Run only once the greeting reached
+/// the socket, because a welcome in the channel's order is posted by another
+/// invocation, which must not find the socket not yet open.
+pub async fn auto_subscribe(
+    cx: Ctx<'_>,
+    connection_id: &str,
+) -> Result<Effects, crate::error::ProtocolError> {
+    let mut effects = Effects::new();
+    let Some(connection) = still_connected(cx, connection_id).await? else {
+        return Ok(effects);
+    };
     for channel in connection.claims.channels.auto_subscribe_channels() {
         match subscribe::subscribe(cx, &connection, &channel, None, true).await {
             Ok(subscribed) => effects.append(subscribed),
@@ -233,6 +244,19 @@ pub async fn greet(
         }
     }
     Ok(effects)
+}
+
+/// The connection, unless it disconnected before the stream record was
+/// processed (then there is nobody to greet).
+async fn still_connected(
+    cx: Ctx<'_>,
+    connection_id: &str,
+) -> Result<Option<Connection>, crate::error::ProtocolError> {
+    match load_connection(cx, connection_id).await {
+        Ok(connection) => Ok(Some(connection)),
+        Err(e) if e.code == ErrorCode::Unauthorized => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,14 @@
-//! Delivery of a queued message to the channel's subscribers, run by the
-//! deliver function in queue (= id) order per channel; and the audience rule
-//! every fan-out shares.
+//! The channel's ordered path: what the delivery queue carries, putting it
+//! there, and delivering a queued message to the channel's subscribers (run by
+//! the deliver function in queue = id order per channel); and the audience
+//! rule every fan-out shares.
 
 use super::{internal, Ctx};
 use crate::claims::STORE_FOREVER;
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Meta;
+use crate::queue::{deduplication_id, Enqueue};
 use crate::store::MessageItem;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
@@ -37,6 +39,94 @@ pub struct Queued {
     /// `hotsock.channelStorageSet`): it travels the channel's ordered path too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
+    /// Set for a membership change (a welcome, a presence change) rather than
+    /// a message: `event` and `data` are unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub membership: Option<MembershipChange>,
+}
+
+/// A change of who is on a channel, applied in the channel's order
+/// (`ops::subscribe::apply_membership`): the joiner's welcome, then what the
+/// presence members must be told.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MembershipChange {
+    /// The connection whose subscription is welcomed here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub welcome: Option<String>,
+    /// When that subscription was made: a later one of the same connection
+    /// (unsubscribed and subscribed again meanwhile) waits for its own welcome.
+    #[serde(default)]
+    pub subscribed_at_ms: i64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_subscribed: bool,
+    /// A `hotsock.unsubscribed` to send here, after the subscription's welcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub farewell: Option<Farewell>,
+}
+
+/// The answer to an unsubscribe of a subscription welcomed in order: sent
+/// from the same ordered path, so it can never arrive before the welcome.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Farewell {
+    pub connection_id: String,
+    /// The frame, as JSON text.
+    pub frame: String,
+}
+
+/// What a queued record asks of the deliver step.
+pub enum Step<'a> {
+    Message,
+    StorageWrite { key: &'a str },
+    Membership(&'a MembershipChange),
+}
+
+impl Queued {
+    pub fn step(&self) -> Step<'_> {
+        match (&self.membership, &self.key) {
+            (Some(change), _) => Step::Membership(change),
+            (None, Some(key)) => Step::StorageWrite { key },
+            (None, None) => Step::Message,
+        }
+    }
+
+    /// A membership change for `channel` (nothing to deliver itself).
+    pub fn membership(channel: &str, change: MembershipChange) -> Self {
+        Queued {
+            id: None,
+            channel: channel.to_owned(),
+            event: String::new(),
+            data: RawValue::NULL.to_owned(),
+            meta: None,
+            sender: None,
+            echo: false,
+            store: 0,
+            key: None,
+            membership: Some(change),
+        }
+    }
+}
+
+/// Puts a record on the channel's ordered path. Returns once the queue has it
+/// (a publisher may then be told it was accepted); `deduplication` is the
+/// publisher's id, else `unique`.
+pub async fn enqueue(
+    cx: Ctx<'_>,
+    queued: &Queued,
+    deduplication: Option<&str>,
+    unique: &str,
+) -> Result<(), ProtocolError> {
+    let body = serde_json::to_string(queued).map_err(|_| ProtocolError::internal())?;
+    let message = Enqueue {
+        deduplication_id: deduplication_id(deduplication.unwrap_or(unique)),
+        group: queued.channel.clone(),
+        body,
+    };
+    cx.app.queue.send(message).await.map_err(|err| {
+        tracing::error!(error = %err, "queueing failed");
+        ProtocolError::new(ErrorCode::InternalError, "temporary failure, try again")
+    })
 }
 
 /// The item a queued message becomes, with id `id`, delivered at `now` (pure).

@@ -4,22 +4,20 @@
 //! deliveries, never inside one.
 
 use super::Ctx;
-use crate::effects::Effects;
 
 /// Removes every subscription of the connection (with its count contribution)
-/// and the connection item; returns what the channels' remaining members must
-/// hear. Safe to run twice at once: each removal is conditional, so counts
-/// drop once. Failures are logged, not returned: there is nobody to report
+/// and the connection item; presence channels queue what their remaining
+/// members must hear (`ops::presence::left`). Safe to run twice at once: each
+/// removal is conditional, so counts drop once. Failures are logged, not returned: there is nobody to report
 /// them to, and TTL removes what is left.
-pub async fn cleanup(cx: Ctx<'_>, connection_id: &str) -> Effects {
+pub async fn cleanup(cx: Ctx<'_>, connection_id: &str) {
     let store = &cx.app.store;
-    let mut effects = Effects::new();
     // Time 0: expired index items are listed too, so they are removed as well.
     match store.connection_channels(connection_id, 0).await {
         Ok(channels) => {
             for channel in channels {
                 match store.unsubscribe(&channel, connection_id, cx.secs()).await {
-                    Ok(Some(removed)) => effects.append(super::presence::left(cx, &removed).await),
+                    Ok(Some(removed)) => super::presence::left(cx, &removed).await,
                     Ok(None) => {}
                     Err(err) => tracing::error!(
                         connection_id,
@@ -36,5 +34,4 @@ pub async fn cleanup(cx: Ctx<'_>, connection_id: &str) -> Effects {
         tracing::error!(connection_id, error = %err, "deleting connection failed");
     }
     cx.app.claims.forget(connection_id);
-    effects
 }

@@ -5,10 +5,11 @@
 
 use super::publish::ServerRequest;
 use super::{
-    channel_info, history, load_connection, publish, reactions, storage, subscribe, Connection, Ctx,
+    channel_info, history, load_connection, publish, reactions, storage, subscribe, umd,
+    Connection, Ctx,
 };
 use crate::effects::Effects;
-use crate::error::{ErrorCode, ProtocolError};
+use crate::error::ProtocolError;
 use crate::protocol::{events, parse_client_frame, ClientCommand, ServerMessage};
 use serde_json::{json, Value};
 
@@ -165,7 +166,10 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
                 .await
                 .map(Outcome::reply)
         }
-        ClientCommand::UmdUpdate { channel, .. } => Err(not_yet(channel)),
+        ClientCommand::UmdUpdate { channel, token } => {
+            umd::update(cx, connection, channel.as_deref(), &token).await?;
+            Ok(Outcome::reply(json!({})))
+        }
     }
 }
 
@@ -219,15 +223,4 @@ async fn frame_outcome(
         effects.send_text(vec![connection_id.to_owned()], reply.to_string());
     }
     Ok(effects)
-}
-
-fn not_yet(channel: Option<String>) -> ProtocolError {
-    let err = ProtocolError::new(
-        ErrorCode::UnknownCommand,
-        "this command is not supported by this stage yet",
-    );
-    match channel {
-        Some(c) => err.with_channel(c),
-        None => err,
-    }
 }

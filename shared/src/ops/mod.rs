@@ -6,9 +6,9 @@
 //!
 //! Module order (no cycles; checked by `tests/tests/structure.rs`):
 //! `deliver` ← `presence` ← `disconnect`, `subscribe` ← `connect`;
-//! `deliver` ← `publish` ← `storage` ← `subscribe`;
-//! `presence` ← `channel_info`; `publish`, `reactions` ← `history`; `sweep`;
-//! all of them ← `dispatch`.
+//! `deliver` ← `publish` ← `storage` ← `subscribe` ← `umd`;
+//! `presence` ← `channel_info`, `umd`; `publish`, `reactions` ← `history`;
+//! `sweep`; all of them ← `dispatch`.
 
 pub mod channel_info;
 pub mod connect;
@@ -23,6 +23,7 @@ pub mod storage;
 pub mod stream;
 pub mod subscribe;
 pub mod sweep;
+pub mod umd;
 
 use crate::app::App;
 use crate::claims::{ChannelPermissions, Claims};

@@ -1,7 +1,15 @@
-//! Presence channels (`presence.*`): the member list on subscribe, and
-//! `hotsock.memberAdded` / `hotsock.memberRemoved` as users come and go.
+//! Presence channels (`presence.*`): who the members are, and what they are
+//! told when that changes.
+//!
+//! Every member event is decided by the deliver step, in the channel's order:
+//! a join, a leave and a umd update each queue a membership change
+//! ([`queue_change`]); applying one reads the channel's subscriptions and
+//! tells the members how the list differs from the one they were last told
+//! (kept in the table). So changes that raced are told once each, every
+//! member hears them in one order, and the last list anyone receives is the
+//! channel's true one.
 
-use super::deliver::recipients;
+use super::deliver::{enqueue, recipients, MembershipChange, Queued};
 use super::{internal, Ctx};
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
@@ -9,32 +17,46 @@ use crate::names;
 use crate::protocol::{Member, ServerMessage};
 use crate::store::SubscriptionItem;
 
-/// The member list (pure): one entry per uid, in order of first subscription,
-/// with that subscription's umd.
-pub fn members(subscriptions: &[SubscriptionItem]) -> Vec<Member> {
-    let mut ordered: Vec<&SubscriptionItem> =
-        subscriptions.iter().filter(|s| s.uid.is_some()).collect();
-    ordered.sort_by_key(|s| s.subscribed_at_ms);
-    let mut seen = std::collections::BTreeSet::new();
-    ordered
-        .into_iter()
-        .filter_map(|s| {
-            let uid = s.uid.clone()?;
-            seen.insert(uid.clone())
-                .then(|| Member::new(uid, s.umd_value()))
-        })
-        .collect()
+/// When a subscription's umd became what it is.
+fn umd_since(s: &SubscriptionItem) -> i64 {
+    s.umd_at_ms.max(s.subscribed_at_ms)
 }
 
-/// Refuses a join that would push the member list past its size limit (pure).
+/// One entry per uid, in order of first subscription, each with the umd its
+/// user set last (pure).
+fn member_list<'a>(subscriptions: impl Iterator<Item = &'a SubscriptionItem>) -> Vec<Member> {
+    let mut ordered: Vec<&SubscriptionItem> = subscriptions.filter(|s| s.uid.is_some()).collect();
+    ordered.sort_by_key(|s| s.subscribed_at_ms);
+    let mut list: Vec<(Member, i64)> = Vec::new();
+    for s in ordered {
+        let uid = s.uid.clone().unwrap_or_default();
+        match list.iter_mut().find(|(m, _)| m.uid == uid) {
+            Some((member, since)) if umd_since(s) > *since => {
+                member.umd = s.umd_value().unwrap_or_default();
+                *since = umd_since(s);
+            }
+            Some(_) => {}
+            None => list.push((Member::new(uid, s.umd_value()), umd_since(s))),
+        }
+    }
+    list.into_iter().map(|(m, _)| m).collect()
+}
+
+/// The member list (pure): the welcomed subscriptions (see
+/// [`SubscriptionItem::pending`]), one entry per uid with its latest umd.
+pub fn members(subscriptions: &[SubscriptionItem]) -> Vec<Member> {
+    member_list(subscriptions.iter().filter(|s| !s.pending))
+}
+
+/// Refuses a join that would push the member list past its size limit
+/// (pure); joins not yet welcomed count, they are on their way in.
 pub fn check_capacity(
     existing: &[SubscriptionItem],
     joiner: &SubscriptionItem,
     client_channel: &str,
 ) -> Result<(), ProtocolError> {
-    let mut all: Vec<SubscriptionItem> = existing.to_vec();
-    all.push(joiner.clone());
-    let size = serde_json::to_vec(&members(&all)).map_or(usize::MAX, |v| v.len());
+    let list = member_list(existing.iter().chain(Some(joiner)));
+    let size = serde_json::to_vec(&list).map_or(usize::MAX, |v| v.len());
     if size > names::MAX_PRESENCE_MEMBERS_BYTES {
         return Err(ProtocolError::new(
             ErrorCode::PresenceChannelCapacityReached,
@@ -45,116 +67,155 @@ pub fn check_capacity(
     Ok(())
 }
 
-/// Whether a join is news to the others (pure): not when the uid is already a
-/// member with the same umd.
-pub fn announces_join(existing: &[SubscriptionItem], joiner: &SubscriptionItem) -> bool {
-    !existing
+/// One thing the members are told.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MemberChange {
+    Added(Member),
+    Updated(Member),
+    Removed(Member),
+}
+
+/// How `now` differs from the list the members were last `told` (pure):
+/// leaves first, then joins and umd changes in list order.
+pub fn changes(told: &[Member], now: &[Member]) -> Vec<MemberChange> {
+    let find = |list: &[Member], uid: &str| list.iter().find(|m| m.uid == uid).cloned();
+    let mut changes: Vec<MemberChange> = told
         .iter()
-        .any(|s| s.uid == joiner.uid && s.umd_value() == joiner.umd_value())
+        .filter(|m| find(now, &m.uid).is_none())
+        .map(|m| MemberChange::Removed(m.clone()))
+        .collect();
+    for member in now {
+        match find(told, &member.uid) {
+            None => changes.push(MemberChange::Added(member.clone())),
+            Some(before) if before.umd != member.umd => {
+                changes.push(MemberChange::Updated(member.clone()))
+            }
+            Some(_) => {}
+        }
+    }
+    changes
 }
 
-/// Whether a leave ends the uid's membership (pure): its last subscription went.
-pub fn announces_leave(remaining: &[SubscriptionItem], leaver: &SubscriptionItem) -> bool {
-    leaver.uid.is_some() && !remaining.iter().any(|s| s.uid == leaver.uid)
+/// The member list last told on a channel, and until when it is kept.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Told {
+    pub members: Vec<Member>,
+    pub ttl: i64,
 }
 
-/// Subscriptions already on a presence channel, read before a join.
-pub async fn current(cx: Ctx<'_>, channel: &str) -> Result<Vec<SubscriptionItem>, ProtocolError> {
-    cx.app
-        .store
+/// What the members hear at this point of the channel's order (pure): each
+/// change as its event with the current list, to every welcomed member's
+/// connection. Connections welcomed right here (`joiners`) have the list in
+/// their `hotsock.subscribed`: of the changes each hears only a
+/// `memberUpdated` of its own uid (its join may have made it: it is the updater).
+pub fn plan_announcement(
+    channel: &str,
+    told: &Told,
+    subscriptions: &[SubscriptionItem],
+    joiners: &[SubscriptionItem],
+) -> (Vec<Member>, Effects) {
+    let (told, kept_until) = (&told.members[..], told.ttl);
+    let now = members(subscriptions);
+    let welcomed: Vec<&str> = subscriptions
+        .iter()
+        .filter(|s| !s.pending)
+        .map(|s| s.connection_id.as_str())
+        .collect();
+    // Every welcomed connection but the joiners; with `own`, the joiners of
+    // that uid hear it too (their join made the change).
+    let to_all_but_joiners = |own: Option<&str>| {
+        recipients(
+            welcomed.iter().copied().filter(|id| {
+                !joiners
+                    .iter()
+                    .any(|j| j.connection_id == *id && (own.is_none() || j.uid.as_deref() != own))
+            }),
+            None,
+            false,
+        )
+    };
+    let mut effects = Effects::new();
+    for change in changes(told, &now) {
+        let list = now.clone();
+        match change {
+            MemberChange::Removed(m) => effects.send_to(
+                to_all_but_joiners(None),
+                &ServerMessage::member_removed(channel, m, list),
+            ),
+            MemberChange::Added(m) => effects.send_to(
+                to_all_but_joiners(None),
+                &ServerMessage::member_added(channel, m, list),
+            ),
+            MemberChange::Updated(m) => {
+                let to = to_all_but_joiners(Some(m.uid.as_str()));
+                effects.send_to(to, &ServerMessage::member_updated(channel, m, list));
+            }
+        }
+    }
+    // Kept as long as the longest-lived subscription: rewritten when the list
+    // changed or a newer subscription (a reload) outlives it.
+    let ttl = subscriptions.iter().map(|s| s.ttl).max().unwrap_or(0);
+    if now.as_slice() != told || (!now.is_empty() && ttl > kept_until) {
+        let kept = (!now.is_empty()).then(|| serde_json::to_string(&now).unwrap_or_default());
+        effects.remember_members(channel, kept, ttl);
+    }
+    (now, effects)
+}
+
+/// Reads the channel and plans what its members hear now (see
+/// [`plan_announcement`]); the current list comes back for the joiners.
+pub async fn announce(
+    cx: Ctx<'_>,
+    channel: &str,
+    joiners: &[SubscriptionItem],
+) -> Result<(Vec<Member>, Effects), ProtocolError> {
+    let store = &cx.app.store;
+    let subscriptions = store
         .channel_subscriptions(channel, cx.secs())
         .await
-        .map_err(internal)
+        .map_err(internal)?;
+    // An unreadable list was written by nobody but us: read as "told nothing",
+    // which tells everyone everything again.
+    let told = store
+        .announced_members(channel, cx.secs())
+        .await
+        .map_err(internal)?
+        .and_then(|(text, ttl)| {
+            Some(Told {
+                members: serde_json::from_str(&text).ok()?,
+                ttl,
+            })
+        })
+        .unwrap_or_default();
+    Ok(plan_announcement(channel, &told, &subscriptions, joiners))
 }
 
-/// The member list for a joiner and whom to tell (pure): the list is the
-/// others as read after the join plus the joiner; the others hear of it
-/// unless the join is no news (decided on `before`, read before the write, so
-/// two connections of one user joining at once both announce rather than
-/// neither).
-pub fn plan_join(
-    before: &[SubscriptionItem],
-    after: &[SubscriptionItem],
-    joiner: &SubscriptionItem,
-) -> (Vec<Member>, Effects) {
-    let others = |items: &[SubscriptionItem]| -> Vec<SubscriptionItem> {
-        items
-            .iter()
-            .filter(|s| s.connection_id != joiner.connection_id)
-            .cloned()
-            .collect()
-    };
-    let others_after = others(after);
-    let mut all = others_after.clone();
-    all.push(joiner.clone());
-    let list = members(&all);
-    let mut effects = Effects::new();
-    if announces_join(&others(before), joiner) {
-        let member = Member::new(joiner.uid.clone().unwrap_or_default(), joiner.umd_value());
-        effects.send_to(
-            recipients(ids(&others_after), None, false),
-            &ServerMessage::member_added(&joiner.channel, member, list.clone()),
-        );
-    }
-    (list, effects)
-}
-
-/// After a join was written: the list for the joiner's `hotsock.subscribed`
-/// and the frames telling the others. The list and its recipients come from a
-/// strongly consistent read after the write, so two users joining at once
-/// each appear in the later one's list.
-pub async fn joined(
+/// Queues a membership change on the channel's ordered path.
+pub async fn queue_change(
     cx: Ctx<'_>,
-    before: &[SubscriptionItem],
-    joiner: &SubscriptionItem,
-) -> (Vec<Member>, Effects) {
-    let after = match current(cx, &joiner.channel).await {
-        Ok(after) => after,
-        Err(e) => {
-            tracing::error!(code = e.code.as_str(), "presence read failed");
-            before.to_vec()
-        }
-    };
-    plan_join(before, &after, joiner)
+    channel: &str,
+    change: MembershipChange,
+) -> Result<(), ProtocolError> {
+    let unique = cx.app.ids.next_id(cx.now);
+    enqueue(cx, &Queued::membership(channel, change), None, &unique).await
 }
 
-fn ids(subscriptions: &[SubscriptionItem]) -> impl Iterator<Item = &str> {
-    subscriptions.iter().map(|s| s.connection_id.as_str())
-}
-
-/// The frames to send when a subscription was removed (pure):
-/// `hotsock.memberRemoved` to those left when it was the uid's last one.
-pub fn plan_leave(remaining: &[SubscriptionItem], leaver: &SubscriptionItem) -> Effects {
-    let mut effects = Effects::new();
-    if names::is_presence_channel(&leaver.channel) && announces_leave(remaining, leaver) {
-        let member = Member::new(leaver.uid.clone().unwrap_or_default(), leaver.umd_value());
-        let list = members(remaining);
-        effects.send_to(
-            recipients(ids(remaining), None, false),
-            &ServerMessage::member_removed(&leaver.channel, member, list),
-        );
-    }
-    effects
-}
-
-/// After a subscription was removed: what the remaining members must hear.
-pub async fn left(cx: Ctx<'_>, leaver: &SubscriptionItem) -> Effects {
+/// After a subscription to a presence channel ended (unsubscribe or
+/// cleanup): queues the change that tells the others. A failure is logged
+/// only: the next change on the channel tells them everything since.
+pub async fn left(cx: Ctx<'_>, leaver: &SubscriptionItem) {
     if !names::is_presence_channel(&leaver.channel) {
-        return Effects::new();
+        return;
     }
-    match current(cx, &leaver.channel).await {
-        Ok(remaining) => plan_leave(&remaining, leaver),
-        Err(e) => {
-            tracing::error!(code = e.code.as_str(), "presence read failed");
-            Effects::new()
-        }
+    if let Err(err) = queue_change(cx, &leaver.channel, MembershipChange::default()).await {
+        tracing::error!(channel = %leaver.channel, code = err.code.as_str(), "presence change not queued");
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn sub(connection: &str, uid: Option<&str>, umd: Option<&str>, at: i64) -> SubscriptionItem {
         SubscriptionItem {
@@ -165,54 +226,207 @@ mod tests {
             permissions: "{}".into(),
             alias: None,
             subscribed_at_ms: at,
+            umd_at_ms: at,
+            pending: false,
             counted: true,
-            ttl: 0,
+            ttl: 100 + at,
+        }
+    }
+
+    fn m(uid: &str, umd: Value) -> Member {
+        Member::new(uid, Some(umd))
+    }
+
+    /// Told `members`, kept until 1000 (past every test subscription's ttl).
+    fn told(members: &[Member]) -> Told {
+        Told {
+            members: members.to_vec(),
+            ttl: 1000,
+        }
+    }
+
+    fn frames(effects: &Effects, connection: &str) -> Vec<Value> {
+        effects
+            .frames_to(connection)
+            .into_iter()
+            .map(|f| serde_json::from_str(f).expect("json"))
+            .collect()
+    }
+
+    #[test]
+    fn members_are_one_per_uid_in_join_order_with_the_latest_umd() {
+        let mut updated = sub("c1", Some("jim"), Some(r#"{"n":3}"#), 1);
+        updated.umd_at_ms = 50;
+        let subs = [
+            sub("c3", Some("pam"), None, 3),
+            updated,
+            sub("c2", Some("jim"), Some(r#"{"n":2}"#), 2),
+            sub("c4", None, None, 0),
+        ];
+        assert_eq!(
+            serde_json::to_value(members(&subs)).expect("json"),
+            json!([{"uid": "jim", "umd": {"n": 3}}, {"uid": "pam", "umd": null}])
+        );
+        // A later subscription with another umd is the newer umd.
+        let rejoined = [
+            sub("c1", Some("jim"), Some("1"), 1),
+            sub("c2", Some("jim"), Some("2"), 2),
+        ];
+        assert_eq!(members(&rejoined), vec![m("jim", json!(2))]);
+    }
+
+    #[test]
+    fn subscriptions_waiting_for_their_welcome_are_not_members_yet() {
+        let mut waiting = sub("c2", Some("pam"), None, 2);
+        waiting.pending = true;
+        let subs = [sub("c1", Some("jim"), None, 1), waiting];
+        assert_eq!(members(&subs), vec![m("jim", Value::Null)]);
+    }
+
+    #[test]
+    fn changes_are_the_difference_from_what_was_told() {
+        let told = [m("jim", json!(1)), m("pam", json!(1)), m("kev", json!(1))];
+        let now = [m("jim", json!(1)), m("kev", json!(2)), m("ann", json!(1))];
+        assert_eq!(
+            changes(&told, &now),
+            vec![
+                MemberChange::Removed(m("pam", json!(1))),
+                MemberChange::Updated(m("kev", json!(2))),
+                MemberChange::Added(m("ann", json!(1))),
+            ]
+        );
+        assert!(changes(&now, &now).is_empty());
+    }
+
+    #[test]
+    fn a_join_is_told_to_the_others_and_the_list_remembered() {
+        let jim = sub("c1", Some("jim"), None, 1);
+        let pam = sub("c2", Some("pam"), None, 2);
+        let (list, effects) = plan_announcement(
+            "presence.room",
+            &told(&[m("jim", Value::Null)]),
+            &[jim, pam.clone()],
+            std::slice::from_ref(&pam),
+        );
+        assert_eq!(list.len(), 2);
+        let to_jim = frames(&effects, "c1");
+        assert_eq!(to_jim.len(), 1);
+        assert_eq!(to_jim[0]["event"], "hotsock.memberAdded");
+        assert_eq!(to_jim[0]["data"]["member"]["uid"], "pam");
+        assert_eq!(
+            to_jim[0]["data"]["members"].as_array().map(Vec::len),
+            Some(2)
+        );
+        assert!(
+            frames(&effects, "c2").is_empty(),
+            "the joiner is welcomed instead"
+        );
+        assert!(effects.iter().any(|e| matches!(e,
+            crate::effects::Effect::RememberMembers { members: Some(list), ttl: 102, .. }
+                if list.contains("pam"))));
+    }
+
+    #[test]
+    fn a_second_connection_with_the_same_umd_is_no_news_and_another_umd_an_update() {
+        let first = sub("c1", Some("jim"), Some("1"), 1);
+        let pam = sub("c3", Some("pam"), None, 3);
+        let told = told(&[m("jim", json!(1)), m("pam", Value::Null)]);
+        let same = sub("c2", Some("jim"), Some("1"), 4);
+        let (_, effects) = plan_announcement(
+            "presence.room",
+            &told,
+            &[first.clone(), pam.clone(), same.clone()],
+            std::slice::from_ref(&same),
+        );
+        assert!(effects.is_empty(), "{effects:?}");
+        let other = sub("c2", Some("jim"), Some("2"), 4);
+        let (list, effects) = plan_announcement(
+            "presence.room",
+            &told,
+            &[first, pam, other.clone()],
+            std::slice::from_ref(&other),
+        );
+        assert_eq!(list[0], m("jim", json!(2)));
+        for connection in ["c1", "c2", "c3"] {
+            let got = frames(&effects, connection);
+            assert_eq!(got.len(), 1, "{connection}");
+            assert_eq!(got[0]["event"], "hotsock.memberUpdated");
+            assert_eq!(got[0]["data"]["member"], json!({"uid": "jim", "umd": 2}));
         }
     }
 
     #[test]
-    fn members_are_deduplicated_by_uid_in_join_order() {
-        let subs = [
-            sub("c3", Some("pam"), None, 3),
-            sub("c1", Some("jim"), Some(r#"{"n":1}"#), 1),
-            sub("c2", Some("jim"), Some(r#"{"n":2}"#), 2),
-            sub("c4", None, None, 0),
-        ];
-        let list = members(&subs);
+    fn a_leave_is_told_when_the_uid_is_gone_and_the_last_one_forgets_the_list() {
+        let pam = sub("c2", Some("pam"), None, 2);
+        let both = [m("jim", Value::Null), m("pam", Value::Null)];
+        let (_, effects) = plan_announcement(
+            "presence.room",
+            &told(&both),
+            std::slice::from_ref(&pam),
+            &[],
+        );
+        let got = frames(&effects, "c2");
+        assert_eq!(got[0]["event"], "hotsock.memberRemoved");
+        assert_eq!(got[0]["data"]["member"]["uid"], "jim");
         assert_eq!(
-            serde_json::to_value(&list).expect("json"),
-            json!([{"uid": "jim", "umd": {"n": 1}}, {"uid": "pam", "umd": null}])
+            got[0]["data"]["members"],
+            json!([{"uid": "pam", "umd": null}])
+        );
+        let (_, effects) = plan_announcement("presence.room", &told(&both[1..]), &[], &[]);
+        assert_eq!(
+            effects.iter().collect::<Vec<_>>(),
+            vec![&crate::effects::Effect::RememberMembers {
+                channel: "presence.room".into(),
+                members: None,
+                ttl: 0
+            }]
         );
     }
 
     #[test]
-    fn joins_are_announced_unless_same_uid_and_umd() {
-        let existing = [sub("c1", Some("jim"), Some("1"), 1)];
-        assert!(!announces_join(
-            &existing,
-            &sub("c2", Some("jim"), Some("1"), 2)
-        ));
-        assert!(announces_join(
-            &existing,
-            &sub("c2", Some("jim"), Some("2"), 2)
-        ));
-        assert!(announces_join(&existing, &sub("c2", Some("pam"), None, 2)));
-        assert!(announces_join(&[], &sub("c2", Some("pam"), None, 2)));
+    fn joins_applied_together_are_told_to_the_others_once_each() {
+        let kev = sub("c0", Some("kev"), None, 0);
+        let jim = sub("c1", Some("jim"), None, 1);
+        let pam = sub("c2", Some("pam"), None, 2);
+        let (list, effects) = plan_announcement(
+            "presence.room",
+            &told(&[m("kev", Value::Null)]),
+            &[kev, jim.clone(), pam.clone()],
+            &[jim, pam],
+        );
+        assert_eq!(list.len(), 3);
+        let to_kev = frames(&effects, "c0");
+        let added: Vec<&Value> = to_kev.iter().map(|f| &f["data"]["member"]["uid"]).collect();
+        assert_eq!(added, [&json!("jim"), &json!("pam")]);
+        assert!(frames(&effects, "c1").is_empty() && frames(&effects, "c2").is_empty());
     }
 
     #[test]
-    fn leaves_are_announced_when_the_last_subscription_of_a_uid_goes() {
-        let leaver = sub("c1", Some("jim"), None, 1);
-        assert!(announces_leave(&[sub("c2", Some("pam"), None, 2)], &leaver));
-        assert!(!announces_leave(
-            &[sub("c3", Some("jim"), None, 3)],
-            &leaver
-        ));
-        assert!(!announces_leave(&[], &sub("c9", None, None, 0)));
+    fn the_told_list_is_kept_as_long_as_the_longest_lived_subscription() {
+        // A reload: same members, a newer subscription living longer than the list.
+        let old = sub("c1", Some("jim"), None, 1);
+        let reloaded = sub("c9", Some("jim"), None, 500);
+        let kept = Told {
+            members: vec![m("jim", Value::Null)],
+            ttl: old.ttl,
+        };
+        let (_, effects) =
+            plan_announcement("presence.room", &kept, std::slice::from_ref(&reloaded), &[]);
+        assert_eq!(
+            effects.iter().collect::<Vec<_>>(),
+            vec![&crate::effects::Effect::RememberMembers {
+                channel: "presence.room".into(),
+                members: Some(r#"[{"uid":"jim","umd":null}]"#.into()),
+                ttl: reloaded.ttl
+            }],
+            "nothing told, but the list outlives the new subscription"
+        );
+        let (_, effects) = plan_announcement("presence.room", &told(&kept.members), &[old], &[]);
+        assert!(effects.is_empty());
     }
 
     #[test]
-    fn capacity_counts_the_member_list_json() {
+    fn capacity_counts_the_member_list_json_including_joins_on_their_way() {
         let big = format!("\"{}\"", "x".repeat(1000));
         let existing: Vec<SubscriptionItem> = (0..97)
             .map(|i| sub(&format!("c{i}"), Some(&format!("user-{i}")), Some(&big), i))
@@ -224,7 +438,11 @@ mod tests {
         )
         .is_ok());
         let full: Vec<SubscriptionItem> = (0..100)
-            .map(|i| sub(&format!("c{i}"), Some(&format!("user-{i}")), Some(&big), i))
+            .map(|i| {
+                let mut s = sub(&format!("c{i}"), Some(&format!("user-{i}")), Some(&big), i);
+                s.pending = i % 2 == 0;
+                s
+            })
             .collect();
         let err = check_capacity(
             &full,
@@ -234,63 +452,5 @@ mod tests {
         .unwrap_err();
         assert_eq!(err.code, ErrorCode::PresenceChannelCapacityReached);
         assert_eq!(err.channel.as_deref(), Some("presence.room"));
-    }
-
-    #[test]
-    fn a_join_tells_the_others_with_the_list_read_after_it() {
-        let jim = sub("c1", Some("jim"), None, 1);
-        let pam = sub("c2", Some("pam"), None, 2);
-        let joiner = sub("c3", Some("dwight"), None, 3);
-        // Pam joined between the read before and the write.
-        let (list, effects) = plan_join(
-            std::slice::from_ref(&jim),
-            &[jim.clone(), pam, joiner.clone()],
-            &joiner,
-        );
-        let uids: Vec<&str> = list.iter().map(|m| m.uid.as_str()).collect();
-        assert_eq!(uids, ["jim", "pam", "dwight"]);
-        assert_eq!(effects.frames_to("c1").len(), 1);
-        assert_eq!(effects.frames_to("c2").len(), 1);
-        assert!(
-            effects.frames_to("c3").is_empty(),
-            "the joiner gets subscribed instead"
-        );
-        let frame: serde_json::Value =
-            serde_json::from_str(effects.frames_to("c2")[0]).expect("json");
-        assert_eq!(frame["event"], "hotsock.memberAdded");
-        assert_eq!(frame["data"]["member"]["uid"], "dwight");
-        assert_eq!(frame["data"]["members"].as_array().map(Vec::len), Some(3));
-    }
-
-    #[test]
-    fn a_second_connection_of_a_member_is_no_news() {
-        let first = sub("c1", Some("jim"), Some("1"), 1);
-        let second = sub("c2", Some("jim"), Some("1"), 2);
-        let (list, effects) = plan_join(
-            std::slice::from_ref(&first),
-            &[first.clone(), second.clone()],
-            &second,
-        );
-        assert_eq!(list.len(), 1);
-        assert!(effects.is_empty());
-    }
-
-    #[test]
-    fn a_leave_is_told_only_when_the_uid_is_gone() {
-        let leaver = sub("c1", Some("jim"), None, 1);
-        let pam = sub("c2", Some("pam"), None, 2);
-        let effects = plan_leave(std::slice::from_ref(&pam), &leaver);
-        let frame: serde_json::Value =
-            serde_json::from_str(effects.frames_to("c2")[0]).expect("json");
-        assert_eq!(frame["event"], "hotsock.memberRemoved");
-        assert_eq!(
-            frame["data"]["members"],
-            json!([{"uid": "pam", "umd": null}])
-        );
-        let still_there = sub("c3", Some("jim"), None, 3);
-        assert!(plan_leave(&[pam.clone(), still_there], &leaver).is_empty());
-        let mut standard = leaver.clone();
-        standard.channel = "room".into();
-        assert!(plan_leave(&[pam], &standard).is_empty());
     }
 }

@@ -2,13 +2,12 @@
 //! server's. Publishing writes the message; the stream function delivers it
 //! (docs/adr/0001-ordered-delivery.md).
 
-use super::deliver::Queued;
+use super::deliver::{enqueue, Queued};
 use super::{named_channel, Connection, Ctx, NamedChannel};
 use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
 use crate::protocol::{events, parse_request_frame, ClientCommand, Meta, ReactionAction};
-use crate::queue::{deduplication_id, Enqueue};
 use serde_json::json;
 use serde_json::Value;
 
@@ -49,17 +48,9 @@ pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, 
         echo: outgoing.echo,
         store: outgoing.store,
         key: outgoing.storage_key,
+        membership: None,
     };
-    let body = serde_json::to_string(&queued).map_err(|_| ProtocolError::internal())?;
-    let message = Enqueue {
-        deduplication_id: deduplication_id(outgoing.deduplication_id.as_deref().unwrap_or(&unique)),
-        group: queued.channel,
-        body,
-    };
-    cx.app.queue.send(message).await.map_err(|err| {
-        tracing::error!(error = %err, "queueing a message failed");
-        ProtocolError::new(ErrorCode::InternalError, "temporary failure, try again")
-    })?;
+    enqueue(cx, &queued, outgoing.deduplication_id.as_deref(), &unique).await?;
     Ok(queued.id)
 }
 

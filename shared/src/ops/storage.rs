@@ -180,13 +180,17 @@ pub fn clears(data: &Value) -> bool {
     }
 }
 
-/// Subscribers that observe `key` (pure over their stored permissions).
+/// Subscribers that observe `key` (pure over their stored permissions). One
+/// still waiting for its welcome is left out: its catch-up, later in the
+/// channel's order, reads the value.
 fn observers(subscriptions: &[SubscriptionItem], key: &str) -> Vec<String> {
     subscriptions
         .iter()
         .filter(|sub| {
-            sub.permissions()
-                .is_ok_and(|p: ChannelPermissions| p.storage(key).observe)
+            !sub.pending
+                && sub
+                    .permissions()
+                    .is_ok_and(|p: ChannelPermissions| p.storage(key).observe)
         })
         .map(|sub| sub.connection_id.clone())
         .collect()
@@ -228,8 +232,8 @@ fn change(current: Option<&StorageItem>, data: &Value, write_id: &str) -> Change
 /// Applies a queued write (id `write_id`), run by the deliver step in the
 /// channel's order: writes or deletes the entry when its value changes, then
 /// reads the channel's subscriptions and tells every observer, the writer
-/// included. Reading them after the write means a subscriber that joins
-/// meanwhile either is read here or reads the new value in its catch-up.
+/// included. A subscriber joining meanwhile is welcomed with its catch-up in
+/// the same order, before or after this write, so it ends with the last value.
 /// An unchanged value writes and sends nothing.
 pub async fn apply(
     cx: Ctx<'_>,
@@ -292,8 +296,9 @@ pub async fn apply(
     Ok(effects)
 }
 
-/// Right after `hotsock.subscribed`: one `hotsock.channelStorageUpdated` per
-/// live entry the new subscription observes (no read when it observes none).
+/// Right after `hotsock.subscribed`, at the subscription's place in the
+/// channel's order: one `hotsock.channelStorageUpdated` per live entry it
+/// observes (no read when it observes none).
 pub async fn catch_up(
     cx: Ctx<'_>,
     subscription: &SubscriptionItem,

@@ -19,3 +19,12 @@ pub async fn apply(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolErro
         Change::Ignored => Ok(Effects::new()),
     }
 }
+
+/// What the change requires once [`apply`]'s effects were performed: a new
+/// connection's auto-subscriptions, after its greeting.
+pub async fn then(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolError> {
+    match change {
+        Change::Connected { connection_id } => connect::auto_subscribe(cx, connection_id).await,
+        _ => Ok(Effects::new()),
+    }
+}

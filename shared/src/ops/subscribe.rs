@@ -1,5 +1,6 @@
 //! `hotsock.subscribe` / `hotsock.unsubscribe`.
 
+use super::deliver::{Farewell, MembershipChange};
 use super::{internal, named_channel, Connection, Ctx};
 use crate::claims::{ChannelPermissions, Claims, Scope};
 use crate::clock::Timestamp;
@@ -44,11 +45,18 @@ pub fn resolve_channel(
     (channel, alias)
 }
 
-/// A subscribe token must have the `subscribe` scope and name this connection,
-/// by `connectionId` or by the connection's `uid`.
-pub fn check_subscribe_token(connection: &Connection, token: &Claims) -> Result<(), &'static str> {
-    if !token.has_scope(Scope::Subscribe) {
-        return Err("the token does not have the subscribe scope");
+/// A token for an existing connection (subscribe or umd) must have `scope` and
+/// name this connection, by `connectionId` or by the connection's `uid`.
+pub fn check_token_binding(
+    connection: &Connection,
+    token: &Claims,
+    scope: Scope,
+) -> Result<(), &'static str> {
+    if !token.has_scope(scope) {
+        return Err(match scope {
+            Scope::Umd => "the token does not have the umd scope",
+            _ => "the token does not have the subscribe scope",
+        });
     }
     match (&token.connection_id, &token.uid) {
         (Some(id), _) if id != connection.id() => Err("the token is for another connection"),
@@ -61,6 +69,19 @@ pub fn check_subscribe_token(connection: &Connection, token: &Claims) -> Result<
         }
         (None, _) => Err("the token must name this connectionId or this connection's uid"),
     }
+}
+
+/// Spends a single-use token (its `jti`): false when it was spent before.
+pub async fn spend_single_use(cx: Ctx<'_>, token: &Claims) -> Result<bool, ProtocolError> {
+    if !token.single_use {
+        return Ok(true);
+    }
+    let jti = token.jti.as_deref().unwrap_or_default();
+    cx.app
+        .store
+        .consume_jti(jti, token.exp, cx.secs())
+        .await
+        .map_err(internal)
 }
 
 /// Decides a subscribe request (pure): channel, permissions, identity. An
@@ -125,9 +146,19 @@ pub fn subscription_item(
         permissions: serde_json::to_string(&plan.permissions).unwrap_or_default(),
         alias: plan.alias.clone(),
         subscribed_at_ms: now.millis(),
+        umd_at_ms: now.millis(),
+        pending: welcomed_in_order(plan),
         counted: plan.counted,
         ttl: connection.item.ttl,
     }
+}
+
+/// Whether the subscription is welcomed by the deliver step, in the channel's
+/// order, rather than at once (pure): on a presence channel (its member list
+/// must fall in line with the member events) and where it observes storage
+/// (its catch-up must fall in line with the writes).
+pub fn welcomed_in_order(plan: &SubscriptionPlan) -> bool {
+    names::is_presence_channel(&plan.channel) || plan.permissions.may_observe_storage()
 }
 
 fn invalid_token(requested: &str, message: impl Into<String>) -> ProtocolError {
@@ -148,28 +179,20 @@ async fn subscribe_token_claims(
         .verify(token, cx.secs())
         .map_err(|e| invalid_token(requested, e.to_string()))?;
     let claims = Claims::parse(&payload).map_err(|e| invalid_token(requested, e.to_string()))?;
-    check_subscribe_token(connection, &claims).map_err(|m| invalid_token(requested, m))?;
-    if claims.single_use {
-        let jti = claims.jti.as_deref().unwrap_or_default();
-        if !cx
-            .app
-            .store
-            .consume_jti(jti, claims.exp, cx.secs())
-            .await
-            .map_err(internal)?
-        {
-            return Err(invalid_token(
-                requested,
-                "this single-use token was already used",
-            ));
-        }
+    check_token_binding(connection, &claims, Scope::Subscribe)
+        .map_err(|m| invalid_token(requested, m))?;
+    if !spend_single_use(cx, &claims).await? {
+        return Err(invalid_token(
+            requested,
+            "this single-use token was already used",
+        ));
     }
     Ok(claims)
 }
 
 /// `hotsock.subscribe` (and each auto-subscription at connect): writes the
-/// subscription; returns `hotsock.subscribed` for the subscriber and, on a
-/// presence channel, `hotsock.memberAdded` for the others.
+/// subscription and answers `hotsock.subscribed` now, or, for one welcomed in
+/// order ([`welcomed_in_order`]), queues its welcome ([`apply_membership`]).
 pub async fn subscribe(
     cx: Ctx<'_>,
     connection: &Connection,
@@ -188,14 +211,15 @@ pub async fn subscribe(
         auto_subscribed,
     )?;
     let item = subscription_item(&plan, connection, cx.now);
-    let presence = names::is_presence_channel(&plan.channel);
-    let existing = if presence {
-        let existing = super::presence::current(cx, &plan.channel).await?;
+    if names::is_presence_channel(&plan.channel) {
+        let existing = cx
+            .app
+            .store
+            .channel_subscriptions(&plan.channel, cx.secs())
+            .await
+            .map_err(internal)?;
         super::presence::check_capacity(&existing, &item, requested)?;
-        existing
-    } else {
-        Vec::new()
-    };
+    }
     match cx
         .app
         .store
@@ -214,41 +238,103 @@ pub async fn subscribe(
         // Disconnected meanwhile: nobody is left to tell.
         SubscribeOutcome::ConnectionGone => return Ok(Effects::new()),
     }
-    // Read after the subscription is written: a storage write applied later
-    // reads this subscriber among its observers (ops::storage::apply). A
-    // subscriber that cannot be caught up is not left subscribed without the
-    // channel's state: the subscription is taken back and the client told.
-    let catch_up = match super::storage::catch_up(cx, &item).await {
-        Ok(frames) => frames,
-        Err(err) => {
-            if let Err(undo) = cx
-                .app
-                .store
-                .unsubscribe(&plan.channel, connection.id(), cx.secs())
-                .await
-            {
-                tracing::error!(error = %undo, channel = %plan.channel, "could not take back a subscription whose catch-up failed");
-            }
+    let mut effects = Effects::new();
+    if item.pending {
+        let welcome = MembershipChange {
+            welcome: Some(connection.id().to_owned()),
+            subscribed_at_ms: item.subscribed_at_ms,
+            auto_subscribed,
+            farewell: None,
+        };
+        // A subscription whose welcome cannot be queued would never be
+        // confirmed: it is taken back and the client told.
+        if let Err(err) = super::presence::queue_change(cx, &plan.channel, welcome).await {
+            take_back(cx, &plan.channel, connection.id()).await;
             return Err(err.with_channel(requested));
         }
-    };
-    let mut meta = Meta::new(plan.uid.clone(), plan.umd.clone());
-    if let Some(alias) = &plan.alias {
-        meta = meta.with_alias(alias.as_str());
+        return Ok(effects);
     }
-    let (members, others) = if presence {
-        let (list, others) = super::presence::joined(cx, &existing, &item).await;
-        (Some(list), others)
+    effects.send(
+        connection.id(),
+        &ServerMessage::subscribed(
+            &plan.channel,
+            subscription_meta(&item),
+            None,
+            auto_subscribed,
+        ),
+    );
+    Ok(effects)
+}
+
+/// `uid`, `umd` and the alias of a subscription, as its frames carry them.
+fn subscription_meta(item: &SubscriptionItem) -> Meta {
+    let meta = Meta::new(item.uid.clone(), item.umd_value());
+    match &item.alias {
+        Some(alias) => meta.with_alias(alias.as_str()),
+        None => meta,
+    }
+}
+
+async fn take_back(cx: Ctx<'_>, channel: &str, connection_id: &str) {
+    if let Err(err) = cx
+        .app
+        .store
+        .unsubscribe(channel, connection_id, cx.secs())
+        .await
+    {
+        tracing::error!(error = %err, %channel, "could not take back a subscription that cannot be welcomed");
+    }
+}
+
+/// A run of membership changes in the channel's order, applied together by
+/// the deliver step: each joiner still subscribed gets `hotsock.subscribed`
+/// with the member list as of here and one `hotsock.channelStorageUpdated`
+/// per entry it observes; each farewell is sent; then, on a presence channel,
+/// the members hear what changed, once for the whole run. Safe to run again
+/// after a failure: nothing was sent yet.
+pub async fn apply_memberships(
+    cx: Ctx<'_>,
+    channel: &str,
+    changes: &[&MembershipChange],
+) -> Result<Effects, ProtocolError> {
+    let mut joiners = Vec::new();
+    for change in changes {
+        if let Some(connection_id) = &change.welcome {
+            let welcomed = cx
+                .app
+                .store
+                .welcome_subscription(channel, connection_id, change.subscribed_at_ms)
+                .await
+                .map_err(internal)?;
+            if let Some(joiner) = welcomed {
+                joiners.push((joiner, change.auto_subscribed));
+            }
+        }
+    }
+    let joining: Vec<SubscriptionItem> = joiners.iter().map(|(j, _)| j.clone()).collect();
+    let (members, announcement) = if names::is_presence_channel(channel) {
+        let (list, told) = super::presence::announce(cx, channel, &joining).await?;
+        (Some(list), told)
     } else {
         (None, Effects::new())
     };
     let mut effects = Effects::new();
-    effects.send(
-        connection.id(),
-        &ServerMessage::subscribed(&plan.channel, meta, members, auto_subscribed),
-    );
-    effects.append(catch_up);
-    effects.append(others);
+    for farewell in changes.iter().filter_map(|c| c.farewell.as_ref()) {
+        effects.send_text(vec![farewell.connection_id.clone()], farewell.frame.clone());
+    }
+    for (joiner, auto_subscribed) in &joiners {
+        effects.send(
+            &joiner.connection_id,
+            &ServerMessage::subscribed(
+                channel,
+                subscription_meta(joiner),
+                members.clone(),
+                *auto_subscribed,
+            ),
+        );
+        effects.append(super::storage::catch_up(cx, joiner).await?);
+    }
+    effects.append(announcement);
     Ok(effects)
 }
 
@@ -273,16 +359,30 @@ pub async fn unsubscribe(
         )
         .with_channel(requested));
     };
-    let mut meta = Meta::new(removed.uid.clone(), removed.umd_value());
-    if let Some(alias) = &removed.alias {
-        meta = meta.with_alias(alias.as_str());
-    }
+    let farewell = ServerMessage::unsubscribed(&removed.channel, subscription_meta(&removed));
     let mut effects = Effects::new();
-    effects.send(
-        connection.id(),
-        &ServerMessage::unsubscribed(&removed.channel, meta),
-    );
-    effects.append(super::presence::left(cx, &removed).await);
+    // Welcomed in order: the answer takes the same path, behind the welcome
+    // (which it may have overtaken otherwise), and tells the members.
+    let in_order = names::is_presence_channel(&removed.channel)
+        || removed.permissions().is_ok_and(|p| p.may_observe_storage());
+    if in_order {
+        let change = MembershipChange {
+            farewell: Some(Farewell {
+                connection_id: connection.id().to_owned(),
+                frame: farewell.to_json(),
+            }),
+            ..MembershipChange::default()
+        };
+        match super::presence::queue_change(cx, &removed.channel, change).await {
+            Ok(()) => return Ok(effects),
+            // Answered now rather than never; the members hear of it with
+            // the channel's next change.
+            Err(err) => {
+                tracing::error!(channel = %removed.channel, code = err.code.as_str(), "farewell not queued; answered directly")
+            }
+        }
+    }
+    effects.send(connection.id(), &farewell);
     Ok(effects)
 }
 
@@ -391,7 +491,7 @@ mod tests {
             code(plan_subscription(&c, "presence.x", None, true)),
             ErrorCode::PresenceChannelUserIdRequired
         );
-        let ok = |v: Value| check_subscribe_token(&c, &claims(v));
+        let ok = |v: Value| check_token_binding(&c, &claims(v), Scope::Subscribe);
         assert!(ok(json!({"scope": "subscribe", "uid": ""})).is_err());
     }
 
@@ -427,7 +527,7 @@ mod tests {
     #[test]
     fn subscribe_tokens_must_name_this_connection_or_its_uid() {
         let c = connection(json!({"uid": "jim"}));
-        let ok = |v: Value| check_subscribe_token(&c, &claims(v));
+        let ok = |v: Value| check_token_binding(&c, &claims(v), Scope::Subscribe);
         assert!(ok(json!({"scope": "subscribe", "connectionId": "c1"})).is_ok());
         assert!(ok(json!({"scope": "subscribe", "uid": "jim"})).is_ok());
         assert!(ok(json!({"scope": "subscribe", "connectionId": "c2", "uid": "jim"})).is_err());

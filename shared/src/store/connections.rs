@@ -108,6 +108,33 @@ impl Store {
         }
     }
 
+    /// Replaces the connection's default umd (JSON text; `None` removes it);
+    /// false when the connection is gone.
+    pub async fn set_connection_umd(
+        &self,
+        connection_id: &str,
+        umd: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::connection_pk(connection_id)))
+            .key("sk", s(keys::CONNECTION_SK))
+            .condition_expression("attribute_exists(pk)");
+        let update = match umd {
+            Some(umd) => update
+                .update_expression("SET umd = :umd")
+                .expression_attribute_values(":umd", s(umd)),
+            None => update.update_expression("REMOVE umd"),
+        };
+        match update.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if super::is_condition_failure(&e) => Ok(false),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
     /// Files the connection under the sweep index at `sweep_at`; a no-op for a
     /// connection already gone.
     pub async fn reschedule_sweep(

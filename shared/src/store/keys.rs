@@ -2,6 +2,8 @@
 
 pub const CONNECTION_SK: &str = "CONN";
 pub const META_SK: &str = "META";
+/// Under a presence channel: the member list its members were last told.
+pub const MEMBERS_SK: &str = "MEMBERS";
 pub const SUB_PREFIX: &str = "SUB#";
 pub const CONN_PREFIX: &str = "CONN#";
 pub const CHAN_PREFIX: &str = "CHAN#";

@@ -4,6 +4,7 @@
 
 mod connections;
 mod keys;
+mod members;
 mod messages;
 mod reactions;
 mod storage;

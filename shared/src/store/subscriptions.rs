@@ -3,7 +3,7 @@
 
 use super::connections::ConnectionSubscriptionItem;
 use super::{cancelled_conditions, keyed, keys, n, s, transact_put, Store, StoreError};
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{ConditionCheck, Delete, ReturnValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +21,15 @@ pub struct SubscriptionItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
     pub subscribed_at_ms: i64,
+    /// When `umd` was last set (at subscribe or by an update): a uid with
+    /// several subscriptions is listed with its latest umd.
+    #[serde(default)]
+    pub umd_at_ms: i64,
+    /// Waiting for its welcome (`hotsock.subscribed`, storage catch-up) at its
+    /// place in the channel's order; until then it is neither a presence
+    /// member nor a storage observer (docs/architecture.md, "Ordered welcomes").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
     /// Whether this subscription adds to `subscriptionsCount`.
     pub counted: bool,
     pub ttl: i64,
@@ -202,6 +211,66 @@ impl Store {
             )
             .await?;
         Ok(item.map(serde_dynamo::from_item).transpose()?)
+    }
+
+    /// Ends the wait for its welcome of the subscription made at
+    /// `subscribed_at_ms`; the subscription as it now is, or `None` when it is
+    /// gone (or replaced by a later one). Idempotent, so a retried welcome
+    /// finds it.
+    pub async fn welcome_subscription(
+        &self,
+        channel: &str,
+        connection_id: &str,
+        subscribed_at_ms: i64,
+    ) -> Result<Option<SubscriptionItem>, StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::channel_pk(channel)))
+            .key("sk", s(keys::subscription_sk(connection_id)))
+            .update_expression("REMOVE pending")
+            .condition_expression("subscribedAtMs = :at")
+            .expression_attribute_values(":at", n(subscribed_at_ms))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(out.attributes.map(serde_dynamo::from_item).transpose()?),
+            Err(e) if super::is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+
+    /// Replaces a subscription's umd (JSON text; `None` removes it), set at
+    /// `at_ms`. The subscription as it was before, or `None` when it is gone.
+    pub async fn set_subscription_umd(
+        &self,
+        channel: &str,
+        connection_id: &str,
+        umd: Option<&str>,
+        at_ms: i64,
+    ) -> Result<Option<SubscriptionItem>, StoreError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::channel_pk(channel)))
+            .key("sk", s(keys::subscription_sk(connection_id)))
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", n(at_ms))
+            .return_values(ReturnValue::AllOld);
+        let update = match umd {
+            Some(umd) => update
+                .update_expression("SET umd = :umd, umdAtMs = :at")
+                .expression_attribute_values(":umd", s(umd)),
+            None => update.update_expression("SET umdAtMs = :at REMOVE umd"),
+        };
+        match update.send().await {
+            Ok(out) => Ok(out.attributes.map(serde_dynamo::from_item).transpose()?),
+            Err(e) if super::is_condition_failure(&e) => Ok(None),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
     }
 
     /// Every live subscription of a channel.
