@@ -285,9 +285,6 @@ async fn fifty_gone_sockets_at_once_do_not_stop_a_publish() {
             }
         }
         assert_eq!(removed, known, "every ghost told of is told gone");
-        if !expects_message {
-            assert!(!known.is_empty(), "Jim was told of ghosts before they went");
-        }
         if expects_message {
             assert_eq!(message, Some(json!("still here")));
         }
