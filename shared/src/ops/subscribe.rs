@@ -147,7 +147,7 @@ pub fn subscription_item(
         alias: plan.alias.clone(),
         subscribed_at_ms: now.millis(),
         umd_at_ms: now.millis(),
-        pending: welcomed_in_order(plan),
+        pending: welcomed_in_order(&plan.channel, &plan.permissions),
         counted: plan.counted,
         ttl: connection.item.ttl,
     }
@@ -157,8 +157,8 @@ pub fn subscription_item(
 /// order, rather than at once (pure): on a presence channel (its member list
 /// must fall in line with the member events) and where it observes storage
 /// (its catch-up must fall in line with the writes).
-pub fn welcomed_in_order(plan: &SubscriptionPlan) -> bool {
-    names::is_presence_channel(&plan.channel) || plan.permissions.may_observe_storage()
+pub fn welcomed_in_order(channel: &str, permissions: &ChannelPermissions) -> bool {
+    names::is_presence_channel(channel) || permissions.may_observe_storage()
 }
 
 fn invalid_token(requested: &str, message: impl Into<String>) -> ProtocolError {
@@ -363,8 +363,10 @@ pub async fn unsubscribe(
     let mut effects = Effects::new();
     // Welcomed in order: the answer takes the same path, behind the welcome
     // (which it may have overtaken otherwise), and tells the members.
-    let in_order = names::is_presence_channel(&removed.channel)
-        || removed.permissions().is_ok_and(|p| p.may_observe_storage());
+    let in_order = removed.permissions().map_or_else(
+        |_| names::is_presence_channel(&removed.channel),
+        |p| welcomed_in_order(&removed.channel, &p),
+    );
     if in_order {
         let change = MembershipChange {
             farewell: Some(Farewell {
