@@ -7,6 +7,7 @@ use crate::gateway::{Gateway, ManagementApi};
 use crate::ids::IdGenerator;
 use crate::metrics::{CountRequests, RequestCounts};
 use crate::queue::{DeliveryQueue, NoQueue, SqsQueue};
+use crate::scheduler::{EventBridgeScheduler, NoScheduler, Scheduler, SchedulerTarget};
 use crate::store::Store;
 use crate::token::{KeyConfigError, Verifier};
 use base64::Engine;
@@ -55,6 +56,11 @@ pub struct Config {
     pub delivery_queue_url: Option<String>,
     /// An SQS endpoint other than AWS's (tests against moto).
     pub sqs_endpoint: Option<String>,
+    /// EventBridge Scheduler's group, target and role for scheduled publishes
+    /// (`SCHEDULE_GROUP_NAME`, `SCHEDULE_TARGET_ARN`, `SCHEDULE_ROLE_ARN`).
+    pub scheduler_target: Option<SchedulerTarget>,
+    /// An EventBridge Scheduler endpoint other than AWS's (tests against moto).
+    pub scheduler_endpoint: Option<String>,
 }
 
 impl Config {
@@ -115,6 +121,19 @@ impl Config {
             idle_timeout_seconds,
             delivery_queue_url: get("DELIVERY_QUEUE_URL"),
             sqs_endpoint: get("SQS_ENDPOINT"),
+            scheduler_target: match (
+                get("SCHEDULE_GROUP_NAME"),
+                get("SCHEDULE_TARGET_ARN"),
+                get("SCHEDULE_ROLE_ARN"),
+            ) {
+                (Some(group), Some(function_arn), Some(role_arn)) => Some(SchedulerTarget {
+                    group,
+                    function_arn,
+                    role_arn,
+                }),
+                _ => None,
+            },
+            scheduler_endpoint: get("SCHEDULER_ENDPOINT"),
         })
     }
 }
@@ -127,6 +146,8 @@ pub struct App {
     pub claims: ClaimsCache,
     /// Where publishes go; the local stage puts its in-process queue here.
     pub queue: Arc<dyn DeliveryQueue>,
+    /// Where scheduled publishes wait; the local stage puts its own here.
+    pub scheduler: Arc<dyn Scheduler>,
     /// Every AWS request this process made (see [`crate::metrics`]).
     pub requests: Arc<RequestCounts>,
 }
@@ -161,6 +182,20 @@ impl App {
         let gateway = Gateway::new(Arc::new(ManagementApi::new(
             aws_sdk_apigatewaymanagement::Client::from_conf(management.build()),
         )));
+        let scheduler: Arc<dyn Scheduler> = match &config.scheduler_target {
+            Some(target) => {
+                let mut builder =
+                    aws_sdk_scheduler::config::Builder::from(shared).interceptor(counting.clone());
+                if let Some(endpoint) = &config.scheduler_endpoint {
+                    builder = builder.endpoint_url(endpoint);
+                }
+                Arc::new(EventBridgeScheduler::new(
+                    aws_sdk_scheduler::Client::from_conf(builder.build()),
+                    target.clone(),
+                ))
+            }
+            None => Arc::new(NoScheduler),
+        };
         let queue: Arc<dyn DeliveryQueue> = match &config.delivery_queue_url {
             Some(url) => {
                 let mut sqs = aws_sdk_sqs::config::Builder::from(shared).interceptor(counting);
@@ -181,6 +216,7 @@ impl App {
             ids: IdGenerator::default(),
             claims: ClaimsCache::default(),
             queue,
+            scheduler,
             requests,
         }
     }

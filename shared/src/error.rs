@@ -55,6 +55,16 @@ pub enum ErrorCode {
     UmdUpdateNotAllowed,
     /// The tokens do not allow `getChannelInfo` on the channel.
     GetInfoPermissionDenied,
+    /// `scheduleExpression` is not `at(YYYY-MM-DDTHH:MM:SS)` naming a real time.
+    InvalidScheduleExpression,
+    /// `scheduleExpressionTimezone` is not an IANA timezone.
+    InvalidScheduleTimezone,
+    /// The scheduled time has passed.
+    ScheduleInPast,
+    /// The scheduled time is further ahead than a schedule may be.
+    ScheduleTooFar,
+    /// A client's tokens grant no `scheduleBefore` covering the scheduled time.
+    SchedulePermissionDenied,
     /// Missing or invalid credentials (HTTP API key, connection id/secret, connect token).
     Unauthorized,
     /// Valid credentials that are not allowed to do this.
@@ -92,6 +102,11 @@ impl ErrorCode {
         ErrorCode::InvalidUmdToken,
         ErrorCode::UmdUpdateNotAllowed,
         ErrorCode::GetInfoPermissionDenied,
+        ErrorCode::InvalidScheduleExpression,
+        ErrorCode::InvalidScheduleTimezone,
+        ErrorCode::ScheduleInPast,
+        ErrorCode::ScheduleTooFar,
+        ErrorCode::SchedulePermissionDenied,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
@@ -124,6 +139,11 @@ impl ErrorCode {
             ErrorCode::InvalidUmdToken => "INVALID_UMD_TOKEN",
             ErrorCode::UmdUpdateNotAllowed => "UMD_UPDATE_NOT_ALLOWED",
             ErrorCode::GetInfoPermissionDenied => "GET_INFO_PERMISSION_DENIED",
+            ErrorCode::InvalidScheduleExpression => "INVALID_SCHEDULE_EXPRESSION",
+            ErrorCode::InvalidScheduleTimezone => "INVALID_SCHEDULE_TIMEZONE",
+            ErrorCode::ScheduleInPast => "SCHEDULE_IN_PAST",
+            ErrorCode::ScheduleTooFar => "SCHEDULE_TOO_FAR",
+            ErrorCode::SchedulePermissionDenied => "SCHEDULE_PERMISSION_DENIED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
@@ -141,6 +161,10 @@ impl ErrorCode {
             | ErrorCode::InvalidEvent
             | ErrorCode::InvalidStorageKey
             | ErrorCode::InvalidReaction
+            | ErrorCode::InvalidScheduleExpression
+            | ErrorCode::InvalidScheduleTimezone
+            | ErrorCode::ScheduleInPast
+            | ErrorCode::ScheduleTooFar
             | ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized
             | ErrorCode::InvalidSubscribeToken
@@ -154,6 +178,7 @@ impl ErrorCode {
             | ErrorCode::StoragePermissionDenied
             | ErrorCode::UmdUpdateNotAllowed
             | ErrorCode::GetInfoPermissionDenied
+            | ErrorCode::SchedulePermissionDenied
             | ErrorCode::Forbidden => 403,
             ErrorCode::MessageNotFound | ErrorCode::NotFound => 404,
             ErrorCode::AlreadySubscribed | ErrorCode::PresenceChannelCapacityReached => 409,

@@ -58,6 +58,12 @@ impl Default for IdGenerator {
     }
 }
 
+/// An id stamped `at`, outside the monotonic source (which a future time would
+/// push ahead of every later id): for a message given its id when scheduled.
+pub fn id_at(at: Timestamp) -> String {
+    Ulid::from_datetime(at.as_system_time()).to_string()
+}
+
 /// The id a queued message gets from its place in the delivery queue: the
 /// time the queue first handed it out, then the queue's sequence number within
 /// that millisecond. Both are fixed when the message is first received, so a

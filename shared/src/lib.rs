@@ -23,6 +23,8 @@ pub mod ops;
 pub mod pattern;
 pub mod protocol;
 pub mod queue;
+pub mod schedule;
+pub mod scheduler;
 pub mod store;
 pub mod token;
 

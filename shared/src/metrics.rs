@@ -85,16 +85,22 @@ impl Intercept for CountRequests {
                 };
                 (format!("{service}.{op}"), count)
             }
-            // The management API is REST: POST / DELETE / GET @connections/{id}.
+            // REST protocols: EventBridge Scheduler (POST / GET / DELETE
+            // /schedules/{name}) and the management API (@connections/{id}).
             None => {
-                let op = match request.method() {
-                    "POST" => "PostToConnection",
-                    "DELETE" => "DeleteConnection",
-                    "GET" => "GetConnection",
-                    other => other,
+                let scheduler = request.uri().contains("/schedules/");
+                let op = match (scheduler, request.method()) {
+                    (true, "POST") => "CreateSchedule",
+                    (true, "GET") => "GetSchedule",
+                    (true, "DELETE") => "DeleteSchedule",
+                    (false, "POST") => "PostToConnection",
+                    (false, "DELETE") => "DeleteConnection",
+                    (false, "GET") => "GetConnection",
+                    (_, other) => other,
                 };
+                let service = if scheduler { "scheduler" } else { "apigateway" };
                 (
-                    format!("apigateway.{op}"),
+                    format!("{service}.{op}"),
                     OperationCount {
                         requests: 1,
                         ..OperationCount::default()

@@ -5,6 +5,7 @@
 
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
+use crate::schedule::ScheduleRequest;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
 use ulid::Ulid;
@@ -85,6 +86,8 @@ pub enum ClientCommand {
         event: String,
         data: Value,
         eager_id: bool,
+        /// `scheduleExpression`: delivered then instead of now.
+        schedule: Option<ScheduleRequest>,
     },
     /// `message_id` is a canonical (uppercase) ULID.
     MessageReaction {
@@ -98,6 +101,8 @@ pub enum ClientCommand {
         channel: String,
         key: String,
         data: Value,
+        /// `scheduleExpression`: written then instead of now.
+        schedule: Option<ScheduleRequest>,
     },
     ChannelStorageGet {
         channel: String,
@@ -336,6 +341,7 @@ impl Frame {
                     event,
                     data,
                     eager_id: self.flag("eagerIdGeneration")?,
+                    schedule: self.schedule()?,
                 })
             }
         }
@@ -375,18 +381,14 @@ impl Frame {
     fn storage_set(mut self) -> Result<ClientCommand, ProtocolError> {
         let channel = self.required_channel()?;
         let key = self.storage_key()?;
-        if self
-            .map
-            .get("scheduleExpression")
-            .is_some_and(|v| !v.is_null())
-        {
-            return self.fail(
-                ErrorCode::InvalidRequest,
-                "scheduled storage writes are not supported by this stage yet",
-            );
-        }
+        let schedule = self.schedule()?;
         let data = self.data()?;
-        Ok(ClientCommand::ChannelStorageSet { channel, key, data })
+        Ok(ClientCommand::ChannelStorageSet {
+            channel,
+            key,
+            data,
+            schedule,
+        })
     }
 
     fn storage_get(self) -> Result<ClientCommand, ProtocolError> {
@@ -469,6 +471,26 @@ impl Frame {
             },
             Some(_) => self.fail(ErrorCode::InvalidRequest, "limit must be a number"),
         }
+    }
+
+    /// `scheduleExpression` and `scheduleExpressionTimezone`, as strings; what
+    /// they name is checked when the time is known (`schedule::resolve`).
+    fn schedule(&self) -> Result<Option<ScheduleRequest>, ProtocolError> {
+        let text = |name: &str| match self.map.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => self.fail(
+                ErrorCode::InvalidRequest,
+                format!("{name} must be a string"),
+            ),
+        };
+        let timezone = text("scheduleExpressionTimezone")?;
+        Ok(
+            text("scheduleExpression")?.map(|expression| ScheduleRequest {
+                expression,
+                timezone,
+            }),
+        )
     }
 
     fn flag(&self, name: &str) -> Result<bool, ProtocolError> {
@@ -640,7 +662,7 @@ impl Frame {
 
 /// `meta` of a frame: who published it. `uid` and `umd` are always serialized
 /// (`null` when absent) because hotsock-js reads `meta.uid` without a guard.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Meta {
     pub uid: Option<String>,

@@ -473,7 +473,8 @@ fn parse_exact_hotsock_js_frames() {
             channel: "my-channel".into(),
             event: "my-event".into(),
             data: json!({"a": 1}),
-            eager_id: false
+            eager_id: false,
+            schedule: None
         }
     );
 }
@@ -516,7 +517,8 @@ fn parse_publish() {
             channel: "chat".into(),
             event: "msg".into(),
             data: json!({"text": "hi"}),
-            eager_id: false
+            eager_id: false,
+            schedule: None
         }
     );
 }
@@ -529,7 +531,8 @@ fn parse_publish_without_data_is_null() {
             channel: "chat".into(),
             event: "typing".into(),
             data: Value::Null,
-            eager_id: false
+            eager_id: false,
+            schedule: None
         }
     );
 }
@@ -543,7 +546,8 @@ fn parse_publish_ignores_unknown_fields() {
             channel: "c".into(),
             event: "e".into(),
             data: json!(1),
-            eager_id: false
+            eager_id: false,
+            schedule: None
         }
     );
 }
@@ -593,7 +597,8 @@ fn parse_channel_storage_set() {
         ClientCommand::ChannelStorageSet {
             channel: "doc".into(),
             key: "title".into(),
-            data: json!({"t": "x"})
+            data: json!({"t": "x"}),
+            schedule: None
         }
     );
     // null, {} and absent data all mean "clear"; the handler decides, the parser keeps them.
@@ -604,7 +609,8 @@ fn parse_channel_storage_set() {
             ClientCommand::ChannelStorageSet {
                 channel: "doc".into(),
                 key: "k".into(),
-                data: expected
+                data: expected,
+            schedule: None
             }
         );
     }
@@ -613,7 +619,8 @@ fn parse_channel_storage_set() {
         ClientCommand::ChannelStorageSet {
             channel: "doc".into(),
             key: "k".into(),
-            data: Value::Null
+            data: Value::Null,
+            schedule: None
         }
     );
 }
@@ -1317,6 +1324,11 @@ fn error_code_statuses() {
         (InvalidUmdToken, 401),
         (UmdUpdateNotAllowed, 403),
         (GetInfoPermissionDenied, 403),
+        (InvalidScheduleExpression, 400),
+        (InvalidScheduleTimezone, 400),
+        (ScheduleInPast, 400),
+        (ScheduleTooFar, 400),
+        (SchedulePermissionDenied, 403),
         (Unauthorized, 401),
         (Forbidden, 403),
         (NotFound, 404),
@@ -1454,7 +1466,8 @@ fn http_operations_parse_into_the_frame_commands() {
             channel: "c".into(),
             event: "e".into(),
             data: json!([1]),
-            eager_id: false
+            eager_id: false,
+            schedule: None
         }
     );
     assert_eq!(
@@ -1574,5 +1587,37 @@ fn list_messages_reads_only_the_cursor_of_its_direction() {
             ErrorCode::InvalidRequest,
             "limit {bad}"
         );
+    }
+}
+
+#[test]
+fn schedule_fields_are_carried_as_strings_and_checked_when_used() {
+    let frame = json!({"channel": "c", "event": "e", "scheduleExpression": "at(2030-01-01T09:00:00)",
+                       "scheduleExpressionTimezone": "Europe/Paris"});
+    let ClientCommand::Publish { schedule, .. } = parse(frame).expect("publish") else {
+        panic!("not a publish");
+    };
+    let schedule = schedule.expect("scheduled");
+    assert_eq!(schedule.expression, "at(2030-01-01T09:00:00)");
+    assert_eq!(schedule.timezone.as_deref(), Some("Europe/Paris"));
+    // A timezone alone schedules nothing.
+    let ClientCommand::ChannelStorageSet { schedule, .. } =
+        parse(json!({"event": "hotsock.channelStorageSet",
+        "channel": "c", "key": "k", "scheduleExpressionTimezone": "UTC"}))
+        .expect("write")
+    else {
+        panic!("not a storage write");
+    };
+    assert_eq!(schedule, None);
+    for (field, bad) in [
+        ("scheduleExpression", json!(5)),
+        ("scheduleExpressionTimezone", json!({})),
+    ] {
+        let mut frame =
+            json!({"channel": "c", "event": "e", "scheduleExpression": "at(2030-01-01T09:00:00)"});
+        frame[field] = bad;
+        let err = parse(frame).unwrap_err();
+        assert_eq!(err.code.as_str(), "INVALID_REQUEST", "{field}");
+        assert_eq!(err.channel.as_deref(), Some("c"));
     }
 }

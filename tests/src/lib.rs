@@ -43,6 +43,18 @@ pub fn sqs_endpoint() -> String {
     })
 }
 
+/// Test-only static credentials for the SDK clients of tests (DynamoDB Local
+/// and moto accept any).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "test",
+        ))
+        .load()
+        .await
+}
+
 /// A stage with its own table, so tests never see each other's items.
 pub struct TestStage {
     pub stage: Stage,
@@ -161,6 +173,27 @@ impl TestStage {
         let status = response.status().as_u16();
         let body = response.json().await.unwrap_or(Value::Null);
         (status, body)
+    }
+
+    /// Another process's app on the stage's table (as another Lambda instance
+    /// would be), with `extra` configuration.
+    pub async fn other_app(&self, extra: &[(&'static str, String)]) -> sockhop::App {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let mut env: std::collections::HashMap<&str, String> = [
+            ("TABLE_NAME", self.stage.table_name.clone()),
+            ("DYNAMODB_ENDPOINT", self.stage.dynamodb_endpoint.clone()),
+            ("SIGNING_KEY_1_METHOD", "HS256".to_owned()),
+            ("SIGNING_KEY_1_ENCODED", b64(TEST_SECRET)),
+            (
+                "CONNECTION_SECRET_KEY",
+                b64(b"TEST-ONLY connection secret key"),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        env.extend(extra.iter().cloned());
+        let config = sockhop::app::Config::from_env(|name| env.get(name).cloned()).expect("config");
+        sockhop::App::with_sdk_config(config, &sdk_config().await)
     }
 
     /// `POST /publish` with the test API key; returns status and JSON body.

@@ -4,23 +4,14 @@
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 use serde_json::{json, Value};
-use sockhop::app::Config;
 use sockhop::clock::Timestamp;
 use sockhop::ops::dispatch::Request;
 use sockhop::ops::publish::parse_server_request;
+use sockhop::ops::{load_connection, Ctx};
+use sockhop::protocol::ClientCommand;
 use sockhop::App;
-use sockhop_tests::{sqs_endpoint, TestStage, TEST_SECRET};
+use sockhop_tests::{sdk_config, sqs_endpoint, TestStage};
 use std::collections::HashMap;
-
-async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
-            "test", "test", None, None, "test",
-        ))
-        .load()
-        .await
-}
 
 async fn sqs() -> aws_sdk_sqs::Client {
     let config = aws_sdk_sqs::config::Builder::from(&sdk_config().await)
@@ -42,33 +33,13 @@ async fn fifo_queue(sqs: &aws_sdk_sqs::Client) -> String {
         .expect("url")
 }
 
-/// Another process's app on the stage's table (as another Lambda instance would
-/// be), with `extra` configuration.
-async fn other_app(stage: &TestStage, extra: &[(&'static str, String)]) -> App {
-    use base64::Engine;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let mut env: HashMap<&str, String> = HashMap::from([
-        ("TABLE_NAME", stage.stage.table_name.clone()),
-        ("DYNAMODB_ENDPOINT", stage.stage.dynamodb_endpoint.clone()),
-        ("SIGNING_KEY_1_METHOD", "HS256".to_owned()),
-        ("SIGNING_KEY_1_ENCODED", b64(TEST_SECRET)),
-        (
-            "CONNECTION_SECRET_KEY",
-            b64(b"TEST-ONLY connection secret key"),
-        ),
-    ]);
-    env.extend(extra.iter().cloned());
-    let config = Config::from_env(|name| env.get(name).cloned()).expect("config");
-    App::with_sdk_config(config, &sdk_config().await)
-}
-
 /// An app configured as in AWS: SqsQueue on `queue_url`, the stage's table.
 async fn aws_side_app(stage: &TestStage, queue_url: &str) -> &'static App {
     let extra = [
         ("DELIVERY_QUEUE_URL", queue_url.to_owned()),
         ("SQS_ENDPOINT", sqs_endpoint()),
     ];
-    Box::leak(Box::new(other_app(stage, &extra).await))
+    Box::leak(Box::new(stage.other_app(&extra).await))
 }
 
 async fn server_publish(app: &App, body: Value) -> Value {
@@ -175,7 +146,7 @@ async fn publishes_travel_an_sqs_fifo_queue_in_order_and_deduplicated() {
 #[tokio::test]
 async fn without_a_queue_publishes_fail_loudly() {
     let stage = TestStage::start().await;
-    let app = other_app(&stage, &[]).await;
+    let app = stage.other_app(&[]).await;
     let request = parse_server_request(json!({"channel": "news", "event": "e"})).expect("valid");
     let err = sockhop::driver::command(&app, Timestamp::now(), Request::Server(request))
         .await
@@ -189,7 +160,7 @@ async fn without_a_queue_publishes_fail_loudly() {
 #[tokio::test]
 async fn two_publishing_processes_race_into_one_order() {
     let stage = TestStage::start().await;
-    let mut other = other_app(&stage, &[]).await;
+    let mut other = stage.other_app(&[]).await;
     other.queue = stage.stage.queue.clone();
     let publishers: [&App; 2] = [stage.stage.app, &other];
     let mut listeners = Vec::new();
@@ -245,4 +216,58 @@ async fn two_publishing_processes_race_into_one_order() {
         orders.windows(2).all(|w| w[0] == w[1]),
         "one order for everyone"
     );
+}
+
+/// A client command as another process runs it, on the AWS side's queue.
+async fn client_command(app: &App, connection_id: &str, command: ClientCommand) {
+    let now = Timestamp::now();
+    let connection = load_connection(Ctx::new(app, now), connection_id)
+        .await
+        .expect("connection");
+    let request = Request::Client {
+        connection: &connection,
+        command,
+    };
+    sockhop::driver::command(app, now, request)
+        .await
+        .expect("accepted");
+}
+
+#[tokio::test]
+async fn an_unsubscribe_that_overtakes_the_welcome_is_answered_after_a_subscribed() {
+    let stage = TestStage::start().await;
+    let sqs = sqs().await;
+    let url = fifo_queue(&sqs).await;
+    let app = aws_side_app(&stage, &url).await;
+    let mut jim = stage
+        .connect(json!({"scope": "connect", "uid": "jim", "umd": "J",
+            "channels": {"presence.room": {"subscribe": true}}}))
+        .await;
+    let channel = || "presence.room".to_owned();
+    // The welcome waits in SQS; meanwhile the subscription goes.
+    let subscribe = ClientCommand::Subscribe {
+        channel: channel(),
+        token: None,
+    };
+    client_command(app, &jim.connection_id, subscribe).await;
+    let unsubscribe = ClientCommand::Unsubscribe { channel: channel() };
+    client_command(app, &jim.connection_id, unsubscribe).await;
+    jim.expect_silence(std::time::Duration::from_millis(300))
+        .await;
+    assert_eq!(stage.subscriptions_count("presence.room").await, 0);
+
+    let event = receive_all(&sqs, &url).await;
+    assert_eq!(event.records.len(), 2, "the welcome and the farewell");
+    let response = sockhop_deliver::handle(stage.stage.app, event)
+        .await
+        .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    // The welcome found nothing to welcome; the farewell answers both.
+    let subscribed = jim.next().await;
+    assert_eq!(subscribed["event"], "hotsock.subscribed", "{subscribed}");
+    assert_eq!(subscribed["meta"], json!({"uid": "jim", "umd": "J"}));
+    assert_eq!(subscribed["data"]["members"], json!([]));
+    assert_eq!(jim.next().await["event"], "hotsock.unsubscribed");
+    jim.expect_silence(std::time::Duration::from_millis(300))
+        .await;
 }

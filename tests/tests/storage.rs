@@ -428,7 +428,9 @@ async fn bad_input_is_refused_and_changes_nothing() {
         "data": 1, "scheduleExpression": "at(2030-01-01T00:00:00)"}),
     )
     .await;
-    host.expect_error("INVALID_REQUEST", Some("lobby")).await;
+    // No scheduleBefore grant (tests/tests/schedule.rs has the rest).
+    host.expect_error("SCHEDULE_PERMISSION_DENIED", Some("lobby"))
+        .await;
     let (status, body) = stage
         .server_publish(json!({"channel": "lobby", "event": "hotsock.channelStorageSet", "key": "a b", "data": 1}))
         .await;

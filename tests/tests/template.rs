@@ -1278,11 +1278,43 @@ fn iam_grants_cover_the_store_and_gateway_calls_and_nothing_more() {
             (false, None) => {}
         }
 
+        // --- scheduling: the publishers create schedules in the group, passing
+        // the scheduler's role (and only to EventBridge Scheduler).
+        let schedules = "arn:${AWS::Partition}:scheduler:${AWS::Region}:${AWS::AccountId}:schedule/${ScheduleGroup}/*";
+        let create = g.actions.get("scheduler:CreateSchedule");
+        let pass = g.actions.get("iam:PassRole");
+        if PUBLISHERS.contains(&id) {
+            let creates = create.is_some_and(|rs| {
+                !rs.is_empty()
+                    && rs
+                        .iter()
+                        .all(|r| sub_string(r).as_deref() == Some(schedules))
+            });
+            let passes = pass.is_some_and(|rs| {
+                !rs.is_empty()
+                    && rs
+                        .iter()
+                        .all(|r| get_att(r) == Some(("SchedulerRole".into(), "Arn".into())))
+            });
+            if !creates || !passes {
+                problems.push(format!(
+                    "{id}: it schedules, so it needs scheduler:CreateSchedule on !Sub \"{schedules}\" \
+                     and iam:PassRole on !GetAtt SchedulerRole.Arn, and nothing broader"
+                ));
+            }
+        } else if create.is_some() || pass.is_some() {
+            problems.push(format!(
+                "{id}: grants scheduling, but it never schedules (least privilege)"
+            ));
+        }
+
         // --- anything else granted is unexpected.
         for action in g.actions.keys() {
             if !action.starts_with("dynamodb:")
                 && action != "execute-api:ManageConnections"
                 && action != "sqs:SendMessage"
+                && action != "scheduler:CreateSchedule"
+                && action != "iam:PassRole"
             {
                 problems.push(format!(
                     "{id}: grants {action}, which this test does not know the code to need \
@@ -1543,5 +1575,95 @@ fn messages_travel_a_fifo_queue_to_the_deliver_function() {
     assert_eq!(
         ref_target(env.get("DELIVERY_QUEUE_URL").expect("queue url")),
         Some("DeliveryQueue".into())
+    );
+}
+
+/// Scheduled messages (docs/architecture.md, "Scheduled delivery"): a schedule
+/// group, a role EventBridge Scheduler assumes that may only invoke the publish
+/// function, whose ARN every function is told, and PassRole only towards
+/// EventBridge Scheduler.
+#[test]
+fn scheduled_messages_have_a_group_and_a_role_that_may_only_invoke_publish() {
+    let t = template();
+    let res = resources(&t);
+    assert_eq!(
+        res["ScheduleGroup"]["Type"].as_str(),
+        Some("AWS::Scheduler::ScheduleGroup")
+    );
+    let role = &res["SchedulerRole"];
+    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"));
+    let trust = &prop(role, "AssumeRolePolicyDocument").expect("trust policy")["Statement"][0];
+    assert_eq!(
+        trust["Principal"]["Service"].as_str(),
+        Some("scheduler.amazonaws.com")
+    );
+    assert!(
+        ref_target(&trust["Condition"]["StringEquals"]["aws:SourceAccount"])
+            == Some("AWS::AccountId".into()),
+        "the role is assumed only for this account's schedules: {}",
+        show(trust)
+    );
+    let policies = prop(role, "Policies")
+        .and_then(Value::as_sequence)
+        .expect("policies");
+    let statements: Vec<&Value> = policies
+        .iter()
+        .flat_map(|p| {
+            p["PolicyDocument"]["Statement"]
+                .as_sequence()
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    assert_eq!(statements.len(), 1, "only lambda:InvokeFunction");
+    assert_eq!(
+        strings(statements[0].get("Action")),
+        ["lambda:InvokeFunction"]
+    );
+    // The role's resource, the functions' SCHEDULE_TARGET_ARN and the publish
+    // function's own name are one name.
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    let target = sub_string(&env["SCHEDULE_TARGET_ARN"]).expect("SCHEDULE_TARGET_ARN is a !Sub");
+    assert_eq!(
+        sub_string(&statements[0]["Resource"]).as_deref(),
+        Some(target.as_str())
+    );
+    let publish = &res["PublishFunction"];
+    let name = sub_string(prop(publish, "FunctionName").expect("a fixed name")).expect("!Sub");
+    assert!(
+        target.ends_with(&format!(":function:{name}")),
+        "{target} does not name {name}"
+    );
+    assert!(
+        name.len() - "${StackUuid}".len() + 36 <= 64,
+        "function names are at most 64"
+    );
+    assert_eq!(
+        ref_target(&env["SCHEDULE_GROUP_NAME"]),
+        Some("ScheduleGroup".into())
+    );
+    assert_eq!(
+        get_att(&env["SCHEDULE_ROLE_ARN"]),
+        Some(("SchedulerRole".into(), "Arn".into()))
+    );
+    // PassRole only to EventBridge Scheduler.
+    for id in PUBLISHERS {
+        let policies = prop(&res[id], "Policies")
+            .and_then(Value::as_sequence)
+            .expect("policies");
+        let pass = policies
+            .iter()
+            .flat_map(|p| p["Statement"].as_sequence().into_iter().flatten())
+            .find(|st| strings(st.get("Action")) == ["iam:PassRole"])
+            .unwrap_or_else(|| panic!("{id}: no iam:PassRole"));
+        assert_eq!(
+            pass["Condition"]["StringEquals"]["iam:PassedToService"].as_str(),
+            Some("scheduler.amazonaws.com"),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        ref_target(&t["Outputs"]["ScheduleGroupName"]["Value"]),
+        Some("ScheduleGroup".into())
     );
 }

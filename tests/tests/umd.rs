@@ -65,13 +65,16 @@ async fn a_channel_update_tells_every_member_and_later_messages_carry_it() {
         .await;
     let message = jim.expect_event("m").await;
     assert_eq!(message["meta"], member("pam", json!({"name": "Pam B."})));
+    // Pam's own echo, so her next frame is the answer to her next subscribe.
+    assert_eq!(pam.expect_event("m").await["meta"], message["meta"]);
     let (status, info) = stage
         .connection_api(&jim, "getChannelInfo", json!({"channel": ROOM}))
         .await;
     assert_eq!(status, 200);
     assert_eq!(info["members"], expected["data"]["members"]);
     // The connection's own umd is unchanged: elsewhere Pam is still "Pam".
-    pam.subscribe("news").await;
+    let news = pam.subscribe("news").await;
+    assert_eq!(news["event"], "hotsock.subscribed", "{news}");
     pam.send(json!({"event": "m", "channel": "news", "data": 2}))
         .await;
     assert_eq!(

@@ -8,10 +8,10 @@ use sockhop::clock::Timestamp;
 use sockhop::driver;
 use sockhop::lambda::Failure;
 use sockhop::ops::dispatch::Request;
-use sockhop::ops::publish::parse_server_request;
+use sockhop::ops::publish::parse_publish_invocation;
 use sockhop::App;
 
 pub async fn handle(app: &App, payload: Value) -> Result<Value, Failure> {
-    let request = parse_server_request(payload)?;
+    let request = parse_publish_invocation(payload)?;
     Ok(driver::command(app, Timestamp::now(), Request::Server(request)).await?)
 }

@@ -13,6 +13,7 @@
 pub mod dev;
 pub mod dynamodb_local;
 pub mod queue;
+pub mod scheduler;
 pub mod sockets;
 pub mod streams;
 pub mod table;
@@ -214,6 +215,9 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     // straight to the sockets instead of through HTTP to the management API.
     let queue = queue::LocalQueue::new();
     app.queue = queue.clone();
+    // Schedules wait in the table instead of EventBridge Scheduler.
+    let scheduler = scheduler::LocalScheduler::new(app.store.clone());
+    app.scheduler = scheduler.clone();
     let registry = Arc::new(sockets::Registry::new(
         options.idle_timeout,
         options.max_lifetime,
@@ -270,6 +274,11 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     }));
     tasks.push(tokio::spawn(queue::run(
         queue.clone(),
+        app,
+        shutdown_rx.clone(),
+    )));
+    tasks.push(tokio::spawn(scheduler::run(
+        scheduler,
         app,
         shutdown_rx.clone(),
     )));

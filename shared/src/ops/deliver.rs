@@ -73,6 +73,11 @@ pub struct Farewell {
     pub connection_id: String,
     /// The frame, as JSON text.
     pub frame: String,
+    /// The subscription went before its welcome was applied (which then finds
+    /// nothing to welcome): its `hotsock.subscribed`, with this meta, is sent
+    /// first, so every subscribe is answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unwelcomed: Option<Meta>,
 }
 
 /// What a queued record asks of the deliver step.

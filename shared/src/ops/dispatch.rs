@@ -71,11 +71,15 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
             });
         }
         Request::Server(ServerRequest::StorageSet(write)) => {
-            storage::set_from_server(cx, &write.channel, &write.key, write.data, write.store)
-                .await?;
+            let published = storage::set_from_server(cx, &write).await?;
             return Ok(Outcome::reply(
-                json!({"channel": write.channel, "event": events::CHANNEL_STORAGE_SET}),
+                published.reply(&write.channel, events::CHANNEL_STORAGE_SET),
             ));
+        }
+        Request::Server(ServerRequest::Scheduled(outgoing)) => {
+            return publish::publish_scheduled(cx, *outgoing)
+                .await
+                .map(Outcome::reply)
         }
         Request::Client {
             connection,
@@ -109,14 +113,19 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
             event,
             data,
             eager_id,
+            schedule,
         } => {
-            let id = publish::publish_from_client(cx, connection, &channel, &event, data, eager_id)
-                .await?;
-            let mut reply = json!({"channel": channel, "event": event});
-            if let Some(id) = id {
-                reply["id"] = Value::String(id);
-            }
-            Ok(Outcome::reply(reply))
+            let published = publish::publish_from_client(
+                cx,
+                connection,
+                &channel,
+                &event,
+                data,
+                eager_id,
+                schedule.as_ref(),
+            )
+            .await?;
+            Ok(Outcome::reply(published.reply(&channel, &event)))
         }
         ClientCommand::MessageReaction {
             channel,
@@ -140,10 +149,16 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
         } => reactions::list_reactions(cx, connection, &channel, &message_id)
             .await
             .map(Outcome::reply),
-        ClientCommand::ChannelStorageSet { channel, key, data } => {
-            storage::set(cx, connection, &channel, &key, data).await?;
+        ClientCommand::ChannelStorageSet {
+            channel,
+            key,
+            data,
+            schedule,
+        } => {
+            let published =
+                storage::set(cx, connection, &channel, &key, data, schedule.as_ref()).await?;
             Ok(Outcome::reply(
-                json!({"channel": channel, "event": events::CHANNEL_STORAGE_SET}),
+                published.reply(&channel, events::CHANNEL_STORAGE_SET),
             ))
         }
         // Over the socket the answer is a frame to the asker (see `frame`).

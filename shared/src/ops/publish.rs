@@ -8,11 +8,15 @@ use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
 use crate::protocol::{events, parse_request_frame, ClientCommand, Meta, ReactionAction};
+use crate::schedule::{Grant, ScheduleRequest};
+use crate::scheduler::NewSchedule;
 use serde_json::json;
 use serde_json::Value;
 
-/// A message to publish, decided: where, what, as whom, kept how long.
-#[derive(Debug, Clone, PartialEq)]
+/// A message to publish, decided: where, what, as whom, kept how long. A
+/// scheduled one waits in this form (see [`Scheduled`]).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Outgoing {
     pub channel: String,
     pub event: String,
@@ -24,6 +28,9 @@ pub struct Outgoing {
     pub store: i64,
     /// `eagerIdGeneration`: the id is assigned now and returned.
     pub eager_id: bool,
+    /// The id an eager scheduled message was given when it was scheduled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preset_id: Option<String>,
     /// The publisher's `deduplicationId`.
     pub deduplication_id: Option<String>,
     /// A storage write of this key (`event` is `hotsock.channelStorageSet`)
@@ -38,7 +45,7 @@ pub struct Outgoing {
 pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, ProtocolError> {
     let unique = cx.app.ids.next_id(cx.now);
     let queued = Queued {
-        id: outgoing.eager_id.then(|| unique.clone()),
+        id: (outgoing.preset_id.clone()).or_else(|| outgoing.eager_id.then(|| unique.clone())),
         data: serde_json::value::to_raw_value(&outgoing.data)
             .map_err(|e| ProtocolError::new(ErrorCode::InvalidMessage, format!("data: {e}")))?,
         channel: outgoing.channel,
@@ -52,6 +59,81 @@ pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, 
     };
     enqueue(cx, &queued, outgoing.deduplication_id.as_deref(), &unique).await?;
     Ok(queued.id)
+}
+
+/// What a publish answered: the eager id, and the schedule's ARN when it was
+/// scheduled.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Published {
+    pub id: Option<String>,
+    pub schedule_arn: Option<String>,
+}
+
+impl Published {
+    /// Adds `id` and `scheduleArn` to a `{"channel","event"}` reply.
+    pub fn reply(self, channel: &str, event: &str) -> Value {
+        let mut reply = json!({"channel": channel, "event": event});
+        if let Some(id) = self.id {
+            reply["id"] = Value::String(id);
+        }
+        if let Some(arn) = self.schedule_arn {
+            reply["scheduleArn"] = Value::String(arn);
+        }
+        reply
+    }
+}
+
+/// The publish function's payload when a schedule falls due: the message as
+/// it was decided when scheduled (permissions, names and size were checked
+/// then), published as if it had just arrived.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Scheduled {
+    pub sockhop_scheduled: Outgoing,
+}
+
+/// Publishes now, or at `schedule` for `grant` (checked first): a schedule
+/// holds the decided message and publishes it through [`publish`] when due.
+pub async fn publish_or_schedule(
+    cx: Ctx<'_>,
+    mut outgoing: Outgoing,
+    schedule: Option<&ScheduleRequest>,
+    grant: Grant,
+) -> Result<Published, ProtocolError> {
+    let Some(request) = schedule else {
+        let id = publish(cx, outgoing).await?;
+        return Ok(Published {
+            id,
+            schedule_arn: None,
+        });
+    };
+    let due = crate::schedule::resolve(request, cx.now, grant)?;
+    let name = cx.app.ids.next_id(cx.now);
+    // The id is stamped with the due time, where the message will sit in
+    // history; a schedule that fires twice publishes once.
+    if outgoing.eager_id {
+        outgoing.preset_id = Some(crate::ids::id_at(due.at));
+    }
+    outgoing
+        .deduplication_id
+        .get_or_insert_with(|| name.clone());
+    let payload = serde_json::to_string(&Scheduled {
+        sockhop_scheduled: outgoing.clone(),
+    })
+    .map_err(|_| ProtocolError::internal())?;
+    let arn = cx
+        .app
+        .scheduler
+        .create(NewSchedule { name, due, payload })
+        .await
+        .map_err(|err| {
+            tracing::error!(error = %err, "scheduling failed");
+            ProtocolError::new(ErrorCode::InternalError, "temporary failure, try again")
+        })?;
+    Ok(Published {
+        id: outgoing.preset_id,
+        schedule_arn: Some(arn),
+    })
 }
 
 /// Decides whether a client may send `event` on a channel (pure).
@@ -82,29 +164,32 @@ pub async fn publish_from_client(
     event: &str,
     data: Value,
     eager_id: bool,
-) -> Result<Option<String>, ProtocolError> {
+    schedule: Option<&ScheduleRequest>,
+) -> Result<Published, ProtocolError> {
     let named = named_channel(cx, connection, requested).await?;
     let (permissions, meta) = named.acting(connection)?;
     let subscribed = named.subscription.is_some();
     let allowed = check_client_publish(&permissions, subscribed, requested, event)?;
     let NamedChannel { channel, .. } = named;
-    publish(
-        cx,
-        Outgoing {
-            channel,
-            event: event.to_owned(),
-            data,
-            meta: Some(meta),
-            sender: Some(connection.id().to_owned()),
-            echo: allowed.echo,
-            store: allowed.store,
-            eager_id,
-            deduplication_id: None,
-            storage_key: None,
-        },
-    )
-    .await
-    .map_err(|e| e.with_channel(requested))
+    let outgoing = Outgoing {
+        channel,
+        event: event.to_owned(),
+        data,
+        meta: Some(meta),
+        sender: Some(connection.id().to_owned()),
+        echo: allowed.echo,
+        store: allowed.store,
+        eager_id,
+        preset_id: None,
+        deduplication_id: None,
+        storage_key: None,
+    };
+    let grant = Grant::Client {
+        schedule_before: allowed.schedule_before,
+    };
+    publish_or_schedule(cx, outgoing, schedule, grant)
+        .await
+        .map_err(|e| e.with_channel(requested))
 }
 
 /// A server publish, by Lambda invoke or `POST /publish` (docs/protocol.md,
@@ -135,6 +220,8 @@ pub struct ServerPublish {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ServerRequest {
     Publish(ServerPublish),
+    /// A schedule fell due (only from the publish function's invocation).
+    Scheduled(Box<Outgoing>),
     /// `"event": "hotsock.messageReaction"`: a reaction on behalf of `uid`.
     Reaction(ServerReaction),
     /// `"event": "hotsock.channelStorageSet"`: a storage write without
@@ -150,6 +237,7 @@ pub struct ServerStorageSet {
     pub key: String,
     pub data: Value,
     pub store: i64,
+    pub schedule: Option<ScheduleRequest>,
 }
 
 /// A server-side reaction: the client command's `channel` and `data`
@@ -163,6 +251,34 @@ pub struct ServerReaction {
     pub action: ReactionAction,
     pub uid: String,
     pub umd: Option<Value>,
+}
+
+impl ServerPublish {
+    pub fn schedule(&self) -> Option<ScheduleRequest> {
+        self.schedule_expression
+            .as_ref()
+            .map(|expression| ScheduleRequest {
+                expression: expression.clone(),
+                timezone: self.schedule_expression_timezone.clone(),
+            })
+    }
+}
+
+/// The publish function's payload: a server request, or a schedule that fell
+/// due (`{"sockhopScheduled": …}`, what the scheduler invokes it with).
+pub fn parse_publish_invocation(payload: Value) -> Result<ServerRequest, ProtocolError> {
+    if payload.get("sockhopScheduled").is_some() {
+        let scheduled: Scheduled = serde_json::from_value(payload).map_err(|e| {
+            ProtocolError::new(
+                ErrorCode::InvalidRequest,
+                format!("invalid scheduled publish: {e}"),
+            )
+        })?;
+        return Ok(ServerRequest::Scheduled(Box::new(
+            scheduled.sockhop_scheduled,
+        )));
+    }
+    parse_server_request(payload)
 }
 
 /// Parses and validates a server request (the publish function's payload or
@@ -206,23 +322,22 @@ fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, Protocol
             }
         },
     };
-    if payload
-        .get("scheduleExpression")
-        .is_some_and(|v| !v.is_null())
-    {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidRequest,
-            "scheduled storage writes are not supported by this stage yet",
-        ));
-    }
     let frame = json!({
         "event": events::CHANNEL_STORAGE_SET,
         "channel": payload.get("channel"),
         "key": payload.get("key"),
         "data": payload.get("data"),
+        "scheduleExpression": payload.get("scheduleExpression"),
+        "scheduleExpressionTimezone": payload.get("scheduleExpressionTimezone"),
     });
     let command = parse_request_frame(&frame)?;
-    let ClientCommand::ChannelStorageSet { channel, key, data } = command else {
+    let ClientCommand::ChannelStorageSet {
+        channel,
+        key,
+        data,
+        schedule,
+    } = command
+    else {
         return Err(ProtocolError::new(
             ErrorCode::InvalidRequest,
             "not a storage write",
@@ -233,6 +348,7 @@ fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, Protocol
         key,
         data,
         store,
+        schedule,
     })
 }
 
@@ -293,12 +409,6 @@ pub fn check_server_publish(request: &ServerPublish) -> Result<(), ProtocolError
             "store must be -1, 0 or a number of seconds up to 3155695200",
         ));
     }
-    if request.schedule_expression.is_some() {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidRequest,
-            "scheduled messages are not supported by this stage yet",
-        ));
-    }
     if let Some(id) = &request.deduplication_id {
         if id.len() > 128 {
             return Err(ProtocolError::new(
@@ -317,26 +427,29 @@ pub async fn publish_from_server(
     cx: Ctx<'_>,
     request: &ServerPublish,
 ) -> Result<Value, ProtocolError> {
-    let mut reply = serde_json::json!({"channel": request.channel, "event": request.event});
-    let id = publish(
-        cx,
-        Outgoing {
-            channel: request.channel.clone(),
-            event: request.event.clone(),
-            data: request.data.clone(),
-            meta: None,
-            sender: None,
-            echo: false,
-            store: request.store,
-            eager_id: request.eager_id_generation,
-            deduplication_id: request.deduplication_id.clone(),
-            storage_key: None,
-        },
-    )
-    .await?;
-    if let Some(id) = id {
-        reply["id"] = Value::String(id);
-    }
+    let outgoing = Outgoing {
+        channel: request.channel.clone(),
+        event: request.event.clone(),
+        data: request.data.clone(),
+        meta: None,
+        sender: None,
+        echo: false,
+        store: request.store,
+        eager_id: request.eager_id_generation,
+        preset_id: None,
+        deduplication_id: request.deduplication_id.clone(),
+        storage_key: None,
+    };
+    let schedule = request.schedule();
+    let published = publish_or_schedule(cx, outgoing, schedule.as_ref(), Grant::Server).await?;
+    Ok(published.reply(&request.channel, &request.event))
+}
+
+/// A schedule fell due: its message is published now, as decided then.
+/// Replies `{"channel","event"}`.
+pub async fn publish_scheduled(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Value, ProtocolError> {
+    let reply = json!({"channel": outgoing.channel, "event": outgoing.event});
+    publish(cx, outgoing).await?;
     Ok(reply)
 }
 
@@ -372,9 +485,18 @@ mod tests {
         let mut bad_store = server("chat", "msg");
         bad_store.store = -2;
         assert_eq!(code(bad_store), ErrorCode::InvalidRequest);
+        // A schedule is checked when the time is known (schedule::resolve).
         let mut scheduled = server("chat", "msg");
         scheduled.schedule_expression = Some("at(2030-01-01T00:00:00)".into());
-        assert_eq!(code(scheduled), ErrorCode::InvalidRequest);
+        scheduled.schedule_expression_timezone = Some("Asia/Tokyo".into());
+        assert_eq!(check_server_publish(&scheduled), Ok(()));
+        assert_eq!(
+            scheduled.schedule(),
+            Some(ScheduleRequest {
+                expression: "at(2030-01-01T00:00:00)".into(),
+                timezone: Some("Asia/Tokyo".into())
+            })
+        );
         let mut dedup = server("chat", "msg");
         dedup.deduplication_id = Some("d".repeat(129));
         assert_eq!(code(dedup), ErrorCode::InvalidRequest);
@@ -405,5 +527,48 @@ mod tests {
         assert_eq!(err.channel.as_deref(), Some("alias"));
         let b = perms(json!({"chat": {"messages": {"*": {"broadcast": true}}}}));
         assert!(check_client_publish(&b, false, "chat", "any").is_ok());
+    }
+
+    #[test]
+    fn a_schedule_payload_is_the_decided_message_and_only_the_publish_function_takes_it() {
+        let outgoing = Outgoing {
+            channel: "room".into(),
+            event: "m".into(),
+            data: json!({"a": [1]}),
+            meta: Some(Meta::new(Some("jim".into()), Some(json!({"n": 1})))),
+            sender: Some("conn-1".into()),
+            echo: true,
+            store: 600,
+            eager_id: true,
+            preset_id: Some("01JA3S0TNEC2QBYMZRBMCEXGNW".into()),
+            deduplication_id: Some("01JA3S0TNEC2QBYMZRBMCEXGNX".into()),
+            storage_key: None,
+        };
+        let payload = serde_json::to_value(Scheduled {
+            sockhop_scheduled: outgoing.clone(),
+        })
+        .expect("serializes");
+        assert_eq!(
+            payload["sockhopScheduled"]["presetId"],
+            "01JA3S0TNEC2QBYMZRBMCEXGNW"
+        );
+        match parse_publish_invocation(payload.clone()) {
+            Ok(ServerRequest::Scheduled(back)) => assert_eq!(*back, outgoing),
+            other => panic!("{other:?}"),
+        }
+        // POST /publish parses server requests only.
+        assert_eq!(
+            parse_server_request(payload).map_err(|e| e.code),
+            Err(ErrorCode::InvalidRequest)
+        );
+        let mut extra = serde_json::to_value(Scheduled {
+            sockhop_scheduled: outgoing,
+        })
+        .expect("serializes");
+        extra["channel"] = json!("elsewhere");
+        assert_eq!(
+            parse_publish_invocation(extra).map_err(|e| e.code),
+            Err(ErrorCode::InvalidRequest)
+        );
     }
 }

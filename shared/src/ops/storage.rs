@@ -4,12 +4,13 @@
 //! last of concurrent writes to a key is the value every observer ends with.
 
 use super::deliver::Queued;
-use super::publish::{publish, Outgoing};
+use super::publish::{publish_or_schedule, Outgoing, Published, ServerStorageSet};
 use super::{internal, named_channel, Connection, Ctx};
 use crate::claims::{ChannelPermissions, STORE_FOREVER};
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::{events, Meta, ServerMessage};
+use crate::schedule::{Grant, ScheduleRequest};
 use crate::store::{StorageItem, SubscriptionItem};
 use serde_json::{json, Value};
 
@@ -52,20 +53,26 @@ pub async fn get(
 
 /// `hotsock.channelStorageSet` / `connection/channelStorageSet`: queued on the
 /// channel's ordered path; the entry lives for the grant's `store` seconds.
+/// With a schedule, the write waits until then (`scheduleBefore` must cover it).
 pub async fn set(
     cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
     key: &str,
     data: Value,
-) -> Result<(), ProtocolError> {
+    schedule: Option<&ScheduleRequest>,
+) -> Result<Published, ProtocolError> {
     let named = named_channel(cx, connection, requested).await?;
     let (permissions, meta) = named.acting(connection)?;
     let allowed = permissions.storage(key);
     if !allowed.set {
         return Err(denied("set", key, requested));
     }
-    queue_write(cx, named.channel, key, data, Some(meta), allowed.store)
+    let write = storage_write(named.channel, key, data, Some(meta), allowed.store);
+    let grant = Grant::Client {
+        schedule_before: allowed.schedule_before,
+    };
+    publish_or_schedule(cx, write, schedule, grant)
         .await
         .map_err(|e| e.with_channel(requested))
 }
@@ -74,39 +81,39 @@ pub async fn set(
 /// no permissions, no writer; `store` seconds (-1 forever).
 pub async fn set_from_server(
     cx: Ctx<'_>,
-    channel: &str,
-    key: &str,
-    data: Value,
-    store: i64,
-) -> Result<(), ProtocolError> {
-    queue_write(cx, channel.to_owned(), key, data, None, store).await
+    write: &ServerStorageSet,
+) -> Result<Published, ProtocolError> {
+    let outgoing = storage_write(
+        write.channel.clone(),
+        &write.key,
+        write.data.clone(),
+        None,
+        write.store,
+    );
+    publish_or_schedule(cx, outgoing, write.schedule.as_ref(), Grant::Server).await
 }
 
-async fn queue_write(
-    cx: Ctx<'_>,
+/// A storage write on the channel's ordered path.
+fn storage_write(
     channel: String,
     key: &str,
     data: Value,
     meta: Option<Meta>,
     store: i64,
-) -> Result<(), ProtocolError> {
-    publish(
-        cx,
-        Outgoing {
-            channel,
-            event: events::CHANNEL_STORAGE_SET.to_owned(),
-            data,
-            meta,
-            sender: None,
-            echo: false,
-            store,
-            eager_id: false,
-            deduplication_id: None,
-            storage_key: Some(key.to_owned()),
-        },
-    )
-    .await
-    .map(drop)
+) -> Outgoing {
+    Outgoing {
+        channel,
+        event: events::CHANNEL_STORAGE_SET.to_owned(),
+        data,
+        meta,
+        sender: None,
+        echo: false,
+        store,
+        eager_id: false,
+        preset_id: None,
+        deduplication_id: None,
+        storage_key: Some(key.to_owned()),
+    }
 }
 
 /// Entries in one page of a storage list; page on with `after` = the last key.

@@ -320,6 +320,10 @@ pub async fn apply_memberships(
     };
     let mut effects = Effects::new();
     for farewell in changes.iter().filter_map(|c| c.farewell.as_ref()) {
+        if let Some(meta) = &farewell.unwelcomed {
+            let welcome = ServerMessage::subscribed(channel, meta.clone(), members.clone(), false);
+            effects.send(&farewell.connection_id, &welcome);
+        }
         effects.send_text(vec![farewell.connection_id.clone()], farewell.frame.clone());
     }
     for (joiner, auto_subscribed) in &joiners {
@@ -372,6 +376,7 @@ pub async fn unsubscribe(
             farewell: Some(Farewell {
                 connection_id: connection.id().to_owned(),
                 frame: farewell.to_json(),
+                unwelcomed: removed.pending.then(|| subscription_meta(&removed)),
             }),
             ..MembershipChange::default()
         };

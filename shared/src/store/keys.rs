@@ -70,3 +70,13 @@ pub const STORE_PREFIX: &str = "STORE#";
 pub fn storage_pk(channel: &str) -> String {
     format!("{STORE_PREFIX}{channel}")
 }
+
+/// The local stage's pending schedules (in AWS they live in EventBridge
+/// Scheduler): one partition, sorted by when they fall due.
+pub const SCHEDULES_PK: &str = "SCHEDULES";
+
+/// Sort key of a schedule: its due time, zero-padded so text order is time
+/// order, then its name.
+pub fn schedule_sk(due_ms: i64, name: &str) -> String {
+    format!("{due_ms:015}#{name}")
+}
