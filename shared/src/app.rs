@@ -6,6 +6,8 @@ use crate::claims::ClaimsCache;
 use crate::gateway::{Gateway, ManagementApi};
 use crate::ids::IdGenerator;
 use crate::metrics::{CountRequests, RequestCounts};
+use crate::pubsub::aws::{EventBridgeSink, SnsSink};
+use crate::pubsub::{EventSink, FanOut, NoEvents};
 use crate::queue::{DeliveryQueue, NoQueue, SqsQueue};
 use crate::scheduler::{EventBridgeScheduler, NoScheduler, Scheduler, SchedulerTarget};
 use crate::store::Store;
@@ -61,6 +63,12 @@ pub struct Config {
     pub scheduler_target: Option<SchedulerTarget>,
     /// An EventBridge Scheduler endpoint other than AWS's (tests against moto).
     pub scheduler_endpoint: Option<String>,
+    /// Backend events go to this EventBridge bus (`EVENTS_BUS_NAME`) and/or
+    /// SNS topic (`EVENTS_TOPIC_ARN`); neither set: events are off.
+    pub events_bus_name: Option<String>,
+    pub events_topic_arn: Option<String>,
+    /// An EventBridge and SNS endpoint other than AWS's (tests against moto).
+    pub events_endpoint: Option<String>,
 }
 
 impl Config {
@@ -134,6 +142,9 @@ impl Config {
                 _ => None,
             },
             scheduler_endpoint: get("SCHEDULER_ENDPOINT"),
+            events_bus_name: get("EVENTS_BUS_NAME"),
+            events_topic_arn: get("EVENTS_TOPIC_ARN"),
+            events_endpoint: get("EVENTS_ENDPOINT"),
         })
     }
 }
@@ -148,6 +159,8 @@ pub struct App {
     pub queue: Arc<dyn DeliveryQueue>,
     /// Where scheduled publishes wait; the local stage puts its own here.
     pub scheduler: Arc<dyn Scheduler>,
+    /// Where backend events go; the local stage puts its live stream here.
+    pub events: Arc<dyn EventSink>,
     /// Every AWS request this process made (see [`crate::metrics`]).
     pub requests: Arc<RequestCounts>,
 }
@@ -196,6 +209,7 @@ impl App {
             }
             None => Arc::new(NoScheduler),
         };
+        let events = event_sink(&config, shared, &counting);
         let queue: Arc<dyn DeliveryQueue> = match &config.delivery_queue_url {
             Some(url) => {
                 let mut sqs = aws_sdk_sqs::config::Builder::from(shared).interceptor(counting);
@@ -217,6 +231,7 @@ impl App {
             claims: ClaimsCache::default(),
             queue,
             scheduler,
+            events,
             requests,
         }
     }
@@ -225,5 +240,39 @@ impl App {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env(|name| std::env::var(name).ok())?;
         Ok(App::new(config).await)
+    }
+}
+
+/// The configured event sinks: EventBridge, SNS, both, or none.
+fn event_sink(
+    config: &Config,
+    shared: &aws_config::SdkConfig,
+    counting: &CountRequests,
+) -> Arc<dyn EventSink> {
+    let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
+    if let Some(bus) = &config.events_bus_name {
+        let mut builder =
+            aws_sdk_eventbridge::config::Builder::from(shared).interceptor(counting.clone());
+        if let Some(endpoint) = &config.events_endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        sinks.push(Box::new(EventBridgeSink::new(
+            aws_sdk_eventbridge::Client::from_conf(builder.build()),
+            bus.clone(),
+        )));
+    }
+    if let Some(topic) = &config.events_topic_arn {
+        let mut builder = aws_sdk_sns::config::Builder::from(shared).interceptor(counting.clone());
+        if let Some(endpoint) = &config.events_endpoint {
+            builder = builder.endpoint_url(endpoint);
+        }
+        sinks.push(Box::new(SnsSink::new(
+            aws_sdk_sns::Client::from_conf(builder.build()),
+            topic.clone(),
+        )));
+    }
+    match sinks.len() {
+        0 => Arc::new(NoEvents),
+        _ => Arc::new(FanOut(sinks)),
     }
 }

@@ -16,6 +16,7 @@ use crate::ops::deliver::Step;
 use crate::ops::dispatch::{self, Outcome, Request};
 use crate::ops::internal;
 use crate::ops::{self, Ctx};
+use crate::pubsub::{Origin, PubSubEvent};
 use crate::store::{classify_stream_record, partition_of, StoreError};
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -42,6 +43,8 @@ pub struct Report {
     pub failed: usize,
     /// Connections cleaned up, in order.
     pub cleaned: Vec<String>,
+    /// Backend events the sinks did not accept after their retries.
+    pub events_lost: usize,
 }
 
 /// Performs effects as they come, and keeps what they found — connections
@@ -56,6 +59,8 @@ pub struct Performer<'a> {
     worklist: VecDeque<String>,
     /// Every connection queued for cleanup: later sends skip it.
     known_gone: BTreeSet<String>,
+    /// Backend events of effects performed in full, published at the finish.
+    events: Vec<PubSubEvent>,
 }
 
 impl<'a> Performer<'a> {
@@ -67,6 +72,7 @@ impl<'a> Performer<'a> {
             to_close: Vec::new(),
             worklist: VecDeque::new(),
             known_gone: BTreeSet::new(),
+            events: Vec::new(),
         }
     }
 
@@ -75,6 +81,9 @@ impl<'a> Performer<'a> {
     /// that told it must then run again, or a later change would tell too little).
     pub async fn effects(&mut self, effects: Effects) -> Result<(), StoreError> {
         let app = self.app;
+        // Kept only if every effect before them was performed: a record that
+        // fails runs again and makes them again.
+        let mut events = Vec::new();
         for effect in effects {
             match effect {
                 Effect::Send { mut to, frame } => {
@@ -110,8 +119,10 @@ impl<'a> Performer<'a> {
                         .remember_members(&channel, members.as_deref(), ttl)
                         .await?
                 }
+                Effect::Emit(event) => events.push(*event),
             }
         }
+        self.events.append(&mut events);
         Ok(())
     }
 
@@ -137,6 +148,14 @@ impl<'a> Performer<'a> {
             .collect()
             .await;
         self.report.cleaned.extend(cleaned);
+        // Last: events never hold up a frame.
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            if let Err(err) = self.app.events.publish(events).await {
+                tracing::error!(error = %err, "backend events lost");
+                self.report.events_lost += err.lost();
+            }
+        }
         self.report
     }
 
@@ -185,20 +204,41 @@ async fn greet(app: &App, connection_id: &str, frame: &str) -> Result<(), PostEr
     }
 }
 
-/// `$default`: one client frame, answered over the socket.
-pub async fn client_frame(app: &App, now: Timestamp, connection_id: &str, text: &str) -> Report {
-    let effects = dispatch::frame(Ctx::new(app, now), connection_id, text).await;
+/// `$default`: one client frame, answered over the socket; `origin` names the
+/// frame's request for backend events.
+pub async fn client_frame(
+    app: &App,
+    now: Timestamp,
+    connection_id: &str,
+    text: &str,
+    origin: &Origin,
+) -> Report {
+    let cx = Ctx::new(app, now).with_origin(origin);
+    let effects = dispatch::frame(cx, connection_id, text).await;
     perform(app, now, effects).await
 }
 
 /// A command with a reply (Client HTTP API, server publish): runs it, performs
-/// its effects, returns the reply.
+/// its effects, returns the reply. Its backend events name no request.
 pub async fn command(
     app: &App,
     now: Timestamp,
     request: Request<'_>,
 ) -> Result<serde_json::Value, ProtocolError> {
     let Outcome { reply, effects } = dispatch::run(Ctx::new(app, now), request).await?;
+    perform(app, now, effects).await;
+    Ok(reply)
+}
+
+/// [`command`], for the request `origin` describes.
+pub async fn command_from(
+    app: &App,
+    now: Timestamp,
+    request: Request<'_>,
+    origin: &Origin,
+) -> Result<serde_json::Value, ProtocolError> {
+    let cx = Ctx::new(app, now).with_origin(origin);
+    let Outcome { reply, effects } = dispatch::run(cx, request).await?;
     perform(app, now, effects).await;
     Ok(reply)
 }

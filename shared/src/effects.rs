@@ -3,6 +3,7 @@
 //! I/O, so what an operation decided can be asserted in a unit test.
 
 use crate::protocol::ServerMessage;
+use crate::pubsub::PubSubEvent;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -24,6 +25,8 @@ pub enum Effect {
         members: Option<String>,
         ttl: i64,
     },
+    /// A backend event, published after the frames (never before or instead).
+    Emit(Box<PubSubEvent>),
 }
 
 /// An ordered list of effects: frames to one connection arrive in list order.
@@ -80,6 +83,21 @@ impl Effects {
             members,
             ttl,
         });
+    }
+
+    pub fn emit(&mut self, event: PubSubEvent) {
+        self.0.push(Effect::Emit(Box::new(event)));
+    }
+
+    /// The backend events among the effects (for tests and logs).
+    pub fn events(&self) -> Vec<&PubSubEvent> {
+        self.0
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Emit(event) => Some(event.as_ref()),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn append(&mut self, mut other: Effects) {

@@ -22,6 +22,7 @@ pub mod names;
 pub mod ops;
 pub mod pattern;
 pub mod protocol;
+pub mod pubsub;
 pub mod queue;
 pub mod schedule;
 pub mod scheduler;

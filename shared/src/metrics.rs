@@ -72,6 +72,8 @@ impl Intercept for CountRequests {
                     "dynamodb"
                 } else if service.starts_with("AmazonSQS") {
                     "sqs"
+                } else if service == "AWSEvents" {
+                    "events"
                 } else {
                     service
                 };
@@ -84,6 +86,21 @@ impl Intercept for CountRequests {
                     }
                 };
                 (format!("{service}.{op}"), count)
+            }
+            // The query protocol (SNS, the only such client): "Action=Publish...".
+            None if body.starts_with(b"Action=") => {
+                let action = body[7..]
+                    .split(|b| *b == b'&')
+                    .next()
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .unwrap_or_default();
+                (
+                    format!("sns.{action}"),
+                    OperationCount {
+                        requests: 1,
+                        ..OperationCount::default()
+                    },
+                )
             }
             // REST protocols: EventBridge Scheduler (POST / GET / DELETE
             // /schedules/{name}) and the management API (@connections/{id}).

@@ -112,6 +112,8 @@ async fn restore_subscription(stage: &TestStage, connection_id: &str, channel: &
     let app = stage.stage.app;
     let now = sockhop_tests::now();
     let connection = ConnectionItem {
+        source_ip: None,
+        user_agent: None,
         connection_id: connection_id.into(),
         secret_nonce: "n".into(),
         secret_hash: "h".into(),

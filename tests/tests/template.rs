@@ -90,6 +90,16 @@ const ALWAYS_POST: [&str; 6] = [
 
 /// Functions that queue messages for delivery (client and server publishes).
 const PUBLISHERS: [&str; 3] = ["DefaultFunction", "HttpFunction", "PublishFunction"];
+/// Functions whose effects include backend events: the stream (connections,
+/// subscriptions, counts, expiries), deliver (messages, storage, members), and
+/// the publishers (reactions).
+const EMITTERS: [&str; 5] = [
+    "DefaultFunction",
+    "HttpFunction",
+    "PublishFunction",
+    "DeliverFunction",
+    "StreamFunction",
+];
 
 fn resources(t: &Value) -> &Mapping {
     t.get("Resources")
@@ -1308,6 +1318,26 @@ fn iam_grants_cover_the_store_and_gateway_calls_and_nothing_more() {
             ));
         }
 
+        // --- backend events: whoever emits may publish to the stack's bus and
+        // topic, by name (they exist only when switched on), and to nothing else.
+        let bus = "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/sockhop-events-${StackUuid}";
+        let topic = "arn:${AWS::Partition}:sns:${AWS::Region}:${AWS::AccountId}:sockhop-events-${StackUuid}";
+        for (action, want) in [("events:PutEvents", bus), ("sns:Publish", topic)] {
+            let granted = g.actions.get(action);
+            let exact = granted.is_some_and(|rs| {
+                !rs.is_empty() && rs.iter().all(|r| sub_string(r).as_deref() == Some(want))
+            });
+            match (EMITTERS.contains(&id), granted) {
+                (true, _) if !exact => problems.push(format!(
+                    "{id}: it emits backend events, so it needs {action} on !Sub \"{want}\" only"
+                )),
+                (false, Some(_)) => problems.push(format!(
+                    "{id}: grants {action}, but it never emits backend events (least privilege)"
+                )),
+                _ => {}
+            }
+        }
+
         // --- anything else granted is unexpected.
         for action in g.actions.keys() {
             if !action.starts_with("dynamodb:")
@@ -1315,6 +1345,8 @@ fn iam_grants_cover_the_store_and_gateway_calls_and_nothing_more() {
                 && action != "sqs:SendMessage"
                 && action != "scheduler:CreateSchedule"
                 && action != "iam:PassRole"
+                && action != "events:PutEvents"
+                && action != "sns:Publish"
             {
                 problems.push(format!(
                     "{id}: grants {action}, which this test does not know the code to need \
@@ -1445,9 +1477,16 @@ fn stream_failures_are_reported_per_record_and_retried() {
         Some(1),
         "one batch per shard keeps each partition in order"
     );
-    // Only connection items reach the function; `store::Change` reads nothing else.
-    let pattern = mapping
-        .get("FilterCriteria")
+    // Without backend events only connection items reach the function; with
+    // them (AnyEvents) every record does, for the subscription, count and
+    // storage events `store::Change` reads.
+    let (name, branches) = intrinsic(mapping.get("FilterCriteria").expect("a filter"))
+        .expect("FilterCriteria is an !If on AnyEvents");
+    assert_eq!(name, "If");
+    let branches = branches.as_sequence().expect("[condition, then, else]");
+    assert_eq!(branches[0].as_str(), Some("AnyEvents"));
+    assert_eq!(ref_target(&branches[1]), Some("AWS::NoValue".into()));
+    let pattern = Some(&branches[2])
         .and_then(|f| f.get("Filters"))
         .and_then(|f| f.get(0))
         .and_then(|f| f.get("Pattern"))
@@ -1665,5 +1704,72 @@ fn scheduled_messages_have_a_group_and_a_role_that_may_only_invoke_publish() {
     assert_eq!(
         ref_target(&t["Outputs"]["ScheduleGroupName"]["Value"]),
         Some("ScheduleGroup".into())
+    );
+}
+
+/// Backend events (docs/protocol.md, "Pub/sub events"): a bus and a topic, each
+/// behind its own parameter (off by default), named where the functions' IAM
+/// grants point, told to every function, with Hotsock's output names.
+#[test]
+fn backend_events_are_switched_by_parameters_and_off_by_default() {
+    let t = template();
+    for (parameter, condition) in [
+        ("PublishEventsToEventBridge", "EventBridgeEvents"),
+        ("PublishEventsToSNS", "SnsEvents"),
+    ] {
+        let p = &t["Parameters"][parameter];
+        assert_eq!(p["Default"].as_str(), Some("disabled"), "{parameter}");
+        assert_eq!(strings(p.get("AllowedValues")), ["enabled", "disabled"]);
+        let (name, args) = intrinsic(&t["Conditions"][condition]).expect("a condition");
+        assert_eq!(name, "Equals");
+        assert_eq!(ref_target(&args[0]), Some(parameter.to_owned()));
+        assert_eq!(args[1].as_str(), Some("enabled"));
+    }
+    let res = resources(&t);
+    for (id, ty, condition, name_prop) in [
+        (
+            "PubSubEventBus",
+            "AWS::Events::EventBus",
+            "EventBridgeEvents",
+            "Name",
+        ),
+        ("PubSubTopic", "AWS::SNS::Topic", "SnsEvents", "TopicName"),
+    ] {
+        let r = &res[id];
+        assert_eq!(r["Type"].as_str(), Some(ty));
+        assert_eq!(r["Condition"].as_str(), Some(condition));
+        assert_eq!(
+            sub_string(prop(r, name_prop).expect("a fixed name")).as_deref(),
+            Some("sockhop-events-${StackUuid}"),
+            "{id} is named where the IAM grants point"
+        );
+    }
+    let env = &t["Globals"]["Function"]["Environment"]["Variables"];
+    for (var, condition, target) in [
+        ("EVENTS_BUS_NAME", "EventBridgeEvents", "PubSubEventBus"),
+        ("EVENTS_TOPIC_ARN", "SnsEvents", "PubSubTopic"),
+    ] {
+        let (name, args) = intrinsic(&env[var]).expect("an !If");
+        assert_eq!(name, "If");
+        assert_eq!(args[0].as_str(), Some(condition));
+        assert_eq!(ref_target(&args[1]), Some(target.into()));
+        assert_eq!(ref_target(&args[2]), Some("AWS::NoValue".into()));
+    }
+    let outputs = &t["Outputs"];
+    assert_eq!(
+        outputs["PubSubBusArn"]["Condition"].as_str(),
+        Some("EventBridgeEvents")
+    );
+    assert_eq!(
+        get_att(&outputs["PubSubBusArn"]["Value"]),
+        Some(("PubSubEventBus".into(), "Arn".into()))
+    );
+    assert_eq!(
+        outputs["PubSubTopicArn"]["Condition"].as_str(),
+        Some("SnsEvents")
+    );
+    assert_eq!(
+        ref_target(&outputs["PubSubTopicArn"]["Value"]),
+        Some("PubSubTopic".into())
     );
 }

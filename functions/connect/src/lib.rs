@@ -13,8 +13,16 @@ pub async fn handle(
 ) -> Result<ApiGatewayProxyResponse, Failure> {
     let cx = Ctx::new(app, Timestamp::now());
     let token = event.query_string_parameters.first("token");
+    let peer = connect::Peer {
+        source_ip: event.request_context.identity.source_ip.clone(),
+        user_agent: event
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
     Ok(
-        match connect::connect(cx, connection_id(&event), token).await {
+        match connect::connect(cx, connection_id(&event), token, peer).await {
             Ok(()) => websocket_response(200, None),
             Err(refusal) => {
                 tracing::info!(code = refusal.code, message = %refusal.message, "connect refused");

@@ -5,6 +5,7 @@ use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxy
 use sockhop::clock::Timestamp;
 use sockhop::driver;
 use sockhop::lambda::{connection_id, websocket_response, Failure};
+use sockhop::pubsub::{Origin, TRIGGER_CLIENT_WEBSOCKET};
 use sockhop::App;
 
 pub async fn handle(
@@ -12,6 +13,10 @@ pub async fn handle(
     event: ApiGatewayWebsocketProxyRequest,
 ) -> Result<ApiGatewayProxyResponse, Failure> {
     let body = event.body.as_deref().unwrap_or_default();
-    driver::client_frame(app, Timestamp::now(), connection_id(&event), body).await;
+    let origin = Origin::new(
+        TRIGGER_CLIENT_WEBSOCKET,
+        event.request_context.request_id.clone(),
+    );
+    driver::client_frame(app, Timestamp::now(), connection_id(&event), body, &origin).await;
     Ok(websocket_response(200, None))
 }

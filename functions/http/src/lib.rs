@@ -18,6 +18,7 @@ use sockhop::ops::dispatch::Request as Command;
 use sockhop::ops::publish::parse_server_request;
 use sockhop::ops::{connect, load_connection, Connection, Ctx};
 use sockhop::protocol::parse_http_command;
+use sockhop::pubsub::{Origin, TRIGGER_CLIENT_HTTP, TRIGGER_SERVER_HTTP};
 use sockhop::App;
 use tower_http::cors::{Any, CorsLayer};
 
@@ -76,7 +77,7 @@ fn error(code: ErrorCode, message: impl Into<String>) -> ApiError {
 
 /// The calling connection, proven by `connectionId` and `connectionSecret` in
 /// the query string.
-pub struct Caller(Connection);
+pub struct Caller(Connection, Origin);
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -108,7 +109,8 @@ impl FromRequestParts<AppState> for Caller {
         if !connect::secret_matches(&connection.item, &secret) {
             return Err(forbidden());
         }
-        Ok(Caller(connection))
+        let origin = http_origin(TRIGGER_CLIENT_HTTP, &parts.headers);
+        Ok(Caller(connection, origin))
     }
 }
 
@@ -133,7 +135,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 /// Runs a Client HTTP API operation for the caller.
 async fn client_operation(
     app: AppState,
-    Caller(connection): Caller,
+    Caller(connection, origin): Caller,
     operation: &str,
     body: Value,
 ) -> Result<Value, ApiError> {
@@ -142,7 +144,24 @@ async fn client_operation(
         connection: &connection,
         command,
     };
-    Ok(driver::command(app, Timestamp::now(), request).await?)
+    Ok(driver::command_from(app, Timestamp::now(), request, &origin).await?)
+}
+
+/// Who sent an HTTP request, for backend events: the address a function URL
+/// (or proxy) forwarded, the `User-Agent`, and a request id of its own.
+fn http_origin(trigger: &str, headers: &HeaderMap) -> Origin {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    Origin {
+        source_ip: header("x-forwarded-for")
+            .and_then(|f| f.split(',').next().map(|ip| ip.trim().to_owned())),
+        user_agent: header("user-agent"),
+        ..Origin::new(trigger, Some(ulid::Ulid::new().to_string()))
+    }
 }
 
 /// `POST /connection/publishMessage` (202): a message, or a reaction with
@@ -273,7 +292,9 @@ async fn server_publish(
 ) -> Result<Response, ApiError> {
     require_api_key(app, &headers)?;
     let request = parse_server_request(body)?;
-    let reply = driver::command(app, Timestamp::now(), Command::Server(request)).await?;
+    let origin = http_origin(TRIGGER_SERVER_HTTP, &headers);
+    let reply =
+        driver::command_from(app, Timestamp::now(), Command::Server(request), &origin).await?;
     Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
 }
 

@@ -9,9 +9,11 @@ use sockhop::driver;
 use sockhop::lambda::Failure;
 use sockhop::ops::dispatch::Request;
 use sockhop::ops::publish::parse_publish_invocation;
+use sockhop::pubsub::{Origin, TRIGGER_SERVER_LAMBDA};
 use sockhop::App;
 
 pub async fn handle(app: &App, payload: Value) -> Result<Value, Failure> {
     let request = parse_publish_invocation(payload)?;
-    Ok(driver::command(app, Timestamp::now(), Request::Server(request)).await?)
+    let origin = Origin::new(TRIGGER_SERVER_LAMBDA, Some(ulid::Ulid::new().to_string()));
+    Ok(driver::command_from(app, Timestamp::now(), Request::Server(request), &origin).await?)
 }

@@ -12,6 +12,7 @@
 
 pub mod dev;
 pub mod dynamodb_local;
+pub mod events;
 pub mod queue;
 pub mod scheduler;
 pub mod sockets;
@@ -56,6 +57,8 @@ pub struct StageOptions {
     /// Where the DynamoDB Local the stage starts keeps its data (None: in
     /// memory). Unused with `dynamodb_endpoint`.
     pub data_dir: Option<PathBuf>,
+    /// Each backend event is POSTed here (`--events-url`).
+    pub events_url: Option<String>,
 }
 
 impl StageOptions {
@@ -73,6 +76,7 @@ impl StageOptions {
             stream_poll: Duration::from_millis(25),
             sweep_interval: Duration::from_secs(60),
             data_dir: None,
+            events_url: None,
         }
     }
 }
@@ -91,6 +95,8 @@ pub struct Stage {
     pub access_key_id: String,
     /// The in-process delivery queue (SQS FIFO in AWS).
     pub queue: Arc<queue::LocalQueue>,
+    /// Backend events (EventBridge / SNS in AWS).
+    pub events: Arc<events::LocalEvents>,
     /// The stage's open (and opening) sockets.
     pub registry: Arc<sockets::Registry>,
     shutdown: watch::Sender<bool>,
@@ -215,6 +221,9 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     // straight to the sockets instead of through HTTP to the management API.
     let queue = queue::LocalQueue::new();
     app.queue = queue.clone();
+    // Backend events go to /dev/events and the webhook instead of EventBridge/SNS.
+    let events = events::LocalEvents::new(options.events_url.clone());
+    app.events = events.clone();
     // Schedules wait in the table instead of EventBridge Scheduler.
     let scheduler = scheduler::LocalScheduler::new(app.store.clone());
     app.scheduler = scheduler.clone();
@@ -238,6 +247,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     // http function does: apps are developed on their own dev-server ports.
     let mut pages = dev::router(dev_key.clone())
         .merge(dev::stats_router(app, queue.clone()))
+        .merge(events::router(events.clone()))
         .route("/", axum::routing::get(index));
     if let Some(dir) = &options.examples_dir {
         pages = pages.nest_service("/examples", tower_http::services::ServeDir::new(dir));
@@ -314,6 +324,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         app,
         access_key_id,
         queue,
+        events,
         registry,
         shutdown,
         tasks,

@@ -38,6 +38,10 @@ struct Args {
     /// Start from empty: delete the kept data first.
     #[arg(long)]
     fresh: bool,
+    /// POST every backend event (JSON) to this URL, e.g. your backend in
+    /// development; they are also at GET /dev/events.
+    #[arg(long)]
+    events_url: Option<String>,
 }
 
 fn repository_root() -> PathBuf {
@@ -62,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
     options.table_name = args.table;
     options.idle_timeout = Duration::from_secs(args.idle_timeout);
     options.max_lifetime = Duration::from_secs(args.max_lifetime);
+    options.events_url = args.events_url;
     if !args.in_memory && options.dynamodb_endpoint.is_none() {
         let dir = args
             .data_dir
@@ -92,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
     println!("  To-do example    {http}/examples/collaborative-todo/");
     println!("  Chat example     {http}/examples/real-time-chat/");
     println!("  Game lobby       {http}/examples/game-lobby/");
+    println!("  Backend events   curl -N {http}/dev/events");
     if stage.dev_key.is_some() {
         println!();
         println!("  Dev token (DEV ONLY key in .local/dev-signing-key):");

@@ -83,10 +83,19 @@ pub fn check_connect_token(
 }
 
 /// `$connect`: checks the token, spends a single-use token, stores the connection.
+/// Where a connection comes from, as the gateway saw it (kept for backend
+/// events).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
 pub async fn connect(
     cx: Ctx<'_>,
     connection_id: &str,
     token: Option<&str>,
+    peer: Peer,
 ) -> Result<(), ConnectRefusal> {
     let app = cx.app;
     let (claims, payload) = check_connect_token(&app.config.verifier, token, cx.secs())?;
@@ -113,6 +122,8 @@ pub async fn connect(
         cx.now,
         app.config.connection_lifetime_seconds,
     );
+    item.source_ip = peer.source_ip;
+    item.user_agent = peer.user_agent;
     let schedule = super::sweep::SweepSchedule::of(&app.config);
     item.sweep_at = super::sweep::next_sweep(&item, cx.secs(), schedule);
     app.store
@@ -159,6 +170,8 @@ pub fn new_connection_item(
         keep_alive: claims.keep_alive,
         heartbeat_timeout: claims.heartbeat_timeout,
         last_seen: now.secs(),
+        source_ip: None,
+        user_agent: None,
         sweep_at: expires_at,
         ttl: expires_at + CONNECTION_TTL_GRACE_SECONDS,
     }
@@ -221,6 +234,8 @@ pub async fn greet(
             connection_id,
             &greeting(&connection.item, &cx.app.config.connection_secret_key),
         );
+        let facts = crate::pubsub::ConnectionFacts::of(&connection.item);
+        effects.emit(crate::pubsub::connection("hotsock.connected", &facts, None));
     }
     Ok(effects)
 }

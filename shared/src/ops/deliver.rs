@@ -8,6 +8,7 @@ use crate::claims::STORE_FOREVER;
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Meta;
+use crate::pubsub::Origin;
 use crate::queue::{deduplication_id, Enqueue};
 use crate::store::MessageItem;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,10 @@ pub struct Queued {
     /// a message: `event` and `data` are unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub membership: Option<MembershipChange>,
+    /// Set when delivering it raises a backend event (`emitPubSubEvent`):
+    /// who published it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emit: Option<Origin>,
 }
 
 /// A change of who is on a channel, applied in the channel's order
@@ -109,6 +114,7 @@ impl Queued {
             store: 0,
             key: None,
             membership: Some(change),
+            emit: None,
         }
     }
 }
@@ -233,6 +239,17 @@ pub async fn deliver(
         ),
         message_frame(&message),
     );
+    if let Some(origin) = &queued.emit {
+        let data = serde_json::from_str(queued.data.get()).unwrap_or(serde_json::Value::Null);
+        effects.emit(crate::pubsub::message_published(
+            &queued.channel,
+            &queued.event,
+            &message.id,
+            data,
+            queued.meta.as_ref(),
+            origin,
+        ));
+    }
     Ok(effects)
 }
 

@@ -30,6 +30,7 @@ use crate::claims::{ChannelPermissions, Claims};
 use crate::clock::Timestamp;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::Meta;
+use crate::pubsub::Origin;
 use crate::store::{ConnectionItem, StoreError, SubscriptionItem};
 use std::sync::Arc;
 
@@ -39,11 +40,44 @@ use std::sync::Arc;
 pub struct Ctx<'a> {
     pub app: &'a App,
     pub now: Timestamp,
+    /// Who asked (door, request id, address), for backend events' metadata.
+    pub origin: Option<&'a Origin>,
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(app: &'a App, now: Timestamp) -> Self {
-        Ctx { app, now }
+        Ctx {
+            app,
+            now,
+            origin: None,
+        }
+    }
+
+    pub fn with_origin(self, origin: &'a Origin) -> Self {
+        Ctx {
+            origin: Some(origin),
+            ..self
+        }
+    }
+
+    /// The origin of what `connection` does (its id, address and user agent).
+    pub fn origin_of(&self, connection: &Connection) -> Origin {
+        let item = &connection.item;
+        self.origin
+            .cloned()
+            .unwrap_or_else(|| Origin::new(crate::pubsub::TRIGGER_CLIENT_WEBSOCKET, None))
+            .as_connection(
+                &item.connection_id,
+                item.source_ip.as_deref(),
+                item.user_agent.as_deref(),
+            )
+    }
+
+    /// The origin of a server request (`server.lambda` unless told).
+    pub fn server_origin(&self) -> Origin {
+        self.origin
+            .cloned()
+            .unwrap_or_else(|| Origin::new(crate::pubsub::TRIGGER_SERVER_LAMBDA, None))
     }
 
     /// Unix seconds, what the table's `ttl` and token expiry use.

@@ -137,6 +137,13 @@ pub fn plan_announcement(
     let mut effects = Effects::new();
     for change in changes(told, &now) {
         let list = now.clone();
+        // The backend hears each change once, deduplicated by uid like the frames.
+        let (kind, member) = match &change {
+            MemberChange::Removed(m) => ("hotsock.memberRemoved", m),
+            MemberChange::Added(m) => ("hotsock.memberAdded", m),
+            MemberChange::Updated(m) => ("hotsock.memberUpdated", m),
+        };
+        effects.emit(crate::pubsub::member(kind, channel, member, &list));
         match change {
             MemberChange::Removed(m) => effects.send_to(
                 to_all_but_joiners(None),
@@ -373,8 +380,13 @@ mod tests {
             json!([{"uid": "pam", "umd": null}])
         );
         let (_, effects) = plan_announcement("presence.room", &told(&both[1..]), &[], &[]);
+        let told_backend: Vec<&str> = effects.events().iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(told_backend, ["hotsock.memberRemoved"]);
         assert_eq!(
-            effects.iter().collect::<Vec<_>>(),
+            effects
+                .iter()
+                .filter(|e| !matches!(e, crate::effects::Effect::Emit(_)))
+                .collect::<Vec<_>>(),
             vec![&crate::effects::Effect::RememberMembers {
                 channel: "presence.room".into(),
                 members: None,

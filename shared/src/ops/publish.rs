@@ -8,6 +8,7 @@ use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
 use crate::error::{ErrorCode, ProtocolError};
 use crate::names;
 use crate::protocol::{events, parse_request_frame, ClientCommand, Meta, ReactionAction};
+use crate::pubsub::Origin;
 use crate::schedule::{Grant, ScheduleRequest};
 use crate::scheduler::NewSchedule;
 use serde_json::json;
@@ -31,6 +32,10 @@ pub struct Outgoing {
     /// The id an eager scheduled message was given when it was scheduled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preset_id: Option<String>,
+    /// Set when it raises a backend event (`emitPubSubEvent`, and events are
+    /// on): who published it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub emit: Option<Origin>,
     /// The publisher's `deduplicationId`.
     pub deduplication_id: Option<String>,
     /// A storage write of this key (`event` is `hotsock.channelStorageSet`)
@@ -56,6 +61,7 @@ pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, 
         store: outgoing.store,
         key: outgoing.storage_key,
         membership: None,
+        emit: outgoing.emit,
     };
     enqueue(cx, &queued, outgoing.deduplication_id.as_deref(), &unique).await?;
     Ok(queued.id)
@@ -136,6 +142,11 @@ pub async fn publish_or_schedule(
     })
 }
 
+/// Whether an `emitPubSubEvent` asked for counts: only when events are on.
+pub fn emitting(cx: Ctx<'_>, asked: bool) -> bool {
+    asked && cx.app.events.enabled()
+}
+
 /// Decides whether a client may send `event` on a channel (pure).
 pub fn check_client_publish(
     permissions: &ChannelPermissions,
@@ -183,6 +194,7 @@ pub async fn publish_from_client(
         preset_id: None,
         deduplication_id: None,
         storage_key: None,
+        emit: emitting(cx, allowed.emit_pub_sub_event).then(|| cx.origin_of(connection)),
     };
     let grant = Grant::Client {
         schedule_before: allowed.schedule_before,
@@ -238,6 +250,8 @@ pub struct ServerStorageSet {
     pub data: Value,
     pub store: i64,
     pub schedule: Option<ScheduleRequest>,
+    /// `emitPubSubEvent`: the change raises `hotsock.channelStorageUpdated`.
+    pub emit_pub_sub_event: bool,
 }
 
 /// A server-side reaction: the client command's `channel` and `data`
@@ -245,6 +259,8 @@ pub struct ServerStorageSet {
 /// is made as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerReaction {
+    /// `emitPubSubEvent`: the reaction raises a backend event.
+    pub emit_pub_sub_event: bool,
     pub channel: String,
     pub message_id: String,
     pub reaction: String,
@@ -343,12 +359,23 @@ fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, Protocol
             "not a storage write",
         ));
     };
+    let emit_pub_sub_event = match payload.get("emitPubSubEvent") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidRequest,
+                "emitPubSubEvent must be a boolean",
+            ))
+        }
+    };
     Ok(ServerStorageSet {
         channel,
         key,
         data,
         store,
         schedule,
+        emit_pub_sub_event,
     })
 }
 
@@ -387,7 +414,12 @@ fn parse_server_reaction(payload: Value) -> Result<ServerReaction, ProtocolError
     if let Some(umd) = &umd {
         names::validate_umd_size(umd).map_err(|e| e.with_channel(&channel))?;
     }
+    let emit_pub_sub_event = payload
+        .get("emitPubSubEvent")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
     Ok(ServerReaction {
+        emit_pub_sub_event,
         channel,
         message_id,
         reaction,
@@ -439,6 +471,7 @@ pub async fn publish_from_server(
         preset_id: None,
         deduplication_id: request.deduplication_id.clone(),
         storage_key: None,
+        emit: emitting(cx, request.emit_pub_sub_event).then(|| cx.server_origin()),
     };
     let schedule = request.schedule();
     let published = publish_or_schedule(cx, outgoing, schedule.as_ref(), Grant::Server).await?;
@@ -543,6 +576,7 @@ mod tests {
             preset_id: Some("01JA3S0TNEC2QBYMZRBMCEXGNW".into()),
             deduplication_id: Some("01JA3S0TNEC2QBYMZRBMCEXGNX".into()),
             storage_key: None,
+            emit: None,
         };
         let payload = serde_json::to_value(Scheduled {
             sockhop_scheduled: outgoing.clone(),

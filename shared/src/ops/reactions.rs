@@ -2,11 +2,13 @@
 //! stored, unexpired messages, by subscribers with a uid and the `react` grant.
 
 use super::deliver::recipients;
+use super::publish::emitting;
 use super::{internal, require_subscription, window_start, Connection, Ctx};
 use crate::claims::ChannelPermissions;
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::{Meta, ReactionAction, ServerMessage};
+use crate::pubsub::Origin;
 use crate::store::{MessageItem, ReactionChange, ReactionItem};
 use serde_json::{json, Value};
 
@@ -53,6 +55,8 @@ pub struct Reaction<'a> {
     pub uid: String,
     /// JSON text, as items keep it.
     pub umd: Option<String>,
+    /// Set when the reaction raises a backend event: who made it.
+    pub emit: Option<Origin>,
 }
 
 /// `hotsock.messageReaction` from a subscriber: checks its grant, then records
@@ -83,6 +87,10 @@ pub async fn react(
     let Some(uid) = subscription.uid.clone() else {
         return Err(ProtocolError::internal());
     };
+    // The reacted-to message's event decides, as for publishing it.
+    let asked = message
+        .as_ref()
+        .is_some_and(|m| permissions.message(&m.event).emit_pub_sub_event);
     let change = Reaction {
         channel: &subscription.channel,
         message_id,
@@ -90,6 +98,7 @@ pub async fn react(
         action,
         uid,
         umd: subscription.umd.clone(),
+        emit: emitting(cx, asked).then(|| cx.origin_of(connection)),
     };
     record_reaction(cx, &change, message.and_then(|m| m.ttl))
         .await
@@ -152,8 +161,9 @@ async fn record_reaction(
         .channel_subscriber_ids(change.channel, cx.secs())
         .await
         .map_err(internal)?;
+    let id = cx.app.ids.next_id(cx.now);
     let frame = ServerMessage::reaction(
-        &cx.app.ids.next_id(cx.now),
+        &id,
         added,
         change.channel,
         change.message_id,
@@ -165,6 +175,19 @@ async fn record_reaction(
         recipients(subscribers.iter().map(String::as_str), None, true),
         &frame,
     );
+    if let Some(origin) = &change.emit {
+        let facts = crate::pubsub::ReactionFacts {
+            channel: change.channel,
+            message_id: change.message_id,
+            id: &id,
+            reaction: change.reaction,
+            uid: &change.uid,
+            umd: item.umd_value(),
+            created_at_ms: cx.now.millis(),
+            expires_at: message_ttl,
+        };
+        effects.emit(crate::pubsub::reaction(added, &facts, origin));
+    }
     Ok(effects)
 }
 

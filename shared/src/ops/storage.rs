@@ -4,7 +4,7 @@
 //! last of concurrent writes to a key is the value every observer ends with.
 
 use super::deliver::Queued;
-use super::publish::{publish_or_schedule, Outgoing, Published, ServerStorageSet};
+use super::publish::{emitting, publish_or_schedule, Outgoing, Published, ServerStorageSet};
 use super::{internal, named_channel, Connection, Ctx};
 use crate::claims::{ChannelPermissions, STORE_FOREVER};
 use crate::effects::Effects;
@@ -68,7 +68,8 @@ pub async fn set(
     if !allowed.set {
         return Err(denied("set", key, requested));
     }
-    let write = storage_write(named.channel, key, data, Some(meta), allowed.store);
+    let mut write = storage_write(named.channel, key, data, Some(meta), allowed.store);
+    write.emit = emitting(cx, allowed.emit_pub_sub_event).then(|| cx.origin_of(connection));
     let grant = Grant::Client {
         schedule_before: allowed.schedule_before,
     };
@@ -83,13 +84,14 @@ pub async fn set_from_server(
     cx: Ctx<'_>,
     write: &ServerStorageSet,
 ) -> Result<Published, ProtocolError> {
-    let outgoing = storage_write(
+    let mut outgoing = storage_write(
         write.channel.clone(),
         &write.key,
         write.data.clone(),
         None,
         write.store,
     );
+    outgoing.emit = emitting(cx, write.emit_pub_sub_event).then(|| cx.server_origin());
     publish_or_schedule(cx, outgoing, write.schedule.as_ref(), Grant::Server).await
 }
 
@@ -113,6 +115,7 @@ fn storage_write(
         preset_id: None,
         deduplication_id: None,
         storage_key: Some(key.to_owned()),
+        emit: None,
     }
 }
 
@@ -281,6 +284,7 @@ pub async fn apply(
                     ttl,
                     write_id: Some(write_id.to_owned()),
                     cleared,
+                    emit: queued.emit.is_some() && !cleared,
                 })
                 .await
                 .map_err(internal)?;
@@ -296,6 +300,28 @@ pub async fn apply(
         .await
         .map_err(internal)?;
     let mut effects = Effects::new();
+    if let Some(origin) = &queued.emit {
+        let previous = current
+            .as_ref()
+            .filter(|c| !c.cleared && c.ttl.is_none_or(|t| t > now))
+            .map(|c| entry_parts(c).0)
+            .unwrap_or(Value::Null);
+        let expires_at = match queued.store {
+            _ if sent.is_null() => None,
+            STORE_FOREVER | 0 => None,
+            seconds => Some(now + seconds),
+        };
+        let change = crate::pubsub::StorageChange {
+            channel: &queued.channel,
+            key,
+            data: sent.clone(),
+            previous,
+            expired: false,
+            expires_at,
+            meta: &meta,
+        };
+        effects.emit(crate::pubsub::storage_updated(&change, Some(origin)));
+    }
     effects.send_to(
         observers(&subscriptions, key),
         &ServerMessage::storage_updated(&queued.channel, key, sent, meta),
@@ -347,6 +373,7 @@ mod tests {
             ttl: None,
             write_id: Some(write_id.into()),
             cleared: false,
+            emit: false,
         }
     }
 

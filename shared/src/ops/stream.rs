@@ -1,30 +1,97 @@
 //! One change from the table's stream: greet a new connection, clean up after
-//! an expired connection.
+//! an expired connection, and tell the backend what changed (pub/sub events of
+//! connections, subscriptions, counts and expired storage entries).
 
 use super::{connect, Ctx};
 use crate::effects::Effects;
 use crate::error::ProtocolError;
-use crate::store::Change;
+use crate::pubsub::{self, ConnectionFacts, PubSubEvent};
+use crate::store::{Change, ConnectionItem, StorageItem};
 
 /// What one stream change requires. An error means the record must be
 /// retried (the stream function reports it as a batch item failure).
 pub async fn apply(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolError> {
+    let mut effects = Effects::new();
     match change {
-        Change::Connected { connection_id } => connect::greet(cx, connection_id).await,
-        Change::ConnectionExpired { connection_id } => {
-            let mut effects = Effects::new();
+        Change::Connected { connection_id } => return connect::greet(cx, connection_id).await,
+        Change::ConnectionExpired {
+            connection_id,
+            item,
+        } => {
             effects.cleanup(connection_id);
-            Ok(effects)
+            if let Some(item) = item {
+                effects.emit(disconnected(item, cx.now.millis()));
+            }
         }
-        Change::Ignored => Ok(Effects::new()),
+        Change::Ignored => {}
+        other => {
+            if let Some(event) = told(other, cx.now.millis()) {
+                effects.emit(event);
+            }
+        }
     }
+    Ok(effects)
 }
 
-/// What the change requires once [`apply`]'s effects were performed: a new
+/// What the stream change needs once [`apply`]'s effects were performed: a new
 /// connection's auto-subscriptions, after its greeting.
 pub async fn then(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolError> {
     match change {
         Change::Connected { connection_id } => connect::auto_subscribe(cx, connection_id).await,
         _ => Ok(Effects::new()),
     }
+}
+
+/// The backend event a change of the table is (pure); `now_ms` is when it was
+/// seen, which for a removed connection is when it disconnected.
+pub fn told(change: &Change, now_ms: i64) -> Option<PubSubEvent> {
+    Some(match change {
+        Change::Disconnected { item } => disconnected(item, now_ms),
+        Change::ConnectionUpdated { item } => pubsub::connection(
+            "hotsock.connectionUpdated",
+            &ConnectionFacts::of(item),
+            None,
+        ),
+        Change::Subscribed { item } | Change::Unsubscribed { item } => {
+            let kind = match change {
+                Change::Subscribed { .. } => "hotsock.subscribed",
+                _ => "hotsock.unsubscribed",
+            };
+            pubsub::subscription(
+                kind,
+                &item.channel,
+                &item.connection_id,
+                item.uid.as_deref(),
+                item.umd_value(),
+            )
+        }
+        Change::CountChanged { channel, count } => pubsub::channel_updated(channel, *count),
+        Change::StorageExpired { item } => expired(item),
+        _ => return None,
+    })
+}
+
+fn disconnected(item: &ConnectionItem, now_ms: i64) -> PubSubEvent {
+    pubsub::connection(
+        "hotsock.disconnected",
+        &ConnectionFacts::of(item),
+        Some(now_ms),
+    )
+}
+
+/// A storage entry's TTL ran out: its value is gone, nobody wrote.
+fn expired(item: &StorageItem) -> PubSubEvent {
+    let previous = serde_json::from_str(&item.data).unwrap_or(serde_json::Value::Null);
+    let meta =
+        serde_json::from_str(&item.meta).unwrap_or_else(|_| crate::protocol::Meta::new(None, None));
+    let change = pubsub::StorageChange {
+        channel: &item.channel,
+        key: &item.key,
+        data: serde_json::Value::Null,
+        previous,
+        expired: true,
+        expires_at: item.ttl,
+        meta: &meta,
+    };
+    pubsub::storage_updated(&change, None)
 }

@@ -419,6 +419,8 @@ mod tests {
         );
         Connection {
             item: ConnectionItem {
+                source_ip: None,
+                user_agent: None,
                 connection_id: "c1".into(),
                 secret_nonce: "n".into(),
                 secret_hash: "h".into(),

@@ -149,6 +149,8 @@ mod tests {
         last_seen: i64,
     ) -> ConnectionItem {
         ConnectionItem {
+            source_ip: None,
+            user_agent: None,
             connection_id: "c".into(),
             secret_nonce: "n".into(),
             secret_hash: "h".into(),

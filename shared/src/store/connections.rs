@@ -26,6 +26,11 @@ pub struct ConnectionItem {
     pub heartbeat_timeout: Option<u32>,
     /// Unix seconds of the last heartbeat (or connect).
     pub last_seen: i64,
+    /// The client's address and `User-Agent` at connect (backend events).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
     /// Unix seconds at which the sweeper next looks at this connection
     /// (`ops::sweep::next_sweep`); the store files it under the sweep index.
     #[serde(default)]

@@ -26,6 +26,9 @@ pub struct StorageItem {
     /// is recognised; reads skip it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub cleared: bool,
+    /// Written with `emitPubSubEvent`: its TTL expiry is told to the backend.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub emit: bool,
 }
 
 impl Store {

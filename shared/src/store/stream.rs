@@ -2,7 +2,7 @@
 //! is the one to tell a new connection from everything else. Messages do not
 //! travel through the stream (they go through the delivery queue).
 
-use super::keys;
+use super::{keys, ConnectionItem, StorageItem, SubscriptionItem};
 use aws_lambda_events::dynamodb::EventRecord;
 use serde_dynamo::{AttributeValue, Item};
 
@@ -10,11 +10,41 @@ use serde_dynamo::{AttributeValue, Item};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     /// A connection item appeared: greet the socket.
-    Connected { connection_id: String },
-    /// DynamoDB's TTL removed a connection item: clean up what it left.
-    ConnectionExpired { connection_id: String },
-    /// Anything else (stored messages, subscriptions, counts, reactions,
-    /// deletions we made).
+    Connected {
+        connection_id: String,
+    },
+    /// DynamoDB's TTL removed a connection item: clean up what it left (and
+    /// tell the backend it disconnected, with the item as it was).
+    ConnectionExpired {
+        connection_id: String,
+        item: Option<Box<ConnectionItem>>,
+    },
+    /// The rest tells the backend only (`hotsock.*` pub/sub events): a
+    /// connection item we deleted (disconnect, cleanup) ...
+    Disconnected {
+        item: Box<ConnectionItem>,
+    },
+    /// ... a connection's own umd changed ...
+    ConnectionUpdated {
+        item: Box<ConnectionItem>,
+    },
+    /// ... a subscription began or ended (any cause, TTL included) ...
+    Subscribed {
+        item: Box<SubscriptionItem>,
+    },
+    Unsubscribed {
+        item: Box<SubscriptionItem>,
+    },
+    /// ... a channel's `subscriptionsCount` changed ...
+    CountChanged {
+        channel: String,
+        count: i64,
+    },
+    /// ... or TTL removed a storage entry written with `emitPubSubEvent`.
+    StorageExpired {
+        item: Box<StorageItem>,
+    },
+    /// Anything else (stored messages, reactions, members, cleared storage).
     Ignored,
 }
 
@@ -23,6 +53,11 @@ fn string_attr(image: &Item, name: &str) -> Option<String> {
         Some(AttributeValue::S(s)) => Some(s.clone()),
         _ => None,
     }
+}
+
+/// An item image as the store's type (`None`: not that kind of item).
+fn decode<T: serde::de::DeserializeOwned>(item: &Item) -> Option<Box<T>> {
+    serde_dynamo::from_item(item.clone()).ok().map(Box::new)
 }
 
 /// Classifies a record by its keys, event name and who made it (pure).
@@ -46,15 +81,61 @@ pub fn classify_stream_record(record: &EventRecord) -> Change {
     let connection = pk
         .strip_prefix(keys::CONN_PREFIX)
         .filter(|_| sk == keys::CONNECTION_SK);
-    match (record.event_name.as_str(), connection) {
-        ("INSERT", Some(id)) => Change::Connected {
-            connection_id: id.to_owned(),
-        },
-        ("REMOVE", Some(id)) if by_ttl => Change::ConnectionExpired {
-            connection_id: id.to_owned(),
-        },
-        _ => Change::Ignored,
+    let event = record.event_name.as_str();
+    if let Some(id) = connection {
+        return match event {
+            "INSERT" => Change::Connected {
+                connection_id: id.to_owned(),
+            },
+            "REMOVE" if by_ttl => Change::ConnectionExpired {
+                connection_id: id.to_owned(),
+                item: decode(&change.old_image),
+            },
+            "REMOVE" => decode(&change.old_image)
+                .map_or(Change::Ignored, |item| Change::Disconnected { item }),
+            "MODIFY" if change.old_image.get("umd") != change.new_image.get("umd") => {
+                decode(&change.new_image)
+                    .map_or(Change::Ignored, |item| Change::ConnectionUpdated { item })
+            }
+            _ => Change::Ignored,
+        };
     }
+    if let Some(channel) = pk.strip_prefix(keys::CHAN_PREFIX) {
+        if sk.starts_with(keys::SUB_PREFIX) {
+            return match event {
+                "INSERT" => decode(&change.new_image)
+                    .map_or(Change::Ignored, |item| Change::Subscribed { item }),
+                "REMOVE" => decode(&change.old_image)
+                    .map_or(Change::Ignored, |item| Change::Unsubscribed { item }),
+                _ => Change::Ignored,
+            };
+        }
+        if sk == keys::META_SK {
+            let count = |image: &Item| match image.get("subscriptionsCount") {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                _ => None,
+            };
+            let (before, after) = (count(&change.old_image), count(&change.new_image));
+            return match after {
+                Some(count) if event != "REMOVE" && before != after => Change::CountChanged {
+                    channel: channel.to_owned(),
+                    count,
+                },
+                _ => Change::Ignored,
+            };
+        }
+    }
+    if pk.starts_with(keys::STORE_PREFIX) && event == "REMOVE" && by_ttl {
+        let emitting = matches!(
+            change.old_image.get("emit"),
+            Some(AttributeValue::Bool(true))
+        );
+        let item: Option<Box<StorageItem>> = decode(&change.old_image);
+        if let Some(item) = item.filter(|i| emitting && !i.cleared) {
+            return Change::StorageExpired { item };
+        }
+    }
+    Change::Ignored
 }
 
 /// The partition a record belongs to: records of one partition must be
@@ -111,10 +192,12 @@ mod tests {
         assert_eq!(
             classify_stream_record(&record("REMOVE", k.clone(), k.clone(), true)),
             Change::ConnectionExpired {
-                connection_id: "abc".into()
+                connection_id: "abc".into(),
+                item: None
             }
         );
-        // Our own delete ($disconnect) already cleaned up.
+        // Our own delete ($disconnect) already cleaned up (an image without
+        // the connection's attributes tells nothing either).
         assert_eq!(
             classify_stream_record(&record("REMOVE", k.clone(), k.clone(), false)),
             Change::Ignored
@@ -158,5 +241,89 @@ mod tests {
             partition_of(&record("INSERT", k.clone(), k, false)),
             "MSG#chat"
         );
+    }
+
+    fn modify(
+        keys: serde_json::Value,
+        old: serde_json::Value,
+        new: serde_json::Value,
+    ) -> EventRecord {
+        let mut r = record("MODIFY", keys, json!({}), false);
+        r.change.old_image = serde_json::from_value(old).expect("image");
+        r.change.new_image = serde_json::from_value(new).expect("image");
+        r
+    }
+
+    #[test]
+    fn what_the_backend_is_told_comes_from_subscription_count_connection_and_storage_records() {
+        let sub = keys("CHAN#news", "SUB#abc");
+        let image = json!({"pk": {"S": "CHAN#news"}, "sk": {"S": "SUB#abc"},
+            "channel": {"S": "news"}, "connectionId": {"S": "abc"}, "uid": {"S": "jim"},
+            "permissions": {"S": "{}"}, "subscribedAtMs": {"N": "1"}, "counted": {"BOOL": true},
+            "ttl": {"N": "9"}});
+        let subscribed =
+            classify_stream_record(&record("INSERT", sub.clone(), image.clone(), false));
+        assert!(
+            matches!(&subscribed, Change::Subscribed { item } if item.channel == "news" && item.connection_id == "abc"),
+            "{subscribed:?}"
+        );
+        let gone = classify_stream_record(&record("REMOVE", sub, image, true));
+        assert!(
+            matches!(&gone, Change::Unsubscribed { item } if item.uid.as_deref() == Some("jim"))
+        );
+
+        let meta = keys("CHAN#news", "META");
+        let count = |n: i64| json!({"subscriptionsCount": {"N": n.to_string()}});
+        assert_eq!(
+            classify_stream_record(&modify(meta.clone(), count(1), count(2))),
+            Change::CountChanged {
+                channel: "news".into(),
+                count: 2
+            }
+        );
+        assert_eq!(
+            classify_stream_record(&modify(meta, count(2), count(2))),
+            Change::Ignored
+        );
+
+        let conn = keys("CONN#abc", "CONN");
+        let connection = |umd: &str| {
+            json!({"connectionId": {"S": "abc"}, "secretNonce": {"S": "n"},
+            "secretHash": {"S": "h"}, "umd": {"S": umd}, "claims": {"S": "{}"},
+            "connectedAtMs": {"N": "1"}, "expiresAt": {"N": "2"}, "keepAlive": {"BOOL": false},
+            "lastSeen": {"N": "1"}, "ttl": {"N": "3"}})
+        };
+        let updated =
+            classify_stream_record(&modify(conn.clone(), connection("1"), connection("2")));
+        assert!(
+            matches!(&updated, Change::ConnectionUpdated { item } if item.umd.as_deref() == Some("2"))
+        );
+        assert_eq!(
+            classify_stream_record(&modify(conn.clone(), connection("1"), connection("1"))),
+            Change::Ignored
+        );
+        let removed = classify_stream_record(&record("REMOVE", conn, connection("1"), false));
+        assert!(matches!(removed, Change::Disconnected { .. }));
+
+        let entry = |emit: bool, cleared: bool| {
+            json!({"channel": {"S": "doc"}, "key": {"S": "k"},
+            "data": {"S": "1"}, "meta": {"S": "{}"}, "emit": {"BOOL": emit},
+            "cleared": {"BOOL": cleared}, "ttl": {"N": "5"}})
+        };
+        let store = keys("STORE#doc", "k");
+        assert!(matches!(
+            classify_stream_record(&record("REMOVE", store.clone(), entry(true, false), true)),
+            Change::StorageExpired { .. }
+        ));
+        for (emit, cleared, ttl) in [
+            (false, false, true),
+            (true, true, true),
+            (true, false, false),
+        ] {
+            assert_eq!(
+                classify_stream_record(&record("REMOVE", store.clone(), entry(emit, cleared), ttl)),
+                Change::Ignored
+            );
+        }
     }
 }

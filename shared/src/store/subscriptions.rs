@@ -3,7 +3,9 @@
 
 use super::connections::ConnectionSubscriptionItem;
 use super::{cancelled_conditions, keyed, keys, n, s, transact_put, Store, StoreError};
-use aws_sdk_dynamodb::types::{ConditionCheck, Delete, ReturnValue, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ConditionCheck, Delete, ReturnValue, TransactWriteItem, Update,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -131,43 +133,58 @@ impl Store {
         connection_id: &str,
         now: i64,
     ) -> Result<Option<SubscriptionItem>, StoreError> {
-        let Some(existing) = self.get_subscription(channel, connection_id, now).await? else {
-            // Expired leftovers are removed quietly; they never counted as live.
-            self.delete_subscription_items(channel, connection_id)
-                .await?;
-            return Ok(None);
-        };
-        let writes = vec![
-            TransactWriteItem::builder()
-                .delete(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(keys::channel_pk(channel)))
-                        .key("sk", s(keys::subscription_sk(connection_id)))
-                        .condition_expression("attribute_exists(pk)")
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-            TransactWriteItem::builder()
-                .delete(
-                    Delete::builder()
-                        .table_name(&self.table)
-                        .key("pk", s(keys::connection_pk(connection_id)))
-                        .key("sk", s(keys::connection_subscription_sk(channel)))
-                        .build()
-                        .map_err(build_error)?,
-                )
-                .build(),
-        ];
-        let delta = if existing.counted { -1 } else { 0 };
-        match self.transact_with_count(writes, channel, delta).await? {
-            Ok(()) => Ok(Some(existing)),
-            Err(e) if cancelled_conditions(&e).is_some_and(|f| f.first() == Some(&true)) => {
-                Ok(None)
+        // The removed item is returned as it was deleted: the delete is
+        // conditional on the subscription read (same subscribedAtMs, same
+        // pending state), so a welcome between the read and the delete makes
+        // it read again rather than report a stale `pending`.
+        for _ in 0..super::MAX_CONFLICT_RETRIES {
+            let Some(existing) = self.get_subscription(channel, connection_id, now).await? else {
+                // Expired leftovers are removed quietly; they never counted as live.
+                self.delete_subscription_items(channel, connection_id)
+                    .await?;
+                return Ok(None);
+            };
+            let unchanged = if existing.pending {
+                "subscribedAtMs = :at AND pending = :yes"
+            } else {
+                "subscribedAtMs = :at AND attribute_not_exists(pending)"
+            };
+            let mut subscription = Delete::builder()
+                .table_name(&self.table)
+                .key("pk", s(keys::channel_pk(channel)))
+                .key("sk", s(keys::subscription_sk(connection_id)))
+                .condition_expression(unchanged)
+                .expression_attribute_values(":at", n(existing.subscribed_at_ms));
+            if existing.pending {
+                subscription =
+                    subscription.expression_attribute_values(":yes", AttributeValue::Bool(true));
             }
-            Err(e) => Err(StoreError::dynamo("TransactWriteItems", e)),
+            let writes = vec![
+                TransactWriteItem::builder()
+                    .delete(subscription.build().map_err(build_error)?)
+                    .build(),
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(&self.table)
+                            .key("pk", s(keys::connection_pk(connection_id)))
+                            .key("sk", s(keys::connection_subscription_sk(channel)))
+                            .build()
+                            .map_err(build_error)?,
+                    )
+                    .build(),
+            ];
+            let delta = if existing.counted { -1 } else { 0 };
+            match self.transact_with_count(writes, channel, delta).await? {
+                Ok(()) => return Ok(Some(existing)),
+                // Gone or changed since the read: read again.
+                Err(e) if cancelled_conditions(&e).is_some_and(|f| f.first() == Some(&true)) => {}
+                Err(e) => return Err(StoreError::dynamo("TransactWriteItems", e)),
+            }
         }
+        Err(StoreError::Corrupt(
+            "a subscription kept changing under its unsubscribe".into(),
+        ))
     }
 
     async fn delete_subscription_items(
