@@ -251,8 +251,9 @@ fn event_sink(
 ) -> Arc<dyn EventSink> {
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(bus) = &config.events_bus_name {
-        let mut builder =
-            aws_sdk_eventbridge::config::Builder::from(shared).interceptor(counting.clone());
+        let mut builder = aws_sdk_eventbridge::config::Builder::from(shared)
+            .interceptor(counting.clone())
+            .timeout_config(events_timeouts());
         if let Some(endpoint) = &config.events_endpoint {
             builder = builder.endpoint_url(endpoint);
         }
@@ -262,7 +263,9 @@ fn event_sink(
         )));
     }
     if let Some(topic) = &config.events_topic_arn {
-        let mut builder = aws_sdk_sns::config::Builder::from(shared).interceptor(counting.clone());
+        let mut builder = aws_sdk_sns::config::Builder::from(shared)
+            .interceptor(counting.clone())
+            .timeout_config(events_timeouts());
         if let Some(endpoint) = &config.events_endpoint {
             builder = builder.endpoint_url(endpoint);
         }
@@ -275,4 +278,13 @@ fn event_sink(
         0 => Arc::new(NoEvents),
         _ => Arc::new(FanOut(sinks)),
     }
+}
+
+/// Events are published at the end of an invocation: a hung sink must fail
+/// fast rather than hold the invocation (and its channel) up.
+fn events_timeouts() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(std::time::Duration::from_millis(800))
+        .operation_timeout(std::time::Duration::from_secs(2))
+        .build()
 }

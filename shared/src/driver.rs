@@ -149,14 +149,16 @@ impl<'a> Performer<'a> {
             .await;
         self.report.cleaned.extend(cleaned);
         // Last: events never hold up a frame.
-        let events = std::mem::take(&mut self.events);
-        if !events.is_empty() {
-            if let Err(err) = self.app.events.publish(events).await {
-                tracing::error!(error = %err, "backend events lost");
-                self.report.events_lost += err.lost();
-            }
-        }
+        let (app, events) = (self.app, std::mem::take(&mut self.events));
+        self.report.events_lost += publish_events(app, events).await;
         self.report
+    }
+
+    /// [`Performer::finish`], handing back the backend events instead of
+    /// publishing them (the stream path publishes a batch's events at once).
+    async fn finish_keeping_events(mut self) -> (Report, Vec<PubSubEvent>) {
+        let events = std::mem::take(&mut self.events);
+        (self.finish().await, events)
     }
 
     /// Queues a connection for cleanup once; later sends skip it.
@@ -174,6 +176,33 @@ impl<'a> Performer<'a> {
         if !self.known_gone.contains(&id) {
             self.to_close.push(id.clone());
             self.found_gone(id);
+        }
+    }
+}
+
+/// How long publishing backend events may take at most: a slow sink delays
+/// the end of an invocation by this much, never into its timeout (which would
+/// hand the whole batch out again).
+const EVENTS_BUDGET: Duration = Duration::from_secs(3);
+
+/// Publishes backend events; how many were lost (reported in the log).
+async fn publish_events(app: &App, events: Vec<PubSubEvent>) -> usize {
+    if events.is_empty() {
+        return 0;
+    }
+    let total = events.len();
+    match tokio::time::timeout(EVENTS_BUDGET, app.events.publish(events)).await {
+        Ok(Ok(())) => 0,
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "backend events lost");
+            err.lost()
+        }
+        Err(_) => {
+            tracing::error!(
+                total,
+                "backend events lost: the sinks took longer than {EVENTS_BUDGET:?}"
+            );
+            total
         }
     }
 }
@@ -270,13 +299,15 @@ pub async fn stream_batch(app: &App, now: Timestamp, event: Event) -> DynamoDbEv
             None => partitions.push((partition, vec![record])),
         }
     }
+    let events = tokio::sync::Mutex::new(Vec::new());
     let work = partitions
         .into_iter()
-        .map(|(_, records)| stream_partition(app, now, records));
+        .map(|(_, records)| stream_partition(app, now, records, &events));
     let failed: Vec<Option<String>> = stream::iter(work)
         .buffer_unordered(PARTITION_CONCURRENCY)
         .collect()
         .await;
+    publish_events(app, events.into_inner()).await;
     let mut response = DynamoDbEventResponse::default();
     for sequence_number in failed.into_iter().flatten() {
         let mut failure = DynamoDbBatchItemFailure::default();
@@ -288,20 +319,34 @@ pub async fn stream_batch(app: &App, now: Timestamp, event: Event) -> DynamoDbEv
 
 /// Runs one partition's records in order; the sequence number of the first
 /// that failed, if any.
-async fn stream_partition(app: &App, now: Timestamp, records: Vec<EventRecord>) -> Option<String> {
+async fn stream_partition(
+    app: &App,
+    now: Timestamp,
+    records: Vec<EventRecord>,
+    events: &tokio::sync::Mutex<Vec<PubSubEvent>>,
+) -> Option<String> {
     let cx = Ctx::new(app, now);
+    // Records run one after another; their backend events wait for the batch.
+    let perform_keeping = |effects: Effects| async move {
+        let mut performer = Performer::new(app, now);
+        if let Err(err) = performer.effects(effects).await {
+            tracing::error!(error = %err, "an effect could not be performed");
+        }
+        let (_, told) = performer.finish_keeping_events().await;
+        events.lock().await.extend(told);
+    };
     for record in records {
         let change = classify_stream_record(&record);
         let done = match ops::stream::apply(cx, &change).await {
             Ok(effects) => {
-                perform(app, now, effects).await;
+                perform_keeping(effects).await;
                 ops::stream::then(cx, &change).await
             }
             Err(err) => Err(err),
         };
         match done {
             Ok(effects) => {
-                perform(app, now, effects).await;
+                perform_keeping(effects).await;
             }
             Err(err) => {
                 tracing::error!(

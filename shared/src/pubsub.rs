@@ -378,7 +378,20 @@ impl EventSink for FanOut {
         Box::pin(async move {
             let results =
                 futures::future::join_all(self.0.iter().map(|s| s.publish(events.clone()))).await;
-            results.into_iter().collect()
+            // Every sink's losses count (and are told), not the first one's.
+            let errors: Vec<SinkError> = results.into_iter().filter_map(Result::err).collect();
+            if errors.is_empty() {
+                return Ok(());
+            }
+            Err(SinkError::Rejected {
+                failed: errors.iter().map(SinkError::lost).sum(),
+                total: events.len() * self.0.len(),
+                reason: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
         })
     }
 }

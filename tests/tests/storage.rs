@@ -296,6 +296,7 @@ async fn long_lists_come_in_pages_of_100_and_a_subscriber_still_sees_everything(
             write_id: None,
             cleared: false,
             emit: false,
+            previous: None,
         })
         .collect();
     futures::future::try_join_all(entries.iter().map(|entry| store.put_storage(entry)))

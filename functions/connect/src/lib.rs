@@ -19,7 +19,8 @@ pub async fn handle(
             .headers
             .get("user-agent")
             .and_then(|v| v.to_str().ok())
-            .map(str::to_owned),
+            // Kept for backend events' metadata; a huge header is cut short.
+            .map(|ua| ua.chars().take(512).collect()),
     };
     Ok(
         match connect::connect(cx, connection_id(&event), token, peer).await {

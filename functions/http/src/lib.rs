@@ -157,8 +157,10 @@ fn http_origin(trigger: &str, headers: &HeaderMap) -> Origin {
             .map(str::to_owned)
     };
     Origin {
+        // The last address is the one the function URL saw; earlier ones are
+        // the client's to claim.
         source_ip: header("x-forwarded-for")
-            .and_then(|f| f.split(',').next().map(|ip| ip.trim().to_owned())),
+            .and_then(|f| f.rsplit(',').next().map(|ip| ip.trim().to_owned())),
         user_agent: header("user-agent"),
         ..Origin::new(trigger, Some(ulid::Ulid::new().to_string()))
     }

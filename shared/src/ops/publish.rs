@@ -414,10 +414,11 @@ fn parse_server_reaction(payload: Value) -> Result<ServerReaction, ProtocolError
     if let Some(umd) = &umd {
         names::validate_umd_size(umd).map_err(|e| e.with_channel(&channel))?;
     }
-    let emit_pub_sub_event = payload
-        .get("emitPubSubEvent")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    let emit_pub_sub_event = match payload.get("emitPubSubEvent") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(invalid("emitPubSubEvent must be a boolean").with_channel(&channel)),
+    };
     Ok(ServerReaction {
         emit_pub_sub_event,
         channel,

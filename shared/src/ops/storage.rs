@@ -260,7 +260,16 @@ pub async fn apply(
         .await
         .map_err(internal)?;
     let meta = queued.meta.clone().unwrap_or_else(|| Meta::new(None, None));
-    let sent = match change(current.as_ref(), &data, write_id) {
+    let decided = change(current.as_ref(), &data, write_id);
+    let retried = decided == Change::Retried;
+    // The value before this write, as the backend is told it: on a retry the
+    // entry is this write's own, which kept what it replaced.
+    let previous_text = match &current {
+        Some(c) if retried => c.previous.clone(),
+        Some(c) if !c.cleared && c.ttl.is_none_or(|t| t > now) => Some(c.data.clone()),
+        _ => None,
+    };
+    let sent = match decided {
         Change::Unchanged => return Ok(Effects::new()),
         Change::Retried if clears(&data) => Value::Null,
         Change::Retried => data,
@@ -285,6 +294,7 @@ pub async fn apply(
                     write_id: Some(write_id.to_owned()),
                     cleared,
                     emit: queued.emit.is_some() && !cleared,
+                    previous: queued.emit.as_ref().and(previous_text.clone()),
                 })
                 .await
                 .map_err(internal)?;
@@ -301,10 +311,9 @@ pub async fn apply(
         .map_err(internal)?;
     let mut effects = Effects::new();
     if let Some(origin) = &queued.emit {
-        let previous = current
-            .as_ref()
-            .filter(|c| !c.cleared && c.ttl.is_none_or(|t| t > now))
-            .map(|c| entry_parts(c).0)
+        let previous = previous_text
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(Value::Null);
         let expires_at = match queued.store {
             _ if sent.is_null() => None,
@@ -374,6 +383,7 @@ mod tests {
             write_id: Some(write_id.into()),
             cleared: false,
             emit: false,
+            previous: None,
         }
     }
 

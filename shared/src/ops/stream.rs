@@ -19,8 +19,10 @@ pub async fn apply(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolErro
             item,
         } => {
             effects.cleanup(connection_id);
+            // The gateway closed it at its expiry; DynamoDB removes it later.
             if let Some(item) = item {
-                effects.emit(disconnected(item, cx.now.millis()));
+                let at = (item.expires_at * 1000).min(cx.now.millis());
+                effects.emit(disconnected(item, at));
             }
         }
         Change::Ignored => {}
@@ -65,7 +67,10 @@ pub fn told(change: &Change, now_ms: i64) -> Option<PubSubEvent> {
                 item.umd_value(),
             )
         }
-        Change::CountChanged { channel, count } => pubsub::channel_updated(channel, *count),
+        // Counts are clamped at 0 where they are read, so here too.
+        Change::CountChanged { channel, count } => {
+            pubsub::channel_updated(channel, (*count).max(0))
+        }
         Change::StorageExpired { item } => expired(item),
         _ => return None,
     })

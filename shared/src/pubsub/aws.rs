@@ -13,10 +13,36 @@ use std::time::Duration;
 
 /// Entries one PutEvents or PublishBatch request takes.
 pub const BATCH: usize = 10;
+/// Bytes of events one request carries at most: both services refuse a
+/// request over 256 KiB in total, and ten messages of 32 KiB data would be.
+/// The margin covers what the JSON does not count: SNS's message attributes
+/// (the metadata again, at most a few KiB) and EventBridge's per-entry fields.
+pub const BATCH_BYTES: usize = 200 * 1024;
+
+/// The events in batches of at most [`BATCH`] entries and [`BATCH_BYTES`]
+/// (by the size of their JSON), in order (pure).
+pub fn batches(events: Vec<PubSubEvent>) -> Vec<Vec<PubSubEvent>> {
+    let mut out: Vec<Vec<PubSubEvent>> = Vec::new();
+    let mut bytes = 0;
+    for event in events {
+        let size = serde_json::to_string(&event).map_or(0, |t| t.len());
+        match out.last_mut() {
+            Some(batch) if batch.len() < BATCH && bytes + size <= BATCH_BYTES => {
+                bytes += size;
+                batch.push(event);
+            }
+            _ => {
+                bytes = size;
+                out.push(vec![event]);
+            }
+        }
+    }
+    out
+}
 /// Attempts at an entry before it is reported lost.
 pub const ATTEMPTS: u32 = 4;
 
-/// Sends `events` in batches of [`BATCH`] through `send`, which returns the
+/// Sends `events` in [`batches`] through `send`, which returns the
 /// positions (within the batch it was given) that were not accepted, or an
 /// error for the whole batch; those are sent again after a growing pause.
 pub async fn send_batched<F, Fut>(events: Vec<PubSubEvent>, mut send: F) -> Result<(), SinkError>
@@ -27,8 +53,8 @@ where
     let total = events.len();
     let mut lost = 0;
     let mut reason = String::new();
-    for chunk in events.chunks(BATCH) {
-        let mut pending: Vec<PubSubEvent> = chunk.to_vec();
+    for batch in batches(events) {
+        let mut pending = batch;
         for attempt in 1..=ATTEMPTS {
             let failed = match send(pending.clone()).await {
                 Ok(failed) => failed,
@@ -295,6 +321,22 @@ mod tests {
                 (20..23).collect(),
             ]
         );
+    }
+
+    #[test]
+    fn batches_stay_under_the_request_size_limit() {
+        let big = |i: i64| {
+            let mut e = channel_updated("c", i);
+            e.data["padding"] = json!("x".repeat(30 * 1024));
+            e
+        };
+        let sizes: Vec<usize> = batches((0..10).map(big).collect())
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [6, 4]);
+        let sizes: Vec<usize> = batches(events(25)).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 5]);
     }
 
     #[tokio::test]

@@ -29,6 +29,10 @@ pub struct StorageItem {
     /// Written with `emitPubSubEvent`: its TTL expiry is told to the backend.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub emit: bool,
+    /// With `emit`: the JSON text of the value this write replaced, so a retry
+    /// of the write tells the backend the same `dataPrevious`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
 }
 
 impl Store {
