@@ -140,12 +140,18 @@ pub async fn enqueue(
     })
 }
 
-/// The item a queued message becomes, with id `id`, delivered at `now` (pure).
-pub fn message_item(queued: &Queued, id: String, now: i64) -> MessageItem {
-    let ttl = match queued.store {
+/// Until when something kept `store` seconds from `now` lives (`None`:
+/// forever, or not kept at all: 0).
+pub fn kept_until(store: i64, now: i64) -> Option<i64> {
+    match store {
         STORE_FOREVER | 0 => None,
         seconds => Some(now + seconds),
-    };
+    }
+}
+
+/// The item a queued message becomes, with id `id`, delivered at `now` (pure).
+pub fn message_item(queued: &Queued, id: String, now: i64) -> MessageItem {
+    let ttl = kept_until(queued.store, now);
     MessageItem {
         id,
         channel: queued.channel.clone(),

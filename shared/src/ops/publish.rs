@@ -323,6 +323,18 @@ pub fn parse_server_request(payload: Value) -> Result<ServerRequest, ProtocolErr
     Ok(ServerRequest::Publish(request))
 }
 
+/// `emitPubSubEvent` of a server storage write or reaction: absent is `false`.
+fn emit_flag(payload: &Value) -> Result<bool, ProtocolError> {
+    match payload.get("emitPubSubEvent") {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err(ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            "emitPubSubEvent must be a boolean",
+        )),
+    }
+}
+
 /// The storage fields are validated exactly as a client's frame is; `store`
 /// is -1 or 1 to the largest number of seconds.
 fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, ProtocolError> {
@@ -359,16 +371,7 @@ fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, Protocol
             "not a storage write",
         ));
     };
-    let emit_pub_sub_event = match payload.get("emitPubSubEvent") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => {
-            return Err(ProtocolError::new(
-                ErrorCode::InvalidRequest,
-                "emitPubSubEvent must be a boolean",
-            ))
-        }
-    };
+    let emit_pub_sub_event = emit_flag(&payload)?;
     Ok(ServerStorageSet {
         channel,
         key,
@@ -414,11 +417,7 @@ fn parse_server_reaction(payload: Value) -> Result<ServerReaction, ProtocolError
     if let Some(umd) = &umd {
         names::validate_umd_size(umd).map_err(|e| e.with_channel(&channel))?;
     }
-    let emit_pub_sub_event = match payload.get("emitPubSubEvent") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(_) => return Err(invalid("emitPubSubEvent must be a boolean").with_channel(&channel)),
-    };
+    let emit_pub_sub_event = emit_flag(&payload).map_err(|e| e.with_channel(&channel))?;
     Ok(ServerReaction {
         emit_pub_sub_event,
         channel,

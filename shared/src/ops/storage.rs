@@ -3,10 +3,10 @@
 //! storage updates and messages reach every subscriber in one order and the
 //! last of concurrent writes to a key is the value every observer ends with.
 
-use super::deliver::Queued;
+use super::deliver::{kept_until, Queued};
 use super::publish::{emitting, publish_or_schedule, Outgoing, Published, ServerStorageSet};
 use super::{internal, named_channel, Connection, Ctx};
-use crate::claims::{ChannelPermissions, STORE_FOREVER};
+use crate::claims::ChannelPermissions;
 use crate::effects::Effects;
 use crate::error::{ErrorCode, ProtocolError};
 use crate::protocol::{events, Meta, ServerMessage};
@@ -266,19 +266,21 @@ pub async fn apply(
     // entry is this write's own, which kept what it replaced.
     let previous_text = match &current {
         Some(c) if retried => c.previous.clone(),
-        Some(c) if !c.cleared && c.ttl.is_none_or(|t| t > now) => Some(c.data.clone()),
+        // (Reads leave expired entries out.)
+        Some(c) if !c.cleared => Some(c.data.clone()),
         _ => None,
     };
+    let lifetime = kept_until(queued.store, now);
     let sent = match decided {
         Change::Unchanged => return Ok(Effects::new()),
         Change::Retried if clears(&data) => Value::Null,
         Change::Retried => data,
         change => {
             let cleared = change == Change::Clear;
-            let ttl = match queued.store {
-                _ if cleared => Some(now + TOMBSTONE_SECONDS),
-                STORE_FOREVER | 0 => None,
-                seconds => Some(now + seconds),
+            let ttl = if cleared {
+                Some(now + TOMBSTONE_SECONDS)
+            } else {
+                lifetime
             };
             store
                 .put_storage(&StorageItem {
@@ -315,11 +317,7 @@ pub async fn apply(
             .as_deref()
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(Value::Null);
-        let expires_at = match queued.store {
-            _ if sent.is_null() => None,
-            STORE_FOREVER | 0 => None,
-            seconds => Some(now + seconds),
-        };
+        let expires_at = if sent.is_null() { None } else { lifetime };
         let change = crate::pubsub::StorageChange {
             channel: &queued.channel,
             key,
