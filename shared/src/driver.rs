@@ -11,7 +11,7 @@ use crate::app::App;
 use crate::clock::Timestamp;
 use crate::effects::{Effect, Effects};
 use crate::error::ProtocolError;
-use crate::gateway::PostError;
+use crate::gateway::{Delivery, PostError};
 use crate::ops::deliver::Step;
 use crate::ops::dispatch::{self, Outcome, Request};
 use crate::ops::internal;
@@ -29,7 +29,8 @@ use std::time::Duration;
 const PARTITION_CONCURRENCY: usize = 16;
 /// Connections cleaned up at once after a batch.
 const CLEANUP_CONCURRENCY: usize = 16;
-/// How long a greeting waits for a socket that is not open yet.
+/// How long a greeting waits for a socket that is not open yet: the stream
+/// record can arrive before API Gateway accepts posts to it.
 const GREETING_PATIENCE: Duration = Duration::from_secs(3);
 
 /// What performing a set of effects did.
@@ -100,11 +101,13 @@ impl<'a> Performer<'a> {
                         self.missed_a_frame(id, &reason);
                     }
                 }
-                Effect::Greet { to, frame } => match greet(app, &to, &frame).await {
-                    Ok(()) => self.report.delivered += 1,
-                    Err(PostError::Gone) => self.found_gone(to),
-                    Err(PostError::Failed(reason)) => self.missed_a_frame(to, &reason),
-                },
+                Effect::Greet { to, frame } => {
+                    match app.gateway.greet(&to, &frame, GREETING_PATIENCE).await {
+                        Delivery::Delivered => self.report.delivered += 1,
+                        Delivery::Gone => self.found_gone(to),
+                        Delivery::Failed(reason) => self.missed_a_frame(to, &reason),
+                    }
+                }
                 Effect::Close { connection_id } => {
                     self.to_close.push(connection_id.clone());
                     self.found_gone(connection_id);
@@ -214,23 +217,6 @@ pub async fn perform(app: &App, now: Timestamp, effects: Effects) -> Report {
         tracing::error!(error = %err, "an effect could not be performed");
     }
     performer.finish().await
-}
-
-/// Posts the greeting; the socket may not be open yet when the stream record
-/// arrives, so Gone is retried with backoff for [`GREETING_PATIENCE`].
-async fn greet(app: &App, connection_id: &str, frame: &str) -> Result<(), PostError> {
-    let mut delay = Duration::from_millis(50);
-    let mut waited = Duration::ZERO;
-    loop {
-        match app.gateway.post(connection_id, frame).await {
-            Err(PostError::Gone) if waited < GREETING_PATIENCE => {
-                tokio::time::sleep(delay).await;
-                waited += delay;
-                delay *= 2;
-            }
-            other => return other,
-        }
-    }
 }
 
 /// `$default`: one client frame, answered over the socket; `origin` names the

@@ -97,6 +97,37 @@ impl Gateway {
         }
     }
 
+    /// Sends a connection its greeting, which may come before API Gateway
+    /// accepts posts to it (its `$connect` has not returned yet): Gone is
+    /// retried with growing pauses for up to `patience`, then confirmed like
+    /// any other Gone. A socket still open that kept refusing has missed its
+    /// greeting ([`Delivery::Failed`]), and is closed rather than left
+    /// without its items.
+    pub async fn greet(&self, connection_id: &str, frame: &str, patience: Duration) -> Delivery {
+        let mut delay = Duration::from_millis(50).min(patience);
+        let mut waited = Duration::ZERO;
+        loop {
+            match self.sockets.post(connection_id, frame).await {
+                Ok(()) => return Delivery::Delivered,
+                Err(PostError::Failed(reason)) => return Delivery::Failed(reason),
+                Err(PostError::Gone) if waited < patience => {
+                    tokio::time::sleep(delay).await;
+                    waited += delay;
+                    delay *= 2;
+                }
+                Err(PostError::Gone) => {
+                    return match self.sockets.is_open(connection_id).await {
+                        Ok(false) => Delivery::Gone,
+                        Ok(true) => {
+                            Delivery::Failed(format!("answered Gone for {patience:?} while open"))
+                        }
+                        Err(e) => Delivery::Failed(e.to_string()),
+                    }
+                }
+            }
+        }
+    }
+
     /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] at a
     /// time: a slow or failing connection holds one slot, never the others.
     pub async fn post_many(&self, connection_ids: &[String], frame: &str) -> FanOut {
@@ -253,6 +284,36 @@ mod tests {
             let open = self.open.get(id).copied().unwrap_or(false);
             Box::pin(async move { Ok(open) })
         }
+    }
+
+    #[tokio::test]
+    async fn a_greeting_waits_out_gone_then_confirms_it() {
+        let gone = || vec![Err(PostError::Gone); 20];
+        let sockets = Scripted {
+            posts: Mutex::new(HashMap::from([
+                (
+                    "opening".to_owned(),
+                    vec![Err(PostError::Gone), Err(PostError::Gone)],
+                ),
+                ("left".to_owned(), gone()),
+                ("stuck".to_owned(), gone()),
+            ])),
+            open: HashMap::from([("stuck".to_owned(), true)]),
+            sent: Mutex::default(),
+        };
+        let gateway = Gateway::new(Arc::new(sockets));
+        let patience = Duration::from_millis(120);
+        assert_eq!(
+            gateway.greet("opening", "{}", patience).await,
+            Delivery::Delivered
+        );
+        assert_eq!(gateway.greet("left", "{}", patience).await, Delivery::Gone);
+        // Gone all along while GetConnection says open: a missed greeting,
+        // not a connection to tear down under a live socket.
+        assert!(matches!(
+            gateway.greet("stuck", "{}", patience).await,
+            Delivery::Failed(_)
+        ));
     }
 
     #[tokio::test]

@@ -55,13 +55,35 @@ where
 {
     let app = app().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
+        let handled = handler(app, event.payload);
         // Boxed: the handler's future is deep (driver, cleanup, presence), too
         // deep for the runtime's generic layers to lay out inline.
         let invocation: Pin<Box<dyn Future<Output = Result<R, Failure>> + Send>> =
-            Box::pin(handler(app, event.payload));
+            Box::pin(async move {
+                let before = app.requests.snapshot();
+                let result = handled.await;
+                log_aws_requests(app, &before);
+                result
+            });
         invocation
     }))
     .await
+}
+
+/// One line per invocation naming every AWS request it made (`operation:
+/// count`), counted by the SDK interceptor, and the IAM actions this process
+/// needed so far: what the function's role must allow, readable from its
+/// logs (the emulated deploy's tests compare them with the role's grants).
+pub fn log_aws_requests(
+    app: &App,
+    before: &std::collections::BTreeMap<String, crate::metrics::OperationCount>,
+) {
+    let made = crate::metrics::requests_between(before, &app.requests.snapshot());
+    if !made.is_empty() {
+        let requests = serde_json::to_string(&made).unwrap_or_default();
+        let actions = serde_json::to_string(&app.requests.actions()).unwrap_or_default();
+        tracing::info!(target: "sockhop::aws", %requests, %actions, "aws requests");
+    }
 }
 
 /// The connection id API Gateway assigned to the socket.

@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Requests and capacity of one operation (`dynamodb.PutItem`, `sqs.SendMessage`,
@@ -25,9 +25,27 @@ pub struct OperationCount {
 #[derive(Debug, Default)]
 pub struct RequestCounts {
     operations: Mutex<BTreeMap<String, OperationCount>>,
+    /// Every IAM action the requests needed ([`iam_actions`]).
+    actions: Mutex<BTreeSet<String>>,
 }
 
 impl RequestCounts {
+    /// The IAM actions every request so far needed, as [`iam_actions`] names
+    /// them: what the process's role must allow.
+    pub fn actions(&self) -> BTreeSet<String> {
+        self.actions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn need(&self, actions: Vec<String>) {
+        self.actions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend(actions);
+    }
+
     pub fn snapshot(&self) -> BTreeMap<String, OperationCount> {
         self.operations
             .lock()
@@ -45,6 +63,22 @@ impl RequestCounts {
         total.write_units += count.write_units;
         total.read_units += count.read_units;
     }
+}
+
+/// The requests per operation between two snapshots (`before` taken
+/// earlier): what one Lambda invocation asked of AWS.
+pub fn requests_between(
+    before: &BTreeMap<String, OperationCount>,
+    after: &BTreeMap<String, OperationCount>,
+) -> BTreeMap<String, u64> {
+    after
+        .iter()
+        .filter_map(|(operation, count)| {
+            let earlier = before.get(operation).map_or(0, |c| c.requests);
+            let made = count.requests.saturating_sub(earlier);
+            (made > 0).then(|| (operation.clone(), made))
+        })
+        .collect()
 }
 
 /// The interceptor every SDK client of the app carries.
@@ -125,8 +159,53 @@ impl Intercept for CountRequests {
                 )
             }
         };
+        self.0.need(iam_actions(&operation, request.method(), body));
         self.0.add(operation, count);
         Ok(())
+    }
+}
+
+/// The IAM actions one request needs, from the request itself: `action` on
+/// the resource its service's grant names in template.yaml (the table, the
+/// queue, ...), with a qualifier where one service's grants differ by more:
+/// `dynamodb:Query index/<name>` for a query of an index, and
+/// `execute-api:ManageConnections <METHOD>` for the management API's
+/// `@connections` methods. A transaction needs the action of each item it
+/// writes (DynamoDB authorizes `TransactWriteItems` item by item), a
+/// schedule with a role `iam:PassRole`, an SNS batch `sns:Publish`.
+pub fn iam_actions(operation: &str, method: &str, body: &[u8]) -> Vec<String> {
+    let json = || serde_json::from_slice::<serde_json::Value>(body).unwrap_or_default();
+    let (service, op) = operation.split_once('.').unwrap_or(("", operation));
+    match (service, op) {
+        ("dynamodb", "TransactWriteItems") => {
+            let mut actions: Vec<String> = json()["TransactItems"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|item| {
+                    let kind = item.as_object()?.keys().next()?;
+                    Some(match kind.as_str() {
+                        "ConditionCheck" => "dynamodb:ConditionCheckItem".to_owned(),
+                        other => format!("dynamodb:{other}Item"),
+                    })
+                })
+                .collect();
+            actions.sort();
+            actions.dedup();
+            actions
+        }
+        ("dynamodb", "TransactGetItems") => vec!["dynamodb:GetItem".into()],
+        ("dynamodb", op @ ("Query" | "Scan")) => match json()["IndexName"].as_str() {
+            Some(index) => vec![format!("dynamodb:{op} index/{index}")],
+            None => vec![format!("dynamodb:{op}")],
+        },
+        ("dynamodb", op) => vec![format!("dynamodb:{op}")],
+        ("apigateway", _) => vec![format!("execute-api:ManageConnections {method}")],
+        ("scheduler", "CreateSchedule") if json()["Target"]["RoleArn"].is_string() => {
+            vec!["scheduler:CreateSchedule".into(), "iam:PassRole".into()]
+        }
+        ("sns", "Publish" | "PublishBatch") => vec!["sns:Publish".into()],
+        (service, op) => vec![format!("{service}:{op}")],
     }
 }
 
@@ -199,6 +278,76 @@ mod tests {
         assert_eq!(
             dynamodb_units("GetItem", br#"{"ConsistentRead":true}"#).read_units,
             1.0
+        );
+    }
+
+    #[test]
+    fn an_invocations_requests_are_the_difference_of_two_snapshots() {
+        let counts = RequestCounts::default();
+        counts.add("dynamodb.GetItem".into(), dynamodb_units("GetItem", b"{}"));
+        let before = counts.snapshot();
+        counts.add("dynamodb.GetItem".into(), dynamodb_units("GetItem", b"{}"));
+        counts.add(
+            "sqs.SendMessage".into(),
+            OperationCount {
+                requests: 2,
+                ..Default::default()
+            },
+        );
+        let made = requests_between(&before, &counts.snapshot());
+        assert_eq!(
+            made.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("dynamodb.GetItem".to_owned(), 1),
+                ("sqs.SendMessage".to_owned(), 2)
+            ]
+        );
+        assert!(requests_between(&counts.snapshot(), &counts.snapshot()).is_empty());
+    }
+
+    #[test]
+    fn each_request_names_the_iam_actions_it_needs() {
+        let transaction =
+            br#"{"TransactItems":[{"ConditionCheck":{}},{"Put":{}},{"Update":{}},{"Put":{}}]}"#;
+        assert_eq!(
+            iam_actions("dynamodb.TransactWriteItems", "POST", transaction),
+            [
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem"
+            ]
+        );
+        assert_eq!(
+            iam_actions("dynamodb.Query", "POST", br#"{"IndexName":"sweep"}"#),
+            ["dynamodb:Query index/sweep"]
+        );
+        assert_eq!(
+            iam_actions("dynamodb.Query", "POST", b"{}"),
+            ["dynamodb:Query"]
+        );
+        assert_eq!(
+            iam_actions("apigateway.GetConnection", "GET", b""),
+            ["execute-api:ManageConnections GET"]
+        );
+        assert_eq!(
+            iam_actions(
+                "scheduler.CreateSchedule",
+                "POST",
+                br#"{"Target":{"RoleArn":"arn:r"}}"#
+            ),
+            ["scheduler:CreateSchedule", "iam:PassRole"]
+        );
+        assert_eq!(
+            iam_actions("sns.PublishBatch", "POST", b"Action=PublishBatch"),
+            ["sns:Publish"]
+        );
+        assert_eq!(
+            iam_actions("sqs.SendMessage", "POST", b"{}"),
+            ["sqs:SendMessage"]
+        );
+        assert_eq!(
+            iam_actions("events.PutEvents", "POST", b"{}"),
+            ["events:PutEvents"]
         );
     }
 

@@ -77,6 +77,15 @@ async fn disconnecting_the_last_connection_removes_the_member() {
     let removed = jim.expect_event("hotsock.memberRemoved").await;
     assert_eq!(removed["data"]["members"], json!([member("jim")]));
     assert_eq!(removed["data"]["member"]["uid"], "pam");
+    // The change the leave owed was queued, so its owed item is settled.
+    let start = std::time::Instant::now();
+    while !owed_changes(&stage).await.is_empty() {
+        assert!(
+            start.elapsed() < sockhop_tests::WAIT,
+            "owed change not settled"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     // The list the members were told goes with the last member.
     let told = |items: &[Value]| items.iter().any(|i| i["sk"] == "MEMBERS");
     assert!(told(
@@ -91,6 +100,59 @@ async fn disconnecting_the_last_connection_removes_the_member() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The `OWED#` items under presence.room: leaves filed but not yet queued.
+async fn owed_changes(stage: &TestStage) -> Vec<Value> {
+    stage
+        .items_with_pk_prefix("CHAN#presence.room")
+        .await
+        .into_iter()
+        .filter(|i| i["sk"].as_str().is_some_and(|sk| sk.starts_with("OWED#")))
+        .collect()
+}
+
+/// A `$disconnect` whose leave the queue refuses (in AWS: a role without
+/// `sqs:SendMessage`, or SQS failing) is not lost: the removal filed the
+/// change it owes the members in its own transaction, and the next sweep
+/// queues it, so the others hear `hotsock.memberRemoved` after all.
+#[tokio::test]
+async fn a_leave_the_queue_refused_is_told_by_the_next_sweep() {
+    // No sweeps of its own: this test runs the one that matters.
+    let stage = TestStage::start_with(|o| o.sweep_interval = Duration::from_secs(3600)).await;
+    let (mut jim, _) = join(&stage, "jim").await;
+    let (pam, _) = join(&stage, "pam").await;
+    jim.expect_event("hotsock.memberAdded").await;
+
+    // Pam's disconnect runs in a process whose every SendMessage fails (an app
+    // without a delivery queue).
+    let refusing = stage.other_app(&[]).await;
+    let now = sockhop::clock::Timestamp::now();
+    sockhop::driver::disconnected(&refusing, now, &pam.connection_id).await;
+    assert_eq!(stage.subscriptions_count("presence.room").await, 1);
+    let owed = owed_changes(&stage).await;
+    assert_eq!(owed.len(), 1, "the removal filed what it owes: {owed:?}");
+    assert_eq!(owed[0]["sk"], format!("OWED#{}", pam.connection_id));
+
+    // Not told yet: a message published now is Jim's next frame.
+    let (status, _) = stage
+        .server_publish(json!({"channel": "presence.room", "event": "marker", "data": 1}))
+        .await;
+    assert_eq!(status, 202);
+    assert_eq!(jim.next().await["event"], "marker");
+
+    // The sweep after the owed change fell due queues it.
+    let later = sockhop::clock::Timestamp::from_secs(now.secs() + 61);
+    sockhop::driver::sweep(stage.stage.app, later)
+        .await
+        .expect("sweep");
+    let removed = jim.expect_event("hotsock.memberRemoved").await;
+    assert_eq!(
+        removed["data"],
+        json!({"member": member("pam"), "members": [member("jim")]})
+    );
+    assert!(owed_changes(&stage).await.is_empty(), "settled once queued");
+    pam.close().await;
 }
 
 #[tokio::test]

@@ -50,6 +50,20 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
+/// The router as the Lambda function runs it: each request logs the AWS
+/// requests it made, as every other function's invocations do
+/// ([`sockhop::lambda::run`]).
+pub fn lambda_router(app: AppState) -> Router {
+    router(app).layer(axum::middleware::from_fn(
+        move |request: Request, next: axum::middleware::Next| async move {
+            let before = app.requests.snapshot();
+            let response = next.run(request).await;
+            sockhop::lambda::log_aws_requests(app, &before);
+            response
+        },
+    ))
+}
+
 /// An error as JSON with the status its code maps to.
 pub struct ApiError(ProtocolError);
 

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    lambda_http::run(sockhop_http::router(sockhop::lambda::app().await?)).await
+    lambda_http::run(sockhop_http::lambda_router(sockhop::lambda::app().await?)).await
 }

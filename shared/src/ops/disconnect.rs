@@ -7,17 +7,23 @@ use super::Ctx;
 
 /// Removes every subscription of the connection (with its count contribution)
 /// and the connection item; presence channels queue what their remaining
-/// members must hear (`ops::presence::left`). Safe to run twice at once: each
-/// removal is conditional, so counts drop once. Failures are logged, not returned: there is nobody to report
-/// them to, and TTL removes what is left.
+/// members must hear (`ops::presence::left`; a removal files that change in
+/// its own transaction, so the sweeper tells it should queueing fail). Safe
+/// to run twice at once: each removal is conditional, so counts drop once.
+/// Failures are logged, not returned: there is nobody to report them to, and
+/// TTL removes what is left.
 pub async fn cleanup(cx: Ctx<'_>, connection_id: &str) {
     let store = &cx.app.store;
     // Time 0: expired index items are listed too, so they are removed as well.
     match store.connection_channels(connection_id, 0).await {
         Ok(channels) => {
             for channel in channels {
-                match store.unsubscribe(&channel, connection_id, cx.secs()).await {
-                    Ok(Some(removed)) => super::presence::left(cx, &removed).await,
+                let owed = super::presence::owe_until(cx, &channel);
+                match store
+                    .unsubscribe(&channel, connection_id, cx.secs(), owed)
+                    .await
+                {
+                    Ok(Some(removed)) => super::presence::left(cx, &removed, owed).await,
                     Ok(None) => {}
                     Err(err) => tracing::error!(
                         connection_id,

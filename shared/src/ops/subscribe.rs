@@ -279,7 +279,7 @@ async fn take_back(cx: Ctx<'_>, channel: &str, connection_id: &str) {
     if let Err(err) = cx
         .app
         .store
-        .unsubscribe(channel, connection_id, cx.secs())
+        .unsubscribe(channel, connection_id, cx.secs(), None)
         .await
     {
         tracing::error!(error = %err, %channel, "could not take back a subscription that cannot be welcomed");
@@ -350,10 +350,11 @@ pub async fn unsubscribe(
     requested: &str,
 ) -> Result<Effects, ProtocolError> {
     let channel = named_channel(cx, connection, requested).await?.channel;
+    let owed = super::presence::owe_until(cx, &channel);
     let removed = cx
         .app
         .store
-        .unsubscribe(&channel, connection.id(), cx.secs())
+        .unsubscribe(&channel, connection.id(), cx.secs(), owed)
         .await
         .map_err(internal)?;
     let Some(removed) = removed else {
@@ -381,9 +382,15 @@ pub async fn unsubscribe(
             ..MembershipChange::default()
         };
         match super::presence::queue_change(cx, &removed.channel, change).await {
-            Ok(()) => return Ok(effects),
-            // Answered now rather than never; the members hear of it with
-            // the channel's next change.
+            Ok(()) => {
+                if let Some(owed_at) = owed {
+                    let owed = crate::store::OwedChange::for_removal(&removed, owed_at);
+                    super::presence::settle(cx, &owed).await;
+                }
+                return Ok(effects);
+            }
+            // Answered now rather than never; the members hear of the leave
+            // from the sweeper, which queues the change it filed.
             Err(err) => {
                 tracing::error!(channel = %removed.channel, code = err.code.as_str(), "farewell not queued; answered directly")
             }

@@ -95,19 +95,28 @@ const RESCHEDULE_CONCURRENCY: usize = 16;
 /// than any connection lives (API Gateway: 2 hours).
 const SWEEP_LOOKBACK_SECONDS: i64 = 3 * 3600;
 
-/// One pass over the connections due by now, found by the sweep index:
-/// keepAlive frames to send, connections to close (the driver closes them,
-/// then cleans up); every other one filed under its next due time.
+/// One pass over what is due by now, found by the sweep index: presence
+/// changes a removal could not queue (queued now), keepAlive frames to send,
+/// connections to close (the driver closes them, then cleans up); every other
+/// connection filed under its next due time.
 pub async fn sweep(cx: Ctx<'_>, schedule: SweepSchedule) -> Result<Effects, ProtocolError> {
     let now = cx.secs();
     let store = &cx.app.store;
     let mut effects = Effects::new();
     let due = store
-        .due_connections(now, SWEEP_LOOKBACK_SECONDS)
+        .due_for_sweep(now, SWEEP_LOOKBACK_SECONDS)
         .await
         .map_err(internal)?;
+    if !due.owed.is_empty() {
+        let still_owed = super::presence::tell_owed(cx, &due.owed, schedule.interval).await;
+        tracing::info!(
+            owed = due.owed.len(),
+            still_owed,
+            "owed presence changes swept"
+        );
+    }
     let mut reschedules = Vec::new();
-    for connection in due {
+    for connection in due.connections {
         match sweep_action(&connection, now, schedule) {
             SweepAction::Close => {
                 effects.close(&connection.connection_id);

@@ -46,6 +46,15 @@ impl ConnectionItem {
     }
 }
 
+/// What the sweep index holds that is due.
+#[derive(Debug, Default)]
+pub struct DueForSweep {
+    /// Connections needing a keepAlive, a close, or a look at their deadlines.
+    pub connections: Vec<ConnectionItem>,
+    /// Presence changes whose removal could not queue them.
+    pub owed: Vec<super::OwedChange>,
+}
+
 /// The reverse index under a connection: lets disconnect find every subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -166,14 +175,10 @@ impl Store {
         }
     }
 
-    /// Connections due for the sweeper by `now`: the sweep index's buckets
-    /// after the sweeper's cursor (at most `lookback` seconds back) up to the
+    /// What is due for the sweeper by `now`: the sweep index's buckets after
+    /// the sweeper's cursor (at most `lookback` seconds back) up to the
     /// current one. A query per bucket, usually two; never a scan.
-    pub async fn due_connections(
-        &self,
-        now: i64,
-        lookback: i64,
-    ) -> Result<Vec<ConnectionItem>, StoreError> {
+    pub async fn due_for_sweep(&self, now: i64, lookback: i64) -> Result<DueForSweep, StoreError> {
         let current = keys::sweep_bucket(now);
         let oldest = keys::sweep_bucket(now - lookback);
         let first = match self.sweep_cursor().await? {
@@ -203,7 +208,19 @@ impl Store {
             })
             .await?;
         }
-        Ok(serde_dynamo::from_items(found)?)
+        let mut due = DueForSweep::default();
+        for item in found {
+            let owed = item
+                .get("sk")
+                .and_then(|sk| sk.as_s().ok())
+                .is_some_and(|sk| sk.starts_with(keys::OWED_PREFIX));
+            if owed {
+                due.owed.push(serde_dynamo::from_item(item)?);
+            } else {
+                due.connections.push(serde_dynamo::from_item(item)?);
+            }
+        }
+        Ok(due)
     }
 
     /// Records that every sweep bucket before the one of `now` is done (the

@@ -9,6 +9,8 @@ pub const CONN_PREFIX: &str = "CONN#";
 pub const CHAN_PREFIX: &str = "CHAN#";
 pub const MSG_PREFIX: &str = "MSG#";
 pub const JTI_PREFIX: &str = "JTI#";
+/// Under a channel: a presence change a removal still owes its members.
+pub const OWED_PREFIX: &str = "OWED#";
 
 pub fn connection_pk(connection_id: &str) -> String {
     format!("{CONN_PREFIX}{connection_id}")
@@ -26,6 +28,11 @@ pub fn subscription_sk(connection_id: &str) -> String {
 /// Sort key of the reverse index under a connection: one per channel.
 pub fn connection_subscription_sk(channel: &str) -> String {
     format!("{SUB_PREFIX}{channel}")
+}
+
+/// Sort key of the change a connection's removal owes a channel's members.
+pub fn owed_change_sk(connection_id: &str) -> String {
+    format!("{OWED_PREFIX}{connection_id}")
 }
 
 pub fn message_pk(channel: &str) -> String {
@@ -49,7 +56,8 @@ pub fn reaction_sk(reaction: &str, uid: &str) -> String {
     format!("{reaction}#{uid}")
 }
 
-/// The index of connections by when the sweeper must next look at them.
+/// The index of connections (and owed changes) by when the sweeper must next
+/// look at them.
 pub const SWEEP_INDEX: &str = "sweep";
 /// Width of one `sweepBucket` of that index: a sweep a minute reads one or two.
 pub const SWEEP_BUCKET_SECONDS: i64 = 60;

@@ -12,7 +12,8 @@ mod storage;
 mod stream;
 mod subscriptions;
 
-pub use connections::ConnectionItem;
+pub use connections::{ConnectionItem, DueForSweep};
+pub use members::OwedChange;
 pub use messages::{MessageItem, MessagePage, MessageQuery};
 pub use reactions::{reaction_counts, ReactionChange, ReactionItem};
 pub use schedules::ScheduleItem;
@@ -187,7 +188,7 @@ impl Store {
 impl Store {
     /// Every live connection item. A scan, for the local stage's start only
     /// (ending the connections of an earlier run); the sweeper uses the sweep
-    /// index ([`Store::due_connections`]).
+    /// index ([`Store::due_for_sweep`]).
     pub async fn scan_connections(&self, now: i64) -> Result<Vec<ConnectionItem>, StoreError> {
         let mut found = Vec::new();
         let fetch = |start: Option<Item>| async move {

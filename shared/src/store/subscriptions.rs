@@ -127,11 +127,15 @@ impl Store {
     /// Removes a subscription with its reverse index and count contribution.
     /// Returns the removed item, or `None` when there was none to remove (so two
     /// racing removals decrement the count once).
+    /// With `owe_until`, the removal also files the presence change it owes
+    /// the channel's members ([`super::OwedChange`], due for the sweeper
+    /// then), in the same transaction: a leave is never removed untold.
     pub async fn unsubscribe(
         &self,
         channel: &str,
         connection_id: &str,
         now: i64,
+        owe_until: Option<i64>,
     ) -> Result<Option<SubscriptionItem>, StoreError> {
         // The removed item is returned as it was deleted: the delete is
         // conditional on the subscription read (same subscribedAtMs, same
@@ -159,7 +163,7 @@ impl Store {
                 subscription =
                     subscription.expression_attribute_values(":yes", AttributeValue::Bool(true));
             }
-            let writes = vec![
+            let mut writes = vec![
                 TransactWriteItem::builder()
                     .delete(subscription.build().map_err(build_error)?)
                     .build(),
@@ -174,6 +178,12 @@ impl Store {
                     )
                     .build(),
             ];
+            if let Some(sweep_at) = owe_until {
+                writes.push(
+                    super::OwedChange::for_removal(&existing, sweep_at)
+                        .transact_put(&self.table)?,
+                );
+            }
             let delta = if existing.counted { -1 } else { 0 };
             match self.transact_with_count(writes, channel, delta).await? {
                 Ok(()) => return Ok(Some(existing)),
