@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Browser tests of the example apps (examples/collaborative-todo, examples/real-time-chat):
+# Browser tests of the example apps (examples/collaborative-todo, examples/real-time-chat)
+# and of the web console (console/, examples/tests/console.test.mjs):
 # headless Chromium driven by playwright-core, with Node's built-in test runner.
 #
 #   DYNAMODB_ENDPOINT=http://127.0.0.1:8000 scripts/browser-test.sh [node --test args ...]

@@ -12,8 +12,8 @@
 # `bootstrap` in target/emulated/<name>/, the template that points at them
 # (scripts/prebuilt-template.py, which only sets each CodeUri), then `sam deploy`. What
 # must differ on an emulator is a stack parameter whose default is right for AWS:
-# FunctionArchitecture (this machine's) and ManagementApiBaseUrl (MiniStack's path-style
-# execute-api). docs/deploy.md says what this proves and what only AWS can.
+# FunctionArchitectureParameter (this machine's) and ManagementApiBaseUrlParameter
+# (MiniStack's path-style execute-api). docs/deploy.md says what this proves and what only AWS can.
 #
 # Installs MiniStack (infra/ministack/requirements.txt, pinned) into .local/venv-ministack
 # and SAM CLI (infra/lint/requirements.txt) into .local/venv-lint. Needs Rust, Python 3.

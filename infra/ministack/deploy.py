@@ -142,11 +142,11 @@ def start_ministack(venv: str, port: int, workdir: str) -> subprocess.Popen:
 
 
 def dev_keys() -> dict:
-    """This run's DEV-ONLY secrets: random, never committed, gone with the run."""
+    """This run's DEV-ONLY secrets: random, never committed, gone with the run (the
+    HTTP API keys the stack generates itself)."""
     return {
         "signingKey": base64.b64encode(secrets.token_bytes(32)).decode(),
         "connectionSecretKey": base64.b64encode(secrets.token_bytes(32)).decode(),
-        "apiKey": "dev-only-" + secrets.token_urlsafe(24),
     }
 
 
@@ -162,16 +162,19 @@ def sam_deploy(sam: str, template: str, endpoint: str, keys: dict, workdir: str)
                  aws_access_key_id=ROOT_KEY[0], aws_secret_access_key=ROOT_KEY[1]
                  ).create_bucket(Bucket=BUCKET)
     overrides = {
-        "SigningKey1Method": "HS256",
-        "SigningKey1Encoded": keys["signingKey"],
-        "ConnectionSecretKey": keys["connectionSecretKey"],
-        "HttpApiKey1": keys["apiKey"],
+        "SigningKey1MethodParameter": "HS256",
+        "SigningKey1EncodedParameter": keys["signingKey"],
+        "ConnectionSecretKeyParameter": keys["connectionSecretKey"],
+        # No explicit HTTP API key: the stack generates its two (read below).
         # What must differ on an emulator is a parameter, defaults right for AWS.
-        "FunctionArchitecture": host_architecture(),
-        "ManagementApiBaseUrl": f"{endpoint}/_aws/execute-api",
+        "FunctionArchitectureParameter": host_architecture(),
+        "ManagementApiBaseUrlParameter": f"{endpoint}/_aws/execute-api",
         # Backend events on, so the tests can read them from the bus and the topic.
-        "PublishEventsToEventBridge": "enabled",
-        "PublishEventsToSNS": "enabled",
+        "PublishEventsToEventBridgeParameter": "enabled",
+        "PublishEventsToSNSParameter": "enabled",
+        # Plain-text function logs at INFO and the Lambda service's START/END lines,
+        # so ministack.log and the log groups show what ran.
+        "SystemLogLevelParameter": "INFO",
     }
     command = [
         sam, "deploy",
@@ -213,6 +216,12 @@ def outputs(endpoint: str, keys: dict, port: int) -> dict:
     api_id = wss.split("//", 1)[1].split(".", 1)[0]
     stage = wss.rstrip("/").rsplit("/", 1)[1]
     url_id = out["HttpApiUrl"].split("//", 1)[1].split(".", 1)[0]
+    # The HTTP API keys the stack generated, as an operator reads them through
+    # the HttpApiSecretKey1ConsoleUrl output.
+    secrets = session.client("secretsmanager", endpoint_url=endpoint)
+    keys = dict(keys)
+    keys["apiKey"] = secrets.get_secret_value(SecretId=resources["HttpApiSecretKey1"])["SecretString"]
+    keys["apiKey2"] = secrets.get_secret_value(SecretId=resources["HttpApiSecretKey2"])["SecretString"]
     return {
         "endpoint": endpoint,
         "port": port,
@@ -257,7 +266,7 @@ def describe(o: dict) -> str:
     lines += [
         "  DEV-ONLY keys of this run (gone when it stops):",
         f"    signing key (HS256, Base64) {o['devOnlyKeys']['signingKey']}",
-        f"    HTTP API key                {o['devOnlyKeys']['apiKey']}",
+        f"    HTTP API key (generated)    {o['devOnlyKeys']['apiKey']}",
         "  A dev token (uid dev, every channel, 1 h):",
         f"    {token}",
         "  Try:",

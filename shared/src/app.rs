@@ -2,10 +2,11 @@
 //! once per process (a Lambda cold start, or the local stage) and shared by
 //! every handler. It holds no clock: handlers read the time once and pass it.
 
+use crate::api_keys::ApiKeys;
 use crate::claims::ClaimsCache;
 use crate::gateway::{Gateway, ManagementApi};
 use crate::ids::IdGenerator;
-use crate::metrics::{CountRequests, RequestCounts};
+use crate::metrics::{Activity, CountRequests, RequestCounts};
 use crate::pubsub::aws::{EventBridgeSink, SnsSink};
 use crate::pubsub::{EventSink, FanOut, NoEvents};
 use crate::queue::{DeliveryQueue, NoQueue, SqsQueue};
@@ -20,6 +21,11 @@ pub const DEFAULT_CONNECTION_LIFETIME_SECONDS: i64 = 2 * 60 * 60;
 
 /// The sweeper's schedule in template.yaml: `rate(1 minute)`.
 pub const DEFAULT_SWEEP_INTERVAL_SECONDS: i64 = 60;
+/// How often the sweeper passes again while heartbeat deadlines are ahead.
+pub const DEFAULT_SWEEP_TICK_SECONDS: i64 = 2;
+/// How long before its next scheduled run a sweeper invocation stops passing
+/// (the template's sweeper timeout is 55 s of a minute).
+const SWEEP_WATCH_MARGIN_SECONDS: i64 = 8;
 /// API Gateway's idle connection timeout.
 pub const DEFAULT_IDLE_TIMEOUT_SECONDS: i64 = 600;
 
@@ -45,12 +51,22 @@ pub struct Config {
     pub verifier: Verifier,
     /// Derives each connection's secret; see [`crate::ops::connect`].
     pub connection_secret_key: Vec<u8>,
-    /// Bearer keys of the server HTTP API (`/publish`, `/channels/*`).
+    /// Bearer keys of the server HTTP API (`/publish`, `/channels/*`) given
+    /// as they are (`HTTP_API_KEY_1`, `HTTP_API_KEY_2`).
     pub api_keys: Vec<String>,
+    /// Secrets Manager secrets holding more such keys, generated at deploy
+    /// (`HTTP_API_KEY_SECRET_ARNS`, comma-separated).
+    pub api_key_secret_arns: Vec<String>,
+    /// A Secrets Manager endpoint other than AWS's (tests against moto).
+    pub secrets_endpoint: Option<String>,
     pub connection_lifetime_seconds: i64,
     /// How often the sweeper runs (its schedule in template.yaml): keepAlive
     /// timing depends on it.
     pub sweep_interval_seconds: i64,
+    /// How often the sweeper passes again within its invocation while
+    /// heartbeat deadlines are coming up (`SWEEP_TICK_SECONDS`, default 2):
+    /// a missed heartbeat is acted on within about this long.
+    pub sweep_tick_millis: u64,
     /// Seconds of silence after which the gateway closes a socket: 600 in API
     /// Gateway (fixed); the local stage's `--idle-timeout`.
     pub idle_timeout_seconds: i64,
@@ -72,6 +88,16 @@ pub struct Config {
 }
 
 impl Config {
+    /// How long one sweeper invocation keeps passing: until shortly before
+    /// the next one (nothing beyond its first pass with a short interval).
+    pub fn sweep_watch_millis(&self) -> i64 {
+        let interval = self.sweep_interval_seconds;
+        (interval - SWEEP_WATCH_MARGIN_SECONDS)
+            .max(interval / 2)
+            .max(0)
+            * 1000
+    }
+
     /// Reads the configuration through `get` (the process environment in
     /// production; a map in tests). Empty values count as unset.
     pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -114,6 +140,7 @@ impl Config {
         let sweep_interval_seconds =
             seconds("SWEEP_INTERVAL_SECONDS", DEFAULT_SWEEP_INTERVAL_SECONDS)?;
         let idle_timeout_seconds = seconds("IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS)?;
+        let sweep_tick_seconds = seconds("SWEEP_TICK_SECONDS", DEFAULT_SWEEP_TICK_SECONDS)?;
         Ok(Config {
             table_name: get("TABLE_NAME").unwrap_or_else(|| "sockhop".into()),
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
@@ -124,8 +151,19 @@ impl Config {
                 .into_iter()
                 .filter_map(get)
                 .collect(),
+            api_key_secret_arns: get("HTTP_API_KEY_SECRET_ARNS")
+                .map(|arns| {
+                    arns.split(',')
+                        .map(str::trim)
+                        .filter(|a| !a.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            secrets_endpoint: get("SECRETS_ENDPOINT"),
             connection_lifetime_seconds,
             sweep_interval_seconds,
+            sweep_tick_millis: u64::try_from(sweep_tick_seconds).unwrap_or(2) * 1000,
             idle_timeout_seconds,
             delivery_queue_url: get("DELIVERY_QUEUE_URL"),
             sqs_endpoint: get("SQS_ENDPOINT"),
@@ -163,6 +201,10 @@ pub struct App {
     pub events: Arc<dyn EventSink>,
     /// Every AWS request this process made (see [`crate::metrics`]).
     pub requests: Arc<RequestCounts>,
+    /// What this process did that an operator watches (metrics).
+    pub activity: Arc<Activity>,
+    /// The server API's Bearer keys.
+    pub api_keys: ApiKeys,
 }
 
 impl App {
@@ -210,6 +252,7 @@ impl App {
             None => Arc::new(NoScheduler),
         };
         let events = event_sink(&config, shared, &counting);
+        let api_keys = api_keys(&config, shared, &counting);
         let queue: Arc<dyn DeliveryQueue> = match &config.delivery_queue_url {
             Some(url) => {
                 let mut sqs = aws_sdk_sqs::config::Builder::from(shared).interceptor(counting);
@@ -233,6 +276,8 @@ impl App {
             scheduler,
             events,
             requests,
+            activity: Arc::default(),
+            api_keys,
         }
     }
 
@@ -241,6 +286,24 @@ impl App {
         let config = Config::from_env(|name| std::env::var(name).ok())?;
         Ok(App::new(config).await)
     }
+}
+
+/// The server API's keys: the configured ones, and the generated secrets
+/// when the stack names them.
+fn api_keys(config: &Config, shared: &aws_config::SdkConfig, counting: &CountRequests) -> ApiKeys {
+    if config.api_key_secret_arns.is_empty() {
+        return ApiKeys::configured(config.api_keys.clone());
+    }
+    let mut builder =
+        aws_sdk_secretsmanager::config::Builder::from(shared).interceptor(counting.clone());
+    if let Some(endpoint) = &config.secrets_endpoint {
+        builder = builder.endpoint_url(endpoint);
+    }
+    ApiKeys::with_secrets(
+        config.api_keys.clone(),
+        aws_sdk_secretsmanager::Client::from_conf(builder.build()),
+        config.api_key_secret_arns.clone(),
+    )
 }
 
 /// The configured event sinks: EventBridge, SNS, both, or none.

@@ -9,9 +9,16 @@
 //! [`Pattern::cmp_specificity`]. For events and storage keys the event/key pattern
 //! decides first and the channel pattern breaks ties.
 //!
+//! `react` is valued, but an explicit `false` in any matching entry wins over
+//! the most specific `true` or list, as for a boolean (Hotsock's rule).
+//!
 //! A subscription's permissions are layers: a subscribe token's grant over the
-//! connect token's. For each directive the first layer that says anything about it
-//! decides ("overridden by"), so a subscribe token can both grant and revoke.
+//! connect token's. A boolean directive (and `react: false`) is resolved over
+//! every layer's matching entries together, so an explicit `false` in either
+//! token denies, whatever the other says (docs/design.md, "Permission
+//! resolution"): a subscribe token adds grants, it cannot lift a deny. A valued
+//! directive comes from the first layer that sets it, so a subscribe token's
+//! `store` or `historyStart` replaces the connect token's.
 
 use crate::names;
 use crate::pattern::{Pattern, PatternError};
@@ -20,8 +27,11 @@ use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
+pub mod explain;
 #[cfg(test)]
 mod tests;
+
+pub use explain::explain;
 
 pub const MIN_HEARTBEAT_TIMEOUT: u32 = 5;
 pub const MAX_HEARTBEAT_TIMEOUT: u32 = 600;
@@ -621,10 +631,13 @@ impl ChannelPermissions {
         self
     }
 
+    /// Over every layer at once: an explicit `false` in any token wins.
     fn flag(&self, pick: impl Fn(&ChannelDirectives) -> Option<bool>) -> Option<bool> {
-        self.layers
-            .iter()
-            .find_map(|g| resolve_flag(g.entries.iter().map(|e| pick(&e.directives))))
+        resolve_flag(
+            self.layers
+                .iter()
+                .flat_map(|g| g.entries.iter().map(|e| pick(&e.directives))),
+        )
     }
 
     fn valued<T: Clone>(&self, pick: impl Fn(&ChannelDirectives) -> Option<&T>) -> Option<T> {
@@ -684,10 +697,14 @@ impl ChannelPermissions {
         };
         let layers: Vec<_> = self.layers.iter().map(layer).collect();
         let flag = |pick: fn(&MessageDirectives) -> Option<bool>| {
-            layers
-                .iter()
-                .find_map(|l| resolve_flag(l.iter().map(|(_, _, m)| pick(m))))
+            resolve_flag(layers.iter().flatten().map(|(_, _, m)| pick(m)))
         };
+        // An explicit `react: false` anywhere wins; otherwise the most specific
+        // `true` or list of the first layer that sets one.
+        let react_denied = layers
+            .iter()
+            .flatten()
+            .any(|(_, _, m)| m.react == Some(ReactRule::Any(false)));
         let valued = |pick: fn(&MessageDirectives) -> Option<&i64>| {
             layers.iter().find_map(|l| {
                 resolve_valued(l.iter().map(|(e, c, m)| (vec![e, c], pick(m))).collect())
@@ -698,13 +715,17 @@ impl ChannelPermissions {
             broadcast: flag(|m| m.broadcast).unwrap_or(false),
             echo: flag(|m| m.echo).unwrap_or(false),
             store: valued(|m| m.store.as_ref()).unwrap_or(0),
-            react: layers.iter().find_map(|l| {
-                resolve_valued(
-                    l.iter()
-                        .map(|(e, c, m)| (vec![e, c], m.react.as_ref()))
-                        .collect(),
-                )
-            }),
+            react: if react_denied {
+                Some(ReactRule::Any(false))
+            } else {
+                layers.iter().find_map(|l| {
+                    resolve_valued(
+                        l.iter()
+                            .map(|(e, c, m)| (vec![e, c], m.react.as_ref()))
+                            .collect(),
+                    )
+                })
+            },
             schedule_before: valued(|m| m.schedule_before.as_ref()),
             emit_pub_sub_event: flag(|m| m.emit_pub_sub_event).unwrap_or(false),
         }
@@ -723,9 +744,7 @@ impl ChannelPermissions {
         };
         let layers: Vec<_> = self.layers.iter().map(layer).collect();
         let flag = |pick: fn(&StorageDirectives) -> Option<bool>| {
-            layers
-                .iter()
-                .find_map(|l| resolve_flag(l.iter().map(|(_, _, s)| pick(s))))
+            resolve_flag(layers.iter().flatten().map(|(_, _, s)| pick(s)))
         };
         let valued = |pick: fn(&StorageDirectives) -> Option<&i64>| {
             layers.iter().find_map(|l| {

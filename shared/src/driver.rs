@@ -12,6 +12,7 @@ use crate::clock::Timestamp;
 use crate::effects::{Effect, Effects};
 use crate::error::ProtocolError;
 use crate::gateway::{Delivery, PostError};
+use crate::metrics::Measure;
 use crate::ops::deliver::Step;
 use crate::ops::dispatch::{self, Outcome, Request};
 use crate::ops::internal;
@@ -46,6 +47,19 @@ pub struct Report {
     pub cleaned: Vec<String>,
     /// Backend events the sinks did not accept after their retries.
     pub events_lost: usize,
+    /// Time spent posting frames to sockets.
+    pub sending: Duration,
+}
+
+impl Report {
+    /// Adds a later pass's report to this one.
+    pub fn absorb(&mut self, other: Report) {
+        self.delivered += other.delivered;
+        self.failed += other.failed;
+        self.cleaned.extend(other.cleaned);
+        self.events_lost += other.events_lost;
+        self.sending += other.sending;
+    }
 }
 
 /// Performs effects as they come, and keeps what they found — connections
@@ -92,7 +106,9 @@ impl<'a> Performer<'a> {
                     if to.is_empty() {
                         continue;
                     }
+                    let started = std::time::Instant::now();
                     let fan_out = app.gateway.post_many(&to, &frame).await;
+                    self.report.sending += started.elapsed();
                     self.report.delivered += fan_out.delivered;
                     for id in fan_out.gone {
                         self.found_gone(id);
@@ -154,6 +170,7 @@ impl<'a> Performer<'a> {
         // Last: events never hold up a frame.
         let (app, events) = (self.app, std::mem::take(&mut self.events));
         self.report.events_lost += publish_events(app, events).await;
+        record_activity(app, &self.report);
         self.report
     }
 
@@ -208,6 +225,19 @@ async fn publish_events(app: &App, events: Vec<PubSubEvent>) -> usize {
             total
         }
     }
+}
+
+/// Adds what a performer did to the process's metrics.
+fn record_activity(app: &App, report: &Report) {
+    let activity = &app.activity;
+    activity.add(Measure::FramesDelivered, report.delivered as f64);
+    activity.add(Measure::FramesFailed, report.failed as f64);
+    activity.add(Measure::GoneCleanups, report.cleaned.len() as f64);
+    activity.add(Measure::EventsLost, report.events_lost as f64);
+    activity.add(
+        Measure::FanOutMilliseconds,
+        report.sending.as_secs_f64() * 1000.0,
+    );
 }
 
 /// Performs `effects`, then the cleanups they called for.
@@ -270,6 +300,32 @@ pub async fn sweep(app: &App, now: Timestamp) -> Result<Report, ProtocolError> {
     let schedule = ops::sweep::SweepSchedule::of(&app.config);
     let effects = ops::sweep::sweep(Ctx::new(app, now), schedule).await?;
     Ok(perform(app, now, effects).await)
+}
+
+/// One sweeper invocation (every minute in AWS): a pass now, then, while a
+/// connection with a `heartbeatTimeout` falls due before `until`, another pass
+/// every `tick`. So a missed heartbeat is acted on within a tick of its
+/// deadline rather than up to a whole interval late, and an installation
+/// without heartbeat deadlines pays for one pass a minute as before. Each pass
+/// reads the time through `clock`.
+pub async fn sweep_within(
+    app: &App,
+    until: Timestamp,
+    tick: Duration,
+    clock: impl Fn() -> Timestamp,
+) -> Result<Report, ProtocolError> {
+    let mut report = sweep(app, clock()).await?;
+    loop {
+        let now = clock();
+        let tick_ms = i64::try_from(tick.as_millis()).unwrap_or(i64::MAX);
+        if now.millis().saturating_add(tick_ms) >= until.millis()
+            || !ops::sweep::heartbeats_ahead(Ctx::new(app, now), until.secs()).await?
+        {
+            return Ok(report);
+        }
+        tokio::time::sleep(tick).await;
+        report.absorb(sweep(app, clock()).await?);
+    }
 }
 
 /// A batch of the table's stream. Records of one partition run in stream
@@ -368,7 +424,7 @@ pub async fn queue_batch(app: &App, now: Timestamp, event: SqsEvent) -> SqsBatch
     }
     let work = groups
         .into_iter()
-        .map(|(channel, records)| queue_group(app, now, channel, records));
+        .map(|(_group, records)| queue_group(app, now, records));
     let failed: Vec<Vec<String>> = stream::iter(work)
         .buffer_unordered(PARTITION_CONCURRENCY)
         .collect()
@@ -384,12 +440,9 @@ pub async fn queue_batch(app: &App, now: Timestamp, event: SqsEvent) -> SqsBatch
 
 /// One channel's queued messages in order, with its subscribers read once;
 /// the ids of the messages to hand out again (the first failure and the rest).
-async fn queue_group(
-    app: &App,
-    now: Timestamp,
-    channel: String,
-    records: Vec<SqsMessage>,
-) -> Vec<String> {
+/// The channel is the records' own (the group id may be its digest:
+/// `queue::message_group`).
+async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec<String> {
     let cx = Ctx::new(app, now);
     let ids = |from: &[SqsMessage]| -> Vec<String> {
         from.iter()
@@ -397,6 +450,10 @@ async fn queue_group(
             .collect()
     };
     let parsed: Vec<_> = records.iter().map(queued_message).collect();
+    let channel = parsed
+        .iter()
+        .find_map(|p| p.as_ref().ok().map(|(q, _)| q.channel.clone()))
+        .unwrap_or_default();
     // Messages share one read of the subscriber ids; a storage write or a
     // membership change reads the channel itself, after writing.
     let has_messages = parsed.iter().any(|p| {

@@ -62,7 +62,6 @@ pub enum ErrorCode {
     /// The scheduled time has passed.
     ScheduleInPast,
     /// The scheduled time is further ahead than a schedule may be.
-    ScheduleTooFar,
     /// A client's tokens grant no `scheduleBefore` covering the scheduled time.
     SchedulePermissionDenied,
     /// Missing or invalid credentials (HTTP API key, connection id/secret, connect token).
@@ -105,7 +104,6 @@ impl ErrorCode {
         ErrorCode::InvalidScheduleExpression,
         ErrorCode::InvalidScheduleTimezone,
         ErrorCode::ScheduleInPast,
-        ErrorCode::ScheduleTooFar,
         ErrorCode::SchedulePermissionDenied,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -142,7 +140,6 @@ impl ErrorCode {
             ErrorCode::InvalidScheduleExpression => "INVALID_SCHEDULE_EXPRESSION",
             ErrorCode::InvalidScheduleTimezone => "INVALID_SCHEDULE_TIMEZONE",
             ErrorCode::ScheduleInPast => "SCHEDULE_IN_PAST",
-            ErrorCode::ScheduleTooFar => "SCHEDULE_TOO_FAR",
             ErrorCode::SchedulePermissionDenied => "SCHEDULE_PERMISSION_DENIED",
             ErrorCode::Unauthorized => "UNAUTHORIZED",
             ErrorCode::Forbidden => "FORBIDDEN",
@@ -164,7 +161,6 @@ impl ErrorCode {
             | ErrorCode::InvalidScheduleExpression
             | ErrorCode::InvalidScheduleTimezone
             | ErrorCode::ScheduleInPast
-            | ErrorCode::ScheduleTooFar
             | ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized
             | ErrorCode::InvalidSubscribeToken

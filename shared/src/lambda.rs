@@ -53,16 +53,28 @@ where
     F: Fn(&'static App, E) -> Fut,
     Fut: Future<Output = Result<R, Failure>> + Send + 'static,
 {
+    run_with_request_id(|app, payload, _request_id| handler(app, payload)).await
+}
+
+/// [`run`], for a handler that also names the invocation (its Lambda request
+/// id: the `requestId` of the backend events it raises, as Hotsock's).
+pub async fn run_with_request_id<E, R, F, Fut>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    E: DeserializeOwned,
+    R: Serialize,
+    F: Fn(&'static App, E, String) -> Fut,
+    Fut: Future<Output = Result<R, Failure>> + Send + 'static,
+{
     let app = app().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
-        let handled = handler(app, event.payload);
+        let handled = handler(app, event.payload, event.context.request_id);
         // Boxed: the handler's future is deep (driver, cleanup, presence), too
         // deep for the runtime's generic layers to lay out inline.
         let invocation: Pin<Box<dyn Future<Output = Result<R, Failure>> + Send>> =
             Box::pin(async move {
-                let before = app.requests.snapshot();
+                let before = Invocation::start(app);
                 let result = handled.await;
-                log_aws_requests(app, &before);
+                before.log_end(app);
                 result
             });
         invocation
@@ -70,19 +82,41 @@ where
     .await
 }
 
-/// One line per invocation naming every AWS request it made (`operation:
-/// count`), counted by the SDK interceptor, and the IAM actions this process
-/// needed so far: what the function's role must allow, readable from its
-/// logs (the emulated deploy's tests compare them with the role's grants).
-pub fn log_aws_requests(
-    app: &App,
-    before: &std::collections::BTreeMap<String, crate::metrics::OperationCount>,
-) {
-    let made = crate::metrics::requests_between(before, &app.requests.snapshot());
-    if !made.is_empty() {
-        let requests = serde_json::to_string(&made).unwrap_or_default();
-        let actions = serde_json::to_string(&app.requests.actions()).unwrap_or_default();
-        tracing::info!(target: "sockhop::aws", %requests, %actions, "aws requests");
+/// What an invocation is measured against: the process's totals when it
+/// began.
+pub struct Invocation {
+    requests: std::collections::BTreeMap<String, crate::metrics::OperationCount>,
+    activity: std::collections::BTreeMap<crate::metrics::Measure, f64>,
+}
+
+impl Invocation {
+    pub fn start(app: &App) -> Self {
+        Invocation {
+            requests: app.requests.snapshot(),
+            activity: app.activity.snapshot(),
+        }
+    }
+
+    /// Prints the invocation's Embedded Metric Format line to stdout (its
+    /// metrics; the AWS requests it made and the IAM actions its process
+    /// needed, for the deployed roles' check). Printed as it is, not through
+    /// the log formatter, so CloudWatch reads it as EMF.
+    pub fn log_end(self, app: &App) {
+        let requests = crate::metrics::requests_between(&self.requests, &app.requests.snapshot());
+        let activity = crate::metrics::activity_between(&self.activity, &app.activity.snapshot());
+        let stack = std::env::var("SOCKHOP_STACK_NAME").unwrap_or_default();
+        let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+        let now = crate::clock::Timestamp::now().millis();
+        if let Some(line) = crate::metrics::emf_line(
+            &stack,
+            &function,
+            now,
+            &activity,
+            &requests,
+            &app.requests.actions(),
+        ) {
+            println!("{line}");
+        }
     }
 }
 

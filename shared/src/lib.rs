@@ -5,9 +5,11 @@
 //! [`ops`] are the operations: they read through [`store`] (the only code that
 //! knows the table) and return [`effects`]; [`driver`] performs effects
 //! through [`gateway`] (the API Gateway management API) and is what handlers
-//! call. Publishes wait in [`queue`] for the deliver function. [`app`] is built once per process; [`clock`] and [`ids`] give time
+//! call. Publishes wait in [`queue`] for the deliver function; [`api_keys`] holds
+//! the server API's keys. [`app`] is built once per process; [`clock`] and [`ids`] give time
 //! and message ids as values. See docs/architecture.md.
 
+pub mod api_keys;
 pub mod app;
 pub mod claims;
 pub mod clock;

@@ -81,6 +81,137 @@ pub fn requests_between(
         .collect()
 }
 
+/// What the process did that an operator watches, added up by the driver and
+/// a few operations, and told once per Lambda invocation as CloudWatch metrics
+/// ([`emf_line`]: Embedded Metric Format in the logs, so no API calls).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Measure {
+    /// Connections opened (`$connect` accepted).
+    Connections,
+    /// Subscriptions made.
+    Subscribes,
+    /// Messages and storage writes accepted onto a channel's ordered path.
+    MessagesPublished,
+    /// Frames that reached a socket.
+    FramesDelivered,
+    /// Frames that did not reach a socket still open (it is closed).
+    FramesFailed,
+    /// Connections cleaned up after their socket was found gone or closed.
+    GoneCleanups,
+    /// Time spent posting frames to sockets.
+    FanOutMilliseconds,
+    /// Backend events the sinks did not accept after their retries.
+    EventsLost,
+    /// Presence changes a removal could not queue, left for the sweeper.
+    OwedPresenceChanges,
+}
+
+impl Measure {
+    pub fn name(self) -> &'static str {
+        match self {
+            Measure::Connections => "Connections",
+            Measure::Subscribes => "Subscribes",
+            Measure::MessagesPublished => "MessagesPublished",
+            Measure::FramesDelivered => "FramesDelivered",
+            Measure::FramesFailed => "FramesFailed",
+            Measure::GoneCleanups => "GoneCleanups",
+            Measure::FanOutMilliseconds => "FanOutMilliseconds",
+            Measure::EventsLost => "EventsLost",
+            Measure::OwedPresenceChanges => "OwedPresenceChanges",
+        }
+    }
+
+    fn unit(self) -> &'static str {
+        match self {
+            Measure::FanOutMilliseconds => "Milliseconds",
+            _ => "Count",
+        }
+    }
+}
+
+/// The process's running totals of each [`Measure`].
+#[derive(Debug, Default)]
+pub struct Activity {
+    totals: Mutex<BTreeMap<Measure, f64>>,
+}
+
+impl Activity {
+    pub fn add(&self, measure: Measure, value: f64) {
+        if value != 0.0 {
+            *self
+                .totals
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .entry(measure)
+                .or_default() += value;
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<Measure, f64> {
+        self.totals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+/// What was added between two snapshots of an [`Activity`].
+pub fn activity_between(
+    before: &BTreeMap<Measure, f64>,
+    after: &BTreeMap<Measure, f64>,
+) -> BTreeMap<Measure, f64> {
+    after
+        .iter()
+        .filter_map(|(measure, total)| {
+            let added = total - before.get(measure).copied().unwrap_or(0.0);
+            (added != 0.0).then_some((*measure, added))
+        })
+        .collect()
+}
+
+/// The namespace of Sockhop's own metrics.
+pub const METRICS_NAMESPACE: &str = "Sockhop";
+
+/// One invocation as an Embedded Metric Format log line (pure): its measures
+/// as metrics in [`METRICS_NAMESPACE`], by stack and by stack and function;
+/// with the AWS requests it made and the IAM actions its process needed as
+/// plain properties (the emulated deploy's tests read those). `None` when it
+/// did nothing worth a line.
+pub fn emf_line(
+    stack: &str,
+    function: &str,
+    at_ms: i64,
+    activity: &BTreeMap<Measure, f64>,
+    requests: &BTreeMap<String, u64>,
+    actions: &BTreeSet<String>,
+) -> Option<String> {
+    if activity.is_empty() && requests.is_empty() {
+        return None;
+    }
+    let metrics: Vec<serde_json::Value> = activity
+        .keys()
+        .map(|m| serde_json::json!({"Name": m.name(), "Unit": m.unit()}))
+        .collect();
+    let mut line = serde_json::json!({
+        "_aws": {
+            "Timestamp": at_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [["StackName"], ["StackName", "FunctionName"]],
+                "Metrics": metrics,
+            }],
+        },
+        "StackName": stack,
+        "FunctionName": function,
+        "awsRequests": requests,
+        "iamActions": actions,
+    });
+    for (measure, value) in activity {
+        line[measure.name()] = serde_json::json!(value);
+    }
+    Some(line.to_string())
+}
+
 /// The interceptor every SDK client of the app carries.
 #[derive(Debug, Clone)]
 pub struct CountRequests(pub Arc<RequestCounts>);
@@ -349,6 +480,50 @@ mod tests {
             iam_actions("events.PutEvents", "POST", b"{}"),
             ["events:PutEvents"]
         );
+    }
+
+    #[test]
+    fn an_invocation_is_one_embedded_metric_format_line() {
+        let activity = Activity::default();
+        activity.add(Measure::FramesDelivered, 3.0);
+        let before = activity.snapshot();
+        activity.add(Measure::FramesDelivered, 2.0);
+        activity.add(Measure::FanOutMilliseconds, 12.5);
+        activity.add(Measure::GoneCleanups, 0.0);
+        let added = activity_between(&before, &activity.snapshot());
+        let requests = BTreeMap::from([("dynamodb.Query".to_owned(), 1)]);
+        let actions = BTreeSet::from(["dynamodb:Query".to_owned()]);
+        let line = emf_line(
+            "sockhop",
+            "sockhop-deliver-1",
+            1_700_000_000_000,
+            &added,
+            &requests,
+            &actions,
+        )
+        .expect("a line");
+        let parsed: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+        let directive = &parsed["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(directive["Namespace"], "Sockhop");
+        assert_eq!(
+            directive["Metrics"],
+            serde_json::json!([
+                {"Name": "FramesDelivered", "Unit": "Count"},
+                {"Name": "FanOutMilliseconds", "Unit": "Milliseconds"}
+            ])
+        );
+        // Every metric and every dimension is a top-level member (EMF's rule).
+        assert_eq!(parsed["FramesDelivered"], 2.0);
+        assert_eq!(parsed["FanOutMilliseconds"], 12.5);
+        assert_eq!(parsed["StackName"], "sockhop");
+        assert_eq!(parsed["FunctionName"], "sockhop-deliver-1");
+        assert_eq!(parsed["_aws"]["Timestamp"], 1_700_000_000_000_i64);
+        assert_eq!(parsed["iamActions"], serde_json::json!(["dynamodb:Query"]));
+        assert!(
+            parsed.get("GoneCleanups").is_none(),
+            "nothing added, nothing told"
+        );
+        assert!(emf_line("s", "f", 0, &BTreeMap::new(), &BTreeMap::new(), &actions).is_none());
     }
 
     #[test]

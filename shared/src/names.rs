@@ -8,10 +8,6 @@ use std::io;
 
 /// Longest channel name, in chars.
 pub const MAX_CHANNEL_LEN: usize = 256;
-/// Sockhop's own limit in UTF-8 bytes: a channel is part of DynamoDB sort keys
-/// (`SUB#<channel>`, at most 1,024 bytes), so 256 four-byte characters would not
-/// fit. Hotsock counts only characters.
-pub const MAX_CHANNEL_BYTES: usize = 1000;
 /// Longest event name, in chars.
 pub const MAX_EVENT_LEN: usize = 128;
 /// Longest storage key, in chars.
@@ -66,15 +62,6 @@ pub fn validate_channel(channel: &str) -> Result<(), ProtocolError> {
         return err(
             ErrorCode::InvalidChannel,
             format!("channel is {len} chars long; the limit is {MAX_CHANNEL_LEN}"),
-        );
-    }
-    if channel.len() > MAX_CHANNEL_BYTES {
-        return err(
-            ErrorCode::InvalidChannel,
-            format!(
-                "channel is {} bytes of UTF-8; the limit is {MAX_CHANNEL_BYTES}",
-                channel.len()
-            ),
         );
     }
     if let Some(c) = channel.chars().find(|&c| forbidden_name_char(c)) {

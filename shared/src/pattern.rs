@@ -4,6 +4,8 @@
 use regex::{Regex, RegexBuilder};
 use std::cmp::Ordering;
 
+mod re2;
+
 /// Regexes come from tokens, so their compiled size is capped to keep a hostile
 /// token from costing a function its memory.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
@@ -18,6 +20,8 @@ pub enum Pattern {
         regex: Regex,
     },
     /// Unanchored like RE2's partial match: write `^…$` to match a whole name.
+    /// The source is Go's RE2 syntax with Go's meaning (ASCII `\d \w \s \b`,
+    /// `\Q…\E`), compiled after rewriting into the `regex` crate's.
     Regex {
         source: String,
         regex: Regex,
@@ -41,7 +45,9 @@ impl Pattern {
             if source.is_empty() {
                 return Err(fail("empty regex".into()));
             }
-            let regex = RegexBuilder::new(source)
+            // Go's RE2 dialect, as Hotsock reads it (see `re2`).
+            let rust = re2::to_rust(source).map_err(fail)?;
+            let regex = RegexBuilder::new(&rust)
                 .size_limit(REGEX_SIZE_LIMIT)
                 .build()
                 .map_err(|e| fail(e.to_string()))?;

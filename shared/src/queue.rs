@@ -9,8 +9,8 @@ use sha2::{Digest, Sha256};
 /// One message for the queue.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Enqueue {
-    /// The channel: messages of one group are delivered one after another, in
-    /// the order they were queued.
+    /// The channel's [`message_group`]: messages of one group are delivered
+    /// one after another, in the order they were queued.
     pub group: String,
     /// A second message with the same id within five minutes, in the same group,
     /// is accepted and dropped.
@@ -31,6 +31,25 @@ pub enum QueueError {
 /// publisher may be told it was accepted.
 pub trait DeliveryQueue: Send + Sync {
     fn send(&self, message: Enqueue) -> BoxFuture<'_, Result<(), QueueError>>;
+}
+
+/// The message group of a channel's records, as SQS FIFO accepts it (at
+/// most 128 characters, ASCII letters, digits and punctuation): the channel
+/// name itself when it is such a string, otherwise `#` and the SHA-256 of the
+/// name in hex (no channel name contains `#`, so the two forms never meet).
+/// Channel names may be 256 characters of any Unicode; a group id must not.
+pub fn message_group(channel: &str) -> String {
+    let fits = !channel.is_empty()
+        && channel.len() <= 128
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+    if fits {
+        return channel.to_owned();
+    }
+    let digest = Sha256::digest(channel.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("#{hex}")
 }
 
 /// A deduplication id as SQS accepts it (at most 128 printable ASCII
@@ -84,6 +103,35 @@ impl DeliveryQueue for NoQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_groups_fit_sqs_whatever_the_channel_is_named() {
+        let sqs_accepts = |g: &str| {
+            (1..=128).contains(&g.len())
+                && g.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation())
+        };
+        // Names SQS takes as they are stay themselves (readable in the console).
+        for channel in ["chat", "presence.room-1", "a:b/c_d!", &"x".repeat(128)] {
+            assert_eq!(message_group(channel), channel);
+        }
+        // The rest get one stable id each, distinct from any channel name.
+        let long = "x".repeat(129);
+        let four_bytes = "🙂".repeat(256);
+        for channel in [
+            "чат",
+            "chat-🙂",
+            long.as_str(),
+            four_bytes.as_str(),
+            "tab\tname",
+        ] {
+            let group = message_group(channel);
+            assert!(sqs_accepts(&group), "{channel:?} -> {group:?}");
+            assert!(group.starts_with('#') && group.len() == 65);
+            assert_eq!(group, message_group(channel), "stable");
+        }
+        assert_ne!(message_group("чат"), message_group("чат2"));
+    }
 
     #[test]
     fn deduplication_ids_fit_sqs_whatever_the_publisher_sent() {

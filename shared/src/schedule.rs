@@ -6,10 +6,6 @@ use crate::clock::Timestamp;
 use crate::error::{ErrorCode, ProtocolError};
 use std::sync::LazyLock;
 
-/// How far ahead a schedule may be (Sockhop's limit; Hotsock documents none):
-/// a forgotten schedule should not outlive the installation's next year.
-pub const MAX_AHEAD_SECONDS: i64 = 366 * 24 * 60 * 60;
-
 /// EventBridge Scheduler's one-time syntax, to the second.
 static AT: LazyLock<regex::Regex> = LazyLock::new(|| {
     regex::Regex::new(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$").expect("valid regex")
@@ -105,12 +101,6 @@ pub fn resolve(
             }
         }
     }
-    if at.secs() > now.secs() + MAX_AHEAD_SECONDS {
-        return refuse(
-            ErrorCode::ScheduleTooFar,
-            format!("{local} in {timezone} is more than 366 days ahead"),
-        );
-    }
     Ok(Due {
         expression: request.expression.clone(),
         timezone,
@@ -198,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn the_past_and_beyond_a_year_are_refused() {
+    fn the_past_is_refused_and_the_far_future_is_not() {
         assert_eq!(
             at("at(2026-09-21T14:13:20)", None, Grant::Server),
             Err(ErrorCode::ScheduleInPast)
@@ -211,11 +201,10 @@ mod tests {
             secs(at("at(2026-09-21T14:13:21)", None, Grant::Server)),
             NOW + 1
         );
-        assert!(at("at(2027-09-21T14:13:20)", None, Grant::Server).is_ok());
-        assert_eq!(
-            at("at(2027-09-23T14:13:20)", None, Grant::Server),
-            Err(ErrorCode::ScheduleTooFar)
-        );
+        // No limit ahead, as Hotsock documents none and EventBridge Scheduler
+        // takes far dates.
+        assert!(at("at(2027-09-23T14:13:20)", None, Grant::Server).is_ok());
+        assert!(at("at(2199-12-31T23:59:59)", None, Grant::Server).is_ok());
     }
 
     #[test]

@@ -105,3 +105,24 @@ class Messages(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class UnicodeChannels(unittest.TestCase):
+    def setUp(self):
+        self.conns = Connections()
+        self.addCleanup(self.conns.close_all)
+
+    def test_a_channel_name_sqs_cannot_take_as_a_group_still_delivers(self):
+        """A channel of 200 characters, some of them four-byte emoji, travels the
+        delivery queue under its digest (SQS FIFO message groups are at most 128 ASCII
+        characters) and reaches its subscriber: the deliver function reads the channel
+        from the record, not from the group."""
+        channel = unique("чат-🙂-") + "x" * 180
+        claims = {"scope": "connect", "channels": {channel: {
+            "subscribe": True, "messages": {"msg": {"publish": True, "echo": True}}}}}
+        client = self.conns.connect(claims)
+        self.assertEqual(client.subscribe(channel)["event"], "hotsock.subscribed")
+        client.send({"channel": channel, "event": "msg", "data": "привет"})
+        frame = client.expect_event("msg")
+        self.assertEqual(frame["channel"], channel)
+        self.assertEqual(frame["data"], "привет")

@@ -226,3 +226,38 @@ async fn errors_name_the_alias_the_client_used() {
     jim.expect_error("PUBLISH_PERMISSION_DENIED", Some("secret"))
         .await;
 }
+
+/// A real channel name takes priority over an alias of the same name, as
+/// Hotsock documents: at subscribe, when the tokens allow subscribing to that
+/// name as it is; afterwards, when the connection holds a subscription to it.
+#[tokio::test]
+async fn a_real_channel_name_takes_priority_over_an_alias_of_the_same_name() {
+    let stage = TestStage::start().await;
+    let mut jim = stage
+        .connect(json!({"scope": "connect", "uid": "jim", "channels": {
+            "room-*": {"subscribe": true},
+            "room-1": {"subscribe": true, "alias": "room-lobby"}
+        }}))
+        .await;
+    // "room-lobby" is a channel the wildcard grants, and room-1's alias.
+    let real = jim.subscribe("room-lobby").await;
+    assert_eq!(real["event"], "hotsock.subscribed", "{real}");
+    assert_eq!(
+        real["channel"], "room-lobby",
+        "the real channel, not room-1"
+    );
+    assert!(real["meta"].get("channelAlias").is_none(), "{real}");
+    let aliased = jim.subscribe("room-1").await;
+    assert_eq!(aliased["meta"]["channelAlias"], "room-lobby");
+    // Later commands: the subscription by that real name wins too.
+    jim.send(json!({"event": "hotsock.unsubscribe", "channel": "room-lobby"}))
+        .await;
+    let left = jim.expect_event("hotsock.unsubscribed").await;
+    assert_eq!(left["channel"], "room-lobby", "{left}");
+    assert_eq!(stage.subscriptions_count("room-1").await, 1, "room-1 stays");
+    // With no real subscription of that name left, the alias names room-1.
+    jim.send(json!({"event": "hotsock.unsubscribe", "channel": "room-lobby"}))
+        .await;
+    let left = jim.expect_event("hotsock.unsubscribed").await;
+    assert_eq!(left["channel"], "room-1", "{left}");
+}

@@ -172,6 +172,50 @@ async fn subscribe_tokens_grant_and_must_name_the_connection() {
     expect_error(&mut jim, "INVALID_SUBSCRIBE_TOKEN", Some("vip2")).await;
 }
 
+/// A single-use subscribe token is spent only by a subscribe it allowed: a
+/// refused attempt (no grant for that channel, already subscribed, a presence
+/// channel without a uid) leaves it for the next one.
+#[tokio::test]
+async fn a_refused_subscribe_does_not_spend_a_single_use_token() {
+    let stage = TestStage::start().await;
+    let mut jim = stage
+        .connect(json!({"scope": "connect", "channels": {"open": {"subscribe": true}}}))
+        .await;
+    let once = sign(
+        json!({"scope": "subscribe", "connectionId": jim.connection_id,
+        "singleUse": true, "jti": format!("once-{}", jim.connection_id),
+        "channels": {"open": {"subscribe": true}, "vip": {"subscribe": true},
+                     "presence.room": {"subscribe": true}}}),
+    );
+    let subscribe = |channel: &str| json!({"event": "hotsock.subscribe", "channel": channel, "data": {"token": once}});
+    // Refused for what the token does not grant.
+    jim.send(subscribe("other")).await;
+    expect_error(&mut jim, "SUBSCRIBE_PERMISSION_DENIED", Some("other")).await;
+    // Refused: presence needs a uid, which neither token has.
+    jim.send(subscribe("presence.room")).await;
+    expect_error(
+        &mut jim,
+        "PRESENCE_CHANNEL_USER_ID_REQUIRED",
+        Some("presence.room"),
+    )
+    .await;
+    // Refused: already subscribed (through the connect token).
+    assert_eq!(jim.subscribe("open").await["event"], "hotsock.subscribed");
+    jim.send(subscribe("open")).await;
+    expect_error(&mut jim, "ALREADY_SUBSCRIBED", Some("open")).await;
+    // None of those spent it: it subscribes once, then it is spent.
+    jim.send(subscribe("vip")).await;
+    assert_eq!(
+        jim.expect_event("hotsock.subscribed").await["channel"],
+        "vip"
+    );
+    jim.send(json!({"event": "hotsock.unsubscribe", "channel": "vip"}))
+        .await;
+    jim.expect_event("hotsock.unsubscribed").await;
+    jim.send(subscribe("vip")).await;
+    expect_error(&mut jim, "INVALID_SUBSCRIBE_TOKEN", Some("vip")).await;
+}
+
 #[tokio::test]
 async fn publish_permissions_are_enforced() {
     let stage = TestStage::start().await;
@@ -465,4 +509,49 @@ async fn data_keeps_its_key_order() {
         text.contains(r#""data":{"zebra":1,"apple":{"y":2,"b":3}}"#),
         "{text}"
     );
+}
+
+/// Channel names are counted in characters, as Hotsock counts them: a
+/// 256-character name of four-byte characters (1,024 bytes) works everywhere,
+/// though `SUB#<name>` would overflow DynamoDB's 1,024-byte sort key (the
+/// store keeps such a name under its digest there).
+#[tokio::test]
+async fn a_256_character_name_of_four_byte_characters_is_a_channel_like_any_other() {
+    let stage = TestStage::start().await;
+    let channel = "😀".repeat(256);
+    let claims = json!({"scope": "connect", "uid": "jim", "channels": {channel.as_str(): {
+        "subscribe": true, "historyStart": 0,
+        "messages": {"msg": {"publish": true, "echo": true, "store": 600}},
+        "storage": {"k": {"set": true, "get": true}}}}});
+    let mut jim = stage.connect(claims).await;
+    assert_eq!(jim.subscribe(&channel).await["event"], "hotsock.subscribed");
+    assert_eq!(stage.subscriptions_count(&channel).await, 1);
+    jim.send(json!({"channel": channel, "event": "msg", "data": "hi"}))
+        .await;
+    let echo = jim.expect_event("msg").await;
+    assert_eq!(echo["channel"], channel.as_str());
+    stage.deliveries_settled().await;
+    let (status, listed) = stage
+        .connection_api(&jim, "listMessages", json!({"channel": channel}))
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    assert_eq!(listed["messages"][0]["id"], echo["id"]);
+    let (status, _) = stage
+        .connection_api(
+            &jim,
+            "channelStorageSet",
+            json!({"channel": channel, "key": "k", "data": 1}),
+        )
+        .await;
+    assert_eq!(status, 202, "a storage write is queued");
+    jim.send(json!({"event": "hotsock.unsubscribe", "channel": channel}))
+        .await;
+    jim.expect_event("hotsock.unsubscribed").await;
+    assert_eq!(stage.subscriptions_count(&channel).await, 0);
+    // The reverse index item went with the subscription.
+    assert!(stage
+        .items_with_pk_prefix(&format!("CONN#{}", jim.connection_id))
+        .await
+        .iter()
+        .all(|i| i["sk"] == "CONN"));
 }

@@ -384,6 +384,92 @@ async fn messages_reactions_and_storage_are_told_only_when_emit_pub_sub_event_al
     hook.received_all(&live.seen).await;
 }
 
+/// `requestId` is the Lambda invocation's request id, as Hotsock documents
+/// ("the request ID for the Lambda invocation that originally accepted the
+/// message"), not one Sockhop makes up.
+#[tokio::test]
+async fn a_lambda_publish_names_its_invocation_as_the_request_id() {
+    let stage = TestStage::start().await;
+    let mut live = sse(&stage).await;
+    let payload = json!({"channel": "news", "event": "e", "data": 1, "emitPubSubEvent": true});
+    sockhop_publish::handle_invocation(stage.stage.app, payload, "9d1d380a-lambda".into())
+        .await
+        .expect("published");
+    let published = live.expect("hotsock.messagePublished", on("news")).await;
+    assert_eq!(published["metadata"]["requestId"], "9d1d380a-lambda");
+    assert_eq!(published["metadata"]["trigger"], "server.lambda");
+}
+
+/// A reaction's removal is told as Hotsock tells it: the same shape as its
+/// addition, with the reaction's own id, its creation time, and the
+/// metadata of the request that added it, whichever request removes it.
+#[tokio::test]
+async fn a_removed_reaction_is_told_with_the_id_time_and_origin_of_its_addition() {
+    let stage = TestStage::start().await;
+    let mut live = sse(&stage).await;
+    let mut pam = stage.connect(chatter("pam")).await;
+    pam.subscribe("chat").await;
+    pam.send(json!({"event": "m", "channel": "chat", "data": "react to me"}))
+        .await;
+    let message_id = pam.expect_event("m").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    // Added over the WebSocket...
+    pam.send(
+        json!({"event": "hotsock.messageReaction", "channel": "chat",
+        "data": {"messageId": message_id, "reaction": "👍", "action": "add"}}),
+    )
+    .await;
+    pam.expect_event("hotsock.messageReactionAdded").await;
+    let added = live
+        .expect("hotsock.messageReactionAdded", on("chat"))
+        .await;
+    // ... a moment later, removed over the Client HTTP API.
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (status, _) = stage
+        .connection_api(
+            &pam,
+            "publishMessage",
+            json!({"event": "hotsock.messageReaction", "channel": "chat",
+                "data": {"messageId": message_id, "reaction": "👍", "action": "remove"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "publishMessage answers 202");
+    let removed = live
+        .expect("hotsock.messageReactionRemoved", on("chat"))
+        .await;
+    assert_eq!(
+        removed["data"], added["data"],
+        "the reaction as it was added"
+    );
+    assert_eq!(
+        removed["metadata"], added["metadata"],
+        "the metadata of the request that added it (client.websocket, its requestId)"
+    );
+    assert_eq!(removed["metadata"]["trigger"], "client.websocket");
+    assert_eq!(removed["dataType"], "messageReaction");
+    // Removing it again changes nothing and tells nothing: the next event is
+    // a later message's.
+    let (status, _) = stage
+        .connection_api(
+            &pam,
+            "publishMessage",
+            json!({"event": "hotsock.messageReaction", "channel": "chat",
+                "data": {"messageId": message_id, "reaction": "👍", "action": "remove"}}),
+        )
+        .await;
+    assert_eq!(status, 202, "publishMessage answers 202");
+    pam.send(json!({"event": "m", "channel": "chat", "data": "after"}))
+        .await;
+    live.expect("hotsock.messagePublished", |b| b["data"]["data"] == "after")
+        .await;
+    // Events arrive in the order they were raised, so a second removal event
+    // would be among those that came before it.
+    live.expect_none("hotsock.messageReactionRemoved", on("chat"), Duration::ZERO)
+        .await;
+}
+
 async fn join(client: &mut Client) {
     client
         .send(json!({"event": "hotsock.subscribe", "channel": "presence.room"}))

@@ -15,7 +15,7 @@
 //!
 //! How a grant's resource qualifies its action, as `iam_actions` names needs:
 //! `!GetAtt Table.Arn` → `dynamodb:X`; `!Sub "${Table.Arn}/index/sweep"` →
-//! `dynamodb:X index/sweep`; `…/${WebSocketApi}/${StageName}/POST/@connections/*`
+//! `dynamodb:X index/sweep`; `…/${WebSocketApi}/${StageNameParameter}/POST/@connections/*`
 //! → `execute-api:ManageConnections POST`; anything else → the action alone
 //! (tests/tests/template.rs checks every grant's scope).
 //!
@@ -99,7 +99,7 @@ fn qualified(action: &str, resource: &Yaml) -> String {
         return format!("{action} index/{index}");
     }
     if let Some((_, route)) = arn.split_once("${WebSocketApi}/") {
-        // ${StageName}/<METHOD>/@connections/*
+        // ${StageNameParameter}/<METHOD>/@connections/*
         let method = route.split('/').nth(1).unwrap_or("*");
         return format!("{action} {method}");
     }
@@ -335,6 +335,9 @@ struct World {
     schedule_group: String,
     bus: String,
     topic_arn: String,
+    /// The two generated server API keys' secrets (template.yaml's
+    /// HttpApiSecretKey1/2), in moto, holding the test's API key.
+    secret_arns: Vec<String>,
 }
 
 impl World {
@@ -398,6 +401,25 @@ impl World {
             .topic_arn
             .expect("topic arn");
 
+        let secrets = aws_sdk_secretsmanager::Client::from_conf(
+            aws_sdk_secretsmanager::config::Builder::from(&moto)
+                .endpoint_url(sqs_endpoint())
+                .build(),
+        );
+        let mut secret_arns = Vec::new();
+        for (n, value) in [(1, TEST_API_KEY), (2, "TEST-ONLY-second-generated-key")] {
+            let arn = secrets
+                .create_secret()
+                .name(format!("grants-{unique}/http-api-secret-key-{n}"))
+                .secret_string(value)
+                .send()
+                .await
+                .expect("secret")
+                .arn
+                .expect("secret arn");
+            secret_arns.push(arn);
+        }
+
         let relay = Arc::new(Relay {
             stage: stage.stage.http_url(),
             http: reqwest::Client::new(),
@@ -441,6 +463,7 @@ impl World {
             schedule_group,
             bus,
             topic_arn,
+            secret_arns,
         }
     }
 
@@ -453,7 +476,9 @@ impl World {
             "SIGNING_KEY_1_ENCODED" => b64(TEST_SECRET),
             // The stage's: connection secrets made at its connect check out here.
             "CONNECTION_SECRET_KEY" => b64(b"TEST-ONLY connection secret key"),
-            "HTTP_API_KEY_1" => TEST_API_KEY.into(),
+            // The generated keys (no explicit ones: the test's key is a secret).
+            "HTTP_API_KEY_SECRET_ARNS" => self.secret_arns.join(","),
+            "SOCKHOP_STACK_NAME" => "grants".into(),
             // Parameters this installation leaves empty.
             "SIGNING_KEY_1_ID"
             | "SIGNING_KEY_2_METHOD"
@@ -461,6 +486,7 @@ impl World {
             | "SIGNING_KEY_2_ID"
             | "TOKEN_AUDIENCE"
             | "TOKEN_ISSUER"
+            | "HTTP_API_KEY_1"
             | "HTTP_API_KEY_2" => String::new(),
             "WEBSOCKET_MANAGEMENT_ENDPOINT" => self.management_endpoint.clone(),
             "DELIVERY_QUEUE_URL" => self.queue_url.clone(),
@@ -492,7 +518,12 @@ impl World {
             "DYNAMODB_ENDPOINT".into(),
             self.stage.stage.dynamodb_endpoint.clone(),
         );
-        for endpoint in ["SQS_ENDPOINT", "SCHEDULER_ENDPOINT", "EVENTS_ENDPOINT"] {
+        for endpoint in [
+            "SQS_ENDPOINT",
+            "SCHEDULER_ENDPOINT",
+            "EVENTS_ENDPOINT",
+            "SECRETS_ENDPOINT",
+        ] {
             env.insert(endpoint.into(), sqs_endpoint());
         }
         let config =
@@ -1389,6 +1420,22 @@ async fn http_function_is_granted_exactly_what_its_paths_need() {
         .expect("answered");
     assert_eq!(status, 401);
     needs.after("GET /channels/{name} and /channels/{name}/storage, without a key");
+
+    let once = sign(json!({"scope": "connect", "singleUse": true, "jti": "console-grants"}));
+    let (status, reply) = server(
+        Method::POST,
+        "/console/explain",
+        Some(json!({"token": once, "channel": "chat", "event": "chat"})),
+    )
+    .await;
+    assert_eq!(
+        (status, &reply["token"]["ok"]),
+        (200, &json!(true)),
+        "{reply}"
+    );
+    let (status, _) = server(Method::GET, "/console", None).await;
+    assert_eq!(status, 200);
+    needs.after("the web console: its page, and explaining a single-use token");
 
     needs.assert_granted_exactly("HttpFunction");
 }

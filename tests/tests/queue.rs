@@ -271,3 +271,40 @@ async fn an_unsubscribe_that_overtakes_the_welcome_is_answered_after_a_subscribe
     jim.expect_silence(std::time::Duration::from_millis(300))
         .await;
 }
+
+/// A channel name SQS does not take as a message group (non-ASCII, or over
+/// 128 characters: channel names may be 256 characters of any Unicode) goes
+/// under its digest, and the deliver step reads the channel from the record,
+/// so its subscribers get the message.
+#[tokio::test]
+async fn channels_sqs_cannot_name_as_a_group_travel_under_their_digest() {
+    let stage = TestStage::start().await;
+    let sqs = sqs().await;
+    let url = fifo_queue(&sqs).await;
+    let app = aws_side_app(&stage, &url).await;
+    let channel = format!("чат-🙂-{}", "x".repeat(200));
+    let mut listener = stage
+        .connect(json!({"scope": "connect", "channels": {channel.as_str(): {"subscribe": true}}}))
+        .await;
+    assert_eq!(
+        listener.subscribe(&channel).await["event"],
+        "hotsock.subscribed"
+    );
+    server_publish(
+        app,
+        json!({"channel": channel, "event": "e", "data": "привет"}),
+    )
+    .await;
+    let event = receive_all(&sqs, &url).await;
+    assert_eq!(event.records.len(), 1);
+    let group = &event.records[0].attributes["MessageGroupId"];
+    assert_eq!(group, &sockhop::queue::message_group(&channel));
+    assert!(group.starts_with('#') && group.len() <= 128, "{group}");
+    let response = sockhop_deliver::handle(stage.stage.app, event)
+        .await
+        .expect("handled");
+    assert!(response.batch_item_failures.is_empty());
+    let frame = listener.expect_event("e").await;
+    assert_eq!(frame["channel"], channel.as_str());
+    assert_eq!(frame["data"], "привет");
+}

@@ -327,11 +327,17 @@ async fn refusals_have_stable_codes_and_schedule_nothing() {
     writer
         .expect_error("SCHEDULE_PERMISSION_DENIED", Some("room"))
         .await;
-    // The server needs no grant, but not the past nor beyond a year.
-    for (expression, code) in [
-        (utc(now - 1), "SCHEDULE_IN_PAST"),
-        (utc(now + 367 * 86_400), "SCHEDULE_TOO_FAR"),
-    ] {
+    // A schedule years ahead is taken, as Hotsock (and EventBridge Scheduler) would.
+    let (status, reply) = stage
+        .server_publish(
+            json!({"channel": "room", "event": "far", "scheduleExpression":
+            utc(now + 5 * 366 * 86_400)}),
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    assert!(reply["scheduleArn"].is_string(), "{reply}");
+    // The server needs no grant, but not the past.
+    for (expression, code) in [(utc(now - 1), "SCHEDULE_IN_PAST")] {
         let (status, reply) = stage
             .server_publish(
                 json!({"channel": "room", "event": "m", "scheduleExpression": expression}),
@@ -354,7 +360,11 @@ async fn refusals_have_stable_codes_and_schedule_nothing() {
             "{reply}"
         );
     }
-    assert_eq!(pending_schedules(&stage).await, 0);
+    assert_eq!(
+        pending_schedules(&stage).await,
+        1,
+        "only the far schedule waits; no refusal scheduled anything"
+    );
     stage.deliveries_settled().await;
     writer.expect_silence(Duration::from_millis(300)).await;
 }

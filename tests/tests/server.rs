@@ -167,6 +167,57 @@ async fn sweeper_closes_connections_that_miss_heartbeats() {
     chatty.expect_event("hotsock.pong").await;
 }
 
+/// At the production sweep interval (a minute, as the template schedules
+/// the sweeper), a connection that misses its heartbeat is closed within a few
+/// seconds of its deadline, not up to a minute late: while heartbeat deadlines
+/// are ahead, a sweep keeps passing every couple of seconds.
+#[tokio::test]
+async fn at_the_production_sweep_interval_a_missed_heartbeat_is_acted_on_within_seconds() {
+    let stage = TestStage::start_with(|o| o.sweep_interval = Duration::from_secs(60)).await;
+    let mut chatty = stage
+        .connect(json!({"scope": "connect", "heartbeatTimeout": 20}))
+        .await;
+    // Past the stage's first sweep (a minute after it started), heartbeating.
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(62) {
+        chatty.send(json!({"event": "hotsock.heartbeat"})).await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    // Connected mid-interval, then silent: its deadline is 5 s on.
+    let mut quiet = stage
+        .connect(json!({"scope": "connect", "heartbeatTimeout": 5}))
+        .await;
+    let connected = std::time::Instant::now();
+    let beats = async {
+        for _ in 0..6 {
+            chatty.send(json!({"event": "hotsock.heartbeat"})).await;
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        }
+        chatty
+    };
+    let closed = async {
+        // Open until its deadline: it answers a ping at 3 s.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        quiet.send(json!({"event": "hotsock.ping"})).await;
+        assert_eq!(
+            quiet.expect_event("hotsock.pong").await["event"],
+            "hotsock.pong"
+        );
+        let frame = quiet.next_within(Duration::from_secs(20)).await;
+        (frame, connected.elapsed())
+    };
+    let (mut chatty, (frame, after)) = tokio::join!(beats, closed);
+    assert!(frame.is_none(), "closed, not {frame:?}");
+    // Its last sign of life was the connect (a ping is not a heartbeat): the
+    // deadline is 5 s on; a pass every 2 s closes it within a few more.
+    assert!(
+        after >= Duration::from_secs(5) && after <= Duration::from_secs(10),
+        "closed {after:?} after connecting"
+    );
+    chatty.send(json!({"event": "hotsock.ping"})).await;
+    chatty.expect_event("hotsock.pong").await;
+}
+
 /// A queued message that cannot be delivered is reported back as a batch item
 /// failure together with the rest of its channel (so the FIFO queue hands them
 /// out again, in order), and does not keep other channels' messages from being

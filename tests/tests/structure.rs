@@ -179,3 +179,56 @@ fn every_function_main_is_the_bootstrap() {
     }
     assert_eq!(seen, 8);
 }
+
+/// Every test docs/conformance.md names as a proof exists: a Rust
+/// `path::function` (a `fn` of that name in that file), a Python
+/// `path::Class::method`, and a browser test `path › "title"`. A renamed or
+/// removed test cannot leave the table claiming a proof that is gone.
+#[test]
+fn every_test_the_conformance_table_cites_exists() {
+    let table =
+        std::fs::read_to_string(root().join("docs/conformance.md")).expect("conformance.md");
+    let cited = regex::Regex::new(
+        r"`([A-Za-z0-9_./-]+\.(?:rs|py|mjs))(?:::([A-Za-z0-9_:]+)| › \x22([^\x22]+)\x22)`",
+    )
+    .expect("regex");
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for found in cited.captures_iter(&table) {
+        let path = &found[1];
+        let Ok(source) = std::fs::read_to_string(root().join(path)) else {
+            missing.push(format!("{path} (no such file)"));
+            continue;
+        };
+        let present = match (found.get(2), found.get(3)) {
+            (Some(name), _) if path.ends_with(".py") => {
+                let parts: Vec<&str> = name.as_str().split("::").collect();
+                parts.iter().enumerate().all(|(i, part)| {
+                    let keyword = if i + 1 == parts.len() { "def" } else { "class" };
+                    source.contains(&format!("{keyword} {part}("))
+                        || source.contains(&format!("{keyword} {part}:"))
+                })
+            }
+            (Some(name), _) => {
+                let function = name.as_str().rsplit("::").next().unwrap_or_default();
+                source.contains(&format!("fn {function}("))
+                    || source.contains(&format!("fn {function}<"))
+            }
+            (None, Some(title)) => source.contains(&format!("\"{}\"", title.as_str())),
+            (None, None) => false,
+        };
+        checked += 1;
+        if !present {
+            missing.push(found[0].to_owned());
+        }
+    }
+    assert!(
+        checked > 100,
+        "the table cites {checked} tests: has its format changed?"
+    );
+    assert!(
+        missing.is_empty(),
+        "cited but not found:\n  {}",
+        missing.join("\n  ")
+    );
+}

@@ -593,7 +593,7 @@ fn iam_grants_are_scoped_to_this_stacks_resources() {
     let connections = |method: &str| {
         format!(
             "arn:${{AWS::Partition}}:execute-api:${{AWS::Region}}:${{AWS::AccountId}}:\
-             ${{WebSocketApi}}/${{StageName}}/{method}/@connections/*"
+             ${{WebSocketApi}}/${{StageNameParameter}}/{method}/@connections/*"
         )
     };
     let management: Vec<String> = ["POST", "GET", "DELETE"].map(connections).to_vec();
@@ -650,7 +650,7 @@ fn iam_grants_are_scoped_to_this_stacks_resources() {
                         .iter()
                         .all(|r| sub_string(r).is_some_and(|s| management.contains(&s)));
                     if !scoped {
-                        wrong("this API's stage, one @connections method each: !Sub \"arn:...:${WebSocketApi}/${StageName}/<POST|GET|DELETE>/@connections/*\"");
+                        wrong("this API's stage, one @connections method each: !Sub \"arn:...:${WebSocketApi}/${StageNameParameter}/<POST|GET|DELETE>/@connections/*\"");
                     }
                 }
                 "sqs:SendMessage" => {
@@ -704,6 +704,17 @@ fn iam_grants_are_scoped_to_this_stacks_resources() {
                         .all(|r| sub_string(r).as_deref() == Some(topic))
                     {
                         wrong(&format!("!Sub \"{topic}\""));
+                    }
+                }
+                "secretsmanager:GetSecretValue" => {
+                    // Only the stack's own generated API key secrets.
+                    let keys = ["HttpApiSecretKey1", "HttpApiSecretKey2"];
+                    if granted_on.is_empty()
+                        || !granted_on.iter().all(|r| {
+                            get_att(r).is_some_and(|(t, a)| keys.contains(&t.as_str()) && a == "Id")
+                        })
+                    {
+                        wrong("!GetAtt HttpApiSecretKey1.Id / !GetAtt HttpApiSecretKey2.Id (their ARNs)");
                     }
                 }
                 _ => problems.push(format!(
@@ -837,7 +848,8 @@ fn outputs_carry_hotsocks_names() {
     };
     let wss = sub_string(output("WebSocketsAwsWssUrl")).expect("a !Sub URL");
     assert!(
-        wss.starts_with("wss://${WebSocketApi}.execute-api.") && wss.ends_with("/${StageName}"),
+        wss.starts_with("wss://${WebSocketApi}.execute-api.")
+            && wss.ends_with("/${StageNameParameter}"),
         "{wss}"
     );
     assert_eq!(
@@ -846,6 +858,8 @@ fn outputs_carry_hotsocks_names() {
     );
     let publish = sub_string(output("PublishHttpApiUrl")).expect("a !Sub URL");
     assert_eq!(publish, "${HttpFunctionUrl.FunctionUrl}publish");
+    let console = sub_string(output("WebConsoleHttpUrl")).expect("a !Sub URL");
+    assert_eq!(console, "${HttpFunctionUrl.FunctionUrl}console");
     assert_eq!(
         get_att(output("PublishFunctionArn")),
         Some(("PublishFunction".into(), "Arn".into()))
@@ -1044,8 +1058,8 @@ fn scheduled_messages_have_a_group_and_a_role_that_may_only_invoke_publish() {
 fn backend_events_are_switched_by_parameters_and_off_by_default() {
     let t = template();
     for (parameter, condition) in [
-        ("PublishEventsToEventBridge", "EventBridgeEvents"),
-        ("PublishEventsToSNS", "SnsEvents"),
+        ("PublishEventsToEventBridgeParameter", "EventBridgeEvents"),
+        ("PublishEventsToSNSParameter", "SnsEvents"),
     ] {
         let p = &t["Parameters"][parameter];
         assert_eq!(p["Default"].as_str(), Some("disabled"), "{parameter}");
@@ -1101,5 +1115,204 @@ fn backend_events_are_switched_by_parameters_and_off_by_default() {
     assert_eq!(
         ref_target(&outputs["PubSubTopicArn"]["Value"]),
         Some("PubSubTopic".into())
+    );
+}
+
+/// Every function logs JSON (the Lambda runtime then writes its lines as JSON
+/// objects, each with the invocation's request id) at the levels two stack
+/// parameters choose, as Hotsock's application and system log levels; logs are
+/// kept as long as Hotsock's default (a year).
+#[test]
+fn functions_log_json_at_the_levels_the_stack_parameters_choose() {
+    let t = template();
+    let params = &t["Parameters"];
+    assert_eq!(
+        params["ApplicationLogLevelParameter"]["Default"].as_str(),
+        Some("INFO")
+    );
+    assert_eq!(
+        params["SystemLogLevelParameter"]["Default"].as_str(),
+        Some("WARN")
+    );
+    assert_eq!(
+        params["LogRetentionDaysParameter"]["Default"].as_u64(),
+        Some(365)
+    );
+    for (id, _) in FUNCTIONS {
+        let f = &resources(&t)[id];
+        let logging = prop(f, "LoggingConfig").unwrap_or_else(|| panic!("{id}: LoggingConfig"));
+        assert_eq!(logging["LogFormat"].as_str(), Some("JSON"), "{id}");
+        assert_eq!(
+            ref_target(&logging["ApplicationLogLevel"]).as_deref(),
+            Some("ApplicationLogLevelParameter"),
+            "{id}"
+        );
+        assert_eq!(
+            ref_target(&logging["SystemLogLevel"]).as_deref(),
+            Some("SystemLogLevelParameter"),
+            "{id}"
+        );
+    }
+    for (id, group) in resources_of_type(&t, "AWS::Logs::LogGroup") {
+        assert_eq!(
+            ref_target(&group["Properties"]["RetentionInDays"]).as_deref(),
+            Some("LogRetentionDaysParameter"),
+            "{id}"
+        );
+    }
+}
+
+/// What an operator watches: the functions' own metrics (Embedded Metric
+/// Format, namespace `Sockhop`), a dashboard with its URL as Hotsock's output
+/// name (switchable off), alarms on dead letters, the queue's age and every
+/// function's errors.
+#[test]
+fn the_stack_has_a_dashboard_of_its_metrics_and_alarms_on_failures() {
+    let t = template();
+    let dashboard = &resources(&t)["MonitoringOverviewDashboard"];
+    assert_eq!(
+        dashboard["Type"].as_str(),
+        Some("AWS::CloudWatch::Dashboard")
+    );
+    assert_eq!(dashboard["Condition"].as_str(), Some("MonitoringDashboard"));
+    assert_eq!(
+        t["Parameters"]["MonitoringDashboardParameter"]["Default"].as_str(),
+        Some("enabled")
+    );
+    let body = sub_string(&dashboard["Properties"]["DashboardBody"]).expect("a !Sub body");
+    // Every metric the functions publish is on it, and it is JSON once filled in.
+    for measure in [
+        "Connections",
+        "Subscribes",
+        "MessagesPublished",
+        "FramesDelivered",
+        "FramesFailed",
+        "GoneCleanups",
+        "FanOutMilliseconds",
+        "EventsLost",
+        "OwedPresenceChanges",
+    ] {
+        assert!(
+            body.contains(&format!("\"Sockhop\", \"{measure}\"")),
+            "{measure} not on the dashboard"
+        );
+    }
+    let filled = regex::Regex::new(r"\$\{[^}]+\}")
+        .expect("re")
+        .replace_all(&body, "x");
+    let parsed: serde_json::Value = serde_json::from_str(&filled).expect("the body is JSON");
+    assert!(parsed["widgets"].as_array().is_some_and(|w| w.len() >= 6));
+    let url = &t["Outputs"]["MonitoringOverviewDashboardUrl"];
+    assert_eq!(url["Condition"].as_str(), Some("MonitoringDashboard"));
+    assert!(sub_string(&url["Value"])
+        .is_some_and(|u| u.contains("#dashboards:name=${MonitoringOverviewDashboard}")));
+    // Alarms: dead letters, the queue's age, and one per function on its errors.
+    let alarms = resources_of_type(&t, "AWS::CloudWatch::Alarm");
+    let watches = |namespace: &str, metric: &str| {
+        alarms
+            .iter()
+            .filter(|(_, a)| {
+                a["Properties"]["Namespace"].as_str() == Some(namespace)
+                    && a["Properties"]["MetricName"].as_str() == Some(metric)
+            })
+            .count()
+    };
+    assert_eq!(
+        watches("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        1,
+        "dead letters"
+    );
+    assert_eq!(
+        watches("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+        1,
+        "queue age"
+    );
+    for (id, _) in FUNCTIONS {
+        assert!(
+            alarms.iter().any(
+                |(_, a)| a["Properties"]["MetricName"].as_str() == Some("Errors")
+                    && ref_target(&a["Properties"]["Dimensions"][0]["Value"]).as_deref()
+                        == Some(id)
+            ),
+            "no errors alarm for {id}"
+        );
+    }
+    // Each function knows the stack, the dimension its metrics carry.
+    let globals = &t["Globals"]["Function"]["Environment"]["Variables"];
+    assert_eq!(
+        ref_target(&globals["SOCKHOP_STACK_NAME"]).as_deref(),
+        Some("AWS::StackName")
+    );
+}
+
+/// The server API's keys are generated at deploy (40 letters and digits, as
+/// Hotsock's), read by the http function alone, with Hotsock's console-URL
+/// outputs; explicit keys stay an option and are empty by default.
+#[test]
+fn http_api_keys_are_generated_at_deploy_and_read_by_the_http_function_only() {
+    let t = template();
+    for n in [1, 2] {
+        let secret = &resources(&t)[format!("HttpApiSecretKey{n}").as_str()];
+        assert_eq!(secret["Type"].as_str(), Some("AWS::SecretsManager::Secret"));
+        let generate = &secret["Properties"]["GenerateSecretString"];
+        assert_eq!(generate["PasswordLength"].as_u64(), Some(40));
+        assert_eq!(generate["ExcludePunctuation"].as_bool(), Some(true));
+        let url =
+            sub_string(&t["Outputs"][format!("HttpApiSecretKey{n}ConsoleUrl").as_str()]["Value"])
+                .expect("a console URL");
+        assert!(
+            url.contains("/secretsmanager/secret?name=${AWS::StackName}/http-api-secret-key-"),
+            "{url}"
+        );
+        assert_eq!(
+            t["Parameters"][format!("HttpApiKey{n}Parameter").as_str()]["Default"].as_str(),
+            Some(""),
+            "explicit keys are optional"
+        );
+    }
+    let http = &resources(&t)["HttpFunction"];
+    let env = &http["Properties"]["Environment"]["Variables"];
+    assert_eq!(
+        sub_string(&env["HTTP_API_KEY_SECRET_ARNS"]).as_deref(),
+        Some("${HttpApiSecretKey1.Id},${HttpApiSecretKey2.Id}")
+    );
+    for (id, _) in FUNCTIONS.iter().filter(|(id, _)| *id != "HttpFunction") {
+        let f = &resources(&t)[*id];
+        let text = serde_yaml::to_string(&f["Properties"]).expect("yaml");
+        assert!(
+            !text.contains("HttpApiSecretKey") && !text.contains("HTTP_API_KEY"),
+            "{id} sees the API keys"
+        );
+    }
+}
+
+/// Parameters that mean what Hotsock's mean carry Hotsock's names, so
+/// infrastructure code written for Hotsock sets them unchanged.
+#[test]
+fn stack_parameters_carry_hotsocks_names() {
+    let t = template();
+    for name in [
+        "SigningKey1MethodParameter",
+        "SigningKey1EncodedParameter",
+        "SigningKey1IDParameter",
+        "SigningKey2MethodParameter",
+        "SigningKey2EncodedParameter",
+        "SigningKey2IDParameter",
+        "TokenAudienceParameter",
+        "TokenIssuerParameter",
+        "PublishEventsToEventBridgeParameter",
+        "PublishEventsToSNSParameter",
+    ] {
+        assert!(t["Parameters"].get(name).is_some(), "{name}");
+    }
+    let all: Vec<String> = t["Parameters"]
+        .as_mapping()
+        .expect("parameters")
+        .keys()
+        .filter_map(|k| k.as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        all.iter().all(|p| p.ends_with("Parameter")),
+        "one naming scheme: {all:?}"
     );
 }

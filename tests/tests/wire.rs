@@ -245,6 +245,11 @@ async fn token_edge_rules() {
             json!({"scope": "connect", "uid": "", "channels": {"presence.p": {"subscribe": true}}}),
         )
         .await;
+    assert_eq!(
+        nobody.connected["meta"],
+        json!({"uid": null, "umd": null}),
+        "an empty uid shows as none"
+    );
     nobody
         .send(json!({"event": "hotsock.subscribe", "channel": "presence.p"}))
         .await;

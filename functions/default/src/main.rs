@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    sockhop::lambda::run(sockhop_default::handle).await
+    sockhop::lambda::run_with_request_id(sockhop_default::handle_invocation).await
 }

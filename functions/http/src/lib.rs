@@ -2,13 +2,15 @@
 //! (`/publish`), one axum route per operation: behind a Lambda function URL in
 //! AWS, mounted at `/` by the local stage. Each route parses its request into
 //! the same command set as WebSocket frames and hands it to the driver.
+//! The web console (`/console`, [`console`]) is served from here too.
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{Extensions, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use lambda_http::RequestExt;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sockhop::clock::Timestamp;
@@ -21,6 +23,8 @@ use sockhop::protocol::parse_http_command;
 use sockhop::pubsub::{Origin, TRIGGER_CLIENT_HTTP, TRIGGER_SERVER_HTTP};
 use sockhop::App;
 use tower_http::cors::{Any, CorsLayer};
+
+pub mod console;
 
 type AppState = &'static App;
 
@@ -46,19 +50,19 @@ pub fn router(app: AppState) -> Router {
         .route("/publish", post(server_publish))
         .route("/channels/{name}", get(channel_info))
         .route("/channels/{name}/storage", get(channel_storage))
+        .merge(console::routes())
         .layer(any_origin())
         .with_state(app)
 }
 
-/// The router as the Lambda function runs it: each request logs the AWS
-/// requests it made, as every other function's invocations do
-/// ([`sockhop::lambda::run`]).
+/// The router as the Lambda function runs it: each request logs its metrics
+/// line, as every other function's invocations do ([`sockhop::lambda::run`]).
 pub fn lambda_router(app: AppState) -> Router {
     router(app).layer(axum::middleware::from_fn(
         move |request: Request, next: axum::middleware::Next| async move {
-            let before = app.requests.snapshot();
+            let invocation = sockhop::lambda::Invocation::start(app);
             let response = next.run(request).await;
-            sockhop::lambda::log_aws_requests(app, &before);
+            invocation.log_end(app);
             response
         },
     ))
@@ -123,7 +127,7 @@ impl FromRequestParts<AppState> for Caller {
         if !connect::secret_matches(&connection.item, &secret) {
             return Err(forbidden());
         }
-        let origin = http_origin(TRIGGER_CLIENT_HTTP, &parts.headers);
+        let origin = http_origin(TRIGGER_CLIENT_HTTP, &parts.headers, &parts.extensions);
         Ok(Caller(connection, origin))
     }
 }
@@ -162,8 +166,10 @@ async fn client_operation(
 }
 
 /// Who sent an HTTP request, for backend events: the address a function URL
-/// (or proxy) forwarded, the `User-Agent`, and a request id of its own.
-fn http_origin(trigger: &str, headers: &HeaderMap) -> Origin {
+/// (or proxy) forwarded, the `User-Agent`, and the request id of the Lambda
+/// invocation that accepted it (one of its own where no Lambda runs it: the
+/// local stage).
+fn http_origin(trigger: &str, headers: &HeaderMap, extensions: &Extensions) -> Origin {
     let header = |name: &str| {
         headers
             .get(name)
@@ -176,8 +182,17 @@ fn http_origin(trigger: &str, headers: &HeaderMap) -> Origin {
         source_ip: header("x-forwarded-for")
             .and_then(|f| f.rsplit(',').next().map(|ip| ip.trim().to_owned())),
         user_agent: header("user-agent"),
-        ..Origin::new(trigger, Some(ulid::Ulid::new().to_string()))
+        ..Origin::new(trigger, Some(lambda_request_id(extensions)))
     }
+}
+
+/// The Lambda request id `lambda_http` puts on each request, or a fresh id.
+fn lambda_request_id(extensions: &Extensions) -> String {
+    extensions
+        .lambda_context_ref()
+        .map(|context| context.request_id.clone())
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| ulid::Ulid::new().to_string())
 }
 
 /// `POST /connection/publishMessage` (202): a message, or a reaction with
@@ -277,26 +292,12 @@ async fn unknown_operation(_caller: Caller, Path(operation): Path<String>) -> Ap
     )
 }
 
-/// Whether the request carries one of the stage's API keys as a Bearer token.
-/// With no keys configured the server API is closed.
-pub fn api_key_matches(keys: &[String], headers: &HeaderMap) -> bool {
-    let Some(given) = headers
+/// The `Authorization: Bearer <key>` a request carries.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return false;
-    };
-    // Compare every key in constant time so timing tells nothing.
-    keys.iter().fold(false, |found, key| {
-        let same = key.len() == given.len()
-            && key
-                .bytes()
-                .zip(given.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        found | same
-    })
 }
 
 /// `POST /publish` (202): the server publish API, the same message format as
@@ -304,25 +305,36 @@ pub fn api_key_matches(keys: &[String], headers: &HeaderMap) -> bool {
 async fn server_publish(
     State(app): State<AppState>,
     headers: HeaderMap,
+    extensions: Extensions,
     JsonBody(body): JsonBody,
 ) -> Result<Response, ApiError> {
-    require_api_key(app, &headers)?;
+    require_api_key(app, &headers).await?;
     let request = parse_server_request(body)?;
-    let origin = http_origin(TRIGGER_SERVER_HTTP, &headers);
+    let origin = http_origin(TRIGGER_SERVER_HTTP, &headers, &extensions);
     let reply =
         driver::command_from(app, Timestamp::now(), Command::Server(request), &origin).await?;
     Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
 }
 
-/// Refuses an admin read without one of the API keys.
-fn require_api_key(app: AppState, headers: &HeaderMap) -> Result<(), ApiError> {
-    if api_key_matches(&app.config.api_keys, headers) {
-        Ok(())
-    } else {
-        Err(error(
+/// Refuses a server API request without one of the API keys (a key store
+/// that cannot be read is a 500, not a misleading 401).
+async fn require_api_key(app: AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let refused = || {
+        error(
             ErrorCode::Unauthorized,
             "a valid Bearer API key is required",
-        ))
+        )
+    };
+    let Some(presented) = bearer(headers) else {
+        return Err(refused());
+    };
+    match app.api_keys.accepts(presented).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(refused()),
+        Err(err) => {
+            tracing::error!(error = %err, "API keys unreadable");
+            Err(ApiError(ProtocolError::internal()))
+        }
     }
 }
 
@@ -332,7 +344,7 @@ async fn channel_info(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_key(app, &headers)?;
+    require_api_key(app, &headers).await?;
     let cx = Ctx::new(app, Timestamp::now());
     Ok(Json(
         sockhop::ops::channel_info::for_server(cx, &name).await?,
@@ -353,7 +365,7 @@ async fn channel_storage(
     Path(name): Path<String>,
     Query(query): Query<StorageQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_api_key(app, &headers)?;
+    require_api_key(app, &headers).await?;
     let (keys, after) = sockhop::protocol::parse_storage_read(
         &name,
         query.keys.as_deref(),
@@ -382,12 +394,15 @@ mod tests {
     #[test]
     fn api_keys_are_bearer_tokens() {
         let keys = vec!["key-one".to_owned(), "key-two".to_owned()];
-        assert!(api_key_matches(&keys, &headers("Bearer key-one")));
-        assert!(api_key_matches(&keys, &headers("Bearer key-two")));
-        assert!(!api_key_matches(&keys, &headers("Bearer key-three")));
-        assert!(!api_key_matches(&keys, &headers("key-one")));
-        assert!(!api_key_matches(&keys, &headers("Bearer key-on")));
-        assert!(!api_key_matches(&keys, &HeaderMap::new()));
-        assert!(!api_key_matches(&[], &headers("Bearer ")));
+        let accepted = |value: &str| {
+            bearer(&headers(value)).is_some_and(|k| sockhop::api_keys::matches_any(&keys, k))
+        };
+        assert!(accepted("Bearer key-one"));
+        assert!(accepted("Bearer key-two"));
+        assert!(!accepted("Bearer key-three"));
+        assert!(!accepted("key-one"));
+        assert!(!accepted("Bearer key-on"));
+        assert!(bearer(&HeaderMap::new()).is_none());
+        assert!(!sockhop::api_keys::matches_any(&[], ""));
     }
 }

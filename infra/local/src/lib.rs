@@ -300,8 +300,15 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    if let Err(err) = sockhop_sweeper::handle(app, serde_json::Value::Null).await {
-                        tracing::error!(error = %err, "sweep failed");
+                    // A sweep may keep passing for most of its interval while
+                    // heartbeat deadlines are ahead: a stop does not wait for it.
+                    tokio::select! {
+                        swept = sockhop_sweeper::handle(app, serde_json::Value::Null) => {
+                            if let Err(err) = swept {
+                                tracing::error!(error = %err, "sweep failed");
+                            }
+                        }
+                        _ = sweep_shutdown.changed() => break,
                     }
                 }
                 _ = sweep_shutdown.changed() => break,

@@ -50,7 +50,9 @@ fn repository_root() -> PathBuf {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Colours only for a terminal: redirected logs stay plain text.
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
@@ -90,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     println!();
     println!("  WebSocket URL    {}", stage.websocket_url());
     println!("  HTTP API URL     {http}");
+    println!("  Web console      {http}/console");
     println!(
         "  DynamoDB         {} (table {})",
         stage.dynamodb_endpoint, stage.table_name

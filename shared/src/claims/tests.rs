@@ -229,6 +229,26 @@ fn invalid_regex_rejects_the_token() {
 }
 
 #[test]
+fn regex_keys_grant_what_go_would_and_no_more() {
+    let c = with_channels(json!({
+        "#regex:^chat-\\d+$": {"subscribe": true},
+        "#regex:^\\Qroom.\\E\\w+$": {"subscribe": true}
+    }));
+    assert!(perms(&c, "chat-42").may_subscribe());
+    assert!(!perms(&c, "chat-٤٢").may_subscribe(), "Go's \\d is ASCII");
+    assert!(perms(&c, "room.lobby_1").may_subscribe());
+    assert!(
+        !perms(&c, "roomxlobby").may_subscribe(),
+        "\\Q quotes the dot"
+    );
+    assert!(!perms(&c, "room.café").may_subscribe(), "Go's \\w is ASCII");
+    // A pattern Go refuses makes the token invalid, as it would there.
+    assert!(parse(json!({"exp": 1, "scope": "connect",
+        "channels": {"#regex:(?x) chat": {"subscribe": true}}}))
+    .is_err());
+}
+
+#[test]
 fn exact_keys_must_be_valid_names() {
     for channels in [
         json!({"bad name": {"subscribe": true}}),
@@ -486,6 +506,25 @@ fn react_true_false_and_lists() {
     assert!(!p.message("unset").may_react("a"));
 }
 
+#[test]
+fn an_explicit_react_false_wins_over_a_more_specific_grant() {
+    // Hotsock's rule for `react`: an explicit `false` cannot be overridden,
+    // whichever key is more specific.
+    let c = with_channels(json!({
+        "chat.*": {"messages": {"*": {"react": false}}},
+        "chat.1": {"messages": {"msg": {"react": true}, "vote": {"react": ["yes"]}}}
+    }));
+    let p = perms(&c, "chat.1");
+    assert!(!p.message("msg").may_react("👍"));
+    assert!(!p.message("vote").may_react("yes"));
+    // Where no `false` matches, the most specific grant still decides.
+    let open = with_channels(
+        json!({"c": {"messages": {"*": {"react": true}, "vote": {"react": ["yes"]}}}}),
+    );
+    assert!(!perms(&open, "c").message("vote").may_react("no"));
+    assert!(perms(&open, "c").message("chat").may_react("no"));
+}
+
 // ---- storage resolution ----
 
 #[test]
@@ -511,36 +550,69 @@ fn storage_directives_resolve() {
 // ---- layering (subscribe token over connect token) ----
 
 #[test]
-fn subscribe_token_overrides_connect_token_per_directive() {
+fn a_subscribe_token_adds_grants_and_replaces_values_but_cannot_lift_a_false() {
     let connect = with_channels(json!({"room-*": {
-        "subscribe": false, "historyStart": 100,
-        "messages": {"chat": {"publish": true, "echo": true, "store": 60}}
+        "historyStart": 100,
+        "messages": {"chat": {"publish": true, "echo": true, "store": 60}, "secret": {"publish": false}}
     }}));
     let subscribe = claims(
         json!({"exp": 1, "scope": "subscribe", "channels": {"room-1": {
-            "subscribe": true,
-            "messages": {"chat": {"echo": false}, "extra": {"publish": true}}
+            "subscribe": true, "historyStart": 50,
+            "messages": {"chat": {"echo": false, "store": 10}, "extra": {"publish": true},
+                         "secret": {"publish": true}}
         }}}),
     );
     let p = ChannelPermissions::layered(
         connect.channels.grant_for("room-1"),
         Some(subscribe.channels.grant_for("room-1")),
     );
-    assert!(p.may_subscribe(), "subscribe token grants");
+    assert!(
+        p.may_subscribe(),
+        "the subscribe token grants what the connect token lacked"
+    );
     assert_eq!(
         p.history_start(),
-        Some(100.0),
-        "falls back to connect token"
+        Some(50.0),
+        "a valued directive: the subscribe token's"
     );
     let chat = p.message("chat");
-    assert!(chat.may_send(true), "publish from connect token");
-    assert!(!chat.echo, "echo revoked by subscribe token");
-    assert_eq!(chat.store, 60);
+    assert!(chat.may_send(true), "publish from the connect token");
+    assert!(
+        !chat.echo,
+        "the subscribe token's explicit false denies echo"
+    );
+    assert_eq!(chat.store, 10);
     assert!(p.message("extra").may_send(true));
-    // Without the subscribe token the connect token's false stands.
+    assert!(
+        !p.message("secret").may_send(true),
+        "the connect token's explicit false is not lifted by the subscribe token"
+    );
+    // Without the subscribe token nothing of it applies.
     let alone = ChannelPermissions::layered(connect.channels.grant_for("room-1"), None);
     assert!(!alone.may_subscribe());
     assert!(!alone.message("extra").may_send(true));
+    assert_eq!(alone.history_start(), Some(100.0));
+}
+
+#[test]
+fn an_explicit_false_in_the_connect_token_denies_a_subscribe_tokens_true() {
+    let connect = with_channels(json!({"room-*": {"subscribe": false}}));
+    let subscribe = claims(json!({"exp": 1, "scope": "subscribe",
+        "channels": {"room-1": {"subscribe": true, "storage": {"k": {"get": true}}}}}));
+    let deny_get = with_channels(json!({"room-1": {"storage": {"*": {"get": false}}}}));
+    let p = ChannelPermissions::layered(
+        connect.channels.grant_for("room-1"),
+        Some(subscribe.channels.grant_for("room-1")),
+    );
+    assert!(!p.may_subscribe());
+    let q = ChannelPermissions::layered(
+        deny_get.channels.grant_for("room-1"),
+        Some(subscribe.channels.grant_for("room-1")),
+    );
+    assert!(
+        !q.storage("k").get,
+        "storage flags resolve across tokens too"
+    );
 }
 
 #[test]

@@ -130,6 +130,7 @@ pub async fn connect(
         .put_connection(&item)
         .await
         .map_err(|e| server_error(internal(e).message))?;
+    app.activity.add(crate::metrics::Measure::Connections, 1.0);
     Ok(())
 }
 
@@ -162,7 +163,9 @@ pub fn new_connection_item(
         connection_id: connection_id.to_owned(),
         secret_nonce: nonce.to_owned(),
         secret_hash: secret_hash(&secret),
-        uid: claims.uid.clone(),
+        // An empty uid is no uid: `null` in every frame and event, as for a
+        // token without one (Hotsock shows `"uid":null` when there is none).
+        uid: claims.uid.clone().filter(|uid| !uid.is_empty()),
         umd: claims.umd.as_ref().map(|v| v.to_string()),
         claims: payload,
         connected_at_ms: now.millis(),

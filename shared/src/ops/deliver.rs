@@ -131,7 +131,7 @@ pub async fn enqueue(
     let body = serde_json::to_string(queued).map_err(|_| ProtocolError::internal())?;
     let message = Enqueue {
         deduplication_id: deduplication_id(deduplication.unwrap_or(unique)),
-        group: queued.channel.clone(),
+        group: crate::queue::message_group(&queued.channel),
         body,
     };
     cx.app.queue.send(message).await.map_err(|err| {
@@ -285,6 +285,26 @@ mod tests {
             ttl: None,
             reactions: Default::default(),
         }
+    }
+
+    #[test]
+    fn store_seconds_become_ttl_and_stored_flag() {
+        let queued = |store: i64| Queued {
+            store,
+            ..Queued::membership("chat", MembershipChange::default())
+        };
+        let now = 1_700_000_000;
+        // Not stored: no item lives on, and it is not marked stored.
+        let unstored = message_item(&queued(0), "01A".into(), now);
+        assert_eq!((unstored.stored, unstored.ttl), (false, None));
+        // Seconds: kept that long from delivery.
+        let kept = message_item(&queued(3600), "01B".into(), now);
+        assert_eq!((kept.stored, kept.ttl), (true, Some(now + 3600)));
+        // -1: stored, forever (no ttl).
+        let forever = message_item(&queued(-1), "01C".into(), now);
+        assert_eq!((forever.stored, forever.ttl), (true, None));
+        assert_eq!(kept_until(0, now), None);
+        assert_eq!(kept_until(60, now), Some(now + 60));
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
                 action: r.action,
                 uid: r.uid.clone(),
                 umd: r.umd.as_ref().map(Value::to_string),
-                emit: publish::emitting(cx, r.emit_pub_sub_event).then(|| cx.server_origin()),
+                origin: cx.server_origin(),
+                emit: publish::emitting(cx, r.emit_pub_sub_event),
             };
             return Ok(Outcome {
                 reply: json!({"channel": r.channel, "event": events::MESSAGE_REACTION}),

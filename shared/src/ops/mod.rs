@@ -187,27 +187,32 @@ impl NamedChannel {
 
 /// Resolves a name a client sent (a real name, or an alias from its connect
 /// token or from the subscribe token of one of its subscriptions) and loads
-/// its subscription. The extra read for subscribe-token aliases happens only
-/// when the name found no subscription otherwise.
+/// its subscription. A subscription to a real channel of that name takes
+/// priority over an alias of the same name (as Hotsock documents); the reads
+/// for aliases happen only when the name found no such subscription.
 pub async fn named_channel(
     cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
 ) -> Result<NamedChannel, ProtocolError> {
     let store = &cx.app.store;
-    let channel = connection
-        .claims
-        .channels
-        .resolve_alias(requested)
-        .unwrap_or(requested);
     let subscription = store
-        .get_subscription(channel, connection.id(), cx.secs())
+        .get_subscription(requested, connection.id(), cx.secs())
         .await
         .map_err(internal)?;
-    if subscription.is_some() || channel != requested {
+    if subscription.is_some() {
         return Ok(NamedChannel {
-            channel: channel.to_owned(),
+            channel: requested.to_owned(),
             subscription,
+        });
+    }
+    if let Some(channel) = connection.claims.channels.resolve_alias(requested) {
+        return Ok(NamedChannel {
+            subscription: store
+                .get_subscription(channel, connection.id(), cx.secs())
+                .await
+                .map_err(internal)?,
+            channel: channel.to_owned(),
         });
     }
     let aliased = store

@@ -229,11 +229,16 @@ pub async fn left(cx: Ctx<'_>, leaver: &SubscriptionItem, owed_at: Option<i64>) 
     let owed = OwedChange::for_removal(leaver, owed_at);
     match queue_change(cx, &leaver.channel, MembershipChange::default()).await {
         Ok(()) => settle(cx, &owed).await,
-        Err(err) => tracing::warn!(
-            channel = %leaver.channel,
-            code = err.code.as_str(),
-            "presence change not queued; the sweeper queues it"
-        ),
+        Err(err) => {
+            cx.app
+                .activity
+                .add(crate::metrics::Measure::OwedPresenceChanges, 1.0);
+            tracing::warn!(
+                channel = %leaver.channel,
+                code = err.code.as_str(),
+                "presence change not queued; the sweeper queues it"
+            )
+        }
     }
 }
 

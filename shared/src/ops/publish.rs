@@ -64,6 +64,9 @@ pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, 
         emit: outgoing.emit,
     };
     enqueue(cx, &queued, outgoing.deduplication_id.as_deref(), &unique).await?;
+    cx.app
+        .activity
+        .add(crate::metrics::Measure::MessagesPublished, 1.0);
     Ok(queued.id)
 }
 

@@ -55,8 +55,10 @@ pub struct Reaction<'a> {
     pub uid: String,
     /// JSON text, as items keep it.
     pub umd: Option<String>,
-    /// Set when the reaction raises a backend event: who made it.
-    pub emit: Option<Origin>,
+    /// Who made it: kept with an added reaction, for backend events.
+    pub origin: Origin,
+    /// Whether the change raises a backend event (`emitPubSubEvent`).
+    pub emit: bool,
 }
 
 /// `hotsock.messageReaction` from a subscriber: checks its grant, then records
@@ -98,7 +100,8 @@ pub async fn react(
         action,
         uid,
         umd: subscription.umd.clone(),
-        emit: emitting(cx, asked).then(|| cx.origin_of(connection)),
+        origin: cx.origin_of(connection),
+        emit: emitting(cx, asked),
     };
     record_reaction(cx, &change, message.and_then(|m| m.ttl))
         .await
@@ -129,20 +132,45 @@ pub async fn react_from_server(
 }
 
 /// Records the change and tells every subscriber of the channel, the reactor
-/// included (a repeated add or remove changes nothing and tells no one).
+/// included (a repeated add or remove changes nothing and tells no one). An
+/// added reaction keeps its id, creation time and origin, so its removal's
+/// backend event tells the same, as Hotsock's does.
 async fn record_reaction(
     cx: Ctx<'_>,
     change: &Reaction<'_>,
     message_ttl: Option<i64>,
 ) -> Result<Effects, ProtocolError> {
     let store = &cx.app.store;
-    let item = ReactionItem {
-        reaction: change.reaction.to_owned(),
-        uid: change.uid.clone(),
-        umd: change.umd.clone(),
-        ttl: message_ttl,
-    };
     let added = change.action.is_add();
+    let frame_id = cx.app.ids.next_id(cx.now);
+    let item = if added {
+        ReactionItem {
+            reaction: change.reaction.to_owned(),
+            uid: change.uid.clone(),
+            umd: change.umd.clone(),
+            ttl: message_ttl,
+            id: Some(frame_id.clone()),
+            created_at_ms: Some(cx.now.millis()),
+            origin: serde_json::to_string(&change.origin).ok(),
+        }
+    } else {
+        // Removing what is not there changes nothing (the read also gives
+        // the removal's event the reaction as it was added).
+        match store
+            .get_reaction(
+                change.channel,
+                change.message_id,
+                change.reaction,
+                &change.uid,
+                cx.secs(),
+            )
+            .await
+            .map_err(internal)?
+        {
+            Some(existing) => existing,
+            None => return Ok(Effects::new()),
+        }
+    };
     match store
         .change_reaction(change.channel, change.message_id, &item, added, cx.secs())
         .await
@@ -161,9 +189,8 @@ async fn record_reaction(
         .channel_subscriber_ids(change.channel, cx.secs())
         .await
         .map_err(internal)?;
-    let id = cx.app.ids.next_id(cx.now);
     let frame = ServerMessage::reaction(
-        &id,
+        &frame_id,
         added,
         change.channel,
         change.message_id,
@@ -175,20 +202,42 @@ async fn record_reaction(
         recipients(subscribers.iter().map(String::as_str), None, true),
         &frame,
     );
-    if let Some(origin) = &change.emit {
-        let facts = crate::pubsub::ReactionFacts {
-            channel: change.channel,
-            message_id: change.message_id,
-            id: &id,
-            reaction: change.reaction,
-            uid: &change.uid,
-            umd: item.umd_value(),
-            created_at_ms: cx.now.millis(),
-            expires_at: message_ttl,
-        };
-        effects.emit(crate::pubsub::reaction(added, &facts, origin));
+    if change.emit {
+        effects.emit(reaction_event(cx, change, &item, added, message_ttl));
     }
     Ok(effects)
+}
+
+/// The backend event of a reaction change: for a removal, the reaction as
+/// it was added (its id, creation time and the request that added it), where
+/// the item kept them; otherwise, the removal's own.
+fn reaction_event(
+    cx: Ctx<'_>,
+    change: &Reaction<'_>,
+    item: &ReactionItem,
+    added: bool,
+    message_ttl: Option<i64>,
+) -> crate::pubsub::PubSubEvent {
+    let id = item
+        .id
+        .clone()
+        .unwrap_or_else(|| cx.app.ids.next_id(cx.now));
+    let origin = item
+        .origin
+        .as_deref()
+        .and_then(|o| serde_json::from_str::<Origin>(o).ok())
+        .unwrap_or_else(|| change.origin.clone());
+    let facts = crate::pubsub::ReactionFacts {
+        channel: change.channel,
+        message_id: change.message_id,
+        id: &id,
+        reaction: change.reaction,
+        uid: &change.uid,
+        umd: item.umd_value(),
+        created_at_ms: item.created_at_ms.unwrap_or(cx.now.millis()),
+        expires_at: message_ttl,
+    };
+    crate::pubsub::reaction(added, &facts, &origin)
 }
 
 /// `reactions` for a listed message: `{R: {count}}`, and with `expand` the
@@ -346,12 +395,18 @@ mod tests {
                 uid: "a".into(),
                 umd: Some(r#"{"n":1}"#.into()),
                 ttl: None,
+                id: None,
+                created_at_ms: None,
+                origin: None,
             },
             ReactionItem {
                 reaction: "👍".into(),
                 uid: "b".into(),
                 umd: None,
                 ttl: None,
+                id: None,
+                created_at_ms: None,
+                origin: None,
             },
         ];
         let expanded = reactions_json(&m, Some(&items));

@@ -26,18 +26,28 @@ pub struct SubscriptionPlan {
 }
 
 /// The real channel behind a requested name and the alias the subscription
-/// will carry. The subscribe token is consulted before the connect token, for
-/// the name and for the alias.
+/// will carry. A real name the tokens let the connection subscribe to takes
+/// priority over an alias of the same name (as Hotsock documents); otherwise
+/// the subscribe token is consulted before the connect token, for the name
+/// and for the alias.
 pub fn resolve_channel(
     requested: &str,
     connect: &Claims,
     token: Option<&Claims>,
 ) -> (String, Option<String>) {
-    let channel = token
-        .and_then(|t| t.channels.resolve_alias(requested))
-        .or_else(|| connect.channels.resolve_alias(requested))
-        .unwrap_or(requested)
-        .to_owned();
+    let as_real_name = ChannelPermissions::layered(
+        connect.channels.grant_for(requested),
+        token.map(|t| t.channels.grant_for(requested)),
+    );
+    let channel = if as_real_name.may_subscribe() {
+        requested
+    } else {
+        token
+            .and_then(|t| t.channels.resolve_alias(requested))
+            .or_else(|| connect.channels.resolve_alias(requested))
+            .unwrap_or(requested)
+    }
+    .to_owned();
     let alias = token
         .and_then(|t| t.channels.alias_of(&channel))
         .or_else(|| connect.channels.alias_of(&channel))
@@ -72,6 +82,8 @@ pub fn check_token_binding(
 }
 
 /// Spends a single-use token (its `jti`): false when it was spent before.
+/// Called once everything else about the request was allowed, so a refused
+/// attempt does not burn the user's token.
 pub async fn spend_single_use(cx: Ctx<'_>, token: &Claims) -> Result<bool, ProtocolError> {
     if !token.single_use {
         return Ok(true);
@@ -82,6 +94,20 @@ pub async fn spend_single_use(cx: Ctx<'_>, token: &Claims) -> Result<bool, Proto
         .consume_jti(jti, token.exp, cx.secs())
         .await
         .map_err(internal)
+}
+
+/// Gives a single-use token back after the write it was spent for was
+/// refused (already subscribed meanwhile, or its welcome not queued).
+async fn unspend_single_use(cx: Ctx<'_>, token: Option<&Claims>) {
+    let Some(jti) = token
+        .filter(|t| t.single_use)
+        .and_then(|t| t.jti.as_deref())
+    else {
+        return;
+    };
+    if let Err(err) = cx.app.store.release_jti(jti).await {
+        tracing::warn!(error = %err, "a single-use token stays spent after a refused subscribe");
+    }
 }
 
 /// Decides a subscribe request (pure): channel, permissions, identity. An
@@ -161,11 +187,20 @@ pub fn welcomed_in_order(channel: &str, permissions: &ChannelPermissions) -> boo
     names::is_presence_channel(channel) || permissions.may_observe_storage()
 }
 
+fn already_subscribed(requested: &str) -> ProtocolError {
+    ProtocolError::new(
+        ErrorCode::AlreadySubscribed,
+        format!("already subscribed to {requested:?}"),
+    )
+    .with_channel(requested)
+}
+
 fn invalid_token(requested: &str, message: impl Into<String>) -> ProtocolError {
     ProtocolError::new(ErrorCode::InvalidSubscribeToken, message).with_channel(requested)
 }
 
-/// Verifies a subscribe token and spends it when it is single-use.
+/// Verifies a subscribe token (spending a single-use one is left for when
+/// the subscribe is allowed).
 async fn subscribe_token_claims(
     cx: Ctx<'_>,
     connection: &Connection,
@@ -181,12 +216,6 @@ async fn subscribe_token_claims(
     let claims = Claims::parse(&payload).map_err(|e| invalid_token(requested, e.to_string()))?;
     check_token_binding(connection, &claims, Scope::Subscribe)
         .map_err(|m| invalid_token(requested, m))?;
-    if !spend_single_use(cx, &claims).await? {
-        return Err(invalid_token(
-            requested,
-            "this single-use token was already used",
-        ));
-    }
     Ok(claims)
 }
 
@@ -220,23 +249,44 @@ pub async fn subscribe(
             .map_err(internal)?;
         super::presence::check_capacity(&existing, &item, requested)?;
     }
-    match cx
-        .app
-        .store
-        .subscribe(&item, cx.secs())
-        .await
-        .map_err(internal)?
-    {
-        SubscribeOutcome::Subscribed => {}
-        SubscribeOutcome::AlreadySubscribed => {
-            return Err(ProtocolError::new(
-                ErrorCode::AlreadySubscribed,
-                format!("already subscribed to {requested:?}"),
-            )
-            .with_channel(requested))
+    // Allowed: only now is a single-use token spent (after one more read, so
+    // a second subscribe does not burn it either; without such a token the
+    // write's own condition answers ALREADY_SUBSCRIBED).
+    if let Some(claims) = token_claims.as_ref().filter(|c| c.single_use) {
+        if cx
+            .app
+            .store
+            .get_subscription(&plan.channel, connection.id(), cx.secs())
+            .await
+            .map_err(internal)?
+            .is_some()
+        {
+            return Err(already_subscribed(requested));
+        }
+        if !spend_single_use(cx, claims).await? {
+            return Err(invalid_token(
+                requested,
+                "this single-use token was already used",
+            ));
+        }
+    }
+    let outcome = cx.app.store.subscribe(&item, cx.secs()).await;
+    match outcome {
+        Ok(SubscribeOutcome::Subscribed) => {
+            cx.app
+                .activity
+                .add(crate::metrics::Measure::Subscribes, 1.0);
+        }
+        Ok(SubscribeOutcome::AlreadySubscribed) => {
+            unspend_single_use(cx, token_claims.as_ref()).await;
+            return Err(already_subscribed(requested));
         }
         // Disconnected meanwhile: nobody is left to tell.
-        SubscribeOutcome::ConnectionGone => return Ok(Effects::new()),
+        Ok(SubscribeOutcome::ConnectionGone) => return Ok(Effects::new()),
+        Err(err) => {
+            unspend_single_use(cx, token_claims.as_ref()).await;
+            return Err(internal(err));
+        }
     }
     let mut effects = Effects::new();
     if item.pending {
@@ -250,6 +300,7 @@ pub async fn subscribe(
         // confirmed: it is taken back and the client told.
         if let Err(err) = super::presence::queue_change(cx, &plan.channel, welcome).await {
             take_back(cx, &plan.channel, connection.id()).await;
+            unspend_single_use(cx, token_claims.as_ref()).await;
             return Err(err.with_channel(requested));
         }
         return Ok(effects);

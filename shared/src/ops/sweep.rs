@@ -88,6 +88,16 @@ pub fn sweep_action(connection: &ConnectionItem, now: i64, schedule: SweepSchedu
     SweepAction::Nothing
 }
 
+/// Whether a connection with a `heartbeatTimeout` falls due after now and by
+/// `until` (Unix seconds): while one does, the sweeper keeps passing.
+pub async fn heartbeats_ahead(cx: Ctx<'_>, until: i64) -> Result<bool, ProtocolError> {
+    cx.app
+        .store
+        .heartbeat_due_within(cx.secs(), until)
+        .await
+        .map_err(internal)
+}
+
 /// Reschedules written at once.
 const RESCHEDULE_CONCURRENCY: usize = 16;
 

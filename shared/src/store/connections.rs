@@ -223,6 +223,34 @@ impl Store {
         Ok(due)
     }
 
+    /// Whether a connection with a `heartbeatTimeout` is filed under the sweep
+    /// index after `now` and no later than `until`: while one is, the sweeper
+    /// keeps passing (`driver::sweep_within`). Reads keys only.
+    pub async fn heartbeat_due_within(&self, now: i64, until: i64) -> Result<bool, StoreError> {
+        for bucket in keys::sweep_bucket(now + 1)..=keys::sweep_bucket(until) {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(keys::SWEEP_INDEX)
+                .key_condition_expression(
+                    "sweepBucket = :bucket AND sweepAt BETWEEN :after AND :until",
+                )
+                .filter_expression("attribute_exists(heartbeatTimeout)")
+                .projection_expression("pk")
+                .expression_attribute_values(":bucket", n(bucket))
+                .expression_attribute_values(":after", n(now + 1))
+                .expression_attribute_values(":until", n(until))
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("Query", e))?;
+            if out.count > 0 {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// Records that every sweep bucket before the one of `now` is done (the
     /// current one may still gain due connections within its minute).
     pub async fn advance_sweep_cursor(&self, now: i64) -> Result<(), StoreError> {

@@ -25,9 +25,23 @@ pub fn subscription_sk(connection_id: &str) -> String {
     format!("{SUB_PREFIX}{connection_id}")
 }
 
-/// Sort key of the reverse index under a connection: one per channel.
+/// DynamoDB's limit on a sort key, in bytes.
+const MAX_SORT_KEY_BYTES: usize = 1024;
+
+/// Sort key of the reverse index under a connection: one per channel. A
+/// channel is up to 256 characters, up to 1,024 bytes of UTF-8, so
+/// `SUB#<channel>` may not fit a sort key; such a channel goes under `SUB##`
+/// and the SHA-256 of its name (no channel name contains `#`, so the two forms
+/// never meet). The item carries the channel itself, which is what is read.
 pub fn connection_subscription_sk(channel: &str) -> String {
-    format!("{SUB_PREFIX}{channel}")
+    let plain = format!("{SUB_PREFIX}{channel}");
+    if plain.len() <= MAX_SORT_KEY_BYTES {
+        return plain;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(channel.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{SUB_PREFIX}#{hex}")
 }
 
 /// Sort key of the change a connection's removal owes a channel's members.
@@ -87,4 +101,26 @@ pub const SCHEDULES_PK: &str = "SCHEDULES";
 /// order, then its name.
 pub fn schedule_sk(due_ms: i64, name: &str) -> String {
     format!("{due_ms:015}#{name}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reverse_index_keys_fit_dynamodb_whatever_the_channel() {
+        assert_eq!(connection_subscription_sk("chat"), "SUB#chat");
+        // 255 four-byte characters: 1,024 bytes with the prefix, fits as it is.
+        let fits = "😀".repeat(255);
+        assert_eq!(connection_subscription_sk(&fits), format!("SUB#{fits}"));
+        // 256 of them (a valid name) would be 1,028 bytes: the digest form.
+        let long = "😀".repeat(256);
+        let key = connection_subscription_sk(&long);
+        assert!(
+            key.len() <= MAX_SORT_KEY_BYTES && key.starts_with("SUB##"),
+            "{key}"
+        );
+        assert_eq!(key, connection_subscription_sk(&long), "stable");
+        assert_ne!(key, connection_subscription_sk(&"😃".repeat(256)));
+    }
 }

@@ -162,6 +162,20 @@ impl Store {
             .await
     }
 
+    /// Gives a single-use token's `jti` back: the request it was spent for
+    /// was refused after all.
+    pub async fn release_jti(&self, jti: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::jti_pk(jti)))
+            .key("sk", s("JTI"))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
+        Ok(())
+    }
+
     /// Writes a marker item unless a live one exists; true when this call wrote
     /// it. The marker expires at `ttl`.
     async fn put_once(&self, pk: String, sk: &str, ttl: i64, now: i64) -> Result<bool, StoreError> {
@@ -186,6 +200,15 @@ impl Store {
 }
 
 impl Store {
+    /// Whether a single-use token's `jti` was spent (read only: the web
+    /// console's explain asks without spending it).
+    pub async fn jti_used(&self, jti: &str, now: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .get(keys::jti_pk(jti), "JTI".into(), now)
+            .await?
+            .is_some())
+    }
+
     /// Every live connection item. A scan, for the local stage's start only
     /// (ending the connections of an earlier run); the sweeper uses the sweep
     /// index ([`Store::due_for_sweep`]).

@@ -24,6 +24,16 @@ pub struct ReactionItem {
     pub umd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<i64>,
+    /// The reaction's own id (a ULID), given when it was added; its removal's
+    /// backend event tells the same (items from before it was kept have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at_ms: Option<i64>,
+    /// JSON text of the request that added it (the backend events' origin),
+    /// which its removal's event reports as Hotsock's does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
 }
 
 impl ReactionItem {
@@ -140,6 +150,25 @@ impl Store {
             attempt += 1;
             tokio::time::sleep(backoff(attempt)).await;
         }
+    }
+
+    /// One user's reaction with one value on a message, as it was added.
+    pub async fn get_reaction(
+        &self,
+        channel: &str,
+        message_id: &str,
+        reaction: &str,
+        uid: &str,
+        now: i64,
+    ) -> Result<Option<ReactionItem>, StoreError> {
+        let item = self
+            .get(
+                keys::reaction_pk(channel, message_id),
+                keys::reaction_sk(reaction, uid),
+                now,
+            )
+            .await?;
+        Ok(item.map(serde_dynamo::from_item).transpose()?)
     }
 
     /// Every reaction on one message.

@@ -4,8 +4,8 @@ each function's code paths need).
 
 Run after the rest of tests/deployed (scripts/test.sh runs it last), so the functions'
 logs hold every path that suite exercised. Every invocation of a Sockhop function logs
-the IAM actions its process has needed (`aws requests ... actions=[...]`, counted by the
-SDK interceptor from the requests themselves). Here each of those is checked against the
+the IAM actions its process has needed (`iamActions` in its Embedded Metric Format
+line, counted by the SDK interceptor from the requests themselves). Here each of those is checked against the
 policy MiniStack actually attached to that function's role, and no function may have
 been refused an AWS call, apart from the emulator's own documented misreadings of IAM.
 """
@@ -39,7 +39,6 @@ FUNCTIONS = {
 EMULATOR_MISREADINGS = ("sns:PublishBatch",)
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-ACTIONS = re.compile(r"actions=(\[[^\]]*\])")
 
 
 def log_group(function: str) -> str:
@@ -62,21 +61,19 @@ def messages(group: str) -> list:
 
 
 def needed_actions(lines: list) -> set:
-    """The union of the IAM actions the function's invocations logged."""
+    """The union of the IAM actions the function's invocations logged: each
+    invocation prints one Embedded Metric Format line (shared/src/lambda.rs,
+    `Invocation::log_end`) whose `iamActions` are what its process needed."""
     needed = set()
     for line in lines:
-        if "aws requests" not in line:
+        start = line.find('{"_aws"')
+        if start < 0:
             continue
-        match = ACTIONS.search(line)
-        if match:
-            needed.update(json.loads(match.group(1)))
-        else:
-            # JSON log format: the field is a string holding the JSON list.
-            try:
-                record = json.loads(line)
-                needed.update(json.loads(record.get("fields", {}).get("actions", "[]")))
-            except ValueError:
-                pass
+        try:
+            record = json.loads(line[start:])
+        except ValueError:
+            continue
+        needed.update(record.get("iamActions", []))
     return needed
 
 
