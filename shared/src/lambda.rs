@@ -67,12 +67,13 @@ where
 {
     let app = app().await?;
     lambda_runtime::run(service_fn(|event: LambdaEvent<E>| {
-        let handled = handler(app, event.payload, event.context.request_id);
+        let request_id = event.context.request_id;
+        let handled = handler(app, event.payload, request_id.clone());
         // Boxed: the handler's future is deep (driver, cleanup, presence), too
         // deep for the runtime's generic layers to lay out inline.
         let invocation: Pin<Box<dyn Future<Output = Result<R, Failure>> + Send>> =
             Box::pin(async move {
-                let before = Invocation::start(app);
+                let before = Invocation::start(app, request_id);
                 let result = handled.await;
                 before.log_end(app);
                 result
@@ -85,13 +86,15 @@ where
 /// What an invocation is measured against: the process's totals when it
 /// began.
 pub struct Invocation {
+    request_id: String,
     requests: std::collections::BTreeMap<String, crate::metrics::OperationCount>,
     activity: std::collections::BTreeMap<crate::metrics::Measure, f64>,
 }
 
 impl Invocation {
-    pub fn start(app: &App) -> Self {
+    pub fn start(app: &App, request_id: String) -> Self {
         Invocation {
+            request_id,
             requests: app.requests.snapshot(),
             activity: app.activity.snapshot(),
         }
@@ -110,6 +113,7 @@ impl Invocation {
         if let Some(line) = crate::metrics::emf_line(
             &stack,
             &function,
+            &self.request_id,
             now,
             &activity,
             &requests,

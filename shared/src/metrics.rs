@@ -180,6 +180,7 @@ pub const METRICS_NAMESPACE: &str = "Sockhop";
 pub fn emf_line(
     stack: &str,
     function: &str,
+    request_id: &str,
     at_ms: i64,
     activity: &BTreeMap<Measure, f64>,
     requests: &BTreeMap<String, u64>,
@@ -203,6 +204,7 @@ pub fn emf_line(
         },
         "StackName": stack,
         "FunctionName": function,
+        "requestId": request_id,
         "awsRequests": requests,
         "iamActions": actions,
     });
@@ -496,6 +498,7 @@ mod tests {
         let line = emf_line(
             "sockhop",
             "sockhop-deliver-1",
+            "req-1",
             1_700_000_000_000,
             &added,
             &requests,
@@ -517,13 +520,26 @@ mod tests {
         assert_eq!(parsed["FanOutMilliseconds"], 12.5);
         assert_eq!(parsed["StackName"], "sockhop");
         assert_eq!(parsed["FunctionName"], "sockhop-deliver-1");
+        assert_eq!(
+            parsed["requestId"], "req-1",
+            "every line names its invocation"
+        );
         assert_eq!(parsed["_aws"]["Timestamp"], 1_700_000_000_000_i64);
         assert_eq!(parsed["iamActions"], serde_json::json!(["dynamodb:Query"]));
         assert!(
             parsed.get("GoneCleanups").is_none(),
             "nothing added, nothing told"
         );
-        assert!(emf_line("s", "f", 0, &BTreeMap::new(), &BTreeMap::new(), &actions).is_none());
+        assert!(emf_line(
+            "s",
+            "f",
+            "r",
+            0,
+            &BTreeMap::new(),
+            &BTreeMap::new(),
+            &actions
+        )
+        .is_none());
     }
 
     #[test]

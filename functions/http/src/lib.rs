@@ -60,7 +60,8 @@ pub fn router(app: AppState) -> Router {
 pub fn lambda_router(app: AppState) -> Router {
     router(app).layer(axum::middleware::from_fn(
         move |request: Request, next: axum::middleware::Next| async move {
-            let invocation = sockhop::lambda::Invocation::start(app);
+            let request_id = lambda_request_id(request.extensions());
+            let invocation = sockhop::lambda::Invocation::start(app, request_id);
             let response = next.run(request).await;
             invocation.log_end(app);
             response
