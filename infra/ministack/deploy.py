@@ -88,8 +88,18 @@ def stop(proc: subprocess.Popen) -> None:
             pass
 
 
+# The only variables of the caller's environment MiniStack and SAM CLI see. MiniStack
+# spawns each bootstrap with its own environment plus the function's, so anything else
+# leaks into the deployed functions: scripts/test.sh exports DYNAMODB_ENDPOINT and
+# SQS_ENDPOINT for the local tests, and a function that inherits them talks to
+# DynamoDB Local and moto instead of the stack's own table and queues.
+KEPT_FROM_CALLER = ("PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR",
+                    "SSL_CERT_FILE", "SSL_CERT_DIR", "RUST_BACKTRACE")
+
+
 def aws_env(endpoint: str) -> dict:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items()
+           if k in KEPT_FROM_CALLER or k.startswith("LC_")}
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=ROOT_KEY[0],
@@ -100,8 +110,6 @@ def aws_env(endpoint: str) -> dict:
         SAM_CLI_TELEMETRY="0",
         SAM_CLI_DISABLE_VERSION_CHECK="1",
     )
-    env.pop("AWS_PROFILE", None)
-    env.pop("AWS_SESSION_TOKEN", None)
     return env
 
 

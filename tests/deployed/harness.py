@@ -127,8 +127,9 @@ def sign(claims: dict, secret: bytes | None = None) -> str:
 class Refused(Exception):
     """The upgrade was answered with an HTTP status instead of a socket."""
 
-    def __init__(self, status: int, body: bytes):
-        super().__init__(f"upgrade refused: HTTP {status} {body[:200]!r}")
+    def __init__(self, status: int, body: bytes, detail: str = ""):
+        super().__init__(f"upgrade refused: HTTP {status} {body[:200]!r}"
+                         + (f"\n{detail}" if detail else ""))
         self.status = status
         self.body = bytes(body)
 
@@ -264,6 +265,19 @@ def try_connect(token: str) -> Client:
     return Client(socket)
 
 
+def recent_errors(limit: int = 12) -> str:
+    """The emulator's last error lines (its log holds every function's output), for a
+    failure message that says what went wrong inside the stack."""
+    path = os.path.join(OUTPUTS.get("workdir", ""), "ministack.log")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = f.readlines()[-4000:]
+    except OSError as e:
+        return f"(no emulator log: {e})"
+    errors = [l.rstrip() for l in lines if "ERROR" in l or "error" in l]
+    return "recent errors in " + path + ":\n" + "\n".join(errors[-limit:])
+
+
 class Connections:
     """Opens connections for a test and closes every one of them at its end
     (`self.addCleanup(conns.close_all)`)."""
@@ -273,7 +287,11 @@ class Connections:
 
     def connect(self, claims: dict) -> Client:
         """Connects with `claims` (signed, exp defaulted) and waits for `hotsock.connected`."""
-        client = try_connect(sign(claims))
+        try:
+            client = try_connect(sign(claims))
+        except Refused as e:
+            # A connect the test expects to succeed: say why the stack refused it.
+            raise Refused(e.status, e.body, recent_errors()) from None
         self.clients.append(client)
         connected = client.expect_event("hotsock.connected")
         client.connection_id = connected["data"]["connectionId"]
