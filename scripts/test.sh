@@ -81,6 +81,9 @@ cargo fmt --all -- --check
 step "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "cargo doc (warnings denied: broken intra-doc links fail)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
+
 step "cargo test"
 cargo test --workspace 2>&1 | tee $logs/cargo-test.log
 status=${PIPESTATUS[0]}

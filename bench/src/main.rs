@@ -86,7 +86,7 @@ struct RunArgs {
     /// Passes over the counted operations [default: 3; quick: 2].
     #[arg(long)]
     count_passes: Option<usize>,
-    /// Where the children's output goes [default: $TMPDIR/sockhop-bench-<pid>].
+    /// Where the children's output goes [default: $TMPDIR/sockhop-bench-PID].
     #[arg(long)]
     logs: Option<PathBuf>,
     /// Printed with the results (scripts/bench.sh says which cargo profile).

@@ -62,7 +62,7 @@ pub struct SoakArgs {
     /// The repository root (infra/dynamodb-local/start.sh is found from here).
     #[arg(long)]
     root: Option<PathBuf>,
-    /// Where the children's output goes [default: $TMPDIR/sockhop-soak-<pid>].
+    /// Where the children's output goes [default: $TMPDIR/sockhop-soak-PID].
     #[arg(long)]
     logs: Option<PathBuf>,
 }

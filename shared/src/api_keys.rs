@@ -1,9 +1,12 @@
 //! The server API's Bearer keys (`POST /publish`, `/channels/*`): keys given
 //! as configuration (`HTTP_API_KEY_1`, `HTTP_API_KEY_2`), and keys the stack
 //! generated at deploy into Secrets Manager (`HTTP_API_KEY_SECRET_ARNS`), read
-//! with a cache, so a key rotated in Secrets Manager is taken up by every warm
-//! function within [`SECRET_CACHE`] without a redeploy.
+//! through a [`KeySource`] with a cache, so a key rotated in Secrets Manager is
+//! taken up by every warm function within [`SECRET_CACHE`] without a redeploy.
+//! The Secrets Manager reading itself is
+//! [`adapters::secrets_manager`](crate::adapters::secrets_manager).
 
+use futures::future::BoxFuture;
 use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 
@@ -16,14 +19,19 @@ pub enum ApiKeyError {
     Unreadable(String),
 }
 
+/// Where the generated keys are kept (Secrets Manager in AWS): `read` returns
+/// every value, read afresh.
+pub trait KeySource: Send + Sync {
+    fn read(&self) -> BoxFuture<'_, Result<Vec<String>, ApiKeyError>>;
+}
+
 pub struct ApiKeys {
     configured: Vec<String>,
     secrets: Option<SecretKeys>,
 }
 
 struct SecretKeys {
-    client: aws_sdk_secretsmanager::Client,
-    arns: Vec<String>,
+    source: Box<dyn KeySource>,
     cache: Mutex<Option<(Instant, Vec<String>)>>,
 }
 
@@ -37,17 +45,14 @@ impl ApiKeys {
         }
     }
 
-    /// Configured keys and the secrets `arns` names, read with `client`.
-    pub fn with_secrets(
-        keys: Vec<String>,
-        client: aws_sdk_secretsmanager::Client,
-        arns: Vec<String>,
-    ) -> Self {
+    /// Configured keys and the keys `source` reads, cached for
+    /// [`SECRET_CACHE`]. In AWS: [`ApiKeys::with_secrets`], reading Secrets
+    /// Manager.
+    pub fn with_source(keys: Vec<String>, source: Box<dyn KeySource>) -> Self {
         ApiKeys {
             configured: keys,
-            secrets: (!arns.is_empty()).then(|| SecretKeys {
-                client,
-                arns,
+            secrets: Some(SecretKeys {
+                source,
                 cache: Mutex::new(None),
             }),
         }
@@ -80,7 +85,7 @@ impl SecretKeys {
                 return Ok(values.clone());
             }
         }
-        match self.read().await {
+        match self.source.read().await {
             Ok(values) => {
                 *cache = Some((Instant::now(), values.clone()));
                 Ok(values)
@@ -93,26 +98,6 @@ impl SecretKeys {
                 None => Err(err),
             },
         }
-    }
-
-    async fn read(&self) -> Result<Vec<String>, ApiKeyError> {
-        let mut values = Vec::with_capacity(self.arns.len());
-        for arn in &self.arns {
-            let out = self
-                .client
-                .get_secret_value()
-                .secret_id(arn)
-                .send()
-                .await
-                .map_err(|e| {
-                    let detail = aws_sdk_secretsmanager::error::DisplayErrorContext(&e);
-                    ApiKeyError::Unreadable(format!("{arn}: {detail}"))
-                })?;
-            if let Some(value) = out.secret_string().filter(|v| !v.is_empty()) {
-                values.push(value.to_owned());
-            }
-        }
-        Ok(values)
     }
 }
 

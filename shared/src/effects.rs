@@ -1,9 +1,9 @@
 //! What an operation decided must happen, as values. Operations return
-//! [`Effects`]; one driver ([`crate::driver`]) performs them. Nothing here does
+//! [`Effects`]; one driver ([`crate::runtime::driver`]) performs them. Nothing here does
 //! I/O, so what an operation decided can be asserted in a unit test.
 
-use crate::protocol::ServerMessage;
 use crate::pubsub::PubSubEvent;
+use sockhop_core::protocol::ServerMessage;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {

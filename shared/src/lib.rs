@@ -1,34 +1,39 @@
-//! Sockhop's core crate: everything the Lambda functions share.
+//! Sockhop's shared crate: everything the Lambda functions share, over the
+//! pure rules of `sockhop_core`.
 //!
-//! Pure decisions — tokens, claims, permissions, names, wire frames — live in
-//! [`token`], [`claims`], [`pattern`], [`names`], [`protocol`] and [`error`].
-//! [`ops`] are the operations: they read through [`store`] (the only code that
-//! knows the table) and return [`effects`]; [`driver`] performs effects
-//! through [`gateway`] (the API Gateway management API) and is what handlers
-//! call. Publishes wait in [`queue`] for the deliver function; [`api_keys`] holds
-//! the server API's keys. [`app`] is built once per process; [`clock`] and [`ids`] give time
-//! and message ids as values. See docs/architecture.md.
+//! - Pure rules — tokens, claims, permissions, names, wire frames, error codes,
+//!   schedules, time and ids — are the crate `sockhop_core`, re-exported here
+//!   ([`token`], [`claims`], [`pattern`], [`names`], [`protocol`], [`error`],
+//!   [`schedule`], [`clock`], [`ids`]).
+//! - Ports and the rules that go with them, no AWS: [`effects`] (what
+//!   operations decide), [`gateway`] (the fan-out over [`gateway::Sockets`]),
+//!   [`queue`] (the delivery queue), [`scheduler`], [`pubsub`] (backend
+//!   events and their sinks), [`api_keys`], [`metrics`].
+//! - [`ops`]: the operations. They read through [`store`] and return
+//!   [`effects`].
+//! - [`adapters`]: what talks to AWS — the DynamoDB [`store`] (the only code
+//!   that knows the table), the management API, SQS, EventBridge Scheduler,
+//!   EventBridge and SNS, Secrets Manager, and the SDK interceptor that counts
+//!   every request.
+//! - [`runtime`]: [`app`] (built once per process), [`driver`] (performs
+//!   effects; what handlers call) and [`lambda`] (the bootstrap).
+//!
+//! The module paths of before the folders (`sockhop::store`, `sockhop::driver`,
+//! `sockhop::claims`, ...) are re-exports. See docs/architecture.md.
 
+pub mod adapters;
 pub mod api_keys;
-pub mod app;
-pub mod claims;
-pub mod clock;
-pub mod driver;
 pub mod effects;
-pub mod error;
 pub mod gateway;
-pub mod ids;
-pub mod lambda;
 pub mod metrics;
-pub mod names;
 pub mod ops;
-pub mod pattern;
-pub mod protocol;
 pub mod pubsub;
 pub mod queue;
-pub mod schedule;
+pub mod runtime;
 pub mod scheduler;
-pub mod store;
-pub mod token;
+
+pub use adapters::store;
+pub use runtime::{app, driver, lambda};
+pub use sockhop_core::{claims, clock, error, ids, names, pattern, protocol, schedule, token};
 
 pub use app::App;

@@ -1,14 +1,14 @@
 //! What this process asked of AWS: every request the SDK clients send, per
 //! service operation, with the DynamoDB capacity it consumes by AWS's pricing
-//! model. Counted by an SDK interceptor on each client, so nothing the code
-//! does escapes it (retries included). The local stage serves the counts at
-//! `/dev/stats`; the bench turns them into requests and cost per operation.
+//! model. Counted by an SDK interceptor on each client
+//! ([`CountRequests`](crate::adapters::count_requests::CountRequests)), so
+//! nothing the code does escapes it (retries included). The local stage serves
+//! the counts at `/dev/stats`; the bench turns them into requests and cost per
+//! operation.
 
-use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 /// Requests and capacity of one operation (`dynamodb.PutItem`, `sqs.SendMessage`,
 /// `apigateway.PostToConnection`, ...).
@@ -39,7 +39,7 @@ impl RequestCounts {
             .clone()
     }
 
-    fn need(&self, actions: Vec<String>) {
+    pub(crate) fn need(&self, actions: Vec<String>) {
         self.actions
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -53,7 +53,7 @@ impl RequestCounts {
             .clone()
     }
 
-    fn add(&self, operation: String, count: OperationCount) {
+    pub(crate) fn add(&self, operation: String, count: OperationCount) {
         let mut operations = self
             .operations
             .lock()
@@ -212,90 +212,6 @@ pub fn emf_line(
         line[measure.name()] = serde_json::json!(value);
     }
     Some(line.to_string())
-}
-
-/// The interceptor every SDK client of the app carries.
-#[derive(Debug, Clone)]
-pub struct CountRequests(pub Arc<RequestCounts>);
-
-impl Intercept for CountRequests {
-    fn name(&self) -> &'static str {
-        "CountRequests"
-    }
-
-    fn read_before_transmit(
-        &self,
-        context: &BeforeTransmitInterceptorContextRef<'_>,
-        _components: &RuntimeComponents,
-        _config: &mut ConfigBag,
-    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        let request = context.request();
-        let body = request.body().bytes().unwrap_or_default();
-        let (operation, count) = match request.headers().get("x-amz-target") {
-            // JSON protocols (DynamoDB, SQS): "DynamoDB_20120810.PutItem".
-            Some(target) => {
-                let (service, op) = target.split_once('.').unwrap_or(("", target));
-                let service = if service.starts_with("DynamoDB") {
-                    "dynamodb"
-                } else if service.starts_with("AmazonSQS") {
-                    "sqs"
-                } else if service == "AWSEvents" {
-                    "events"
-                } else {
-                    service
-                };
-                let count = if service == "dynamodb" {
-                    dynamodb_units(op, body)
-                } else {
-                    OperationCount {
-                        requests: 1,
-                        ..OperationCount::default()
-                    }
-                };
-                (format!("{service}.{op}"), count)
-            }
-            // The query protocol (SNS, the only such client): "Action=Publish...".
-            None if body.starts_with(b"Action=") => {
-                let action = body[7..]
-                    .split(|b| *b == b'&')
-                    .next()
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .unwrap_or_default();
-                (
-                    format!("sns.{action}"),
-                    OperationCount {
-                        requests: 1,
-                        ..OperationCount::default()
-                    },
-                )
-            }
-            // REST protocols: EventBridge Scheduler (POST / GET / DELETE
-            // /schedules/{name}) and the management API (@connections/{id}).
-            None => {
-                let scheduler = request.uri().contains("/schedules/");
-                let op = match (scheduler, request.method()) {
-                    (true, "POST") => "CreateSchedule",
-                    (true, "GET") => "GetSchedule",
-                    (true, "DELETE") => "DeleteSchedule",
-                    (false, "POST") => "PostToConnection",
-                    (false, "DELETE") => "DeleteConnection",
-                    (false, "GET") => "GetConnection",
-                    (_, other) => other,
-                };
-                let service = if scheduler { "scheduler" } else { "apigateway" };
-                (
-                    format!("{service}.{op}"),
-                    OperationCount {
-                        requests: 1,
-                        ..OperationCount::default()
-                    },
-                )
-            }
-        };
-        self.0.need(iam_actions(&operation, request.method(), body));
-        self.0.add(operation, count);
-        Ok(())
-    }
 }
 
 /// The IAM actions one request needs, from the request itself: `action` on

@@ -2,16 +2,16 @@
 //! inside Sockhop, in Hotsock's event format, for the application's backend.
 //! Operations return them as [`crate::effects::Effect::Emit`]; the driver hands
 //! them to the app's [`EventSink`] after the frames: EventBridge and/or SNS in
-//! AWS (`pubsub::aws`), the local stage's live stream and webhook locally.
-//! This module is pure apart from the trait.
+//! AWS ([`event_sinks`](crate::adapters::event_sinks), sending in [`batch`]es), the local stage's
+//! live stream and webhook locally. This module is pure apart from the trait.
 
-use crate::protocol::{Member, Meta};
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use sockhop_core::protocol::{Member, Meta};
 use std::collections::BTreeMap;
 
-pub mod aws;
+pub mod batch;
 
 /// `source` of every event.
 pub const SOURCE: &str = "hotsock.v1";
@@ -153,7 +153,7 @@ pub struct ConnectionFacts<'a> {
 
 impl<'a> ConnectionFacts<'a> {
     /// What a connection item tells of the connection.
-    pub fn of(item: &'a crate::store::ConnectionItem) -> Self {
+    pub fn of(item: &'a crate::adapters::store::ConnectionItem) -> Self {
         ConnectionFacts {
             id: &item.connection_id,
             connected_at_ms: item.connected_at_ms,

@@ -1,7 +1,8 @@
 //! The delivery queue: every published message waits here, in order per
 //! channel, for the deliver function (docs/adr/0002-delivery-queue.md). In AWS it
-//! is an SQS FIFO queue whose message group is the channel; the local stage has
-//! an in-process queue with the same semantics behind the same trait.
+//! is an SQS FIFO queue whose message group is the channel
+//! ([`SqsQueue`](crate::adapters::sqs::SqsQueue)); the local stage has an in-process queue with the
+//! same semantics behind the same trait.
 
 use futures::future::BoxFuture;
 use sha2::{Digest, Sha256};
@@ -57,37 +58,6 @@ pub fn message_group(channel: &str) -> String {
 pub fn deduplication_id(publisher_id: &str) -> String {
     let digest = Sha256::digest(publisher_id.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The SQS FIFO queue of an installation.
-pub struct SqsQueue {
-    client: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl SqsQueue {
-    pub fn new(client: aws_sdk_sqs::Client, url: String) -> Self {
-        SqsQueue { client, url }
-    }
-}
-
-impl DeliveryQueue for SqsQueue {
-    fn send(&self, message: Enqueue) -> BoxFuture<'_, Result<(), QueueError>> {
-        Box::pin(async move {
-            self.client
-                .send_message()
-                .queue_url(&self.url)
-                .message_group_id(message.group)
-                .message_deduplication_id(message.deduplication_id)
-                .message_body(message.body)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|e| {
-                    QueueError::Send(aws_sdk_sqs::error::DisplayErrorContext(e).to_string())
-                })
-        })
-    }
 }
 
 /// Stands in when no queue is configured: every publish is refused with a

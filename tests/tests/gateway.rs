@@ -1,10 +1,11 @@
-//! The management API adapter (`sockhop::gateway::ManagementApi`, what the
-//! functions use in AWS) against the stage's emulation of API Gateway's
-//! `@connections` API: post, Gone for an unknown connection, GetConnection, close. (The stage's
-//! own handlers hand frames to its sockets in process.)
+//! The management API adapter (`sockhop::adapters::management_api::ManagementApi`,
+//! what the functions use in AWS) against the stage's emulation of API Gateway's
+//! `@connections` API: post, Gone for an unknown connection, GetConnection, close.
+//! (The stage's own handlers hand frames to its sockets in process.)
 
 use serde_json::json;
-use sockhop::gateway::{ManagementApi, PostError, Sockets};
+use sockhop::adapters::management_api::ManagementApi;
+use sockhop::gateway::{PostError, Sockets};
 use sockhop_tests::TestStage;
 
 #[tokio::test]

@@ -13,7 +13,7 @@
 //!   stage accepts the token, with the stable code and its meaning when not (a
 //!   browser cannot read a refused upgrade's body, so this is how the console
 //!   learns why), and what the token grants on a channel, explained by the
-//!   resolver itself ([`sockhop::claims::explain`]). It needs no credential
+//!   resolver itself ([`sockhop::claims::explain()`]). It needs no credential
 //!   beyond the token: it tells its holder what the stage would do with it, and
 //!   spends nothing (a single-use token stays unused).
 //!

@@ -5,9 +5,9 @@
 
 use super::presence::members;
 use super::{internal, named_channel, Connection, Ctx};
-use crate::error::{ErrorCode, ProtocolError};
-use crate::names;
 use serde_json::{json, Map, Value};
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::names;
 
 /// `connection/getChannelInfo`: needs `getInfo` on the channel (from the
 /// subscription when there is one, else the connect token); no subscription

@@ -7,16 +7,16 @@
 //! nonce and a SHA-256 of the secret.
 
 use super::{internal, load_connection, subscribe, Connection, Ctx};
-use crate::claims::{Claims, Scope};
-use crate::clock::Timestamp;
+use crate::adapters::store::ConnectionItem;
 use crate::effects::Effects;
-use crate::error::ErrorCode;
-use crate::protocol::{format_rfc3339_utc, ServerMessage};
-use crate::store::ConnectionItem;
-use crate::token::Verifier;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
+use sockhop_core::claims::{Claims, Scope};
+use sockhop_core::clock::Timestamp;
+use sockhop_core::error::ErrorCode;
+use sockhop_core::protocol::{format_rfc3339_utc, ServerMessage};
+use sockhop_core::token::Verifier;
 
 /// Characters of base64url HMAC output used as the secret (192 bits).
 const SECRET_CHARS: usize = 32;
@@ -180,7 +180,7 @@ pub fn new_connection_item(
     }
 }
 
-/// The connection secret: HMAC-SHA256(key, "<connection id>.<nonce>"), base64url.
+/// The connection secret: `HMAC-SHA256(key, "<connection id>.<nonce>")`, base64url.
 pub fn connection_secret(key: &[u8], connection_id: &str, nonce: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(connection_id.as_bytes());
@@ -220,7 +220,7 @@ pub fn greeting(item: &ConnectionItem, secret_key: &[u8]) -> ServerMessage {
         &item.connection_id,
         &format_rfc3339_utc(item.expires_at).unwrap_or_default(),
         &secret,
-        crate::protocol::Meta::new(item.uid.clone(), item.umd_value()),
+        sockhop_core::protocol::Meta::new(item.uid.clone(), item.umd_value()),
     )
 }
 
@@ -230,7 +230,7 @@ pub fn greeting(item: &ConnectionItem, secret_key: &[u8]) -> ServerMessage {
 pub async fn greet(
     cx: Ctx<'_>,
     connection_id: &str,
-) -> Result<Effects, crate::error::ProtocolError> {
+) -> Result<Effects, sockhop_core::error::ProtocolError> {
     let mut effects = Effects::new();
     if let Some(connection) = still_connected(cx, connection_id).await? {
         effects.greet(
@@ -250,7 +250,7 @@ pub async fn greet(
 pub async fn auto_subscribe(
     cx: Ctx<'_>,
     connection_id: &str,
-) -> Result<Effects, crate::error::ProtocolError> {
+) -> Result<Effects, sockhop_core::error::ProtocolError> {
     let mut effects = Effects::new();
     let Some(connection) = still_connected(cx, connection_id).await? else {
         return Ok(effects);
@@ -269,7 +269,7 @@ pub async fn auto_subscribe(
 async fn still_connected(
     cx: Ctx<'_>,
     connection_id: &str,
-) -> Result<Option<Connection>, crate::error::ProtocolError> {
+) -> Result<Option<Connection>, sockhop_core::error::ProtocolError> {
     match load_connection(cx, connection_id).await {
         Ok(connection) => Ok(Some(connection)),
         Err(e) if e.code == ErrorCode::Unauthorized => Ok(None),

@@ -4,15 +4,15 @@
 //! rule every fan-out shares.
 
 use super::{internal, Ctx};
-use crate::claims::STORE_FOREVER;
+use crate::adapters::store::MessageItem;
 use crate::effects::Effects;
-use crate::error::{ErrorCode, ProtocolError};
-use crate::protocol::Meta;
 use crate::pubsub::Origin;
 use crate::queue::{deduplication_id, Enqueue};
-use crate::store::MessageItem;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sockhop_core::claims::STORE_FOREVER;
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::protocol::Meta;
 
 /// A published message on its way to delivery, as the queue carries it.
 #[derive(Debug, Clone, Serialize, Deserialize)]

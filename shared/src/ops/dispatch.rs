@@ -1,6 +1,6 @@
 //! The one front door: every command — a WebSocket frame, a Client HTTP API
 //! operation, a server publish — arrives here already parsed and validated
-//! (by [`crate::protocol`] or [`super::publish::parse_server_request`]) and
+//! (by [`sockhop_core::protocol`] or [`super::publish::parse_server_request`]) and
 //! is dispatched by [`run`].
 
 use super::publish::ServerRequest;
@@ -9,9 +9,9 @@ use super::{
     Connection, Ctx,
 };
 use crate::effects::Effects;
-use crate::error::ProtocolError;
-use crate::protocol::{events, parse_client_frame, ClientCommand, ServerMessage};
 use serde_json::{json, Value};
+use sockhop_core::error::ProtocolError;
+use sockhop_core::protocol::{events, parse_client_frame, ClientCommand, ServerMessage};
 
 /// Who asks for what.
 pub enum Request<'a> {

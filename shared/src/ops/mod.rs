@@ -25,13 +25,13 @@ pub mod subscribe;
 pub mod sweep;
 pub mod umd;
 
-use crate::app::App;
-use crate::claims::{ChannelPermissions, Claims};
-use crate::clock::Timestamp;
-use crate::error::{ErrorCode, ProtocolError};
-use crate::protocol::Meta;
+use crate::adapters::store::{ConnectionItem, StoreError, SubscriptionItem};
 use crate::pubsub::Origin;
-use crate::store::{ConnectionItem, StoreError, SubscriptionItem};
+use crate::runtime::app::App;
+use sockhop_core::claims::{ChannelPermissions, Claims};
+use sockhop_core::clock::Timestamp;
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::protocol::Meta;
 use std::sync::Arc;
 
 /// What every operation runs with: the process's state and the moment the

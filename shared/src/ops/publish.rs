@@ -4,15 +4,15 @@
 
 use super::deliver::{enqueue, Queued};
 use super::{named_channel, Connection, Ctx, NamedChannel};
-use crate::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
-use crate::error::{ErrorCode, ProtocolError};
-use crate::names;
-use crate::protocol::{events, parse_request_frame, ClientCommand, Meta, ReactionAction};
 use crate::pubsub::Origin;
-use crate::schedule::{Grant, ScheduleRequest};
 use crate::scheduler::NewSchedule;
 use serde_json::json;
 use serde_json::Value;
+use sockhop_core::claims::{ChannelPermissions, MessagePermissions, STORE_FOREVER};
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::names;
+use sockhop_core::protocol::{events, parse_request_frame, ClientCommand, Meta, ReactionAction};
+use sockhop_core::schedule::{Grant, ScheduleRequest};
 
 /// A message to publish, decided: where, what, as whom, kept how long. A
 /// scheduled one waits in this form (see [`Scheduled`]).
@@ -116,12 +116,12 @@ pub async fn publish_or_schedule(
             schedule_arn: None,
         });
     };
-    let due = crate::schedule::resolve(request, cx.now, grant)?;
+    let due = sockhop_core::schedule::resolve(request, cx.now, grant)?;
     let name = cx.app.ids.next_id(cx.now);
     // The id is stamped with the due time, where the message will sit in
     // history; a schedule that fires twice publishes once.
     if outgoing.eager_id {
-        outgoing.preset_id = Some(crate::ids::id_at(due.at));
+        outgoing.preset_id = Some(sockhop_core::ids::id_at(due.at));
     }
     outgoing
         .deduplication_id
@@ -344,7 +344,7 @@ fn parse_server_storage_set(payload: Value) -> Result<ServerStorageSet, Protocol
     let store = match payload.get("store") {
         None | Some(Value::Null) => STORE_FOREVER,
         Some(v) => match v.as_i64() {
-            Some(s) if crate::claims::valid_storage_store(s) => s,
+            Some(s) if sockhop_core::claims::valid_storage_store(s) => s,
             _ => {
                 return Err(ProtocolError::new(
                     ErrorCode::InvalidRequest,
@@ -438,7 +438,7 @@ pub fn check_server_publish(request: &ServerPublish) -> Result<(), ProtocolError
     names::validate_channel(&request.channel)?;
     names::validate_client_event(&request.event).map_err(|e| e.with_channel(&request.channel))?;
     names::validate_data_size(&request.data).map_err(|e| e.with_channel(&request.channel))?;
-    if !(STORE_FOREVER..=crate::claims::MAX_STORE_SECONDS).contains(&request.store) {
+    if !(STORE_FOREVER..=sockhop_core::claims::MAX_STORE_SECONDS).contains(&request.store) {
         return Err(ProtocolError::new(
             ErrorCode::InvalidRequest,
             "store must be -1, 0 or a number of seconds up to 3155695200",
@@ -492,8 +492,8 @@ pub async fn publish_scheduled(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Value,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::Claims;
     use serde_json::json;
+    use sockhop_core::claims::Claims;
 
     fn perms(channels: Value) -> ChannelPermissions {
         let claims = Claims::parse(

@@ -4,13 +4,13 @@
 use super::deliver::recipients;
 use super::publish::emitting;
 use super::{internal, require_subscription, window_start, Connection, Ctx};
-use crate::claims::ChannelPermissions;
+use crate::adapters::store::{MessageItem, ReactionChange, ReactionItem};
 use crate::effects::Effects;
-use crate::error::{ErrorCode, ProtocolError};
-use crate::protocol::{Meta, ReactionAction, ServerMessage};
 use crate::pubsub::Origin;
-use crate::store::{MessageItem, ReactionChange, ReactionItem};
 use serde_json::{json, Value};
+use sockhop_core::claims::ChannelPermissions;
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::protocol::{Meta, ReactionAction, ServerMessage};
 
 /// Decides whether `uid` may react with `reaction` on `message` (pure).
 pub fn check_reaction(
@@ -305,7 +305,7 @@ pub async fn list_reactions(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::claims::Claims;
+    use sockhop_core::claims::Claims;
 
     fn perms() -> ChannelPermissions {
         let claims = Claims::parse(

@@ -6,13 +6,13 @@
 use super::deliver::{kept_until, Queued};
 use super::publish::{emitting, publish_or_schedule, Outgoing, Published, ServerStorageSet};
 use super::{internal, named_channel, Connection, Ctx};
-use crate::claims::ChannelPermissions;
+use crate::adapters::store::{StorageItem, SubscriptionItem};
 use crate::effects::Effects;
-use crate::error::{ErrorCode, ProtocolError};
-use crate::protocol::{events, Meta, ServerMessage};
-use crate::schedule::{Grant, ScheduleRequest};
-use crate::store::{StorageItem, SubscriptionItem};
 use serde_json::{json, Value};
+use sockhop_core::claims::ChannelPermissions;
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::protocol::{events, Meta, ServerMessage};
+use sockhop_core::schedule::{Grant, ScheduleRequest};
 
 fn denied(what: &str, key: &str, client_channel: &str) -> ProtocolError {
     ProtocolError::new(

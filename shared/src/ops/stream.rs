@@ -3,10 +3,10 @@
 //! connections, subscriptions, counts and expired storage entries).
 
 use super::{connect, Ctx};
+use crate::adapters::store::{Change, ConnectionItem, StorageItem};
 use crate::effects::Effects;
-use crate::error::ProtocolError;
 use crate::pubsub::{self, ConnectionFacts, PubSubEvent};
-use crate::store::{Change, ConnectionItem, StorageItem};
+use sockhop_core::error::ProtocolError;
 
 /// What one stream change requires. An error means the record must be
 /// retried (the stream function reports it as a batch item failure).
@@ -87,8 +87,8 @@ fn disconnected(item: &ConnectionItem, now_ms: i64) -> PubSubEvent {
 /// A storage entry's TTL ran out: its value is gone, nobody wrote.
 fn expired(item: &StorageItem) -> PubSubEvent {
     let previous = serde_json::from_str(&item.data).unwrap_or(serde_json::Value::Null);
-    let meta =
-        serde_json::from_str(&item.meta).unwrap_or_else(|_| crate::protocol::Meta::new(None, None));
+    let meta = serde_json::from_str(&item.meta)
+        .unwrap_or_else(|_| sockhop_core::protocol::Meta::new(None, None));
     let change = pubsub::StorageChange {
         channel: &item.channel,
         key: &item.key,

@@ -2,14 +2,14 @@
 
 use super::deliver::{Farewell, MembershipChange};
 use super::{internal, named_channel, Connection, Ctx};
-use crate::claims::{ChannelPermissions, Claims, Scope};
-use crate::clock::Timestamp;
+use crate::adapters::store::{SubscribeOutcome, SubscriptionItem};
 use crate::effects::Effects;
-use crate::error::{ErrorCode, ProtocolError};
-use crate::names;
-use crate::protocol::{Meta, ServerMessage};
-use crate::store::{SubscribeOutcome, SubscriptionItem};
 use serde_json::Value;
+use sockhop_core::claims::{ChannelPermissions, Claims, Scope};
+use sockhop_core::clock::Timestamp;
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::names;
+use sockhop_core::protocol::{Meta, ServerMessage};
 
 /// What a subscribe request resolved to, before anything is written.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,7 +221,7 @@ async fn subscribe_token_claims(
 
 /// `hotsock.subscribe` (and each auto-subscription at connect): writes the
 /// subscription and answers `hotsock.subscribed` now, or, for one welcomed in
-/// order ([`welcomed_in_order`]), queues its welcome ([`apply_membership`]).
+/// order ([`welcomed_in_order`]), queues its welcome ([`apply_memberships`]).
 pub async fn subscribe(
     cx: Ctx<'_>,
     connection: &Connection,
@@ -435,7 +435,7 @@ pub async fn unsubscribe(
         match super::presence::queue_change(cx, &removed.channel, change).await {
             Ok(()) => {
                 if let Some(owed_at) = owed {
-                    let owed = crate::store::OwedChange::for_removal(&removed, owed_at);
+                    let owed = crate::adapters::store::OwedChange::for_removal(&removed, owed_at);
                     super::presence::settle(cx, &owed).await;
                 }
                 return Ok(effects);
@@ -454,7 +454,7 @@ pub async fn unsubscribe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::ConnectionItem;
+    use crate::adapters::store::ConnectionItem;
     use serde_json::json;
     use std::sync::Arc;
 

@@ -2,11 +2,11 @@
 //! their lifetime. Run on a schedule (every minute in AWS).
 
 use super::{internal, Ctx};
+use crate::adapters::store::ConnectionItem;
 use crate::effects::Effects;
-use crate::error::ProtocolError;
-use crate::protocol::ServerMessage;
-use crate::store::ConnectionItem;
 use futures::StreamExt;
+use sockhop_core::error::ProtocolError;
+use sockhop_core::protocol::ServerMessage;
 
 /// When sweeps run and how long a socket may stay silent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct SweepSchedule {
 }
 
 impl SweepSchedule {
-    pub fn of(config: &crate::app::Config) -> Self {
+    pub fn of(config: &crate::runtime::app::Config) -> Self {
         SweepSchedule {
             interval: config.sweep_interval_seconds,
             idle_timeout: config.idle_timeout_seconds,

@@ -8,11 +8,11 @@
 use super::presence::queue_change;
 use super::subscribe::{check_token_binding, spend_single_use};
 use super::{internal, named_channel, Connection, Ctx};
-use crate::claims::{ChannelPermissions, Claims, ClaimsError, Scope};
-use crate::error::{ErrorCode, ProtocolError};
-use crate::names;
-use crate::store::SubscriptionItem;
+use crate::adapters::store::SubscriptionItem;
 use serde_json::Value;
+use sockhop_core::claims::{ChannelPermissions, Claims, ClaimsError, Scope};
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::names;
 
 fn invalid_token(message: impl Into<String>) -> ProtocolError {
     ProtocolError::new(ErrorCode::InvalidUmdToken, message)

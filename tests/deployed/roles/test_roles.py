@@ -62,7 +62,7 @@ def messages(group: str) -> list:
 
 def needed_actions(lines: list) -> set:
     """The union of the IAM actions the function's invocations logged: each
-    invocation prints one Embedded Metric Format line (shared/src/lambda.rs,
+    invocation prints one Embedded Metric Format line (shared/src/runtime/lambda.rs,
     `Invocation::log_end`) whose `iamActions` are what its process needed."""
     needed = set()
     for line in lines:

@@ -658,7 +658,7 @@ pub fn sign_hs256(secret: &[u8], claims: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     //! ES512 through the whole verifier. The other methods are tested through
-    //! the public API in `shared/tests/token.rs`; `jsonwebtoken` cannot sign
+    //! the public API in `core/tests/token.rs`; `jsonwebtoken` cannot sign
     //! ES512, so these sign with `p521` directly. Every P-521 key here is
     //! TEST-ONLY, generated per run and never stored.
 
@@ -672,7 +672,7 @@ mod tests {
     use std::collections::HashMap;
 
     const NOW: i64 = 1_700_000_000;
-    /// TEST-ONLY P-256 public key (shared with `shared/tests/token.rs`).
+    /// TEST-ONLY P-256 public key (shared with `core/tests/token.rs`).
     const P256_PUBLIC: &str = include_str!("../tests/keys/test_only_p256_public.pem");
     const RSA_PUBLIC: &str = include_str!("../tests/keys/test_only_rsa_a_public.pem");
 

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
-use sockhop::claims::{ChannelPermissions, Claims};
+use sockhop_core::claims::{ChannelPermissions, Claims};
 
 /// Keys the parser cares about, plus noise, so generated payloads reach deep.
 fn key() -> impl Strategy<Value = String> {

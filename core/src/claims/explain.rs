@@ -4,7 +4,7 @@
 //! matched); the explanation adds the keys behind it: which keys matched (an
 //! exact name, a `*` wildcard or a `#regex:`), which of them set the
 //! directive, where an explicit `false` won, and which key was the most
-//! specific for a valued directive ([`resolve_valued`] picks it, so the choice
+//! specific for a valued directive (`resolve_valued` picks it, so the choice
 //! cannot drift from the one the stage makes).
 //!
 //! One token, as a connection's connect token grants it; a subscribe token's

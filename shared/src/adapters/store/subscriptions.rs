@@ -18,7 +18,7 @@ pub struct SubscriptionItem {
     /// JSON text of the subscription's user metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub umd: Option<String>,
-    /// JSON text of [`crate::claims::ChannelPermissions`].
+    /// JSON text of [`sockhop_core::claims::ChannelPermissions`].
     pub permissions: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
@@ -44,7 +44,7 @@ impl SubscriptionItem {
             .and_then(|t| serde_json::from_str(t).ok())
     }
 
-    pub fn permissions(&self) -> Result<crate::claims::ChannelPermissions, StoreError> {
+    pub fn permissions(&self) -> Result<sockhop_core::claims::ChannelPermissions, StoreError> {
         serde_json::from_str(&self.permissions).map_err(|e| StoreError::Corrupt(e.to_string()))
     }
 }

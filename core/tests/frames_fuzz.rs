@@ -2,11 +2,14 @@
 //! code and a message, errors only ever echo a channel the frame really had, and
 //! everything accepted satisfies the §2 name rules.
 
+// Test code: a panic is the failure report (clippy.toml allows unwrap in #[test]s, not helpers).
+#![allow(clippy::unwrap_used)]
+
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use sockhop::error::ErrorCode;
-use sockhop::names;
-use sockhop::protocol::{
+use sockhop_core::error::ErrorCode;
+use sockhop_core::names;
+use sockhop_core::protocol::{
     parse_client_frame, parse_ulid, ClientCommand, ServerMessage, MAX_FRAME_BYTES,
 };
 

@@ -2,18 +2,22 @@
 //! once per process (a Lambda cold start, or the local stage) and shared by
 //! every handler. It holds no clock: handlers read the time once and pass it.
 
+use crate::adapters::count_requests::CountRequests;
+use crate::adapters::event_sinks::{EventBridgeSink, SnsSink};
+use crate::adapters::eventbridge_scheduler::EventBridgeScheduler;
+use crate::adapters::management_api::ManagementApi;
+use crate::adapters::sqs::SqsQueue;
+use crate::adapters::store::Store;
 use crate::api_keys::ApiKeys;
-use crate::claims::ClaimsCache;
-use crate::gateway::{Gateway, ManagementApi};
-use crate::ids::IdGenerator;
-use crate::metrics::{Activity, CountRequests, RequestCounts};
-use crate::pubsub::aws::{EventBridgeSink, SnsSink};
+use crate::gateway::Gateway;
+use crate::metrics::{Activity, RequestCounts};
 use crate::pubsub::{EventSink, FanOut, NoEvents};
-use crate::queue::{DeliveryQueue, NoQueue, SqsQueue};
-use crate::scheduler::{EventBridgeScheduler, NoScheduler, Scheduler, SchedulerTarget};
-use crate::store::Store;
-use crate::token::{KeyConfigError, Verifier};
+use crate::queue::{DeliveryQueue, NoQueue};
+use crate::scheduler::{NoScheduler, Scheduler, SchedulerTarget};
 use base64::Engine;
+use sockhop_core::claims::ClaimsCache;
+use sockhop_core::ids::IdGenerator;
+use sockhop_core::token::{KeyConfigError, Verifier};
 use std::sync::Arc;
 
 /// API Gateway closes every WebSocket connection after two hours.

@@ -7,10 +7,8 @@
 //! once, so many sockets dying at once cost one cleanup each. What a cleanup
 //! means for presence members is queued on the channel's ordered path.
 
-use crate::app::App;
-use crate::clock::Timestamp;
+use crate::adapters::store::{classify_stream_record, partition_of, StoreError};
 use crate::effects::{Effect, Effects};
-use crate::error::ProtocolError;
 use crate::gateway::{Delivery, PostError};
 use crate::metrics::Measure;
 use crate::ops::deliver::Step;
@@ -18,11 +16,13 @@ use crate::ops::dispatch::{self, Outcome, Request};
 use crate::ops::internal;
 use crate::ops::{self, Ctx};
 use crate::pubsub::{Origin, PubSubEvent};
-use crate::store::{classify_stream_record, partition_of, StoreError};
+use crate::runtime::app::App;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use futures::stream::{self, StreamExt};
+use sockhop_core::clock::Timestamp;
+use sockhop_core::error::ProtocolError;
 use std::collections::{BTreeSet, VecDeque};
 use std::time::Duration;
 
@@ -549,5 +549,8 @@ fn queued_message(record: &SqsMessage) -> Result<(ops::deliver::Queued, String),
     let sequence: u128 = attribute("SequenceNumber")?
         .parse()
         .map_err(ops::deliver::unreadable)?;
-    Ok((queued, crate::ids::queued_id(first_received, sequence)))
+    Ok((
+        queued,
+        sockhop_core::ids::queued_id(first_received, sequence),
+    ))
 }

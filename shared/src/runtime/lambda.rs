@@ -1,14 +1,14 @@
 //! What every Lambda function shares: the bootstrap ([`run`]), the error a
 //! handler returns ([`Failure`]), and the API Gateway WebSocket shapes.
 
-use crate::app::{App, ConfigError};
-use crate::error::ProtocolError;
+use crate::runtime::app::{App, ConfigError};
 use aws_lambda_events::apigw::{ApiGatewayProxyResponse, ApiGatewayWebsocketProxyRequest};
 use aws_lambda_events::encodings::Body;
 use http::HeaderMap;
 use lambda_runtime::{service_fn, Diagnostic, LambdaEvent};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use sockhop_core::error::ProtocolError;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -109,7 +109,7 @@ impl Invocation {
         let activity = crate::metrics::activity_between(&self.activity, &app.activity.snapshot());
         let stack = std::env::var("SOCKHOP_STACK_NAME").unwrap_or_default();
         let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-        let now = crate::clock::Timestamp::now().millis();
+        let now = sockhop_core::clock::Timestamp::now().millis();
         if let Some(line) = crate::metrics::emf_line(
             &stack,
             &function,

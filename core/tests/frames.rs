@@ -2,12 +2,15 @@
 //! docs/protocol.md: every client command, every parse error path, the name
 //! boundaries and message id ordering.
 
+// Test code: a panic is the failure report (clippy.toml allows unwrap in #[test]s, not helpers).
+#![allow(clippy::unwrap_used)]
+
 use serde_json::{json, Value};
-use sockhop::clock::Timestamp;
-use sockhop::error::{ErrorCode, ProtocolError};
-use sockhop::ids::IdGenerator;
-use sockhop::names::{self, *};
-use sockhop::protocol::*;
+use sockhop_core::clock::Timestamp;
+use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::ids::IdGenerator;
+use sockhop_core::names::{self, *};
+use sockhop_core::protocol::*;
 use std::collections::HashSet;
 
 const ULID: &str = "01ARZ3NDEKTSV4RRFFQ69G5FAV";

@@ -1,7 +1,10 @@
-//! Tests for `sockhop::token` through its public API only.
+//! Tests for `sockhop_core::token` through its public API only.
 //!
-//! Everything lives in `mod token` so `cargo test -p sockhop token` selects it.
+//! Everything lives in `mod token` so `cargo test -p sockhop-core token` selects it.
 //! Asymmetric keys are the TEST-ONLY PEM files in `tests/keys/`.
+
+// Test code: a panic is the failure report (clippy.toml allows unwrap in #[test]s, not helpers).
+#![allow(clippy::unwrap_used)]
 
 mod token {
     use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE_NO_PAD};
@@ -10,7 +13,7 @@ mod token {
     use jsonwebtoken::EncodingKey;
     use proptest::prelude::*;
     use serde_json::{json, Value};
-    use sockhop::token::{
+    use sockhop_core::token::{
         sign_hs256, Algorithm, KeyConfigError, SigningKey, TokenError, Verifier, MAX_TOKEN_LEN,
     };
     use std::collections::HashMap;
@@ -96,7 +99,7 @@ mod token {
     }
 
     /// `jsonwebtoken`'s algorithm of the same name (every one but ES512, which
-    /// the unit tests in `shared/src/token.rs` sign with `p521`).
+    /// the unit tests in `core/src/token.rs` sign with `p521`).
     fn provider(alg: Algorithm) -> jsonwebtoken::Algorithm {
         name(alg).parse().unwrap()
     }

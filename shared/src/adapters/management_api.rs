@@ -1,0 +1,104 @@
+//! API Gateway's management API (`@connections`): how frames reach sockets in
+//! AWS, behind the [`Sockets`] port.
+
+use crate::gateway::{PostError, Sockets};
+use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewaymanagement::primitives::Blob;
+use aws_sdk_apigatewaymanagement::Client;
+use futures::future::BoxFuture;
+use std::time::Duration;
+
+/// API Gateway's management API (`@connections`), through the AWS SDK.
+#[derive(Clone, Debug)]
+pub struct ManagementApi {
+    client: Client,
+}
+
+impl ManagementApi {
+    pub fn new(client: Client) -> Self {
+        ManagementApi { client }
+    }
+
+    /// Throttling is retried a few times before giving up.
+    async fn post_frame(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
+        let mut delay = Duration::from_millis(25);
+        for attempt in 0..4 {
+            let result = self
+                .client
+                .post_to_connection()
+                .connection_id(connection_id)
+                .data(Blob::new(frame.as_bytes()))
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(()),
+                Err(e) => match post_error(&e) {
+                    PostError::Failed(reason) if attempt < 3 && is_throttle(&e) => {
+                        tracing::warn!(connection_id, %reason, "post throttled, retrying");
+                        tokio::time::sleep(delay).await;
+                        delay *= 2;
+                    }
+                    other => return Err(other),
+                },
+            }
+        }
+        Err(PostError::Failed("throttled".into()))
+    }
+}
+
+impl Sockets for ManagementApi {
+    fn post<'a>(
+        &'a self,
+        connection_id: &'a str,
+        frame: &'a str,
+    ) -> BoxFuture<'a, Result<(), PostError>> {
+        Box::pin(self.post_frame(connection_id, frame))
+    }
+
+    fn close<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<(), PostError>> {
+        Box::pin(async move {
+            self.client
+                .delete_connection()
+                .connection_id(connection_id)
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| post_error(&e))
+        })
+    }
+
+    fn is_open<'a>(&'a self, connection_id: &'a str) -> BoxFuture<'a, Result<bool, PostError>> {
+        Box::pin(async move {
+            match self
+                .client
+                .get_connection()
+                .connection_id(connection_id)
+                .send()
+                .await
+            {
+                Ok(_) => Ok(true),
+                Err(e) => match post_error(&e) {
+                    PostError::Gone => Ok(false),
+                    other => Err(other),
+                },
+            }
+        })
+    }
+}
+
+fn post_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    err: &SdkError<E, R>,
+) -> PostError {
+    // The SDK maps API Gateway's 410 to the GoneException code.
+    if err.as_service_error().and_then(|e| e.code()) == Some("GoneException") {
+        PostError::Gone
+    } else {
+        PostError::Failed(format!("{err:?}"))
+    }
+}
+
+fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "LimitExceededException" || c == "TooManyRequestsException")
+}
