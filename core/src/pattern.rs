@@ -1,8 +1,10 @@
 //! Keys of `channels`, `messages` and `storage` in a token: an exact name, a `*`
 //! wildcard pattern, or `#regex:<pattern>`.
 
+use quick_cache::sync::Cache;
 use regex::{Regex, RegexBuilder};
 use std::cmp::Ordering;
+use std::sync::LazyLock;
 
 mod re2;
 
@@ -10,6 +12,14 @@ mod re2;
 /// token from costing a function its memory.
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 const REGEX_PREFIX: &str = "#regex:";
+
+/// Compiled `*` and `#regex:` keys, shared by every token the process reads: a
+/// storage write's fan-out resolves the same keys once per subscriber, and a
+/// regex costs microseconds to milliseconds to compile. Bounded, so tokens
+/// with ever-new keys cannot grow it; a `Regex` clone shares its program.
+static COMPILED: LazyLock<Cache<String, Result<Pattern, PatternError>>> =
+    LazyLock::new(|| Cache::new(COMPILED_CAPACITY));
+const COMPILED_CAPACITY: usize = 4096;
 
 #[derive(Debug, Clone)]
 pub enum Pattern {
@@ -36,7 +46,21 @@ pub struct PatternError {
 }
 
 impl Pattern {
+    /// The pattern a token key means; a `*` or `#regex:` key is compiled once
+    /// per process (its error too) and served from [`COMPILED`] after.
     pub fn parse(key: &str) -> Result<Self, PatternError> {
+        if !key.starts_with(REGEX_PREFIX) && !key.contains('*') {
+            return Self::compile(key);
+        }
+        if let Some(compiled) = COMPILED.get(key) {
+            return compiled;
+        }
+        let compiled = Self::compile(key);
+        COMPILED.insert(key.to_owned(), compiled.clone());
+        compiled
+    }
+
+    fn compile(key: &str) -> Result<Self, PatternError> {
         let fail = |reason: String| PatternError {
             key: key.to_owned(),
             reason,
@@ -181,6 +205,29 @@ mod tests {
         assert!(Pattern::parse("").is_err());
         let err = Pattern::parse("#regex:[z-a]").unwrap_err();
         assert_eq!(err.key, "#regex:[z-a]");
+    }
+
+    #[test]
+    fn a_compiled_key_means_the_same_from_the_cache() {
+        for _ in 0..3 {
+            let regex = p("#regex:^cached-[0-9]+$");
+            assert!(regex.matches("cached-42"));
+            assert!(!regex.matches("cached-x"));
+            assert_eq!(regex.source(), "#regex:^cached-[0-9]+$");
+            let wildcard = p("cached.*");
+            assert!(wildcard.matches("cached.a.b"));
+            assert!(!wildcard.matches("other.a"));
+            // A refused key is refused every time, with the same reason.
+            assert_eq!(
+                Pattern::parse("#regex:(cached").unwrap_err(),
+                Pattern::parse("#regex:(cached").unwrap_err()
+            );
+        }
+        // More keys than the cache holds: each still means what it says.
+        for i in 0..COMPILED_CAPACITY + 100 {
+            assert!(p(&format!("evict-{i}-*")).matches(&format!("evict-{i}-x")));
+        }
+        assert!(p("#regex:^cached-[0-9]+$").matches("cached-7"));
     }
 
     #[test]

@@ -221,41 +221,104 @@ pub fn parse_storage_read(
     if let Some(after) = after {
         body["after"] = serde_json::json!(after);
     }
-    match parse_http_command("channelStorageList", body)? {
+    match HttpOperation::ChannelStorageList.parse(body)? {
         ClientCommand::ChannelStorageList { keys, after, .. } => Ok((keys, after)),
         _ => Err(ProtocolError::internal()),
     }
 }
 
-/// Parses the body of a Client HTTP API operation (`/connection/<op>`) into the
-/// same command set as frames, with the same validation. Shape errors answer
-/// `INVALID_REQUEST` (the HTTP counterpart of `INVALID_MESSAGE`); an unknown
-/// operation is `NOT_FOUND`.
+/// The Client HTTP API's operations (`POST /connection/<name>`), declared once:
+/// the HTTP function routes by [`HttpOperation::from_name`] and answers with
+/// [`HttpOperation::accepted_later`]'s status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HttpOperation {
+    PublishMessage,
+    ListMessages,
+    ListReactions,
+    ChannelStorageGet,
+    ChannelStorageSet,
+    ChannelStorageList,
+    GetChannelInfo,
+    UmdUpdate,
+}
+
+impl HttpOperation {
+    pub const ALL: [HttpOperation; 8] = [
+        HttpOperation::PublishMessage,
+        HttpOperation::ListMessages,
+        HttpOperation::ListReactions,
+        HttpOperation::ChannelStorageGet,
+        HttpOperation::ChannelStorageSet,
+        HttpOperation::ChannelStorageList,
+        HttpOperation::GetChannelInfo,
+        HttpOperation::UmdUpdate,
+    ];
+
+    /// The name in the path, as Hotsock spells it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            HttpOperation::PublishMessage => "publishMessage",
+            HttpOperation::ListMessages => "listMessages",
+            HttpOperation::ListReactions => "listReactions",
+            HttpOperation::ChannelStorageGet => "channelStorageGet",
+            HttpOperation::ChannelStorageSet => "channelStorageSet",
+            HttpOperation::ChannelStorageList => "channelStorageList",
+            HttpOperation::GetChannelInfo => "getChannelInfo",
+            HttpOperation::UmdUpdate => "umdUpdate",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|op| op.name() == name)
+    }
+
+    /// Queued on the channel's ordered path and answered 202, not done before
+    /// the answer (200).
+    pub const fn accepted_later(self) -> bool {
+        matches!(
+            self,
+            HttpOperation::PublishMessage | HttpOperation::ChannelStorageSet
+        )
+    }
+
+    /// Parses the operation's body into the same command set as frames, with
+    /// the same validation; shape errors answer `INVALID_REQUEST` (the HTTP
+    /// counterpart of `INVALID_MESSAGE`).
+    pub fn parse(self, body: Value) -> Result<ClientCommand, ProtocolError> {
+        let Value::Object(map) = body else {
+            return Err(ProtocolError::new(
+                ErrorCode::InvalidRequest,
+                "the body must be a JSON object",
+            ));
+        };
+        let frame = Frame::new(map);
+        let parsed = match self {
+            HttpOperation::PublishMessage => frame.publish_message(),
+            HttpOperation::ListMessages => frame.list_messages(),
+            HttpOperation::ListReactions => frame.list_reactions(),
+            HttpOperation::ChannelStorageGet => frame.storage_get(),
+            HttpOperation::ChannelStorageSet => frame.storage_set(),
+            HttpOperation::ChannelStorageList => frame.storage_list(),
+            HttpOperation::GetChannelInfo => frame
+                .required_channel()
+                .map(|channel| ClientCommand::GetChannelInfo { channel }),
+            HttpOperation::UmdUpdate => frame.umd_update_request(),
+        };
+        parsed.map_err(as_request_error)
+    }
+}
+
+/// The error an operation name none of [`HttpOperation`] has answers.
+pub fn unknown_http_operation(name: &str) -> ProtocolError {
+    ProtocolError::new(ErrorCode::NotFound, format!("unknown operation {name:?}"))
+}
+
+/// Parses the body of the Client HTTP API operation named `operation`
+/// ([`HttpOperation::parse`]); an unknown operation is `NOT_FOUND`.
 pub fn parse_http_command(operation: &str, body: Value) -> Result<ClientCommand, ProtocolError> {
-    let Value::Object(map) = body else {
-        return Err(ProtocolError::new(
-            ErrorCode::InvalidRequest,
-            "the body must be a JSON object",
-        ));
-    };
-    let frame = Frame::new(map);
-    let parsed = match operation {
-        "publishMessage" => frame.publish_message(),
-        "listMessages" => frame.list_messages(),
-        "listReactions" => frame.list_reactions(),
-        "channelStorageGet" => frame.storage_get(),
-        "channelStorageSet" => frame.storage_set(),
-        "channelStorageList" => frame.storage_list(),
-        "getChannelInfo" => frame
-            .required_channel()
-            .map(|channel| ClientCommand::GetChannelInfo { channel }),
-        "umdUpdate" => frame.umd_update_request(),
-        other => Err(ProtocolError::new(
-            ErrorCode::NotFound,
-            format!("unknown operation {other:?}"),
-        )),
-    };
-    parsed.map_err(as_request_error)
+    HttpOperation::from_name(operation)
+        .ok_or_else(|| unknown_http_operation(operation))?
+        .parse(body)
 }
 
 /// Parses a request body's fields shaped as a client frame (the server

@@ -1623,3 +1623,34 @@ fn schedule_fields_are_carried_as_strings_and_checked_when_used() {
         assert_eq!(err.channel.as_deref(), Some("c"));
     }
 }
+
+#[test]
+fn the_http_operations_are_found_by_their_names_only() {
+    use sockhop_core::protocol::HttpOperation;
+    for op in HttpOperation::ALL {
+        assert_eq!(HttpOperation::from_name(op.name()), Some(op));
+    }
+    let names: std::collections::BTreeSet<_> =
+        HttpOperation::ALL.iter().map(|op| op.name()).collect();
+    assert_eq!(names.len(), HttpOperation::ALL.len(), "names are distinct");
+    for other in [
+        "",
+        "publishmessage",
+        "PublishMessage",
+        "subscribe",
+        "hotsock.ping",
+    ] {
+        assert_eq!(HttpOperation::from_name(other), None, "{other:?}");
+        assert_eq!(
+            parse_http_command(other, json!({})).unwrap_err().code,
+            ErrorCode::NotFound
+        );
+    }
+    // Only what goes onto a channel's ordered path is answered 202.
+    let later: Vec<_> = HttpOperation::ALL
+        .iter()
+        .filter(|op| op.accepted_later())
+        .map(|op| op.name())
+        .collect();
+    assert_eq!(later, ["publishMessage", "channelStorageSet"]);
+}

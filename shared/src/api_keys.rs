@@ -8,6 +8,7 @@
 
 use futures::future::BoxFuture;
 use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
 use tokio::sync::Mutex;
 
 /// How long secret values are trusted before they are read again.
@@ -102,17 +103,13 @@ impl SecretKeys {
 }
 
 /// Whether `given` equals one of `keys`; every key is compared in constant
-/// time, so timing tells nothing about which (or how much) matched.
+/// time (`subtle`), so timing tells nothing about which (or how much) matched.
 pub fn matches_any(keys: &[String], given: &str) -> bool {
-    keys.iter().fold(false, |found, key| {
-        let same = key.len() == given.len()
-            && key
-                .bytes()
-                .zip(given.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
-        found | same
-    })
+    keys.iter()
+        .fold(subtle::Choice::from(0), |found, key| {
+            found | key.as_bytes().ct_eq(given.as_bytes())
+        })
+        .into()
 }
 
 #[cfg(test)]

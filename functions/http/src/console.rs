@@ -137,7 +137,8 @@ async fn explain(
 ) -> Result<Json<Value>, ApiError> {
     let request: ExplainRequest = serde_json::from_value(body)
         .map_err(|e| error(ErrorCode::InvalidRequest, format!("invalid request: {e}")))?;
-    let now = Timestamp::now().secs();
+    let at = Timestamp::now();
+    let now = at.secs();
     let token = request.token.as_deref().map(str::trim).unwrap_or_default();
     let verifier = &app.config.verifier;
     // A verified token's claims are explained even when it cannot open a
@@ -151,21 +152,14 @@ async fn explain(
         Err(refusal) => Some((refusal.status, refusal.code, refusal.message)),
     };
     if verdict.is_none() {
-        if let Some(jti) = claims
-            .as_ref()
-            .filter(|c| c.single_use)
-            .and_then(|c| c.jti.as_deref())
-        {
-            let used = app
-                .store
-                .jti_used(jti, now)
-                .await
-                .map_err(sockhop::ops::internal)?;
+        if let Some(claims) = &claims {
+            let cx = sockhop::ops::Ctx::new(app, at);
+            let used = sockhop::ops::single_use::is_spent(cx, claims).await?;
             if used {
                 verdict = Some((
                     401,
                     "TOKEN_ALREADY_USED",
-                    "this single-use token was already used".to_owned(),
+                    sockhop::ops::single_use::ALREADY_USED.to_owned(),
                 ));
             }
         }

@@ -19,7 +19,7 @@ use sockhop::error::{ErrorCode, ProtocolError};
 use sockhop::ops::dispatch::Request as Command;
 use sockhop::ops::publish::parse_server_request;
 use sockhop::ops::{connect, load_connection, Connection, Ctx};
-use sockhop::protocol::parse_http_command;
+use sockhop::protocol::{unknown_http_operation, HttpOperation};
 use sockhop::pubsub::{Origin, TRIGGER_CLIENT_HTTP, TRIGGER_SERVER_HTTP};
 use sockhop::App;
 use tower_http::cors::{Any, CorsLayer};
@@ -38,15 +38,7 @@ pub fn any_origin() -> CorsLayer {
 
 pub fn router(app: AppState) -> Router {
     Router::new()
-        .route("/connection/publishMessage", post(publish_message))
-        .route("/connection/listMessages", post(list_messages))
-        .route("/connection/listReactions", post(list_reactions))
-        .route("/connection/channelStorageGet", post(channel_storage_get))
-        .route("/connection/channelStorageSet", post(channel_storage_set))
-        .route("/connection/channelStorageList", post(channel_storage_list))
-        .route("/connection/getChannelInfo", post(get_channel_info))
-        .route("/connection/umdUpdate", post(umd_update))
-        .route("/connection/{operation}", post(unknown_operation))
+        .route("/connection/{operation}", post(client_operation))
         .route("/publish", post(server_publish))
         .route("/channels/{name}", get(channel_info))
         .route("/channels/{name}/storage", get(channel_storage))
@@ -151,19 +143,30 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
     }
 }
 
-/// Runs a Client HTTP API operation for the caller.
+/// `POST /connection/{operation}`: one of [`HttpOperation`] for the caller,
+/// authenticated before the name is looked at (an unknown one is `NOT_FOUND`,
+/// its body unread). 202 for what is queued (`publishMessage`,
+/// `channelStorageSet`), else 200.
 async fn client_operation(
-    app: AppState,
+    State(app): State<AppState>,
+    Path(operation): Path<String>,
     Caller(connection, origin): Caller,
-    operation: &str,
-    body: Value,
-) -> Result<Value, ApiError> {
-    let command = parse_http_command(operation, body)?;
+    body: Result<JsonBody, ApiError>,
+) -> Result<Response, ApiError> {
+    let operation =
+        HttpOperation::from_name(&operation).ok_or_else(|| unknown_http_operation(&operation))?;
+    let JsonBody(body) = body?;
     let request = Command::Client {
         connection: &connection,
-        command,
+        command: operation.parse(body)?,
     };
-    Ok(driver::command_from(app, Timestamp::now(), request, &origin).await?)
+    let reply = driver::command_from(app, Timestamp::now(), request, &origin).await?;
+    let status = if operation.accepted_later() {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(reply)).into_response())
 }
 
 /// Who sent an HTTP request, for backend events: the address a function URL
@@ -194,103 +197,6 @@ fn lambda_request_id(extensions: &Extensions) -> String {
         .map(|context| context.request_id.clone())
         .filter(|id| !id.is_empty())
         .unwrap_or_else(|| ulid::Ulid::new().to_string())
-}
-
-/// `POST /connection/publishMessage` (202): a message, or a reaction with
-/// `event: "hotsock.messageReaction"`; `id` only with `eagerIdGeneration`.
-async fn publish_message(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let reply = client_operation(app, caller, "publishMessage", body).await?;
-    Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
-}
-
-/// `POST /connection/listMessages`: a page of stored messages.
-async fn list_messages(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    client_operation(app, caller, "listMessages", body)
-        .await
-        .map(Json)
-}
-
-/// `POST /connection/listReactions`: every reaction on one message.
-async fn list_reactions(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    client_operation(app, caller, "listReactions", body)
-        .await
-        .map(Json)
-}
-
-/// `POST /connection/channelStorageGet`: one entry, as `hotsock.channelStorageData`.
-async fn channel_storage_get(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    client_operation(app, caller, "channelStorageGet", body)
-        .await
-        .map(Json)
-}
-
-/// `POST /connection/channelStorageSet` (202): queued on the channel's ordered path.
-async fn channel_storage_set(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Response, ApiError> {
-    let reply = client_operation(app, caller, "channelStorageSet", body).await?;
-    Ok((StatusCode::ACCEPTED, Json(reply)).into_response())
-}
-
-/// `POST /connection/channelStorageList`: the entries the caller may get.
-async fn channel_storage_list(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    client_operation(app, caller, "channelStorageList", body)
-        .await
-        .map(Json)
-}
-
-/// `POST /connection/getChannelInfo`: the count (and members) of a channel
-/// the caller may `getInfo`.
-async fn get_channel_info(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    client_operation(app, caller, "getChannelInfo", body)
-        .await
-        .map(Json)
-}
-
-/// `POST /connection/umdUpdate`: `{}` once the caller's umd changed (a umd
-/// token, on one channel's subscription or on the connection).
-async fn umd_update(
-    State(app): State<AppState>,
-    caller: Caller,
-    JsonBody(body): JsonBody,
-) -> Result<Json<Value>, ApiError> {
-    client_operation(app, caller, "umdUpdate", body)
-        .await
-        .map(Json)
-}
-
-/// Any other `/connection/<op>`: authenticated first, like the real ones.
-async fn unknown_operation(_caller: Caller, Path(operation): Path<String>) -> ApiError {
-    error(
-        ErrorCode::NotFound,
-        format!("unknown operation {operation:?}"),
-    )
 }
 
 /// The `Authorization: Bearer <key>` a request carries.

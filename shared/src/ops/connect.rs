@@ -6,7 +6,7 @@
 //! function can re-derive it for the greeting while the table holds only the
 //! nonce and a SHA-256 of the secret.
 
-use super::{internal, load_connection, subscribe, Connection, Ctx};
+use super::{internal, load_connection, single_use, subscribe, Connection, Ctx};
 use crate::adapters::store::ConnectionItem;
 use crate::effects::Effects;
 use base64::Engine;
@@ -17,6 +17,7 @@ use sockhop_core::clock::Timestamp;
 use sockhop_core::error::ErrorCode;
 use sockhop_core::protocol::{format_rfc3339_utc, ServerMessage};
 use sockhop_core::token::Verifier;
+use subtle::ConstantTimeEq;
 
 /// Characters of base64url HMAC output used as the secret (192 bits).
 const SECRET_CHARS: usize = 32;
@@ -99,19 +100,14 @@ pub async fn connect(
 ) -> Result<(), ConnectRefusal> {
     let app = cx.app;
     let (claims, payload) = check_connect_token(&app.config.verifier, token, cx.secs())?;
-    if claims.single_use {
-        let jti = claims.jti.as_deref().unwrap_or_default();
-        let fresh = app
-            .store
-            .consume_jti(jti, claims.exp, cx.secs())
-            .await
-            .map_err(|e| server_error(internal(e).message))?;
-        if !fresh {
-            return Err(ConnectRefusal::unauthorized(
-                "TOKEN_ALREADY_USED",
-                "this single-use token was already used",
-            ));
-        }
+    let fresh = single_use::spend(cx, &claims)
+        .await
+        .map_err(|e| server_error(e.message))?;
+    if !fresh {
+        return Err(ConnectRefusal::unauthorized(
+            "TOKEN_ALREADY_USED",
+            single_use::ALREADY_USED,
+        ));
     }
     let mut item = new_connection_item(
         connection_id,
@@ -201,15 +197,10 @@ pub fn secret_hash(secret: &str) -> String {
 
 /// Whether `given` is this connection's secret; compares in constant time.
 pub fn secret_matches(item: &ConnectionItem, given: &str) -> bool {
-    let expected = item.secret_hash.as_bytes();
-    let actual = secret_hash(given);
-    let actual = actual.as_bytes();
-    expected.len() == actual.len()
-        && expected
-            .iter()
-            .zip(actual)
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+    item.secret_hash
+        .as_bytes()
+        .ct_eq(secret_hash(given).as_bytes())
+        .into()
 }
 
 /// `hotsock.connected` for a stored connection (pure): the secret is derived

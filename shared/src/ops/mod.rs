@@ -8,7 +8,7 @@
 //! `deliver` ← `presence` ← `disconnect`, `subscribe` ← `connect`;
 //! `deliver` ← `publish` ← `storage` ← `subscribe` ← `umd`;
 //! `presence` ← `channel_info`, `umd`; `publish`, `reactions` ← `history`;
-//! `sweep`; all of them ← `dispatch`.
+//! `single_use` ← `connect`, `subscribe`, `umd`; `sweep`; all of them ← `dispatch`.
 
 pub mod channel_info;
 pub mod connect;
@@ -19,6 +19,7 @@ pub mod history;
 pub mod presence;
 pub mod publish;
 pub mod reactions;
+pub mod single_use;
 pub mod storage;
 pub mod stream;
 pub mod subscribe;

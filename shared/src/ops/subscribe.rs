@@ -1,7 +1,7 @@
 //! `hotsock.subscribe` / `hotsock.unsubscribe`.
 
 use super::deliver::{Farewell, MembershipChange};
-use super::{internal, named_channel, Connection, Ctx};
+use super::{internal, named_channel, single_use, Connection, Ctx};
 use crate::adapters::store::{SubscribeOutcome, SubscriptionItem};
 use crate::effects::Effects;
 use serde_json::Value;
@@ -78,35 +78,6 @@ pub fn check_token_binding(
             Ok(())
         }
         (None, _) => Err("the token must name this connectionId or this connection's uid"),
-    }
-}
-
-/// Spends a single-use token (its `jti`): false when it was spent before.
-/// Called once everything else about the request was allowed, so a refused
-/// attempt does not burn the user's token.
-pub async fn spend_single_use(cx: Ctx<'_>, token: &Claims) -> Result<bool, ProtocolError> {
-    if !token.single_use {
-        return Ok(true);
-    }
-    let jti = token.jti.as_deref().unwrap_or_default();
-    cx.app
-        .store
-        .consume_jti(jti, token.exp, cx.secs())
-        .await
-        .map_err(internal)
-}
-
-/// Gives a single-use token back after the write it was spent for was
-/// refused (already subscribed meanwhile, or its welcome not queued).
-async fn unspend_single_use(cx: Ctx<'_>, token: Option<&Claims>) {
-    let Some(jti) = token
-        .filter(|t| t.single_use)
-        .and_then(|t| t.jti.as_deref())
-    else {
-        return;
-    };
-    if let Err(err) = cx.app.store.release_jti(jti).await {
-        tracing::warn!(error = %err, "a single-use token stays spent after a refused subscribe");
     }
 }
 
@@ -263,11 +234,8 @@ pub async fn subscribe(
         {
             return Err(already_subscribed(requested));
         }
-        if !spend_single_use(cx, claims).await? {
-            return Err(invalid_token(
-                requested,
-                "this single-use token was already used",
-            ));
+        if !single_use::spend(cx, claims).await? {
+            return Err(invalid_token(requested, single_use::ALREADY_USED));
         }
     }
     let outcome = cx.app.store.subscribe(&item, cx.secs()).await;
@@ -278,13 +246,13 @@ pub async fn subscribe(
                 .add(crate::metrics::Measure::Subscribes, 1.0);
         }
         Ok(SubscribeOutcome::AlreadySubscribed) => {
-            unspend_single_use(cx, token_claims.as_ref()).await;
+            single_use::give_back(cx, token_claims.as_ref()).await;
             return Err(already_subscribed(requested));
         }
         // Disconnected meanwhile: nobody is left to tell.
         Ok(SubscribeOutcome::ConnectionGone) => return Ok(Effects::new()),
         Err(err) => {
-            unspend_single_use(cx, token_claims.as_ref()).await;
+            single_use::give_back(cx, token_claims.as_ref()).await;
             return Err(internal(err));
         }
     }
@@ -300,7 +268,7 @@ pub async fn subscribe(
         // confirmed: it is taken back and the client told.
         if let Err(err) = super::presence::queue_change(cx, &plan.channel, welcome).await {
             take_back(cx, &plan.channel, connection.id()).await;
-            unspend_single_use(cx, token_claims.as_ref()).await;
+            single_use::give_back(cx, token_claims.as_ref()).await;
             return Err(err.with_channel(requested));
         }
         return Ok(effects);

@@ -6,7 +6,8 @@
 //! members hear of it as `hotsock.memberUpdated`, in the channel's order.
 
 use super::presence::queue_change;
-use super::subscribe::{check_token_binding, spend_single_use};
+use super::single_use;
+use super::subscribe::check_token_binding;
 use super::{internal, named_channel, Connection, Ctx};
 use crate::adapters::store::SubscriptionItem;
 use serde_json::Value;
@@ -126,10 +127,10 @@ pub async fn update(
 }
 
 async fn spend(cx: Ctx<'_>, claims: &Claims) -> Result<(), ProtocolError> {
-    if spend_single_use(cx, claims).await? {
+    if single_use::spend(cx, claims).await? {
         Ok(())
     } else {
-        Err(invalid_token("this single-use token was already used"))
+        Err(invalid_token(single_use::ALREADY_USED))
     }
 }
 
