@@ -47,7 +47,7 @@ pub struct PatternError {
 
 impl Pattern {
     /// The pattern a token key means; a `*` or `#regex:` key is compiled once
-    /// per process (its error too) and served from [`COMPILED`] after.
+    /// per process (its error too) and served from the process-wide cache after.
     pub fn parse(key: &str) -> Result<Self, PatternError> {
         if !key.starts_with(REGEX_PREFIX) && !key.contains('*') {
             return Self::compile(key);

@@ -153,7 +153,7 @@ pub struct ConnectionFacts<'a> {
 
 impl<'a> ConnectionFacts<'a> {
     /// What a connection item tells of the connection.
-    pub fn of(item: &'a crate::adapters::store::ConnectionItem) -> Self {
+    pub fn of(item: &'a crate::store::ConnectionItem) -> Self {
         ConnectionFacts {
             id: &item.connection_id,
             connected_at_ms: item.connected_at_ms,

@@ -381,7 +381,7 @@ async fn each_channel_is_delivered_in_id_order_to_everyone() {
 /// Many connections subscribing to one channel at once all touch its count
 /// item; every subscribe succeeds and the count is exact. (DynamoDB Local
 /// serialises transactions; in AWS the ones that lose a conflict are run again,
-/// see `shared/src/adapters/store/subscriptions.rs::only_pure_conflicts_are_retried`.)
+/// see `shared/src/adapters/dynamodb/subscriptions.rs::only_pure_conflicts_are_retried`.)
 #[tokio::test]
 async fn simultaneous_subscribes_to_one_channel_all_succeed() {
     let stage = TestStage::start().await;

@@ -151,7 +151,7 @@ fn only_the_store_names_table_keys() {
     for dir in ["functions", "infra", "shared/src"] {
         rust_files(&root().join(dir), &mut files);
     }
-    let store = root().join("shared/src/adapters/store");
+    let store = root().join("shared/src/adapters/dynamodb");
     files.retain(|f| !f.starts_with(&store));
     assert!(files.len() > 10);
     assert!(files
@@ -429,7 +429,6 @@ fn shared_unit(path: &[String]) -> Option<String> {
         {
             format!("{first}::{second}")
         }
-        ("store", _) => "adapters::store".to_owned(),
         ("app" | "driver" | "lambda", _) => format!("runtime::{first}"),
         ("App", _) => "runtime::app".to_owned(),
         (m, _) if CORE_MODULES.contains(&m) => "core".to_owned(),
@@ -610,11 +609,20 @@ fn the_layers_depend_downwards() {
     let graph = shared_graph();
     // The scanner sees real edges (so an empty graph cannot pass).
     assert!(graph["runtime::driver"].contains("ops"), "{graph:#?}");
-    assert!(graph["ops"].contains("adapters::store"), "{graph:#?}");
+    assert!(graph["ops"].contains("store"), "{graph:#?}");
     assert!(graph["adapters::sqs"].contains("queue"), "{graph:#?}");
     assert!(graph["ops"].contains("core"), "{graph:#?}");
     assert_eq!(find_cycle(&graph), None, "{graph:#?}");
     for (unit, uses) in &graph {
+        // Operations and the ports see the world through ports only: no
+        // adapter is named below the runtime (which builds the app).
+        if layer_of(unit) <= 1 {
+            let adapters: Vec<_> = uses
+                .iter()
+                .filter(|u| u.starts_with("adapters::"))
+                .collect();
+            assert!(adapters.is_empty(), "{unit} uses {adapters:?}");
+        }
         // Adapters implement ports; they never call back into operations or
         // the runtime.
         if unit.starts_with("adapters::") {
@@ -640,17 +648,17 @@ fn the_layers_depend_downwards() {
 fn the_path_scanner_reads_groups_and_nested_paths() {
     assert_eq!(
         paths_after(
-            "use crate::adapters::{sqs::SqsQueue, store::{Store, StoreError}};\nlet x = mycrate::a;",
+            "use crate::adapters::{sqs::SqsQueue, dynamodb::{DynamoStore, StoreError}};\nlet x = mycrate::a;",
             "crate::"
         ),
         vec![
             vec!["adapters", "sqs", "SqsQueue"],
-            vec!["adapters", "store", "Store"],
-            vec!["adapters", "store", "StoreError"],
+            vec!["adapters", "dynamodb", "DynamoStore"],
+            vec!["adapters", "dynamodb", "StoreError"],
         ]
     );
     let unit = |p: &str| shared_unit(&p.split("::").map(str::to_owned).collect::<Vec<_>>());
-    assert_eq!(unit("store::Store").as_deref(), Some("adapters::store"));
+    assert_eq!(unit("store::Store").as_deref(), Some("store"));
     assert_eq!(
         unit("adapters::sqs::SqsQueue").as_deref(),
         Some("adapters::sqs")
@@ -659,8 +667,8 @@ fn the_path_scanner_reads_groups_and_nested_paths() {
     assert_eq!(unit("driver").as_deref(), Some("runtime::driver"));
     assert_eq!(unit("queue::Enqueue").as_deref(), Some("queue"));
     assert_eq!(
-        unit_of_shared_file(Path::new("adapters/store/keys.rs")).as_deref(),
-        Some("adapters::store")
+        unit_of_shared_file(Path::new("adapters/dynamodb/keys.rs")).as_deref(),
+        Some("adapters::dynamodb")
     );
     assert_eq!(
         unit_of_shared_file(Path::new("pubsub/batch.rs")).as_deref(),

@@ -95,8 +95,9 @@ impl LocalQueue {
     }
 
     /// Hands out every group that is idle, has messages and is not pausing:
-    /// marks it busy and returns its batch.
-    fn take_ready(&self, now: Instant, wall_ms: u64) -> Vec<(String, SqsEvent)> {
+    /// marks it busy and returns its batch. (Public so tests can pump the
+    /// queue by hand, deterministically.)
+    pub fn take_ready(&self, now: Instant, wall_ms: u64) -> Vec<(String, SqsEvent)> {
         let mut state = self.state();
         let mut batches = Vec::new();
         for (name, group) in state.groups.iter_mut() {
@@ -124,7 +125,7 @@ impl LocalQueue {
 
     /// Settles a handed-out batch: what succeeded leaves the queue; the first
     /// failure and what follows stay, in order, for a later hand-out.
-    fn settle(&self, group_name: &str, handed_out: usize, failed: &HashSet<String>) {
+    pub fn settle(&self, group_name: &str, handed_out: usize, failed: &HashSet<String>) {
         let mut state = self.state();
         let mut dead = 0;
         if let Some(group) = state.groups.get_mut(group_name) {

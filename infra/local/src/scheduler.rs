@@ -25,12 +25,12 @@ const IDLE_LOOK: Duration = Duration::from_secs(60);
 pub const LOCAL_SCHEDULE_GROUP: &str = "sockhop-local";
 
 pub struct LocalScheduler {
-    store: Store,
+    store: Arc<dyn Store>,
     wake: Notify,
 }
 
 impl LocalScheduler {
-    pub fn new(store: Store) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
         Arc::new(LocalScheduler {
             store,
             wake: Notify::new(),
@@ -69,7 +69,7 @@ pub async fn run(
 ) {
     let mut failures: u32 = 0;
     loop {
-        let pause = match fire_due(&scheduler.store, app).await {
+        let pause = match fire_due(scheduler.store.as_ref(), app).await {
             Ok(Next::Again) => {
                 failures = 0;
                 continue;
@@ -102,7 +102,7 @@ enum Next {
 }
 
 /// Fires what is due now; `Err` when the table or an invocation failed.
-async fn fire_due(store: &Store, app: &'static App) -> Result<Next, ()> {
+async fn fire_due(store: &dyn Store, app: &'static App) -> Result<Next, ()> {
     let schedules = store.earliest_schedules(BATCH).await.map_err(|err| {
         tracing::error!(error = %err, "schedules unreadable; retried");
     })?;

@@ -1,8 +1,9 @@
 //! What talks to AWS: each adapter implements a port (a trait outside this
 //! folder) or, for the table, is the only code that knows it.
 //!
-//! - [`store`]: DynamoDB, the only module that knows the table (keys, item
-//!   shapes, pagination, stream records, conditional writes).
+//! - [`dynamodb`]: the [`Store`](crate::store::Store) on DynamoDB, the only
+//!   module that knows the table (keys, item shapes, pagination, stream
+//!   records, conditional writes).
 //! - [`management_api`]: API Gateway's management API, the
 //!   [`Sockets`](crate::gateway::Sockets) frames go through.
 //! - [`sqs`]: the SQS FIFO [`DeliveryQueue`](crate::queue::DeliveryQueue).
@@ -19,9 +20,9 @@
 //! (tests/tests/structure.rs).
 
 pub mod count_requests;
+pub mod dynamodb;
 pub mod event_sinks;
 pub mod eventbridge_scheduler;
 pub mod management_api;
 pub mod secrets_manager;
 pub mod sqs;
-pub mod store;

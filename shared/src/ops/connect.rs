@@ -7,8 +7,8 @@
 //! nonce and a SHA-256 of the secret.
 
 use super::{internal, load_connection, single_use, subscribe, Connection, Ctx};
-use crate::adapters::store::ConnectionItem;
 use crate::effects::Effects;
+use crate::store::ConnectionItem;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};

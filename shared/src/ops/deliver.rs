@@ -4,10 +4,10 @@
 //! rule every fan-out shares.
 
 use super::{internal, Ctx};
-use crate::adapters::store::MessageItem;
 use crate::effects::Effects;
 use crate::pubsub::Origin;
 use crate::queue::{deduplication_id, Enqueue};
+use crate::store::MessageItem;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sockhop_core::claims::STORE_FOREVER;

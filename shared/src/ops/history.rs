@@ -3,7 +3,7 @@
 use super::deliver::message_frame;
 use super::reactions::reactions_json;
 use super::{internal, require_subscription, window_start, Connection, Ctx};
-use crate::adapters::store::MessageQuery;
+use crate::store::MessageQuery;
 use serde_json::{json, Value};
 use sockhop_core::error::ProtocolError;
 use sockhop_core::protocol::ListMessages;
@@ -36,24 +36,23 @@ pub async fn list_messages(
         .list_messages(&query, cx.secs())
         .await
         .map_err(internal)?;
-    let expanded: Vec<Option<Vec<crate::adapters::store::ReactionItem>>> =
-        if request.expand_reactions {
-            let reads = page.messages.iter().map(|m| async move {
-                if m.reactions.is_empty() {
-                    return Ok(Some(Vec::new()));
-                }
-                cx.app
-                    .store
-                    .message_reactions(channel, m.id(), cx.secs())
-                    .await
-                    .map(Some)
-            });
-            futures::future::try_join_all(reads)
+    let expanded: Vec<Option<Vec<crate::store::ReactionItem>>> = if request.expand_reactions {
+        let reads = page.messages.iter().map(|m| async move {
+            if m.reactions.is_empty() {
+                return Ok(Some(Vec::new()));
+            }
+            cx.app
+                .store
+                .message_reactions(channel, m.id(), cx.secs())
                 .await
-                .map_err(internal)?
-        } else {
-            vec![None; page.messages.len()]
-        };
+                .map(Some)
+        });
+        futures::future::try_join_all(reads)
+            .await
+            .map_err(internal)?
+    } else {
+        vec![None; page.messages.len()]
+    };
     let messages: Vec<Value> = page
         .messages
         .iter()

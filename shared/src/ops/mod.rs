@@ -26,9 +26,9 @@ pub mod subscribe;
 pub mod sweep;
 pub mod umd;
 
-use crate::adapters::store::{ConnectionItem, StoreError, SubscriptionItem};
 use crate::pubsub::Origin;
 use crate::runtime::app::App;
+use crate::store::{ConnectionItem, StoreError, SubscriptionItem};
 use sockhop_core::claims::{ChannelPermissions, Claims};
 use sockhop_core::clock::Timestamp;
 use sockhop_core::error::{ErrorCode, ProtocolError};

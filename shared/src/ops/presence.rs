@@ -11,8 +11,8 @@
 
 use super::deliver::{enqueue, recipients, MembershipChange, Queued};
 use super::{internal, Ctx};
-use crate::adapters::store::{OwedChange, SubscriptionItem};
 use crate::effects::Effects;
+use crate::store::{OwedChange, SubscriptionItem};
 use sockhop_core::error::{ErrorCode, ProtocolError};
 use sockhop_core::names;
 use sockhop_core::protocol::{Member, ServerMessage};
@@ -212,7 +212,7 @@ pub async fn queue_change(
 const OWED_CHANGE_GRACE_SECONDS: i64 = 60;
 
 /// When a removal of a subscription to `channel` should file the change it
-/// owes the members ([`crate::adapters::store::OwedChange`]): presence channels only.
+/// owes the members ([`crate::store::OwedChange`]): presence channels only.
 pub fn owe_until(cx: Ctx<'_>, channel: &str) -> Option<i64> {
     names::is_presence_channel(channel).then(|| cx.secs() + OWED_CHANGE_GRACE_SECONDS)
 }

@@ -4,9 +4,9 @@
 use super::deliver::recipients;
 use super::publish::emitting;
 use super::{internal, require_subscription, window_start, Connection, Ctx};
-use crate::adapters::store::{MessageItem, ReactionChange, ReactionItem};
 use crate::effects::Effects;
 use crate::pubsub::Origin;
+use crate::store::{MessageItem, ReactionChange, ReactionItem};
 use serde_json::{json, Value};
 use sockhop_core::claims::ChannelPermissions;
 use sockhop_core::error::{ErrorCode, ProtocolError};

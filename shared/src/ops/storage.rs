@@ -6,8 +6,8 @@
 use super::deliver::{kept_until, Queued};
 use super::publish::{emitting, publish_or_schedule, Outgoing, Published, ServerStorageSet};
 use super::{internal, named_channel, Connection, Ctx};
-use crate::adapters::store::{StorageItem, SubscriptionItem};
 use crate::effects::Effects;
+use crate::store::{StorageItem, SubscriptionItem};
 use serde_json::{json, Value};
 use sockhop_core::claims::ChannelPermissions;
 use sockhop_core::error::{ErrorCode, ProtocolError};
@@ -140,7 +140,7 @@ pub async fn list(
     let entries = cx
         .app
         .store
-        .list_storage(&named.channel, after, cx.secs(), STORAGE_LIST_PAGE, wanted)
+        .list_storage(&named.channel, after, cx.secs(), STORAGE_LIST_PAGE, &wanted)
         .await
         .map_err(|e| internal(e).with_channel(requested))?;
     Ok(items_json(entries.iter()))
@@ -158,7 +158,7 @@ pub async fn list_for_server(
     let entries = cx
         .app
         .store
-        .list_storage(channel, after, cx.secs(), STORAGE_LIST_PAGE, wanted)
+        .list_storage(channel, after, cx.secs(), STORAGE_LIST_PAGE, &wanted)
         .await
         .map_err(internal)?;
     Ok(items_json(entries.iter()))
@@ -352,7 +352,7 @@ pub async fn catch_up(
     let entries = cx
         .app
         .store
-        .list_storage(&subscription.channel, None, cx.secs(), usize::MAX, |key| {
+        .list_storage(&subscription.channel, None, cx.secs(), usize::MAX, &|key| {
             permissions.storage(key).observe
         })
         .await

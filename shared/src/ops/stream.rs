@@ -3,9 +3,9 @@
 //! connections, subscriptions, counts and expired storage entries).
 
 use super::{connect, Ctx};
-use crate::adapters::store::{Change, ConnectionItem, StorageItem};
 use crate::effects::Effects;
 use crate::pubsub::{self, ConnectionFacts, PubSubEvent};
+use crate::store::{Change, ConnectionItem, StorageItem};
 use sockhop_core::error::ProtocolError;
 
 /// What one stream change requires. An error means the record must be

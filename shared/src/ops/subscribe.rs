@@ -2,8 +2,8 @@
 
 use super::deliver::{Farewell, MembershipChange};
 use super::{internal, named_channel, single_use, Connection, Ctx};
-use crate::adapters::store::{SubscribeOutcome, SubscriptionItem};
 use crate::effects::Effects;
+use crate::store::{SubscribeOutcome, SubscriptionItem};
 use serde_json::Value;
 use sockhop_core::claims::{ChannelPermissions, Claims, Scope};
 use sockhop_core::clock::Timestamp;
@@ -403,7 +403,7 @@ pub async fn unsubscribe(
         match super::presence::queue_change(cx, &removed.channel, change).await {
             Ok(()) => {
                 if let Some(owed_at) = owed {
-                    let owed = crate::adapters::store::OwedChange::for_removal(&removed, owed_at);
+                    let owed = crate::store::OwedChange::for_removal(&removed, owed_at);
                     super::presence::settle(cx, &owed).await;
                 }
                 return Ok(effects);
@@ -422,7 +422,7 @@ pub async fn unsubscribe(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::adapters::store::ConnectionItem;
+    use crate::store::ConnectionItem;
     use serde_json::json;
     use std::sync::Arc;
 

@@ -2,8 +2,8 @@
 //! their lifetime. Run on a schedule (every minute in AWS).
 
 use super::{internal, Ctx};
-use crate::adapters::store::ConnectionItem;
 use crate::effects::Effects;
+use crate::store::ConnectionItem;
 use futures::StreamExt;
 use sockhop_core::error::ProtocolError;
 use sockhop_core::protocol::ServerMessage;

@@ -9,7 +9,7 @@ use super::presence::queue_change;
 use super::single_use;
 use super::subscribe::check_token_binding;
 use super::{internal, named_channel, Connection, Ctx};
-use crate::adapters::store::SubscriptionItem;
+use crate::store::SubscriptionItem;
 use serde_json::Value;
 use sockhop_core::claims::{ChannelPermissions, Claims, ClaimsError, Scope};
 use sockhop_core::error::{ErrorCode, ProtocolError};

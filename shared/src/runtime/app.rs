@@ -3,17 +3,18 @@
 //! every handler. It holds no clock: handlers read the time once and pass it.
 
 use crate::adapters::count_requests::CountRequests;
+use crate::adapters::dynamodb::DynamoStore;
 use crate::adapters::event_sinks::{EventBridgeSink, SnsSink};
 use crate::adapters::eventbridge_scheduler::EventBridgeScheduler;
 use crate::adapters::management_api::ManagementApi;
 use crate::adapters::sqs::SqsQueue;
-use crate::adapters::store::Store;
 use crate::api_keys::ApiKeys;
 use crate::gateway::Gateway;
 use crate::metrics::{Activity, RequestCounts};
 use crate::pubsub::{EventSink, FanOut, NoEvents};
 use crate::queue::{DeliveryQueue, NoQueue};
 use crate::scheduler::{NoScheduler, Scheduler, SchedulerTarget};
+use crate::store::Store;
 use base64::Engine;
 use sockhop_core::claims::ClaimsCache;
 use sockhop_core::ids::IdGenerator;
@@ -193,7 +194,8 @@ impl Config {
 
 pub struct App {
     pub config: Config,
-    pub store: Store,
+    /// The table: DynamoDB, or an in-memory one in unit tests.
+    pub store: Arc<dyn Store>,
     pub gateway: Gateway,
     pub ids: IdGenerator,
     pub claims: ClaimsCache,
@@ -234,10 +236,10 @@ impl App {
         if let Some(endpoint) = &config.management_endpoint {
             management = management.endpoint_url(endpoint);
         }
-        let store = Store::new(
+        let store = Arc::new(DynamoStore::new(
             aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
             config.table_name.clone(),
-        );
+        ));
         let gateway = Gateway::new(Arc::new(ManagementApi::new(
             aws_sdk_apigatewaymanagement::Client::from_conf(management.build()),
         )));
@@ -280,6 +282,31 @@ impl App {
             scheduler,
             events,
             requests,
+            activity: Arc::default(),
+            api_keys,
+        }
+    }
+
+    /// An app over the given ports and no AWS client (unit tests use the
+    /// [`memory`](crate::memory) ones): no scheduler, no backend events, the
+    /// configured API keys only.
+    pub fn with_ports(
+        config: Config,
+        store: Arc<dyn Store>,
+        gateway: Gateway,
+        queue: Arc<dyn DeliveryQueue>,
+    ) -> Self {
+        let api_keys = ApiKeys::configured(config.api_keys.clone());
+        App {
+            config,
+            store,
+            gateway,
+            ids: IdGenerator::default(),
+            claims: ClaimsCache::default(),
+            queue,
+            scheduler: Arc::new(NoScheduler),
+            events: Arc::new(NoEvents),
+            requests: Arc::default(),
             activity: Arc::default(),
             api_keys,
         }

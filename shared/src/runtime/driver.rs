@@ -7,7 +7,7 @@
 //! once, so many sockets dying at once cost one cleanup each. What a cleanup
 //! means for presence members is queued on the channel's ordered path.
 
-use crate::adapters::store::{classify_stream_record, partition_of, StoreError};
+use crate::adapters::dynamodb::{classify_stream_record, partition_of};
 use crate::effects::{Effect, Effects};
 use crate::gateway::{Delivery, PostError};
 use crate::metrics::Measure;
@@ -17,6 +17,7 @@ use crate::ops::internal;
 use crate::ops::{self, Ctx};
 use crate::pubsub::{Origin, PubSubEvent};
 use crate::runtime::app::App;
+use crate::store::StoreError;
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};

@@ -2,62 +2,13 @@
 //! the channel's subscription count, always changed together in one transaction.
 
 use super::connections::ConnectionSubscriptionItem;
-use super::{cancelled_conditions, keyed, keys, n, s, transact_put, Store, StoreError};
+use super::{cancelled_conditions, keyed, keys, n, s, transact_put, DynamoStore, StoreError};
+use crate::store::*;
 use aws_sdk_dynamodb::types::{
     AttributeValue, ConditionCheck, Delete, ReturnValue, TransactWriteItem, Update,
 };
-use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct SubscriptionItem {
-    pub channel: String,
-    pub connection_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    /// JSON text of the subscription's user metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub umd: Option<String>,
-    /// JSON text of [`sockhop_core::claims::ChannelPermissions`].
-    pub permissions: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alias: Option<String>,
-    pub subscribed_at_ms: i64,
-    /// When `umd` was last set (at subscribe or by an update): a uid with
-    /// several subscriptions is listed with its latest umd.
-    #[serde(default)]
-    pub umd_at_ms: i64,
-    /// Waiting for its welcome (`hotsock.subscribed`, storage catch-up) at its
-    /// place in the channel's order; until then it is neither a presence
-    /// member nor a storage observer (docs/architecture.md, "Ordered welcomes").
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub pending: bool,
-    /// Whether this subscription adds to `subscriptionsCount`.
-    pub counted: bool,
-    pub ttl: i64,
-}
-
-impl SubscriptionItem {
-    pub fn umd_value(&self) -> Option<serde_json::Value> {
-        self.umd
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
-    }
-
-    pub fn permissions(&self) -> Result<sockhop_core::claims::ChannelPermissions, StoreError> {
-        serde_json::from_str(&self.permissions).map_err(|e| StoreError::Corrupt(e.to_string()))
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SubscribeOutcome {
-    Subscribed,
-    AlreadySubscribed,
-    /// The connection item is gone: it disconnected while subscribing.
-    ConnectionGone,
-}
-
-impl Store {
+impl DynamoStore {
     /// Writes the subscription, its reverse index and the count as one
     /// transaction, conditional on no live subscription and a live connection,
     /// so a double subscribe or a racing disconnect cannot leave strays.
@@ -128,7 +79,7 @@ impl Store {
     /// Returns the removed item, or `None` when there was none to remove (so two
     /// racing removals decrement the count once).
     /// With `owe_until`, the removal also files the presence change it owes
-    /// the channel's members ([`super::OwedChange`], due for the sweeper
+    /// the channel's members ([`OwedChange`], due for the sweeper
     /// then), in the same transaction: a leave is never removed untold.
     pub async fn unsubscribe(
         &self,
@@ -179,10 +130,10 @@ impl Store {
                     .build(),
             ];
             if let Some(sweep_at) = owe_until {
-                writes.push(
-                    super::OwedChange::for_removal(&existing, sweep_at)
-                        .transact_put(&self.table)?,
-                );
+                writes.push(super::members::owed_transact_put(
+                    &OwedChange::for_removal(&existing, sweep_at),
+                    &self.table,
+                )?);
             }
             let delta = if existing.counted { -1 } else { 0 };
             match self.transact_with_count(writes, channel, delta).await? {
@@ -358,7 +309,7 @@ type TransactError = aws_sdk_dynamodb::error::SdkError<
 >;
 type TransactResult = Result<(), TransactError>;
 
-impl Store {
+impl DynamoStore {
     /// Runs `writes` as one transaction, with the channel's subscription count
     /// changed by `delta` in it when that is not zero. The outer error is a
     /// request that could not be built; the inner one is DynamoDB's answer.

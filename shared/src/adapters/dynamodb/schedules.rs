@@ -2,19 +2,11 @@
 //! table so a stage restarted on kept data still fires them. In AWS,
 //! EventBridge Scheduler keeps them instead.
 
-use super::{keys, n, query_page, s, Store, StoreError};
+use super::{keys, n, query_page, s, DynamoStore, StoreError};
+use crate::store::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 
-/// A schedule waiting to fall due.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScheduleItem {
-    pub name: String,
-    pub due_ms: i64,
-    /// What the publish function is invoked with.
-    pub payload: String,
-}
-
-impl Store {
+impl DynamoStore {
     pub async fn put_schedule(&self, schedule: &ScheduleItem) -> Result<(), StoreError> {
         self.client
             .put_item()

@@ -3,68 +3,16 @@
 //! (docs/adr/0002-delivery-queue.md).
 
 use super::{
-    each_page, is_condition_failure, keyed, keys, n, query_page, s, Item, Store, StoreError,
+    each_page, is_condition_failure, keyed, keys, n, query_page, s, DynamoStore, Item, StoreError,
 };
+use crate::store::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MessageItem {
-    /// The message id (a ULID), which is also the item's sort key.
-    #[serde(rename = "sk")]
-    pub id: String,
-    pub channel: String,
-    pub event: String,
-    /// JSON text of `data`.
-    pub data: String,
-    /// JSON text of `meta`, absent for server-published messages.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub meta: Option<String>,
-    /// Listed by `listMessages`; unstored messages only pass through for delivery.
-    pub stored: bool,
-    /// The publishing connection, which gets its own copy only with `echo`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sender: Option<String>,
-    pub echo: bool,
-    /// Absent for messages kept forever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<i64>,
-    /// Reaction counts, read from the item's `rx#<reaction>` attributes (they
-    /// are written only by [`Store::change_reaction`]).
-    #[serde(skip)]
-    pub reactions: std::collections::BTreeMap<String, i64>,
-}
-
-impl MessageItem {
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
-/// One `listMessages` query, with exclusive `after`/`before` cursors and the
-/// inclusive lower bound of the visible window.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MessageQuery<'a> {
-    pub channel: &'a str,
-    pub window_start: String,
-    pub after: Option<&'a str>,
-    pub before: Option<&'a str>,
-    pub newest_first: bool,
-    pub limit: usize,
-    pub max_bytes: usize,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct MessagePage {
-    pub messages: Vec<MessageItem>,
-}
 
 /// The largest possible ULID text, as an inclusive upper bound.
 const MAX_ULID: &str = "7ZZZZZZZZZZZZZZZZZZZZZZZZZ";
 
-impl Store {
+impl DynamoStore {
     /// Writes a delivered message once: a retried delivery of the same
     /// message (same id) finds it written and leaves it, reaction counts and
     /// all.

@@ -4,54 +4,15 @@
 
 use super::subscriptions::build_error;
 use super::{
-    backoff, keyed, keys, n, s, transact_put, Item, Store, StoreError, MAX_CONFLICT_RETRIES,
+    backoff, keyed, keys, n, s, transact_put, DynamoStore, Item, StoreError, MAX_CONFLICT_RETRIES,
 };
+use crate::store::*;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Message attributes holding reaction counts are named `rx#<reaction>`:
 /// top-level attributes, so `ADD` works before any reaction exists.
 pub const COUNT_PREFIX: &str = "rx#";
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReactionItem {
-    pub reaction: String,
-    pub uid: String,
-    /// JSON text of the reactor's user metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub umd: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<i64>,
-    /// The reaction's own id (a ULID), given when it was added; its removal's
-    /// backend event tells the same (items from before it was kept have none).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub created_at_ms: Option<i64>,
-    /// JSON text of the request that added it (the backend events' origin),
-    /// which its removal's event reports as Hotsock's does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub origin: Option<String>,
-}
-
-impl ReactionItem {
-    pub fn umd_value(&self) -> Option<serde_json::Value> {
-        self.umd
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReactionChange {
-    Changed,
-    /// Added twice or removed when absent: nothing to do or tell.
-    Unchanged,
-    /// The message is gone (expired or never stored).
-    MessageGone,
-}
 
 /// Reaction counts found on a raw message item (pure).
 pub fn reaction_counts(item: &Item) -> BTreeMap<String, i64> {
@@ -64,7 +25,7 @@ pub fn reaction_counts(item: &Item) -> BTreeMap<String, i64> {
         .collect()
 }
 
-impl Store {
+impl DynamoStore {
     /// Adds or removes one (message, reaction, uid) reaction and its count.
     pub async fn change_reaction(
         &self,

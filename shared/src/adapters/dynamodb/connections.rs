@@ -1,59 +1,8 @@
 //! Connection items and the per-connection reverse index of subscriptions.
 
-use super::{keyed, keys, n, s, Item, Store, StoreError};
+use super::{keyed, keys, n, s, DynamoStore, Item, StoreError};
+use crate::store::*;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectionItem {
-    pub connection_id: String,
-    /// Random input to the connection secret's derivation (never the secret).
-    pub secret_nonce: String,
-    /// SHA-256 of the connection secret, hex.
-    pub secret_hash: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub uid: Option<String>,
-    /// JSON text of the user metadata.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub umd: Option<String>,
-    /// JSON text of the connect token's verified payload, re-read for permissions.
-    pub claims: String,
-    pub connected_at_ms: i64,
-    /// Unix seconds at which the gateway closes the connection.
-    pub expires_at: i64,
-    pub keep_alive: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub heartbeat_timeout: Option<u32>,
-    /// Unix seconds of the last heartbeat (or connect).
-    pub last_seen: i64,
-    /// The client's address and `User-Agent` at connect (backend events).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source_ip: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_agent: Option<String>,
-    /// Unix seconds at which the sweeper next looks at this connection
-    /// (`ops::sweep::next_sweep`); the store files it under the sweep index.
-    #[serde(default)]
-    pub sweep_at: i64,
-    pub ttl: i64,
-}
-
-impl ConnectionItem {
-    pub fn umd_value(&self) -> Option<serde_json::Value> {
-        self.umd
-            .as_deref()
-            .and_then(|t| serde_json::from_str(t).ok())
-    }
-}
-
-/// What the sweep index holds that is due.
-#[derive(Debug, Default)]
-pub struct DueForSweep {
-    /// Connections needing a keepAlive, a close, or a look at their deadlines.
-    pub connections: Vec<ConnectionItem>,
-    /// Presence changes whose removal could not queue them.
-    pub owed: Vec<super::OwedChange>,
-}
 
 /// The reverse index under a connection: lets disconnect find every subscription.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,7 +17,7 @@ pub(crate) struct ConnectionSubscriptionItem {
     pub ttl: i64,
 }
 
-impl Store {
+impl DynamoStore {
     pub async fn put_connection(&self, item: &ConnectionItem) -> Result<(), StoreError> {
         let mut attributes = keyed(
             item,

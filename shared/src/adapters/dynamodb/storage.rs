@@ -1,41 +1,11 @@
 //! Channel storage entries: one item per (channel, key).
 
-use super::{alive, each_page, keys, s, Item, Store, StoreError};
+use super::{alive, each_page, keys, s, DynamoStore, Item, StoreError};
+use crate::store::*;
 use aws_sdk_dynamodb::types::AttributeValue;
-use serde::{Deserialize, Serialize};
 use std::ops::ControlFlow;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct StorageItem {
-    pub channel: String,
-    pub key: String,
-    /// JSON text of the value.
-    pub data: String,
-    /// JSON text of the last writer's `{"uid","umd"}`.
-    pub meta: String,
-    /// Unix seconds at which the entry expires; none: forever.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ttl: Option<i64>,
-    /// The queued write that set this value, so a retry of that write (the
-    /// deliver step failed after writing) is told apart from a repeat of
-    /// the same value by someone else.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub write_id: Option<String>,
-    /// A cleared entry, kept a while (with its `write_id`) so a retried clear
-    /// is recognised; reads skip it.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub cleared: bool,
-    /// Written with `emitPubSubEvent`: its TTL expiry is told to the backend.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub emit: bool,
-    /// With `emit`: the JSON text of the value this write replaced, so a retry
-    /// of the write tells the backend the same `dataPrevious`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous: Option<String>,
-}
-
-impl Store {
+impl DynamoStore {
     /// The entry of `key`, cleared ones included (see [`StorageItem::cleared`]).
     pub async fn get_storage(
         &self,
@@ -72,7 +42,7 @@ impl Store {
         after: Option<&str>,
         now: i64,
         limit: usize,
-        wanted: impl Fn(&str) -> bool,
+        wanted: &(dyn for<'k> Fn(&'k str) -> bool + Send + Sync),
     ) -> Result<Vec<StorageItem>, StoreError> {
         let pk = keys::storage_pk(channel);
         let mut found: Vec<Item> = Vec::new();

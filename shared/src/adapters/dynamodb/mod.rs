@@ -1,6 +1,6 @@
-//! DynamoDB access: the only module that talks to the table. One submodule per
-//! item family; every read drops items whose `ttl` has passed, because DynamoDB
-//! deletes expired items up to days late.
+//! The store on DynamoDB: the only module that talks to the table and knows
+//! its keys. One submodule per item family; every read drops items whose
+//! `ttl` has passed, because DynamoDB deletes expired items up to days late.
 
 mod connections;
 mod keys;
@@ -12,14 +12,12 @@ mod storage;
 mod stream;
 mod subscriptions;
 
-pub use connections::{ConnectionItem, DueForSweep};
-pub use members::OwedChange;
-pub use messages::{MessageItem, MessagePage, MessageQuery};
-pub use reactions::{reaction_counts, ReactionChange, ReactionItem};
-pub use schedules::ScheduleItem;
-pub use storage::StorageItem;
-pub use stream::{classify_stream_record, partition_of, Change};
-pub use subscriptions::{SubscribeOutcome, SubscriptionItem};
+mod port;
+
+pub use reactions::reaction_counts;
+pub use stream::{classify_stream_record, partition_of};
+
+use crate::store::{ConnectionItem, StoreError};
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::builders::PutBuilder;
@@ -32,21 +30,8 @@ use std::time::Duration;
 
 pub type Item = HashMap<String, AttributeValue>;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("dynamodb {operation} failed: {message}")]
-    Dynamo {
-        operation: &'static str,
-        message: String,
-    },
-    #[error("stored item could not be read: {0}")]
-    Corrupt(String),
-    #[error("{0}: too many writers at once, gave up retrying")]
-    Contention(&'static str),
-}
-
 impl StoreError {
-    fn dynamo<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    pub(crate) fn dynamo<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
         operation: &'static str,
         err: SdkError<E, R>,
     ) -> Self {
@@ -72,14 +57,14 @@ impl From<serde_dynamo::Error> for StoreError {
 }
 
 #[derive(Clone, Debug)]
-pub struct Store {
+pub struct DynamoStore {
     client: Client,
     table: String,
 }
 
-impl Store {
+impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Store {
+        DynamoStore {
             client,
             table: table.into(),
         }
@@ -96,7 +81,7 @@ impl Store {
         self.query_partition_reading(pk, sk_prefix, now, None).await
     }
 
-    /// [`Store::query_partition`], reading only `attributes` (and `ttl`) of
+    /// [`DynamoStore::query_partition`], reading only `attributes` (and `ttl`) of
     /// each item when given.
     async fn query_partition_reading(
         &self,
@@ -199,7 +184,7 @@ impl Store {
     }
 }
 
-impl Store {
+impl DynamoStore {
     /// Whether a single-use token's `jti` was spent (read only: the web
     /// console's explain asks without spending it).
     pub async fn jti_used(&self, jti: &str, now: i64) -> Result<bool, StoreError> {
@@ -211,7 +196,7 @@ impl Store {
 
     /// Every live connection item. A scan, for the local stage's start only
     /// (ending the connections of an earlier run); the sweeper uses the sweep
-    /// index ([`Store::due_for_sweep`]).
+    /// index ([`DynamoStore::due_for_sweep`]).
     pub async fn scan_connections(&self, now: i64) -> Result<Vec<ConnectionItem>, StoreError> {
         let mut found = Vec::new();
         let fetch = |start: Option<Item>| async move {

@@ -4,65 +4,36 @@
 //! And the changes a removal still owes them (`CHAN#<channel>` /
 //! `OWED#<connection>`), so that no leave goes untold.
 
-use super::{keyed, keys, n, s, transact_put, Item, Store, StoreError, SubscriptionItem};
+use super::{keyed, keys, n, s, transact_put, DynamoStore, Item, StoreError};
+use crate::store::*;
 use aws_sdk_dynamodb::types::TransactWriteItem;
-use serde::{Deserialize, Serialize};
 
-/// How long an owed change is kept for the sweeper to retry: long past any
-/// outage worth waiting out.
-const OWED_CHANGE_LIFETIME_SECONDS: i64 = 24 * 3600;
-
-/// A presence change that a subscription's removal owes the channel's
-/// members. It is written in the removal's own transaction and settled once
-/// the change is queued. If queueing fails (or the process dies first), the
-/// sweeper finds it through the sweep index at `sweep_at` and queues it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OwedChange {
-    pub channel: String,
-    pub connection_id: String,
-    /// The removed subscription's, which tells this owed change from one a
-    /// later subscription of the same connection may owe.
-    pub subscribed_at_ms: i64,
-    pub sweep_at: i64,
-    pub ttl: i64,
+/// The key of an owed change: under its channel, one per connection.
+fn owed_key(owed: &OwedChange) -> (String, String) {
+    (
+        keys::channel_pk(&owed.channel),
+        keys::owed_change_sk(&owed.connection_id),
+    )
 }
 
-impl OwedChange {
-    /// What removing `subscription` owes, due for the sweeper at `sweep_at`.
-    pub fn for_removal(subscription: &SubscriptionItem, sweep_at: i64) -> Self {
-        OwedChange {
-            channel: subscription.channel.clone(),
-            connection_id: subscription.connection_id.clone(),
-            subscribed_at_ms: subscription.subscribed_at_ms,
-            sweep_at,
-            ttl: sweep_at + OWED_CHANGE_LIFETIME_SECONDS,
-        }
-    }
-
-    fn key(&self) -> (String, String) {
-        (
-            keys::channel_pk(&self.channel),
-            keys::owed_change_sk(&self.connection_id),
-        )
-    }
-
-    /// The item, filed under the sweep index at `sweep_at`.
-    pub(super) fn item(&self) -> Result<Item, StoreError> {
-        let (pk, sk) = self.key();
-        let mut item = keyed(self, pk, sk)?;
-        item.insert("sweepBucket".into(), n(keys::sweep_bucket(self.sweep_at)));
-        Ok(item)
-    }
-
-    /// Its put inside the removal's transaction (it replaces an older one of
-    /// the same connection, which this one's change also covers).
-    pub(super) fn transact_put(&self, table: &str) -> Result<TransactWriteItem, StoreError> {
-        transact_put(table, self.item()?, |put| put)
-    }
+/// The owed change's item, filed under the sweep index at its `sweep_at`.
+pub(super) fn owed_item(owed: &OwedChange) -> Result<Item, StoreError> {
+    let (pk, sk) = owed_key(owed);
+    let mut item = keyed(owed, pk, sk)?;
+    item.insert("sweepBucket".into(), n(keys::sweep_bucket(owed.sweep_at)));
+    Ok(item)
 }
 
-impl Store {
+/// Its put inside the removal's transaction (it replaces an older one of
+/// the same connection, which this one's change also covers).
+pub(super) fn owed_transact_put(
+    owed: &OwedChange,
+    table: &str,
+) -> Result<TransactWriteItem, StoreError> {
+    transact_put(table, owed_item(owed)?, |put| put)
+}
+
+impl DynamoStore {
     /// The JSON text of the last announced member list and until when it is
     /// kept (`None`: nobody was told of anyone yet, or everyone left).
     pub async fn announced_members(
@@ -124,7 +95,7 @@ impl Store {
     /// The change is queued: the owed item goes, unless a later removal of
     /// the same connection replaced it meanwhile.
     pub async fn settle_owed_change(&self, owed: &OwedChange) -> Result<(), StoreError> {
-        let (pk, sk) = owed.key();
+        let (pk, sk) = owed_key(owed);
         let result = self
             .client
             .delete_item()
@@ -148,7 +119,7 @@ impl Store {
         owed: &OwedChange,
         sweep_at: i64,
     ) -> Result<(), StoreError> {
-        let (pk, sk) = owed.key();
+        let (pk, sk) = owed_key(owed);
         let result = self
             .client
             .update_item()

@@ -2,51 +2,10 @@
 //! is the one to tell a new connection from everything else. Messages do not
 //! travel through the stream (they go through the delivery queue).
 
-use super::{keys, ConnectionItem, StorageItem, SubscriptionItem};
+use super::keys;
+use crate::store::*;
 use aws_lambda_events::dynamodb::EventRecord;
 use serde_dynamo::{AttributeValue, Item};
-
-/// What one stream record asks of the stream function.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Change {
-    /// A connection item appeared: greet the socket.
-    Connected {
-        connection_id: String,
-    },
-    /// DynamoDB's TTL removed a connection item: clean up what it left (and
-    /// tell the backend it disconnected, with the item as it was).
-    ConnectionExpired {
-        connection_id: String,
-        item: Option<Box<ConnectionItem>>,
-    },
-    /// The rest tells the backend only (`hotsock.*` pub/sub events): a
-    /// connection item we deleted (disconnect, cleanup) ...
-    Disconnected {
-        item: Box<ConnectionItem>,
-    },
-    /// ... a connection's own umd changed ...
-    ConnectionUpdated {
-        item: Box<ConnectionItem>,
-    },
-    /// ... a subscription began or ended (any cause, TTL included) ...
-    Subscribed {
-        item: Box<SubscriptionItem>,
-    },
-    Unsubscribed {
-        item: Box<SubscriptionItem>,
-    },
-    /// ... a channel's `subscriptionsCount` changed ...
-    CountChanged {
-        channel: String,
-        count: i64,
-    },
-    /// ... or TTL removed a storage entry written with `emitPubSubEvent`.
-    StorageExpired {
-        item: Box<StorageItem>,
-    },
-    /// Anything else (stored messages, reactions, members, cleared storage).
-    Ignored,
-}
 
 fn string_attr(image: &Item, name: &str) -> Option<String> {
     match image.get(name) {

@@ -1,0 +1,413 @@
+//! The channel's ordered path, unit-tested through the in-memory ports: the
+//! store's rules in a map (`MemoryStore`), sockets that keep their frames
+//! (`MemorySockets`) and the local stage's queue pumped by hand. Operations
+//! run concurrently on one thread and interleave between store calls, the
+//! same way for the same seed: every race below is run under many seeds and
+//! checked without a single timed wait.
+
+use base64::Engine;
+use futures::future::join_all;
+use serde_json::{json, Value};
+use sockhop::app::Config;
+use sockhop::clock::Timestamp;
+use sockhop::gateway::Gateway;
+use sockhop::memory::{MemorySockets, MemoryStore};
+use sockhop::ops::dispatch::Request;
+use sockhop::ops::publish::parse_server_request;
+use sockhop::ops::{connect, Ctx};
+use sockhop::pubsub::{Origin, TRIGGER_CLIENT_WEBSOCKET};
+use sockhop::store::Store;
+use sockhop::App;
+use sockhop_local::queue::LocalQueue;
+use sockhop_tests::{sign, TEST_SECRET};
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One app over in-memory ports, at a fixed moment.
+struct World {
+    app: App,
+    store: Arc<MemoryStore>,
+    sockets: Arc<MemorySockets>,
+    queue: Arc<LocalQueue>,
+    now: Timestamp,
+    /// The queue's clock: each hand-out a moment later than the last.
+    wall_ms: std::cell::Cell<u64>,
+}
+
+impl World {
+    fn new(seed: u64) -> Self {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let env = [
+            ("SIGNING_KEY_1_METHOD", "HS256".to_owned()),
+            ("SIGNING_KEY_1_ENCODED", b64(TEST_SECRET)),
+            (
+                "CONNECTION_SECRET_KEY",
+                b64(b"TEST-ONLY connection secret key"),
+            ),
+        ];
+        let config =
+            Config::from_env(|name| env.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone()))
+                .expect("config");
+        let store = Arc::new(MemoryStore::with_seed(seed));
+        let sockets = Arc::new(MemorySockets::new());
+        let queue = LocalQueue::new();
+        let app = App::with_ports(
+            config,
+            store.clone(),
+            Gateway::new(sockets.clone()),
+            queue.clone(),
+        );
+        let now = Timestamp::now();
+        World {
+            app,
+            store,
+            sockets,
+            queue,
+            now,
+            wall_ms: std::cell::Cell::new(now.millis() as u64),
+        }
+    }
+
+    /// `$connect` with these claims, as connection `id`.
+    async fn connect(&self, id: &str, claims: Value) {
+        let cx = Ctx::new(&self.app, self.now);
+        connect::connect(cx, id, Some(&sign(claims)), connect::Peer::default())
+            .await
+            .expect("connected");
+    }
+
+    /// A frame from the client's socket (`$default`).
+    async fn send(&self, id: &str, frame: Value) {
+        let origin = Origin::new(TRIGGER_CLIENT_WEBSOCKET, None);
+        sockhop::driver::client_frame(&self.app, self.now, id, &frame.to_string(), &origin).await;
+    }
+
+    async fn server_publish(&self, body: Value) {
+        let request = parse_server_request(body).expect("valid");
+        sockhop::driver::command(&self.app, self.now, Request::Server(request))
+            .await
+            .expect("accepted");
+    }
+
+    /// One hand-out of every ready group, each delivered as the deliver
+    /// function would and settled; false when nothing was ready.
+    async fn pump_once(&self) -> bool {
+        let wall = self.wall_ms.get() + 1;
+        self.wall_ms.set(wall);
+        // An hour ahead: redelivery pauses are over.
+        let batches = self
+            .queue
+            .take_ready(Instant::now() + Duration::from_secs(3600), wall);
+        if batches.is_empty() {
+            return false;
+        }
+        for (group, event) in batches {
+            let handed_out = event.records.len();
+            let response = sockhop::driver::queue_batch(&self.app, self.now, event).await;
+            let failed: HashSet<String> = response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect();
+            self.queue.settle(&group, handed_out, &failed);
+        }
+        true
+    }
+
+    /// Pumps until the queue is empty.
+    async fn drain(&self) {
+        for _ in 0..10_000 {
+            if !self.pump_once().await && self.queue.is_idle() {
+                return;
+            }
+        }
+        panic!("the queue did not drain");
+    }
+
+    /// The frames `id` received, parsed, without keep-alive noise.
+    fn frames(&self, id: &str) -> Vec<Value> {
+        self.sockets
+            .frames(id)
+            .iter()
+            .map(|f| serde_json::from_str(f).expect("json frame"))
+            .collect()
+    }
+
+    fn events(&self, id: &str) -> Vec<String> {
+        self.frames(id)
+            .iter()
+            .map(|f| f["event"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+fn presence_claims(uid: &str) -> Value {
+    json!({"scope": "connect", "uid": uid, "umd": {"name": uid},
+           "channels": {"presence.*": {"subscribe": true}, "chat": {"subscribe": true}}})
+}
+
+/// Runs `test` on a current-thread runtime, so interleavings depend on the
+/// seed alone.
+fn run<F: std::future::Future<Output = ()>>(test: F) {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(test);
+}
+
+/// A subscribe racing its own unsubscribe (the client sent both at once): every
+/// command is answered, `hotsock.unsubscribed` never comes before
+/// `hotsock.subscribed`, and what is stored agrees with the last answer.
+#[test]
+fn a_subscribe_racing_its_unsubscribe_is_answered_in_order_and_leaves_no_stray() {
+    let mut endings = BTreeSet::new();
+    for seed in 1..=60 {
+        run(async {
+            let world = World::new(seed);
+            world.connect("conn-a", presence_claims("ann")).await;
+            let channel = "presence.room";
+            futures::join!(
+                world.send(
+                    "conn-a",
+                    json!({"event": "hotsock.subscribe", "channel": channel})
+                ),
+                world.send(
+                    "conn-a",
+                    json!({"event": "hotsock.unsubscribe", "channel": channel})
+                ),
+                world.drain(),
+            );
+            world.drain().await;
+            let events = world.events("conn-a");
+            let subscribed = events.iter().position(|e| e == "hotsock.subscribed");
+            let unsubscribed = events.iter().position(|e| e == "hotsock.unsubscribed");
+            let errors = events.iter().filter(|e| *e == "hotsock.error").count();
+            // Two commands, two answers.
+            assert_eq!(events.len(), 2, "seed {seed}: {events:?}");
+            assert!(subscribed.is_some(), "seed {seed}: {events:?}");
+            if let (Some(s), Some(u)) = (subscribed, unsubscribed) {
+                assert!(s < u, "seed {seed}: farewell before welcome: {events:?}");
+            } else {
+                assert_eq!(errors, 1, "seed {seed}: {events:?}");
+            }
+            let still = world
+                .store
+                .get_subscription(channel, "conn-a", world.now.secs())
+                .await
+                .expect("read");
+            let count = world
+                .store
+                .subscriptions_count(channel)
+                .await
+                .expect("count");
+            match unsubscribed {
+                Some(_) => {
+                    assert!(still.is_none(), "seed {seed}: a stray subscription");
+                    assert_eq!(count, 0, "seed {seed}");
+                    endings.insert("unsubscribed");
+                }
+                None => {
+                    assert!(still.is_some_and(|s| !s.pending), "seed {seed}");
+                    assert_eq!(count, 1, "seed {seed}");
+                    endings.insert("subscribed");
+                }
+            }
+        });
+    }
+    // The seeds reached both outcomes: the race really was run both ways.
+    assert_eq!(
+        endings,
+        BTreeSet::from(["subscribed", "unsubscribed"]),
+        "only {endings:?}"
+    );
+}
+
+/// What a member believes the member list is after the frames it got: the
+/// list of its `hotsock.subscribed`, then each member event's list.
+fn believed_members(frames: &[Value]) -> Vec<String> {
+    let mut members = Vec::new();
+    for frame in frames {
+        let list = match frame["event"].as_str() {
+            Some("hotsock.subscribed")
+            | Some("hotsock.memberAdded")
+            | Some("hotsock.memberRemoved")
+            | Some("hotsock.memberUpdated") => &frame["data"]["members"],
+            _ => continue,
+        };
+        members = list
+            .as_array()
+            .expect("a member list")
+            .iter()
+            .map(|m| m["uid"].as_str().expect("uid").to_owned())
+            .collect();
+    }
+    members
+}
+
+/// 50 connections join one presence channel at once while the queue is being
+/// delivered: each is welcomed once, and every member ends believing the
+/// same, true list of all 50.
+#[test]
+fn fifty_racing_joins_end_in_one_true_member_list() {
+    for seed in [3, 17, 29, 101] {
+        run(async {
+            let world = World::new(seed);
+            let ids: Vec<String> = (0..50).map(|i| format!("conn-{i:02}")).collect();
+            for (i, id) in ids.iter().enumerate() {
+                world
+                    .connect(id, presence_claims(&format!("user-{i:02}")))
+                    .await;
+            }
+            let joins = ids.iter().map(|id| {
+                world.send(
+                    id,
+                    json!({"event": "hotsock.subscribe", "channel": "presence.lobby"}),
+                )
+            });
+            // Delivery runs while the joins are still coming in.
+            let pumping = async {
+                for _ in 0..40 {
+                    world.pump_once().await;
+                    tokio::task::yield_now().await;
+                }
+            };
+            futures::join!(join_all(joins), pumping);
+            world.drain().await;
+            let everyone: Vec<String> = (0..50).map(|i| format!("user-{i:02}")).collect();
+            // Welcomes went out while others were still joining: the lists
+            // they carried differ (the race was run, not serialised).
+            let welcome_sizes: BTreeSet<usize> = ids
+                .iter()
+                .map(|id| believed_members(&world.frames(id)[..1]).len())
+                .collect();
+            assert!(welcome_sizes.len() > 1, "seed {seed}: {welcome_sizes:?}");
+            for id in &ids {
+                let frames = world.frames(id);
+                let welcomes = frames
+                    .iter()
+                    .filter(|f| f["event"] == "hotsock.subscribed")
+                    .count();
+                assert_eq!(welcomes, 1, "seed {seed}, {id}: {frames:?}");
+                assert_eq!(
+                    frames[0]["event"], "hotsock.subscribed",
+                    "seed {seed}, {id}: the welcome comes first"
+                );
+                let mut believed = believed_members(&frames);
+                believed.sort();
+                assert_eq!(believed, everyone, "seed {seed}, {id}");
+            }
+            assert_eq!(
+                world
+                    .store
+                    .subscriptions_count("presence.lobby")
+                    .await
+                    .expect("count"),
+                50
+            );
+        });
+    }
+}
+
+/// A stored message whose write fails mid-batch is retried with the rest of
+/// its channel's batch after it: every subscriber gets every message once,
+/// in publish order, ids increasing.
+#[test]
+fn a_failed_message_is_retried_as_a_suffix_with_no_repeat() {
+    for failing in [0, 3, 9] {
+        run(async {
+            let world = World::new(7);
+            for id in ["conn-a", "conn-b"] {
+                world.connect(id, presence_claims(id)).await;
+                world
+                    .send(id, json!({"event": "hotsock.subscribe", "channel": "chat"}))
+                    .await;
+            }
+            world.drain().await;
+            for n in 0..10 {
+                world
+                    .server_publish(json!({"channel": "chat", "event": "note",
+                                           "data": {"n": n}, "store": 60}))
+                    .await;
+            }
+            world.store.fail_once_after("put_message", failing);
+            world.drain().await;
+            // The failure happened, and cost one extra write attempt only
+            // (the suffix from the failed message on, nothing before it).
+            assert_eq!(world.store.calls_of("put_message"), 11, "failing {failing}");
+            for id in ["conn-a", "conn-b"] {
+                let notes: Vec<Value> = world
+                    .frames(id)
+                    .into_iter()
+                    .filter(|f| f["event"] == "note")
+                    .collect();
+                let order: Vec<i64> = notes
+                    .iter()
+                    .map(|f| f["data"]["n"].as_i64().expect("n"))
+                    .collect();
+                assert_eq!(
+                    order,
+                    (0..10).collect::<Vec<_>>(),
+                    "failing {failing}, {id}"
+                );
+                let ids: Vec<&str> = notes
+                    .iter()
+                    .map(|f| f["id"].as_str().expect("id"))
+                    .collect();
+                assert!(
+                    ids.windows(2).all(|w| w[0] < w[1]),
+                    "failing {failing}, {id}: ids not increasing: {ids:?}"
+                );
+            }
+        });
+    }
+}
+
+/// A subscriber that hangs up is cleaned up after the channel's messages are
+/// out, and its presence leave reaches the others in the channel's order.
+#[test]
+fn a_member_that_hangs_up_is_removed_and_told_after_the_messages() {
+    run(async {
+        let world = World::new(11);
+        for (id, uid) in [("conn-a", "ann"), ("conn-b", "bob")] {
+            world.connect(id, presence_claims(uid)).await;
+            world
+                .send(
+                    id,
+                    json!({"event": "hotsock.subscribe", "channel": "presence.room"}),
+                )
+                .await;
+            world.drain().await;
+        }
+        world.sockets.hang_up("conn-b");
+        world
+            .server_publish(json!({"channel": "presence.room", "event": "note", "data": 1}))
+            .await;
+        world.drain().await;
+        assert_eq!(
+            world.events("conn-a"),
+            [
+                "hotsock.subscribed",
+                "hotsock.memberAdded",
+                "note",
+                "hotsock.memberRemoved"
+            ]
+        );
+        assert_eq!(believed_members(&world.frames("conn-a")), ["ann"]);
+        let left = world
+            .store
+            .get_connection("conn-b", world.now.secs())
+            .await
+            .expect("read");
+        assert!(left.is_none(), "the gone connection was cleaned up");
+        assert_eq!(
+            world
+                .store
+                .subscriptions_count("presence.room")
+                .await
+                .expect("count"),
+            1
+        );
+    });
+}

@@ -1,0 +1,335 @@
+//! One contract, two stores: the DynamoDB adapter (against DynamoDB Local)
+//! and the in-memory store the ordered-path unit tests run on answer the same
+//! calls the same way, so what those tests prove holds for the real one.
+
+use sockhop::memory::MemoryStore;
+use sockhop::store::*;
+use sockhop_tests::TestStage;
+use std::sync::Arc;
+
+const NOW: i64 = 1_900_000_000;
+
+fn connection(id: &str) -> ConnectionItem {
+    ConnectionItem {
+        connection_id: id.into(),
+        secret_nonce: "n".into(),
+        secret_hash: "h".into(),
+        uid: Some("ann".into()),
+        umd: None,
+        claims: "{}".into(),
+        connected_at_ms: NOW * 1000,
+        expires_at: NOW + 7200,
+        keep_alive: false,
+        heartbeat_timeout: None,
+        last_seen: NOW,
+        source_ip: None,
+        user_agent: None,
+        sweep_at: NOW + 60,
+        ttl: NOW + 7200,
+    }
+}
+
+fn subscription(channel: &str, id: &str, at_ms: i64) -> SubscriptionItem {
+    SubscriptionItem {
+        channel: channel.into(),
+        connection_id: id.into(),
+        uid: Some("ann".into()),
+        umd: None,
+        permissions: "{}".into(),
+        alias: Some("room".into()),
+        subscribed_at_ms: at_ms,
+        umd_at_ms: at_ms,
+        pending: true,
+        counted: true,
+        ttl: NOW + 7200,
+    }
+}
+
+fn message(channel: &str, id: &str, stored: bool) -> MessageItem {
+    MessageItem {
+        id: id.into(),
+        channel: channel.into(),
+        event: "e".into(),
+        data: format!("\"{id}\""),
+        meta: None,
+        stored,
+        sender: None,
+        echo: false,
+        ttl: None,
+        reactions: Default::default(),
+    }
+}
+
+fn storage(channel: &str, key: &str, ttl: Option<i64>, cleared: bool) -> StorageItem {
+    StorageItem {
+        channel: channel.into(),
+        key: key.into(),
+        data: "1".into(),
+        meta: "{}".into(),
+        ttl,
+        write_id: None,
+        cleared,
+        emit: false,
+        previous: None,
+    }
+}
+
+/// Everything the contract checks, in one pass over a fresh store; returns
+/// a transcript of the answers so the two stores can be compared whole too.
+async fn contract(store: &dyn Store) -> Vec<String> {
+    let mut said = Vec::new();
+    let mut say = |s: String| said.push(s);
+
+    // Subscriptions: conditional on a live connection and no live duplicate.
+    let sub = subscription("chat", "c1", 1);
+    assert_eq!(
+        store.subscribe(&sub, NOW).await.expect("subscribe"),
+        SubscribeOutcome::ConnectionGone
+    );
+    store.put_connection(&connection("c1")).await.expect("put");
+    assert_eq!(
+        store.subscribe(&sub, NOW).await.expect("subscribe"),
+        SubscribeOutcome::Subscribed
+    );
+    assert_eq!(
+        store.subscribe(&sub, NOW).await.expect("again"),
+        SubscribeOutcome::AlreadySubscribed
+    );
+    assert_eq!(store.subscriptions_count("chat").await.expect("count"), 1);
+    assert_eq!(
+        store
+            .channel_with_alias("c1", "room", NOW)
+            .await
+            .expect("alias"),
+        Some("chat".to_owned())
+    );
+    assert_eq!(
+        store
+            .connection_channels("c1", NOW)
+            .await
+            .expect("channels"),
+        vec!["chat".to_owned()]
+    );
+    // A welcome of another subscription finds nothing; its own ends pending.
+    assert!(store
+        .welcome_subscription("chat", "c1", 2)
+        .await
+        .expect("welcome")
+        .is_none());
+    let welcomed = store
+        .welcome_subscription("chat", "c1", 1)
+        .await
+        .expect("welcome")
+        .expect("found");
+    assert!(!welcomed.pending);
+    let before = store
+        .set_subscription_umd("chat", "c1", Some("{\"a\":1}"), 5)
+        .await
+        .expect("umd")
+        .expect("found");
+    assert_eq!(before.umd, None, "the answer is the subscription as it was");
+    say(format!(
+        "{:?}",
+        store
+            .channel_subscriptions("chat", NOW)
+            .await
+            .expect("list")
+    ));
+    // Removal: once, with its count and the owed presence change.
+    let removed = store
+        .unsubscribe("chat", "c1", NOW, Some(NOW + 30))
+        .await
+        .expect("unsubscribe");
+    assert_eq!(removed.map(|s| s.umd), Some(Some("{\"a\":1}".to_owned())));
+    assert!(store
+        .unsubscribe("chat", "c1", NOW, None)
+        .await
+        .expect("twice")
+        .is_none());
+    assert_eq!(store.subscriptions_count("chat").await.expect("count"), 0);
+    assert!(store
+        .connection_channels("c1", NOW)
+        .await
+        .expect("channels")
+        .is_empty());
+    let due = store.due_for_sweep(NOW + 30, 600).await.expect("due");
+    assert_eq!(due.owed.len(), 1, "{due:?}");
+    store
+        .settle_owed_change(&due.owed[0])
+        .await
+        .expect("settle");
+    assert!(store
+        .due_for_sweep(NOW + 30, 600)
+        .await
+        .expect("due")
+        .owed
+        .is_empty());
+    // Expired subscriptions are neither seen nor a bar to subscribing again.
+    let short = SubscriptionItem {
+        ttl: NOW - 1,
+        ..subscription("chat", "c1", 3)
+    };
+    assert_eq!(
+        store.subscribe(&short, NOW - 10).await.expect("subscribe"),
+        SubscribeOutcome::Subscribed
+    );
+    assert!(store
+        .get_subscription("chat", "c1", NOW)
+        .await
+        .expect("get")
+        .is_none());
+    assert_eq!(
+        store
+            .subscribe(&subscription("chat", "c1", 4), NOW)
+            .await
+            .expect("over an expired one"),
+        SubscribeOutcome::Subscribed
+    );
+
+    // Single-use tokens.
+    assert!(store.consume_jti("j", NOW + 60, NOW).await.expect("spend"));
+    assert!(!store.consume_jti("j", NOW + 60, NOW).await.expect("reuse"));
+    assert!(store.jti_used("j", NOW).await.expect("used"));
+    store.release_jti("j").await.expect("release");
+    assert!(!store.jti_used("j", NOW).await.expect("unused"));
+
+    // Messages: written once; listed in order within exclusive cursors.
+    for id in ["01A", "01B", "01C", "01D"] {
+        store
+            .put_message(&message("chat", id, id != "01C"))
+            .await
+            .expect("put");
+    }
+    let first = message("chat", "01A", true);
+    store
+        .put_message(&MessageItem {
+            data: "\"changed\"".into(),
+            ..first
+        })
+        .await
+        .expect("again");
+    let query = |after, before, newest_first, limit| MessageQuery {
+        channel: "chat",
+        window_start: "0".into(),
+        after,
+        before,
+        newest_first,
+        limit,
+        max_bytes: 1 << 20,
+    };
+    for q in [
+        query(None, None, false, 10),
+        query(Some("01A"), None, false, 10),
+        query(None, Some("01D"), true, 1),
+        query(Some("01A"), Some("01D"), false, 10),
+    ] {
+        let page = store.list_messages(&q, NOW).await.expect("list");
+        say(format!(
+            "{:?}",
+            page.messages
+                .iter()
+                .map(|m| (m.id.clone(), m.data.clone()))
+                .collect::<Vec<_>>()
+        ));
+    }
+    // Reactions: once per user, counted, refused on a message not stored.
+    let reaction = ReactionItem {
+        reaction: "like".into(),
+        uid: "ann".into(),
+        umd: None,
+        ttl: None,
+        id: Some("r1".into()),
+        created_at_ms: Some(1),
+        origin: None,
+    };
+    for (id, add) in [("01A", true), ("01A", true), ("01C", true), ("01B", false)] {
+        say(format!(
+            "{:?}",
+            store
+                .change_reaction("chat", id, &reaction, add, NOW)
+                .await
+                .expect("react")
+        ));
+    }
+    let page = store
+        .list_messages(&query(None, Some("01B"), false, 10), NOW)
+        .await
+        .expect("list");
+    say(format!("{:?}", page.messages[0].reactions));
+    say(format!(
+        "{:?}",
+        store
+            .message_reactions("chat", "01A", NOW)
+            .await
+            .expect("all")
+    ));
+
+    // Storage: key order, exclusive `after`, expired and cleared unseen.
+    for (key, ttl, cleared) in [
+        ("a", None, false),
+        ("b", Some(NOW - 1), false),
+        ("c", None, true),
+        ("d", Some(NOW + 60), false),
+        ("e", None, false),
+    ] {
+        store
+            .put_storage(&storage("chat", key, ttl, cleared))
+            .await
+            .expect("put");
+    }
+    let keys = |items: Vec<StorageItem>| items.into_iter().map(|i| i.key).collect::<Vec<_>>();
+    say(format!(
+        "{:?}",
+        keys(
+            store
+                .list_storage("chat", None, NOW, 10, &|_| true)
+                .await
+                .expect("list")
+        )
+    ));
+    say(format!(
+        "{:?}",
+        keys(
+            store
+                .list_storage("chat", Some("a"), NOW, 1, &|k| k != "d")
+                .await
+                .expect("list")
+        )
+    ));
+
+    // Members remembered and forgotten; connections deleted once.
+    store
+        .remember_members("presence.x", Some("[1]"), NOW + 5)
+        .await
+        .expect("remember");
+    say(format!(
+        "{:?}",
+        store
+            .announced_members("presence.x", NOW)
+            .await
+            .expect("read")
+    ));
+    store
+        .remember_members("presence.x", None, 0)
+        .await
+        .expect("forget");
+    assert!(store
+        .announced_members("presence.x", NOW)
+        .await
+        .expect("read")
+        .is_none());
+    assert!(store.delete_connection("c1").await.expect("delete"));
+    assert!(!store.delete_connection("c1").await.expect("twice"));
+    said
+}
+
+#[tokio::test]
+async fn the_memory_store_keeps_the_dynamodb_stores_contract() {
+    let stage = TestStage::start().await;
+    let dynamo: Arc<dyn Store> = stage.stage.app.store.clone();
+    let real = contract(dynamo.as_ref()).await;
+    let memory = contract(&MemoryStore::new()).await;
+    assert_eq!(memory, real);
+    // The transcript holds real answers (so equal cannot mean both empty).
+    assert!(real.iter().any(|line| line.contains("01D")), "{real:?}");
+}
