@@ -369,16 +369,20 @@ async fn concurrent_joins_updates_and_leaves_end_with_every_member_holding_the_t
     assert_eq!(status, 200);
     let truth = info["members"].clone();
     let members = truth.as_array().expect("members");
-    let listed: Vec<&str> = members.iter().filter_map(|m| m["uid"].as_str()).collect();
+    // Members are listed by when they joined; they joined at once, so their
+    // order is the race's (every member's list must still be this one, below).
+    let mut listed: Vec<&str> = members.iter().filter_map(|m| m["uid"].as_str()).collect();
+    listed.sort_unstable();
     assert_eq!(
         listed,
         uids[4..].iter().map(String::as_str).collect::<Vec<_>>()
     );
-    let renamed: Vec<&str> = members
+    let mut renamed: Vec<&str> = members
         .iter()
         .filter(|m| m["umd"]["name"] == "renamed")
         .filter_map(|m| m["uid"].as_str())
         .collect();
+    renamed.sort_unstable();
     assert_eq!(
         renamed,
         ["user-04", "user-05", "user-06", "user-07"],

@@ -12,46 +12,191 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sockhop_core::claims::STORE_FOREVER;
 use sockhop_core::error::{ErrorCode, ProtocolError};
-use sockhop_core::protocol::Meta;
+use sockhop_core::protocol::{events, Meta};
 
-/// A published message on its way to delivery, as the queue carries it.
+/// What the delivery queue carries: one record per kind, each travelling the
+/// channel's ordered path. On the queue it is today's flat JSON body
+/// (`QueuedBody`), so records queued before an upgrade are delivered after it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Queued {
+#[serde(from = "QueuedBody", into = "QueuedBody")]
+pub enum Queued {
+    /// A published message, delivered to the channel's subscribers.
+    Message(QueuedMessage),
+    /// A storage write (`hotsock.channelStorageSet`).
+    StorageWrite(StorageWrite),
+    /// A membership change (a welcome, a farewell, a presence change).
+    Membership {
+        channel: String,
+        change: MembershipChange,
+    },
+}
+
+/// A published message on its way to delivery.
+#[derive(Debug, Clone)]
+pub struct QueuedMessage {
     /// Set when the publisher was told the id (`eagerIdGeneration`); otherwise
     /// the message's place in the queue gives it one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub id: Option<String>,
     pub channel: String,
     pub event: String,
     /// The publisher's JSON, carried and delivered as it is, never re-parsed.
     pub data: Box<RawValue>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta: Option<Meta>,
     /// The publishing connection: it gets a copy only with `echo`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
-    #[serde(default)]
     pub echo: bool,
     /// Seconds to keep: 0 not stored, -1 forever.
-    #[serde(default)]
     pub store: i64,
-    /// Set for a storage write of this key (`event` is
-    /// `hotsock.channelStorageSet`): it travels the channel's ordered path too.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Set for a membership change (a welcome, a presence change) rather than
-    /// a message: `event` and `data` are unused.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub membership: Option<MembershipChange>,
     /// Set when delivering it raises a backend event (`emitPubSubEvent`):
     /// who published it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub emit: Option<Origin>,
 }
 
+/// A write of one storage entry, applied in the channel's order
+/// (`ops::storage::apply`). Its id is always its place in the queue.
+#[derive(Debug, Clone)]
+pub struct StorageWrite {
+    pub channel: String,
+    pub key: String,
+    /// The value, as the writer sent it (`null` clears the entry).
+    pub data: Box<RawValue>,
+    pub meta: Option<Meta>,
+    /// Seconds to keep: -1 forever.
+    pub store: i64,
+    /// Set when the write raises a backend event: who wrote it.
+    pub emit: Option<Origin>,
+}
+
+impl Queued {
+    /// The channel whose ordered path it travels.
+    pub fn channel(&self) -> &str {
+        match self {
+            Queued::Message(message) => &message.channel,
+            Queued::StorageWrite(write) => &write.channel,
+            Queued::Membership { channel, .. } => channel,
+        }
+    }
+
+    /// The id the publisher was told (eager messages only).
+    pub fn preset_id(&self) -> Option<&str> {
+        match self {
+            Queued::Message(message) => message.id.as_deref(),
+            Queued::StorageWrite(_) | Queued::Membership { .. } => None,
+        }
+    }
+}
+
+/// The queue body as it has always been written: one flat object whose
+/// optional `key` and `membership` tell the kind. Only [`Queued`] converts to
+/// and from it, so a body with both is never written (read, `membership`
+/// wins, as it always did).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct QueuedBody {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id: Option<String>,
+    channel: String,
+    event: String,
+    data: Box<RawValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    meta: Option<Meta>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sender: Option<String>,
+    #[serde(default)]
+    echo: bool,
+    #[serde(default)]
+    store: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    membership: Option<MembershipChange>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    emit: Option<Origin>,
+}
+
+impl From<QueuedBody> for Queued {
+    fn from(body: QueuedBody) -> Self {
+        // A write's `event`, `sender` and `echo` were always
+        // `hotsock.channelStorageSet`, none and false; a membership change's
+        // other fields were unused.
+        match (body.membership, body.key) {
+            (Some(change), _) => Queued::Membership {
+                channel: body.channel,
+                change,
+            },
+            (None, Some(key)) => Queued::StorageWrite(StorageWrite {
+                channel: body.channel,
+                key,
+                data: body.data,
+                meta: body.meta,
+                store: body.store,
+                emit: body.emit,
+            }),
+            (None, None) => Queued::Message(QueuedMessage {
+                id: body.id,
+                channel: body.channel,
+                event: body.event,
+                data: body.data,
+                meta: body.meta,
+                sender: body.sender,
+                echo: body.echo,
+                store: body.store,
+                emit: body.emit,
+            }),
+        }
+    }
+}
+
+impl From<Queued> for QueuedBody {
+    fn from(queued: Queued) -> Self {
+        // Every field an older deliver step requires is written, with the
+        // values it was always given, so it can still read a newer body.
+        match queued {
+            Queued::Message(m) => QueuedBody {
+                id: m.id,
+                channel: m.channel,
+                event: m.event,
+                data: m.data,
+                meta: m.meta,
+                sender: m.sender,
+                echo: m.echo,
+                store: m.store,
+                key: None,
+                membership: None,
+                emit: m.emit,
+            },
+            Queued::StorageWrite(w) => QueuedBody {
+                id: None,
+                channel: w.channel,
+                event: events::CHANNEL_STORAGE_SET.to_owned(),
+                data: w.data,
+                meta: w.meta,
+                sender: None,
+                echo: false,
+                store: w.store,
+                key: Some(w.key),
+                membership: None,
+                emit: w.emit,
+            },
+            Queued::Membership { channel, change } => QueuedBody {
+                id: None,
+                channel,
+                event: String::new(),
+                data: RawValue::NULL.to_owned(),
+                meta: None,
+                sender: None,
+                echo: false,
+                store: 0,
+                key: None,
+                membership: Some(change),
+                emit: None,
+            },
+        }
+    }
+}
+
 /// A change of who is on a channel, applied in the channel's order
-/// (`ops::subscribe::apply_membership`): the joiner's welcome, then what the
+/// (`ops::membership::apply`): the joiner's welcome, then what the
 /// presence members must be told.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -85,40 +230,6 @@ pub struct Farewell {
     pub unwelcomed: Option<Meta>,
 }
 
-/// What a queued record asks of the deliver step.
-pub enum Step<'a> {
-    Message,
-    StorageWrite { key: &'a str },
-    Membership(&'a MembershipChange),
-}
-
-impl Queued {
-    pub fn step(&self) -> Step<'_> {
-        match (&self.membership, &self.key) {
-            (Some(change), _) => Step::Membership(change),
-            (None, Some(key)) => Step::StorageWrite { key },
-            (None, None) => Step::Message,
-        }
-    }
-
-    /// A membership change for `channel` (nothing to deliver itself).
-    pub fn membership(channel: &str, change: MembershipChange) -> Self {
-        Queued {
-            id: None,
-            channel: channel.to_owned(),
-            event: String::new(),
-            data: RawValue::NULL.to_owned(),
-            meta: None,
-            sender: None,
-            echo: false,
-            store: 0,
-            key: None,
-            membership: Some(change),
-            emit: None,
-        }
-    }
-}
-
 /// Puts a record on the channel's ordered path. Returns once the queue has it
 /// (a publisher may then be told it was accepted); `deduplication` is the
 /// publisher's id, else `unique`.
@@ -131,7 +242,7 @@ pub async fn enqueue(
     let body = serde_json::to_string(queued).map_err(|_| ProtocolError::internal())?;
     let message = Enqueue {
         deduplication_id: deduplication_id(deduplication.unwrap_or(unique)),
-        group: crate::queue::message_group(&queued.channel),
+        group: crate::queue::message_group(queued.channel()),
         body,
     };
     cx.app.queue.send(message).await.map_err(|err| {
@@ -150,7 +261,7 @@ pub fn kept_until(store: i64, now: i64) -> Option<i64> {
 }
 
 /// The item a queued message becomes, with id `id`, delivered at `now` (pure).
-pub fn message_item(queued: &Queued, id: String, now: i64) -> MessageItem {
+pub fn message_item(queued: &QueuedMessage, id: String, now: i64) -> MessageItem {
     let ttl = kept_until(queued.store, now);
     MessageItem {
         id,
@@ -229,7 +340,7 @@ pub async fn subscribers(cx: Ctx<'_>, channel: &str) -> Result<Vec<String>, Prot
 pub async fn deliver(
     cx: Ctx<'_>,
     subscribers: &[String],
-    queued: &Queued,
+    queued: &QueuedMessage,
     id: String,
 ) -> Result<Effects, ProtocolError> {
     let message = message_item(queued, id, cx.secs());
@@ -287,12 +398,23 @@ mod tests {
         }
     }
 
+    fn queued_message(store: i64) -> QueuedMessage {
+        QueuedMessage {
+            id: None,
+            channel: "chat".into(),
+            event: "msg".into(),
+            data: RawValue::NULL.to_owned(),
+            meta: None,
+            sender: None,
+            echo: false,
+            store,
+            emit: None,
+        }
+    }
+
     #[test]
     fn store_seconds_become_ttl_and_stored_flag() {
-        let queued = |store: i64| Queued {
-            store,
-            ..Queued::membership("chat", MembershipChange::default())
-        };
+        let queued = queued_message;
         let now = 1_700_000_000;
         // Not stored: no item lives on, and it is not marked stored.
         let unstored = message_item(&queued(0), "01A".into(), now);
@@ -333,10 +455,14 @@ mod tests {
     #[test]
     fn data_is_spliced_not_reparsed() {
         let text = r#"{"z":1,"a":[1.50,18446744073709551616123],"m":"\u00e9"}"#;
-        let queued: Queued = serde_json::from_str(&format!(
+        let queued = match serde_json::from_str(&format!(
             r#"{{"channel":"chat","event":"msg","data":{text},"store":60}}"#
         ))
-        .expect("queued");
+        .expect("queued")
+        {
+            Queued::Message(message) => message,
+            other => panic!("a message: {other:?}"),
+        };
         let item = message_item(&queued, "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(), 1_000);
         assert_eq!((item.stored, item.ttl), (true, Some(1_060)));
         let frame = message_frame(&item);
@@ -345,15 +471,150 @@ mod tests {
             !frame.contains("meta"),
             "a server message has no meta: {frame}"
         );
-        let unstored = Queued {
+        let unstored = QueuedMessage {
             store: 0,
             ..queued.clone()
         };
         assert!(!message_item(&unstored, "x".into(), 1_000).stored);
-        let forever = Queued {
+        let forever = QueuedMessage {
             store: -1,
             ..queued
         };
         assert_eq!(message_item(&forever, "x".into(), 1_000).ttl, None);
+    }
+
+    /// Queue bodies exactly as the flat `Queued` struct wrote them before the
+    /// record was an enum (captured from that code): records queued before an
+    /// upgrade are read after it, and written the same way.
+    const MESSAGE_FULL: &str = r#"{"id":"01ARZ3NDEKTSV4RRFFQ69G5FAV","channel":"chat","event":"msg","data":{"text":"hi"},"meta":{"uid":"jim","umd":{"a":1}},"sender":"conn-A","echo":true,"store":60,"emit":{"trigger":"client.websocket","connectionId":"conn-A","requestId":"req-1","sourceIp":"1.2.3.4","userAgent":"ua"}}"#;
+    const MESSAGE_MIN: &str =
+        r#"{"channel":"chat","event":"msg","data":{"text":"hi"},"echo":false,"store":0}"#;
+    const STORAGE_FULL: &str = r#"{"channel":"chat","event":"hotsock.channelStorageSet","data":{"text":"hi"},"meta":{"uid":"jim","umd":{"a":1}},"echo":false,"store":-1,"key":"doc","emit":{"trigger":"client.websocket","connectionId":"conn-A","requestId":"req-1","sourceIp":"1.2.3.4","userAgent":"ua"}}"#;
+    const STORAGE_MIN: &str = r#"{"channel":"chat","event":"hotsock.channelStorageSet","data":{"text":"hi"},"echo":false,"store":0,"key":"doc"}"#;
+    const WELCOME: &str = r#"{"channel":"presence.room","event":"","data":null,"echo":false,"store":0,"membership":{"welcome":"conn-B","subscribedAtMs":1700000000123,"autoSubscribed":true}}"#;
+    const FAREWELL: &str = r#"{"channel":"presence.room","event":"","data":null,"echo":false,"store":0,"membership":{"subscribedAtMs":0,"farewell":{"connectionId":"conn-B","frame":"{\"event\":\"hotsock.unsubscribed\"}","unwelcomed":{"uid":"jim","umd":null}}}}"#;
+    const CHANGE: &str = r#"{"channel":"presence.room","event":"","data":null,"echo":false,"store":0,"membership":{"subscribedAtMs":0}}"#;
+
+    fn decode(body: &str) -> Queued {
+        serde_json::from_str(body).expect("a queue body")
+    }
+
+    fn origin() -> Origin {
+        Origin::new(
+            crate::pubsub::TRIGGER_CLIENT_WEBSOCKET,
+            Some("req-1".into()),
+        )
+        .as_connection("conn-A", Some("1.2.3.4"), Some("ua"))
+    }
+
+    #[test]
+    fn messages_decode_from_todays_bodies() {
+        let Queued::Message(full) = decode(MESSAGE_FULL) else {
+            panic!("a message");
+        };
+        assert_eq!(full.id.as_deref(), Some("01ARZ3NDEKTSV4RRFFQ69G5FAV"));
+        assert_eq!(
+            (full.channel.as_str(), full.event.as_str()),
+            ("chat", "msg")
+        );
+        assert_eq!(full.data.get(), r#"{"text":"hi"}"#);
+        assert_eq!(
+            full.meta,
+            Some(Meta::new(Some("jim".into()), Some(json!({"a": 1}))))
+        );
+        assert_eq!(full.sender.as_deref(), Some("conn-A"));
+        assert_eq!((full.echo, full.store), (true, 60));
+        assert_eq!(full.emit, Some(origin()));
+        let Queued::Message(min) = decode(MESSAGE_MIN) else {
+            panic!("a message");
+        };
+        assert_eq!(
+            (min.id, min.meta, min.sender, min.echo, min.store, min.emit),
+            (None, None, None, false, 0, None)
+        );
+    }
+
+    #[test]
+    fn storage_writes_decode_from_todays_bodies() {
+        let Queued::StorageWrite(full) = decode(STORAGE_FULL) else {
+            panic!("a storage write");
+        };
+        assert_eq!((full.channel.as_str(), full.key.as_str()), ("chat", "doc"));
+        assert_eq!(full.data.get(), r#"{"text":"hi"}"#);
+        assert_eq!(
+            full.meta,
+            Some(Meta::new(Some("jim".into()), Some(json!({"a": 1}))))
+        );
+        assert_eq!((full.store, full.emit), (-1, Some(origin())));
+        let Queued::StorageWrite(min) = decode(STORAGE_MIN) else {
+            panic!("a storage write");
+        };
+        assert_eq!((min.meta, min.store, min.emit), (None, 0, None));
+    }
+
+    #[test]
+    fn membership_changes_decode_from_todays_bodies() {
+        let Queued::Membership { channel, change } = decode(WELCOME) else {
+            panic!("a membership change");
+        };
+        assert_eq!(channel, "presence.room");
+        assert_eq!(
+            change,
+            MembershipChange {
+                welcome: Some("conn-B".into()),
+                subscribed_at_ms: 1_700_000_000_123,
+                auto_subscribed: true,
+                farewell: None,
+            }
+        );
+        let Queued::Membership { change, .. } = decode(FAREWELL) else {
+            panic!("a membership change");
+        };
+        assert_eq!(
+            change.farewell,
+            Some(Farewell {
+                connection_id: "conn-B".into(),
+                frame: r#"{"event":"hotsock.unsubscribed"}"#.into(),
+                unwelcomed: Some(Meta::new(Some("jim".into()), None)),
+            })
+        );
+        let Queued::Membership { change, .. } = decode(CHANGE) else {
+            panic!("a membership change");
+        };
+        assert_eq!(change, MembershipChange::default());
+        // A body with both a key and a membership change was never written;
+        // read, it is the membership change it always was.
+        let both = CHANGE.replace(r#""store":0,"#, r#""store":0,"key":"doc","#);
+        assert!(matches!(decode(&both), Queued::Membership { .. }));
+    }
+
+    /// Every kind encodes to exactly today's body, and decodes back to itself.
+    #[test]
+    fn every_kind_round_trips_in_todays_shape() {
+        for body in [
+            MESSAGE_FULL,
+            MESSAGE_MIN,
+            STORAGE_FULL,
+            STORAGE_MIN,
+            WELCOME,
+            FAREWELL,
+            CHANGE,
+        ] {
+            let encoded = serde_json::to_string(&decode(body)).expect("encode");
+            assert_eq!(encoded, body);
+            let again = serde_json::to_string(&decode(&encoded)).expect("encode");
+            assert_eq!(again, body);
+        }
+        let built = Queued::Membership {
+            channel: "presence.room".into(),
+            change: MembershipChange::default(),
+        };
+        assert_eq!(serde_json::to_string(&built).expect("encode"), CHANGE);
+        assert_eq!(decode(CHANGE).channel(), "presence.room");
+        assert_eq!(
+            decode(MESSAGE_FULL).preset_id(),
+            Some("01ARZ3NDEKTSV4RRFFQ69G5FAV")
+        );
+        assert_eq!(decode(STORAGE_FULL).preset_id(), None);
     }
 }

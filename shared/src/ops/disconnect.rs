@@ -7,7 +7,7 @@ use super::Ctx;
 
 /// Removes every subscription of the connection (with its count contribution)
 /// and the connection item; presence channels queue what their remaining
-/// members must hear (`ops::presence::left`; a removal files that change in
+/// members must hear (`ops::membership::left`; a removal files that change in
 /// its own transaction, so the sweeper tells it should queueing fail). Safe
 /// to run twice at once: each removal is conditional, so counts drop once.
 /// Failures are logged, not returned: there is nobody to report them to, and
@@ -18,12 +18,12 @@ pub async fn cleanup(cx: Ctx<'_>, connection_id: &str) {
     match store.connection_channels(connection_id, 0).await {
         Ok(channels) => {
             for channel in channels {
-                let owed = super::presence::owe_until(cx, &channel);
+                let owed = super::membership::owe_until(cx, &channel);
                 match store
                     .unsubscribe(&channel, connection_id, cx.secs(), owed)
                     .await
                 {
-                    Ok(Some(removed)) => super::presence::left(cx, &removed, owed).await,
+                    Ok(Some(removed)) => super::membership::left(cx, &removed, owed).await,
                     Ok(None) => {}
                     Err(err) => tracing::error!(
                         connection_id,

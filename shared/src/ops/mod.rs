@@ -5,10 +5,11 @@
 //! the store; the decisions themselves are pure functions, unit-tested.
 //!
 //! Module order (no cycles; checked by `tests/tests/structure.rs`):
-//! `deliver` ← `presence` ← `disconnect`, `subscribe` ← `connect`;
-//! `deliver` ← `publish` ← `storage` ← `subscribe` ← `umd`;
-//! `presence` ← `channel_info`, `umd`; `publish`, `reactions` ← `history`;
-//! `single_use` ← `connect`, `subscribe`, `umd`; `sweep`; all of them ← `dispatch`.
+//! `deliver` ← `presence` ← `membership` ← `disconnect`, `subscribe`, `sweep`, `umd`;
+//! `deliver` ← `publish` ← `storage` ← `membership`; `subscribe` ← `connect`, `umd`;
+//! `presence` ← `channel_info`, `subscribe`; `deliver`, `reactions` ← `history`;
+//! `single_use` ← `connect`, `subscribe`, `umd`; `sweep` ← `connect`;
+//! `connect` ← `stream`; all of them ← `dispatch`.
 
 pub mod channel_info;
 pub mod connect;
@@ -16,6 +17,7 @@ pub mod deliver;
 pub mod disconnect;
 pub mod dispatch;
 pub mod history;
+pub mod membership;
 pub mod presence;
 pub mod publish;
 pub mod reactions;

@@ -3,16 +3,16 @@
 //!
 //! Every member event is decided by the deliver step, in the channel's order:
 //! a join, a leave and a umd update each queue a membership change
-//! ([`queue_change`]); applying one reads the channel's subscriptions and
+//! ([`super::membership::queue_change`]); applying one reads the channel's subscriptions and
 //! tells the members how the list differs from the one they were last told
 //! (kept in the table). So changes that raced are told once each, every
 //! member hears them in one order, and the last list anyone receives is the
 //! channel's true one.
 
-use super::deliver::{enqueue, recipients, MembershipChange, Queued};
+use super::deliver::recipients;
 use super::{internal, Ctx};
 use crate::effects::Effects;
-use crate::store::{OwedChange, SubscriptionItem};
+use crate::store::SubscriptionItem;
 use sockhop_core::error::{ErrorCode, ProtocolError};
 use sockhop_core::names;
 use sockhop_core::protocol::{Member, ServerMessage};
@@ -195,99 +195,6 @@ pub async fn announce(
         })
         .unwrap_or_default();
     Ok(plan_announcement(channel, &told, &subscriptions, joiners))
-}
-
-/// Queues a membership change on the channel's ordered path.
-pub async fn queue_change(
-    cx: Ctx<'_>,
-    channel: &str,
-    change: MembershipChange,
-) -> Result<(), ProtocolError> {
-    let unique = cx.app.ids.next_id(cx.now);
-    enqueue(cx, &Queued::membership(channel, change), None, &unique).await
-}
-
-/// How long a removal's owed change waits for the removal itself to queue
-/// it before the sweeper would (the sweeper runs every minute).
-const OWED_CHANGE_GRACE_SECONDS: i64 = 60;
-
-/// When a removal of a subscription to `channel` should file the change it
-/// owes the members ([`crate::store::OwedChange`]): presence channels only.
-pub fn owe_until(cx: Ctx<'_>, channel: &str) -> Option<i64> {
-    names::is_presence_channel(channel).then(|| cx.secs() + OWED_CHANGE_GRACE_SECONDS)
-}
-
-/// After a subscription to a presence channel ended (unsubscribe or
-/// cleanup) with its owed change filed (`owed_at`, from [`owe_until`]):
-/// queues the change that tells the others, then settles the owed change.
-/// If queueing fails, the owed change stays for the sweeper, which queues it
-/// ([`tell_owed`]); nothing is lost, only late.
-pub async fn left(cx: Ctx<'_>, leaver: &SubscriptionItem, owed_at: Option<i64>) {
-    let Some(owed_at) = owed_at else {
-        return;
-    };
-    let owed = OwedChange::for_removal(leaver, owed_at);
-    match queue_change(cx, &leaver.channel, MembershipChange::default()).await {
-        Ok(()) => settle(cx, &owed).await,
-        Err(err) => {
-            cx.app
-                .activity
-                .add(crate::metrics::Measure::OwedPresenceChanges, 1.0);
-            tracing::warn!(
-                channel = %leaver.channel,
-                code = err.code.as_str(),
-                "presence change not queued; the sweeper queues it"
-            )
-        }
-    }
-}
-
-/// The owed change was queued: its item goes. Should that fail, the sweeper
-/// queues it once more, which tells nobody anything twice (every change is
-/// told as a difference).
-pub async fn settle(cx: Ctx<'_>, owed: &OwedChange) {
-    if let Err(err) = cx.app.store.settle_owed_change(owed).await {
-        tracing::warn!(channel = %owed.channel, error = %err, "owed presence change not settled");
-    }
-}
-
-/// The sweeper's part: queues one change per channel for the owed changes
-/// found due, settling them; those that still cannot be queued are looked at
-/// again `retry_in` seconds later. Returns how many channels are still owed.
-pub async fn tell_owed(cx: Ctx<'_>, owed: &[OwedChange], retry_in: i64) -> usize {
-    let mut by_channel: std::collections::BTreeMap<&str, Vec<&OwedChange>> = Default::default();
-    for o in owed {
-        by_channel.entry(o.channel.as_str()).or_default().push(o);
-    }
-    let mut still_owed = 0;
-    for (channel, owed) in by_channel {
-        match queue_change(cx, channel, MembershipChange::default()).await {
-            Ok(()) => {
-                for o in owed {
-                    settle(cx, o).await;
-                }
-            }
-            Err(err) => {
-                still_owed += 1;
-                tracing::error!(
-                    channel,
-                    code = err.code.as_str(),
-                    "owed presence change not queued; retried at the next sweep"
-                );
-                for o in owed {
-                    if let Err(err) = cx
-                        .app
-                        .store
-                        .defer_owed_change(o, cx.secs() + retry_in)
-                        .await
-                    {
-                        tracing::error!(channel, error = %err, "owed presence change not deferred");
-                    }
-                }
-            }
-        }
-    }
-    still_owed
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! server's. Publishing writes the message; the stream function delivers it
 //! (docs/adr/0001-ordered-delivery.md).
 
-use super::deliver::{enqueue, Queued};
+use super::deliver::{enqueue, Queued, QueuedMessage, StorageWrite};
 use super::{named_channel, Connection, Ctx, NamedChannel};
 use crate::pubsub::Origin;
 use crate::scheduler::NewSchedule;
@@ -49,25 +49,36 @@ pub struct Outgoing {
 /// validated where the command was parsed.
 pub async fn publish(cx: Ctx<'_>, outgoing: Outgoing) -> Result<Option<String>, ProtocolError> {
     let unique = cx.app.ids.next_id(cx.now);
-    let queued = Queued {
-        id: (outgoing.preset_id.clone()).or_else(|| outgoing.eager_id.then(|| unique.clone())),
-        data: serde_json::value::to_raw_value(&outgoing.data)
-            .map_err(|e| ProtocolError::new(ErrorCode::InvalidMessage, format!("data: {e}")))?,
-        channel: outgoing.channel,
-        event: outgoing.event,
-        meta: outgoing.meta,
-        sender: outgoing.sender,
-        echo: outgoing.echo,
-        store: outgoing.store,
-        key: outgoing.storage_key,
-        membership: None,
-        emit: outgoing.emit,
+    let id = (outgoing.preset_id.clone()).or_else(|| outgoing.eager_id.then(|| unique.clone()));
+    let data = serde_json::value::to_raw_value(&outgoing.data)
+        .map_err(|e| ProtocolError::new(ErrorCode::InvalidMessage, format!("data: {e}")))?;
+    let queued = match outgoing.storage_key {
+        // A write's id is its place in the queue, never the publisher's.
+        Some(key) => Queued::StorageWrite(StorageWrite {
+            channel: outgoing.channel,
+            key,
+            data,
+            meta: outgoing.meta,
+            store: outgoing.store,
+            emit: outgoing.emit,
+        }),
+        None => Queued::Message(QueuedMessage {
+            id,
+            data,
+            channel: outgoing.channel,
+            event: outgoing.event,
+            meta: outgoing.meta,
+            sender: outgoing.sender,
+            echo: outgoing.echo,
+            store: outgoing.store,
+            emit: outgoing.emit,
+        }),
     };
     enqueue(cx, &queued, outgoing.deduplication_id.as_deref(), &unique).await?;
     cx.app
         .activity
         .add(crate::metrics::Measure::MessagesPublished, 1.0);
-    Ok(queued.id)
+    Ok(queued.preset_id().map(str::to_owned))
 }
 
 /// What a publish answered: the eager id, and the schedule's ARN when it was

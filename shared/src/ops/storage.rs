@@ -3,7 +3,7 @@
 //! storage updates and messages reach every subscriber in one order and the
 //! last of concurrent writes to a key is the value every observer ends with.
 
-use super::deliver::{kept_until, Queued};
+use super::deliver::{kept_until, StorageWrite};
 use super::publish::{emitting, publish_or_schedule, Outgoing, Published, ServerStorageSet};
 use super::{internal, named_channel, Connection, Ctx};
 use crate::effects::Effects;
@@ -247,19 +247,18 @@ fn change(current: Option<&StorageItem>, data: &Value, write_id: &str) -> Change
 /// An unchanged value writes and sends nothing.
 pub async fn apply(
     cx: Ctx<'_>,
-    queued: &Queued,
-    key: &str,
+    write: &StorageWrite,
     write_id: &str,
 ) -> Result<Effects, ProtocolError> {
+    let key = write.key.as_str();
     let store = &cx.app.store;
     let now = cx.secs();
-    let data: Value =
-        serde_json::from_str(queued.data.get()).map_err(super::deliver::unreadable)?;
+    let data: Value = serde_json::from_str(write.data.get()).map_err(super::deliver::unreadable)?;
     let current = store
-        .get_storage(&queued.channel, key, now)
+        .get_storage(&write.channel, key, now)
         .await
         .map_err(internal)?;
-    let meta = queued.meta.clone().unwrap_or_else(|| Meta::new(None, None));
+    let meta = write.meta.clone().unwrap_or_else(|| Meta::new(None, None));
     let decided = change(current.as_ref(), &data, write_id);
     let retried = decided == Change::Retried;
     // The value before this write, as the backend is told it: on a retry the
@@ -270,7 +269,7 @@ pub async fn apply(
         Some(c) if !c.cleared => Some(c.data.clone()),
         _ => None,
     };
-    let lifetime = kept_until(queued.store, now);
+    let lifetime = kept_until(write.store, now);
     let sent = match decided {
         Change::Unchanged => return Ok(Effects::new()),
         Change::Retried if clears(&data) => Value::Null,
@@ -284,19 +283,19 @@ pub async fn apply(
             };
             store
                 .put_storage(&StorageItem {
-                    channel: queued.channel.clone(),
+                    channel: write.channel.clone(),
                     key: key.to_owned(),
                     data: if cleared {
                         "null".to_owned()
                     } else {
-                        queued.data.get().to_owned()
+                        write.data.get().to_owned()
                     },
                     meta: serde_json::to_string(&meta).map_err(|_| ProtocolError::internal())?,
                     ttl,
                     write_id: Some(write_id.to_owned()),
                     cleared,
-                    emit: queued.emit.is_some() && !cleared,
-                    previous: queued.emit.as_ref().and(previous_text.clone()),
+                    emit: write.emit.is_some() && !cleared,
+                    previous: write.emit.as_ref().and(previous_text.clone()),
                 })
                 .await
                 .map_err(internal)?;
@@ -308,18 +307,18 @@ pub async fn apply(
         }
     };
     let subscriptions = store
-        .channel_subscriptions(&queued.channel, now)
+        .channel_subscriptions(&write.channel, now)
         .await
         .map_err(internal)?;
     let mut effects = Effects::new();
-    if let Some(origin) = &queued.emit {
+    if let Some(origin) = &write.emit {
         let previous = previous_text
             .as_deref()
             .and_then(|t| serde_json::from_str(t).ok())
             .unwrap_or(Value::Null);
         let expires_at = if sent.is_null() { None } else { lifetime };
         let change = crate::pubsub::StorageChange {
-            channel: &queued.channel,
+            channel: &write.channel,
             key,
             data: sent.clone(),
             previous,
@@ -331,7 +330,7 @@ pub async fn apply(
     }
     effects.send_to(
         observers(&subscriptions, key),
-        &ServerMessage::storage_updated(&queued.channel, key, sent, meta),
+        &ServerMessage::storage_updated(&write.channel, key, sent, meta),
     );
     Ok(effects)
 }

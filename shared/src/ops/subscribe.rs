@@ -1,6 +1,7 @@
 //! `hotsock.subscribe` / `hotsock.unsubscribe`.
 
 use super::deliver::{Farewell, MembershipChange};
+use super::membership::{self, subscription_meta};
 use super::{internal, named_channel, single_use, Connection, Ctx};
 use crate::effects::Effects;
 use crate::store::{SubscribeOutcome, SubscriptionItem};
@@ -9,7 +10,7 @@ use sockhop_core::claims::{ChannelPermissions, Claims, Scope};
 use sockhop_core::clock::Timestamp;
 use sockhop_core::error::{ErrorCode, ProtocolError};
 use sockhop_core::names;
-use sockhop_core::protocol::{Meta, ServerMessage};
+use sockhop_core::protocol::ServerMessage;
 
 /// What a subscribe request resolved to, before anything is written.
 #[derive(Debug, Clone, PartialEq)]
@@ -192,7 +193,7 @@ async fn subscribe_token_claims(
 
 /// `hotsock.subscribe` (and each auto-subscription at connect): writes the
 /// subscription and answers `hotsock.subscribed` now, or, for one welcomed in
-/// order ([`welcomed_in_order`]), queues its welcome ([`apply_memberships`]).
+/// order ([`welcomed_in_order`]), queues its welcome ([`membership::apply`]).
 pub async fn subscribe(
     cx: Ctx<'_>,
     connection: &Connection,
@@ -266,7 +267,7 @@ pub async fn subscribe(
         };
         // A subscription whose welcome cannot be queued would never be
         // confirmed: it is taken back and the client told.
-        if let Err(err) = super::presence::queue_change(cx, &plan.channel, welcome).await {
+        if let Err(err) = membership::queue_change(cx, &plan.channel, welcome).await {
             take_back(cx, &plan.channel, connection.id()).await;
             single_use::give_back(cx, token_claims.as_ref()).await;
             return Err(err.with_channel(requested));
@@ -285,15 +286,6 @@ pub async fn subscribe(
     Ok(effects)
 }
 
-/// `uid`, `umd` and the alias of a subscription, as its frames carry them.
-fn subscription_meta(item: &SubscriptionItem) -> Meta {
-    let meta = Meta::new(item.uid.clone(), item.umd_value());
-    match &item.alias {
-        Some(alias) => meta.with_alias(alias.as_str()),
-        None => meta,
-    }
-}
-
 async fn take_back(cx: Ctx<'_>, channel: &str, connection_id: &str) {
     if let Err(err) = cx
         .app
@@ -305,62 +297,6 @@ async fn take_back(cx: Ctx<'_>, channel: &str, connection_id: &str) {
     }
 }
 
-/// A run of membership changes in the channel's order, applied together by
-/// the deliver step: each joiner still subscribed gets `hotsock.subscribed`
-/// with the member list as of here and one `hotsock.channelStorageUpdated`
-/// per entry it observes; each farewell is sent; then, on a presence channel,
-/// the members hear what changed, once for the whole run. Safe to run again
-/// after a failure: nothing was sent yet.
-pub async fn apply_memberships(
-    cx: Ctx<'_>,
-    channel: &str,
-    changes: &[&MembershipChange],
-) -> Result<Effects, ProtocolError> {
-    let mut joiners = Vec::new();
-    for change in changes {
-        if let Some(connection_id) = &change.welcome {
-            let welcomed = cx
-                .app
-                .store
-                .welcome_subscription(channel, connection_id, change.subscribed_at_ms)
-                .await
-                .map_err(internal)?;
-            if let Some(joiner) = welcomed {
-                joiners.push((joiner, change.auto_subscribed));
-            }
-        }
-    }
-    let joining: Vec<SubscriptionItem> = joiners.iter().map(|(j, _)| j.clone()).collect();
-    let (members, announcement) = if names::is_presence_channel(channel) {
-        let (list, told) = super::presence::announce(cx, channel, &joining).await?;
-        (Some(list), told)
-    } else {
-        (None, Effects::new())
-    };
-    let mut effects = Effects::new();
-    for farewell in changes.iter().filter_map(|c| c.farewell.as_ref()) {
-        if let Some(meta) = &farewell.unwelcomed {
-            let welcome = ServerMessage::subscribed(channel, meta.clone(), members.clone(), false);
-            effects.send(&farewell.connection_id, &welcome);
-        }
-        effects.send_text(vec![farewell.connection_id.clone()], farewell.frame.clone());
-    }
-    for (joiner, auto_subscribed) in &joiners {
-        effects.send(
-            &joiner.connection_id,
-            &ServerMessage::subscribed(
-                channel,
-                subscription_meta(joiner),
-                members.clone(),
-                *auto_subscribed,
-            ),
-        );
-        effects.append(super::storage::catch_up(cx, joiner).await?);
-    }
-    effects.append(announcement);
-    Ok(effects)
-}
-
 /// `hotsock.unsubscribe`: removes the subscription named by its channel or by
 /// the alias it was made with.
 pub async fn unsubscribe(
@@ -369,7 +305,7 @@ pub async fn unsubscribe(
     requested: &str,
 ) -> Result<Effects, ProtocolError> {
     let channel = named_channel(cx, connection, requested).await?.channel;
-    let owed = super::presence::owe_until(cx, &channel);
+    let owed = membership::owe_until(cx, &channel);
     let removed = cx
         .app
         .store
@@ -400,11 +336,11 @@ pub async fn unsubscribe(
             }),
             ..MembershipChange::default()
         };
-        match super::presence::queue_change(cx, &removed.channel, change).await {
+        match membership::queue_change(cx, &removed.channel, change).await {
             Ok(()) => {
                 if let Some(owed_at) = owed {
                     let owed = crate::store::OwedChange::for_removal(&removed, owed_at);
-                    super::presence::settle(cx, &owed).await;
+                    membership::settle(cx, &owed).await;
                 }
                 return Ok(effects);
             }

@@ -118,7 +118,7 @@ pub async fn sweep(cx: Ctx<'_>, schedule: SweepSchedule) -> Result<Effects, Prot
         .await
         .map_err(internal)?;
     if !due.owed.is_empty() {
-        let still_owed = super::presence::tell_owed(cx, &due.owed, schedule.interval).await;
+        let still_owed = super::membership::tell_owed(cx, &due.owed, schedule.interval).await;
         tracing::info!(
             owed = due.owed.len(),
             still_owed,

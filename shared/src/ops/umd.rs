@@ -5,7 +5,7 @@
 //! inherit and, with `umdPropagate`, every existing one takes too. Presence
 //! members hear of it as `hotsock.memberUpdated`, in the channel's order.
 
-use super::presence::queue_change;
+use super::membership::queue_change;
 use super::single_use;
 use super::subscribe::check_token_binding;
 use super::{internal, named_channel, Connection, Ctx};

@@ -11,7 +11,7 @@ use crate::adapters::dynamodb::{classify_stream_record, partition_of};
 use crate::effects::{Effect, Effects};
 use crate::gateway::{Delivery, PostError};
 use crate::metrics::Measure;
-use crate::ops::deliver::Step;
+use crate::ops::deliver::{MembershipChange, Queued};
 use crate::ops::dispatch::{self, Outcome, Request};
 use crate::ops::internal;
 use crate::ops::{self, Ctx};
@@ -453,14 +453,13 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
     let parsed: Vec<_> = records.iter().map(queued_message).collect();
     let channel = parsed
         .iter()
-        .find_map(|p| p.as_ref().ok().map(|(q, _)| q.channel.clone()))
+        .find_map(|p| p.as_ref().ok().map(|(q, _)| q.channel().to_owned()))
         .unwrap_or_default();
     // Messages share one read of the subscriber ids; a storage write or a
     // membership change reads the channel itself, after writing.
-    let has_messages = parsed.iter().any(|p| {
-        p.as_ref()
-            .is_ok_and(|(q, _)| matches!(q.step(), Step::Message))
-    });
+    let has_messages = parsed
+        .iter()
+        .any(|p| matches!(p, Ok((Queued::Message(_), _))));
     let subscribers = if has_messages {
         match ops::deliver::subscribers(cx, &channel).await {
             Ok(ids) => ids,
@@ -475,34 +474,26 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
     // Cleanups of connections found gone wait until the channel's messages are out.
     let mut performer = Performer::new(app, now);
     let mut retry = Vec::new();
-    let is_membership = |p: &Result<(ops::deliver::Queued, String), ProtocolError>| {
-        p.as_ref()
-            .is_ok_and(|(q, _)| matches!(q.step(), Step::Membership(_)))
-    };
+    fn change(p: &Result<(Queued, String), ProtocolError>) -> Option<&MembershipChange> {
+        match p {
+            Ok((Queued::Membership { change, .. }, _)) => Some(change),
+            _ => None,
+        }
+    }
     let mut i = 0;
     while i < records.len() {
         // A run of membership changes is applied together: one read of the
         // channel and one announcement for a burst of joins and leaves.
-        let run = if is_membership(&parsed[i]) {
-            parsed[i..].iter().take_while(|p| is_membership(p)).count()
-        } else {
-            1
-        };
+        let changes: Vec<&MembershipChange> = parsed[i..].iter().map_while(change).collect();
+        let run = changes.len().max(1);
         let delivered = match &parsed[i] {
-            Ok(_) if is_membership(&parsed[i]) => {
-                let changes: Vec<&ops::deliver::MembershipChange> = parsed[i..i + run]
-                    .iter()
-                    .filter_map(|p| match p.as_ref().map(|(q, _)| q.step()) {
-                        Ok(Step::Membership(change)) => Some(change),
-                        _ => None,
-                    })
-                    .collect();
-                ops::subscribe::apply_memberships(cx, &channel, &changes).await
+            Ok((Queued::Membership { .. }, _)) => {
+                ops::membership::apply(cx, &channel, &changes).await
             }
-            Ok((queued, id)) => match queued.step() {
-                Step::StorageWrite { key } => ops::storage::apply(cx, queued, key, id).await,
-                _ => ops::deliver::deliver(cx, &subscribers, queued, id.clone()).await,
-            },
+            Ok((Queued::StorageWrite(write), id)) => ops::storage::apply(cx, write, id).await,
+            Ok((Queued::Message(message), id)) => {
+                ops::deliver::deliver(cx, &subscribers, message, id.clone()).await
+            }
             Err(err) => Err(err.clone()),
         };
         // A member list not remembered fails the change that told it: run
@@ -530,12 +521,11 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
 
 /// The message a queue record carries and the id it gets: the publisher's when
 /// it was eager, else the one its queue position gives.
-fn queued_message(record: &SqsMessage) -> Result<(ops::deliver::Queued, String), ProtocolError> {
+fn queued_message(record: &SqsMessage) -> Result<(Queued, String), ProtocolError> {
     let body = record.body.as_deref().unwrap_or_default();
-    let queued: ops::deliver::Queued =
-        serde_json::from_str(body).map_err(ops::deliver::unreadable)?;
-    if let Some(id) = &queued.id {
-        let id = id.clone();
+    let queued: Queued = serde_json::from_str(body).map_err(ops::deliver::unreadable)?;
+    if let Some(id) = queued.preset_id() {
+        let id = id.to_owned();
         return Ok((queued, id));
     }
     let attribute = |name: &str| {

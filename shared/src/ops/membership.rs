@@ -1,0 +1,176 @@
+//! The membership protocol's ordered path: a subscription's welcome, an
+//! unsubscribe's farewell and every presence change travel the channel's
+//! ordered path as membership changes (`deliver::MembershipChange`, one kind
+//! of queue record); this module queues them, files and settles the change a
+//! removal owes a presence channel, and applies a run of them in the deliver
+//! step. What the members are told is decided by `presence`.
+
+use super::deliver::{enqueue, MembershipChange, Queued};
+use super::{internal, Ctx};
+use crate::effects::Effects;
+use crate::store::{OwedChange, SubscriptionItem};
+use sockhop_core::error::ProtocolError;
+use sockhop_core::names;
+use sockhop_core::protocol::{Meta, ServerMessage};
+
+/// Queues a membership change on the channel's ordered path.
+pub async fn queue_change(
+    cx: Ctx<'_>,
+    channel: &str,
+    change: MembershipChange,
+) -> Result<(), ProtocolError> {
+    let unique = cx.app.ids.next_id(cx.now);
+    let queued = Queued::Membership {
+        channel: channel.to_owned(),
+        change,
+    };
+    enqueue(cx, &queued, None, &unique).await
+}
+
+/// How long a removal's owed change waits for the removal itself to queue
+/// it before the sweeper would (the sweeper runs every minute).
+const OWED_CHANGE_GRACE_SECONDS: i64 = 60;
+
+/// When a removal of a subscription to `channel` should file the change it
+/// owes the members ([`crate::store::OwedChange`]): presence channels only.
+pub fn owe_until(cx: Ctx<'_>, channel: &str) -> Option<i64> {
+    names::is_presence_channel(channel).then(|| cx.secs() + OWED_CHANGE_GRACE_SECONDS)
+}
+
+/// After a subscription to a presence channel ended (unsubscribe or
+/// cleanup) with its owed change filed (`owed_at`, from [`owe_until`]):
+/// queues the change that tells the others, then settles the owed change.
+/// If queueing fails, the owed change stays for the sweeper, which queues it
+/// ([`tell_owed`]); nothing is lost, only late.
+pub async fn left(cx: Ctx<'_>, leaver: &SubscriptionItem, owed_at: Option<i64>) {
+    let Some(owed_at) = owed_at else {
+        return;
+    };
+    let owed = OwedChange::for_removal(leaver, owed_at);
+    match queue_change(cx, &leaver.channel, MembershipChange::default()).await {
+        Ok(()) => settle(cx, &owed).await,
+        Err(err) => {
+            cx.app
+                .activity
+                .add(crate::metrics::Measure::OwedPresenceChanges, 1.0);
+            tracing::warn!(
+                channel = %leaver.channel,
+                code = err.code.as_str(),
+                "presence change not queued; the sweeper queues it"
+            )
+        }
+    }
+}
+
+/// The owed change was queued: its item goes. Should that fail, the sweeper
+/// queues it once more, which tells nobody anything twice (every change is
+/// told as a difference).
+pub async fn settle(cx: Ctx<'_>, owed: &OwedChange) {
+    if let Err(err) = cx.app.store.settle_owed_change(owed).await {
+        tracing::warn!(channel = %owed.channel, error = %err, "owed presence change not settled");
+    }
+}
+
+/// The sweeper's part: queues one change per channel for the owed changes
+/// found due, settling them; those that still cannot be queued are looked at
+/// again `retry_in` seconds later. Returns how many channels are still owed.
+pub async fn tell_owed(cx: Ctx<'_>, owed: &[OwedChange], retry_in: i64) -> usize {
+    let mut by_channel: std::collections::BTreeMap<&str, Vec<&OwedChange>> = Default::default();
+    for o in owed {
+        by_channel.entry(o.channel.as_str()).or_default().push(o);
+    }
+    let mut still_owed = 0;
+    for (channel, owed) in by_channel {
+        match queue_change(cx, channel, MembershipChange::default()).await {
+            Ok(()) => {
+                for o in owed {
+                    settle(cx, o).await;
+                }
+            }
+            Err(err) => {
+                still_owed += 1;
+                tracing::error!(
+                    channel,
+                    code = err.code.as_str(),
+                    "owed presence change not queued; retried at the next sweep"
+                );
+                for o in owed {
+                    if let Err(err) = cx
+                        .app
+                        .store
+                        .defer_owed_change(o, cx.secs() + retry_in)
+                        .await
+                    {
+                        tracing::error!(channel, error = %err, "owed presence change not deferred");
+                    }
+                }
+            }
+        }
+    }
+    still_owed
+}
+
+/// A run of membership changes in the channel's order, applied together by
+/// the deliver step: each joiner still subscribed gets `hotsock.subscribed`
+/// with the member list as of here and one `hotsock.channelStorageUpdated`
+/// per entry it observes; each farewell is sent; then, on a presence channel,
+/// the members hear what changed, once for the whole run. Safe to run again
+/// after a failure: nothing was sent yet.
+pub async fn apply(
+    cx: Ctx<'_>,
+    channel: &str,
+    changes: &[&MembershipChange],
+) -> Result<Effects, ProtocolError> {
+    let mut joiners = Vec::new();
+    for change in changes {
+        if let Some(connection_id) = &change.welcome {
+            let welcomed = cx
+                .app
+                .store
+                .welcome_subscription(channel, connection_id, change.subscribed_at_ms)
+                .await
+                .map_err(internal)?;
+            if let Some(joiner) = welcomed {
+                joiners.push((joiner, change.auto_subscribed));
+            }
+        }
+    }
+    let joining: Vec<SubscriptionItem> = joiners.iter().map(|(j, _)| j.clone()).collect();
+    let (members, announcement) = if names::is_presence_channel(channel) {
+        let (list, told) = super::presence::announce(cx, channel, &joining).await?;
+        (Some(list), told)
+    } else {
+        (None, Effects::new())
+    };
+    let mut effects = Effects::new();
+    for farewell in changes.iter().filter_map(|c| c.farewell.as_ref()) {
+        if let Some(meta) = &farewell.unwelcomed {
+            let welcome = ServerMessage::subscribed(channel, meta.clone(), members.clone(), false);
+            effects.send(&farewell.connection_id, &welcome);
+        }
+        effects.send_text(vec![farewell.connection_id.clone()], farewell.frame.clone());
+    }
+    for (joiner, auto_subscribed) in &joiners {
+        effects.send(
+            &joiner.connection_id,
+            &ServerMessage::subscribed(
+                channel,
+                subscription_meta(joiner),
+                members.clone(),
+                *auto_subscribed,
+            ),
+        );
+        effects.append(super::storage::catch_up(cx, joiner).await?);
+    }
+    effects.append(announcement);
+    Ok(effects)
+}
+
+/// `uid`, `umd` and the alias of a subscription, as its frames carry them.
+pub fn subscription_meta(item: &SubscriptionItem) -> Meta {
+    let meta = Meta::new(item.uid.clone(), item.umd_value());
+    match &item.alias {
+        Some(alias) => meta.with_alias(alias.as_str()),
+        None => meta,
+    }
+}
