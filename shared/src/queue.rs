@@ -53,6 +53,21 @@ pub fn message_group(channel: &str) -> String {
     format!("#{hex}")
 }
 
+/// The message group of lane `lane` of a channel's fan-out (docs/adr/0004):
+/// its [`message_group`] and `#<lane>`, or, when that would pass SQS's 128
+/// characters, the digest form's. No channel name contains `#`, so a lane's
+/// group is never a channel's.
+pub fn lane_group(channel: &str, lane: u32) -> String {
+    let group = message_group(channel);
+    let suffix = format!("#{lane}");
+    if group.len() + suffix.len() <= 128 {
+        return group + &suffix;
+    }
+    let digest = Sha256::digest(channel.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("#{hex}{suffix}")
+}
+
 /// A deduplication id as SQS accepts it (at most 128 printable ASCII
 /// characters): a publisher's own id is hashed, so any string works.
 pub fn deduplication_id(publisher_id: &str) -> String {
@@ -101,6 +116,23 @@ mod tests {
             assert_eq!(group, message_group(channel), "stable");
         }
         assert_ne!(message_group("чат"), message_group("чат2"));
+    }
+
+    #[test]
+    fn lane_groups_fit_sqs_and_never_meet_a_channels_group() {
+        assert_eq!(lane_group("chat", 7), "chat#7");
+        let long = "x".repeat(128);
+        for channel in ["chat", long.as_str(), "чат"] {
+            for lane in [0, 31] {
+                let group = lane_group(channel, lane);
+                assert!(
+                    group.len() <= 128 && group.ends_with(&format!("#{lane}")),
+                    "{group}"
+                );
+                assert_ne!(group, message_group(channel));
+            }
+        }
+        assert_ne!(lane_group(&long, 1), lane_group(&long, 2));
     }
 
     #[test]

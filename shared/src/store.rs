@@ -445,6 +445,15 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<String>, StoreError>;
     /// `subscriptionsCount` of a channel (0 when it never had one).
     async fn subscriptions_count(&self, channel: &str) -> Result<i64, StoreError>;
+    /// The channel's subscriber ids and whether its messages go out in
+    /// lanes (docs/adr/0004), in one read: what a batch of its messages needs.
+    async fn channel_audience(
+        &self,
+        channel: &str,
+        now: i64,
+    ) -> Result<(Vec<String>, bool), StoreError>;
+    /// Sets whether the channel's messages go out in lanes.
+    async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError>;
 
     // Presence.
     /// The JSON text of the last announced member list and until when it is

@@ -33,6 +33,8 @@ struct World {
     now: Timestamp,
     /// The queue's clock: each hand-out a moment later than the last.
     wall_ms: std::cell::Cell<u64>,
+    /// Every message group the queue handed out.
+    groups: std::cell::RefCell<BTreeSet<String>>,
 }
 
 impl World {
@@ -66,6 +68,7 @@ impl World {
             queue,
             now,
             wall_ms: std::cell::Cell::new(now.millis() as u64),
+            groups: Default::default(),
         }
     }
 
@@ -103,6 +106,7 @@ impl World {
             return false;
         }
         for (group, event) in batches {
+            self.groups.borrow_mut().insert(group.clone());
             let handed_out = event.records.len();
             let response = sockhop::driver::queue_batch(&self.app, self.now, event).await;
             let failed: HashSet<String> = response
@@ -409,5 +413,122 @@ fn a_member_that_hangs_up_is_removed_and_told_after_the_messages() {
                 .expect("count"),
             1
         );
+    });
+}
+
+/// A 1,000-subscriber channel is fanned out in lanes (each its own FIFO group,
+/// delivered by its own hand-out): 200 messages published at once reach every
+/// subscriber once each, all in one order, ids increasing; and the channel
+/// stays in lanes when it shrinks, until it empties.
+#[test]
+fn a_big_channel_in_lanes_delivers_racing_messages_to_everyone_in_one_order() {
+    run(async {
+        let world = World::new(5);
+        let ids: Vec<String> = (0..1000).map(|i| format!("conn-{i:04}")).collect();
+        for id in &ids {
+            world.connect(id, presence_claims(id)).await;
+            world
+                .send(id, json!({"event": "hotsock.subscribe", "channel": "chat"}))
+                .await;
+        }
+        let publishes = (0..200).map(|n| {
+            world.server_publish(json!({"channel": "chat", "event": "note", "data": {"n": n}}))
+        });
+        // Delivery runs while the publishes are still coming in.
+        let pumping = async {
+            for _ in 0..50 {
+                world.pump_once().await;
+                tokio::task::yield_now().await;
+            }
+        };
+        futures::join!(join_all(publishes), pumping);
+        world.drain().await;
+        let lane_groups: BTreeSet<String> = world
+            .groups
+            .borrow()
+            .iter()
+            .filter(|g| g.starts_with("chat#"))
+            .cloned()
+            .collect();
+        assert!(lane_groups.len() > 16, "in lanes: {lane_groups:?}");
+        let notes = |id: &str| -> Vec<(String, i64)> {
+            world
+                .frames(id)
+                .into_iter()
+                .filter(|f| f["event"] == "note")
+                .map(|f| {
+                    (
+                        f["id"].as_str().expect("id").to_owned(),
+                        f["data"]["n"].as_i64().expect("n"),
+                    )
+                })
+                .collect()
+        };
+        let first = notes(&ids[0]);
+        assert_eq!(first.len(), 200);
+        let distinct: BTreeSet<i64> = first.iter().map(|(_, n)| *n).collect();
+        assert_eq!(distinct.len(), 200, "each message once");
+        assert!(
+            first.windows(2).all(|w| w[0].0 < w[1].0),
+            "ids increase in the order received"
+        );
+        for id in &ids {
+            assert_eq!(notes(id), first, "{id} got another order or set");
+        }
+
+        // Shrunk to 10 subscribers, the channel stays in lanes.
+        for id in &ids[10..] {
+            world
+                .send(
+                    id,
+                    json!({"event": "hotsock.unsubscribe", "channel": "chat"}),
+                )
+                .await;
+        }
+        world.drain().await;
+        world.groups.borrow_mut().clear();
+        world
+            .server_publish(json!({"channel": "chat", "event": "note", "data": {"n": 200}}))
+            .await;
+        world.drain().await;
+        assert!(
+            world.groups.borrow().iter().any(|g| g.starts_with("chat#")),
+            "{:?}",
+            world.groups.borrow()
+        );
+        assert_eq!(notes(&ids[0]).len(), 201);
+        assert_eq!(notes(&ids[500]).len(), 200, "no longer subscribed");
+        // Empty, it leaves lanes: the next message is delivered inline.
+        for id in &ids[..10] {
+            world
+                .send(
+                    id,
+                    json!({"event": "hotsock.unsubscribe", "channel": "chat"}),
+                )
+                .await;
+        }
+        world.drain().await;
+        world
+            .server_publish(json!({"channel": "chat", "event": "note", "data": 0}))
+            .await;
+        world.drain().await;
+        world.groups.borrow_mut().clear();
+        world.connect("late", presence_claims("late")).await;
+        world
+            .send(
+                "late",
+                json!({"event": "hotsock.subscribe", "channel": "chat"}),
+            )
+            .await;
+        world
+            .server_publish(json!({"channel": "chat", "event": "note", "data": 1}))
+            .await;
+        world.drain().await;
+        assert_eq!(
+            *world.groups.borrow(),
+            BTreeSet::from(["chat".to_owned()]),
+            "inline again"
+        );
+        assert_eq!(world.events("late"), ["hotsock.subscribed", "note"]);
     });
 }

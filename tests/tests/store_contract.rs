@@ -186,6 +186,34 @@ async fn contract(store: &dyn Store) -> Vec<String> {
         SubscribeOutcome::Subscribed
     );
 
+    // A channel's audience: its subscribers and its lanes flag, beside the
+    // count (which the flag leaves alone).
+    say(format!(
+        "{:?}",
+        store.channel_audience("chat", NOW).await.expect("audience")
+    ));
+    let count = store.subscriptions_count("chat").await.expect("count");
+    store.set_fan_out_laned("chat", true).await.expect("laned");
+    assert_eq!(
+        store.channel_audience("chat", NOW).await.expect("audience"),
+        (vec!["c1".to_owned()], true)
+    );
+    assert_eq!(
+        store.subscriptions_count("chat").await.expect("count"),
+        count
+    );
+    store
+        .set_fan_out_laned("chat", false)
+        .await
+        .expect("inline");
+    assert!(
+        !store
+            .channel_audience("chat", NOW)
+            .await
+            .expect("audience")
+            .1
+    );
+
     // Single-use tokens.
     assert!(store.consume_jti("j", NOW + 60, NOW).await.expect("spend"));
     assert!(!store.consume_jti("j", NOW + 60, NOW).await.expect("reuse"));

@@ -10,6 +10,7 @@ use crate::queue::{deduplication_id, Enqueue};
 use crate::store::MessageItem;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 use sockhop_core::claims::STORE_FOREVER;
 use sockhop_core::error::{ErrorCode, ProtocolError};
 use sockhop_core::protocol::{events, Meta};
@@ -17,8 +18,8 @@ use sockhop_core::protocol::{events, Meta};
 /// What the delivery queue carries: one record per kind, each travelling the
 /// channel's ordered path. On the queue it is today's flat JSON body
 /// (`QueuedBody`), so records queued before an upgrade are delivered after it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(from = "QueuedBody", into = "QueuedBody")]
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "QueuedBody")]
 pub enum Queued {
     /// A published message, delivered to the channel's subscribers.
     Message(QueuedMessage),
@@ -29,6 +30,46 @@ pub enum Queued {
         channel: String,
         change: MembershipChange,
     },
+    /// One lane's share of a big channel's message (docs/adr/0004), in its
+    /// own FIFO group ([`crate::queue::lane_group`]).
+    Lane(LaneDelivery),
+}
+
+/// A message's frame for one lane of its channel's recipients, as the
+/// channel's step found them; delivered by its own invocation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LaneDelivery {
+    pub channel: String,
+    pub lane: u32,
+    pub message_id: String,
+    /// The frame, as JSON text.
+    pub frame: String,
+    /// The lane's recipients.
+    pub to: Vec<String>,
+}
+
+/// A lane record's body: `channel` and `lane` only, so a deliver step from
+/// before lanes (which requires `event` and `data`) refuses it as unreadable
+/// and the queue hands it to a newer one, rather than delivering it as a
+/// message to the whole channel.
+#[derive(Serialize)]
+struct LaneBody<'a> {
+    channel: &'a str,
+    lane: &'a LaneDelivery,
+}
+
+impl Serialize for Queued {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Queued::Lane(lane) => LaneBody {
+                channel: &lane.channel,
+                lane,
+            }
+            .serialize(serializer),
+            other => QueuedBody::from(other.clone()).serialize(serializer),
+        }
+    }
 }
 
 /// A published message on its way to delivery.
@@ -74,6 +115,7 @@ impl Queued {
             Queued::Message(message) => &message.channel,
             Queued::StorageWrite(write) => &write.channel,
             Queued::Membership { channel, .. } => channel,
+            Queued::Lane(lane) => &lane.channel,
         }
     }
 
@@ -81,7 +123,7 @@ impl Queued {
     pub fn preset_id(&self) -> Option<&str> {
         match self {
             Queued::Message(message) => message.id.as_deref(),
-            Queued::StorageWrite(_) | Queued::Membership { .. } => None,
+            Queued::StorageWrite(_) | Queued::Membership { .. } | Queued::Lane(_) => None,
         }
     }
 }
@@ -96,7 +138,10 @@ struct QueuedBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<String>,
     channel: String,
+    /// Absent only in a lane record (which has `lane`).
+    #[serde(default)]
     event: String,
+    #[serde(default = "null_data")]
     data: Box<RawValue>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     meta: Option<Meta>,
@@ -112,10 +157,19 @@ struct QueuedBody {
     membership: Option<MembershipChange>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     emit: Option<Origin>,
+    #[serde(default, skip_serializing)]
+    lane: Option<LaneDelivery>,
+}
+
+fn null_data() -> Box<RawValue> {
+    RawValue::NULL.to_owned()
 }
 
 impl From<QueuedBody> for Queued {
     fn from(body: QueuedBody) -> Self {
+        if let Some(lane) = body.lane {
+            return Queued::Lane(lane);
+        }
         // A write's `event`, `sender` and `echo` were always
         // `hotsock.channelStorageSet`, none and false; a membership change's
         // other fields were unused.
@@ -164,6 +218,7 @@ impl From<Queued> for QueuedBody {
                 key: None,
                 membership: None,
                 emit: m.emit,
+                lane: None,
             },
             Queued::StorageWrite(w) => QueuedBody {
                 id: None,
@@ -177,6 +232,7 @@ impl From<Queued> for QueuedBody {
                 key: Some(w.key),
                 membership: None,
                 emit: w.emit,
+                lane: None,
             },
             Queued::Membership { channel, change } => QueuedBody {
                 id: None,
@@ -190,6 +246,22 @@ impl From<Queued> for QueuedBody {
                 key: None,
                 membership: Some(change),
                 emit: None,
+                lane: None,
+            },
+            // Written as a `LaneBody` (see `Serialize for Queued`).
+            Queued::Lane(lane) => QueuedBody {
+                id: None,
+                channel: lane.channel.clone(),
+                event: String::new(),
+                data: null_data(),
+                meta: None,
+                sender: None,
+                echo: false,
+                store: 0,
+                key: None,
+                membership: None,
+                emit: None,
+                lane: Some(lane),
             },
         }
     }
@@ -240,9 +312,13 @@ pub async fn enqueue(
     unique: &str,
 ) -> Result<(), ProtocolError> {
     let body = serde_json::to_string(queued).map_err(|_| ProtocolError::internal())?;
+    let group = match queued {
+        Queued::Lane(lane) => crate::queue::lane_group(&lane.channel, lane.lane),
+        other => crate::queue::message_group(other.channel()),
+    };
     let message = Enqueue {
         deduplication_id: deduplication_id(deduplication.unwrap_or(unique)),
-        group: crate::queue::message_group(queued.channel()),
+        group,
         body,
     };
     cx.app.queue.send(message).await.map_err(|err| {
@@ -324,22 +400,71 @@ pub fn recipients<'a>(
         .collect()
 }
 
-/// The connection ids of the channel's current subscribers, read once for a
-/// batch of its messages.
-pub async fn subscribers(cx: Ctx<'_>, channel: &str) -> Result<Vec<String>, ProtocolError> {
-    cx.app
-        .store
-        .channel_subscriber_ids(channel, cx.secs())
-        .await
-        .map_err(internal)
+/// Lanes a big channel's recipients are split over (docs/adr/0004): fixed,
+/// so a connection's lane never changes.
+pub const LANES: u32 = 32;
+
+/// The lane of a connection (pure): a digest of its id, so every message to
+/// it after the channel's step travels one FIFO group.
+pub fn lane_of(connection_id: &str) -> u32 {
+    let digest = Sha256::digest(connection_id.as_bytes());
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % LANES
 }
 
-/// Delivers one queued message with id `id` to `subscriptions`: a stored
+/// The recipients of one message by lane (pure), each lane's in an order
+/// shuffled by the message id, so nobody is always posted to last.
+pub fn by_lane(recipients: Vec<String>, message_id: &str) -> Vec<(u32, Vec<String>)> {
+    let mut lanes: std::collections::BTreeMap<u32, Vec<(u64, String)>> = Default::default();
+    for id in recipients {
+        let mut hash = Sha256::new();
+        hash.update(message_id.as_bytes());
+        hash.update(id.as_bytes());
+        let digest = hash.finalize();
+        let place = u64::from_be_bytes([
+            digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
+        ]);
+        lanes.entry(lane_of(&id)).or_default().push((place, id));
+    }
+    lanes
+        .into_iter()
+        .map(|(lane, mut ids)| {
+            ids.sort_unstable();
+            (lane, ids.into_iter().map(|(_, id)| id).collect())
+        })
+        .collect()
+}
+
+/// Who a batch of the channel's messages goes to, read once for the batch:
+/// its subscribers, and whether the channel is fanned out in lanes.
+#[derive(Debug, Clone, Default)]
+pub struct Audience {
+    pub subscribers: Vec<String>,
+    /// Once in lanes, a channel stays in lanes until a delivery finds it
+    /// empty: an inline message could overtake lane records still queued.
+    pub laned: bool,
+}
+
+/// Reads the channel's [`Audience`] (one query, as the subscriber ids alone
+/// were).
+pub async fn audience(cx: Ctx<'_>, channel: &str) -> Result<Audience, ProtocolError> {
+    let (subscribers, laned) = cx
+        .app
+        .store
+        .channel_audience(channel, cx.secs())
+        .await
+        .map_err(internal)?;
+    Ok(Audience { subscribers, laned })
+}
+
+/// Delivers one queued message with id `id` to its audience: a stored
 /// message is written first (once; a retry writes the same item again), an
-/// unstored one is never written.
+/// unstored one is never written. Up to the lane size the frames are posted
+/// here; above it, or for a channel already in lanes, one record per lane is
+/// queued (all of them, or the step fails and is retried; their
+/// deduplication ids make a retry queue nothing twice).
 pub async fn deliver(
     cx: Ctx<'_>,
-    subscribers: &[String],
+    audience: &mut Audience,
     queued: &QueuedMessage,
     id: String,
 ) -> Result<Effects, ProtocolError> {
@@ -347,15 +472,37 @@ pub async fn deliver(
     if message.stored {
         cx.app.store.put_message(&message).await.map_err(internal)?;
     }
-    let mut effects = Effects::new();
-    effects.send_text(
-        recipients(
-            subscribers.iter().map(String::as_str),
-            message.sender.as_deref(),
-            message.echo,
-        ),
-        message_frame(&message),
+    let to = recipients(
+        audience.subscribers.iter().map(String::as_str),
+        message.sender.as_deref(),
+        message.echo,
     );
+    let mut effects = Effects::new();
+    if audience.laned && audience.subscribers.is_empty() {
+        set_laned(cx, &queued.channel, false).await?;
+        audience.laned = false;
+    }
+    if audience.laned || to.len() > cx.app.config.fan_out_lane_size {
+        if !audience.laned {
+            set_laned(cx, &queued.channel, true).await?;
+            audience.laned = true;
+        }
+        let frame = message_frame(&message);
+        let sends = by_lane(to, &message.id).into_iter().map(|(lane, to)| {
+            let record = Queued::Lane(LaneDelivery {
+                channel: queued.channel.clone(),
+                lane,
+                message_id: message.id.clone(),
+                frame: frame.clone(),
+                to,
+            });
+            let deduplication = format!("lane:{}#{lane}", message.id);
+            async move { enqueue(cx, &record, Some(&deduplication), &deduplication).await }
+        });
+        futures::future::try_join_all(sends).await?;
+    } else {
+        effects.send_text(to, message_frame(&message));
+    }
     if let Some(origin) = &queued.emit {
         let data = serde_json::from_str(queued.data.get()).unwrap_or(serde_json::Value::Null);
         effects.emit(crate::pubsub::message_published(
@@ -368,6 +515,21 @@ pub async fn deliver(
         ));
     }
     Ok(effects)
+}
+
+async fn set_laned(cx: Ctx<'_>, channel: &str, laned: bool) -> Result<(), ProtocolError> {
+    cx.app
+        .store
+        .set_fan_out_laned(channel, laned)
+        .await
+        .map_err(internal)
+}
+
+/// One lane's share of a message: its frame to its recipients.
+pub fn deliver_lane(lane: &LaneDelivery) -> Effects {
+    let mut effects = Effects::new();
+    effects.send_text(lane.to.clone(), lane.frame.clone());
+    effects
 }
 
 /// A queue record that can never be delivered (its body is not a message).
@@ -616,5 +778,62 @@ mod tests {
             Some("01ARZ3NDEKTSV4RRFFQ69G5FAV")
         );
         assert_eq!(decode(STORAGE_FULL).preset_id(), None);
+    }
+
+    #[test]
+    fn a_lane_record_round_trips_and_an_older_deliver_step_refuses_it() {
+        let lane = LaneDelivery {
+            channel: "chat".into(),
+            lane: 7,
+            message_id: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            frame: r#"{"event":"msg"}"#.into(),
+            to: vec!["a".into(), "b".into()],
+        };
+        let body = serde_json::to_string(&Queued::Lane(lane.clone())).expect("body");
+        let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+        assert_eq!(value["channel"], "chat");
+        assert!(
+            value.get("event").is_none() && value.get("data").is_none(),
+            "{body}"
+        );
+        match serde_json::from_str::<Queued>(&body).expect("read") {
+            Queued::Lane(read) => assert_eq!(read, lane),
+            other => panic!("read as {other:?}"),
+        }
+        // What a deliver step from before lanes required: `event` and `data`.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Before {
+            channel: String,
+            event: String,
+            data: Box<RawValue>,
+        }
+        assert!(serde_json::from_str::<Before>(&body).is_err());
+    }
+
+    #[test]
+    fn recipients_keep_their_lane_and_are_shuffled_per_message() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("c{i}")).collect();
+        let first = by_lane(ids.clone(), "01A");
+        let second = by_lane(ids.clone(), "01B");
+        let lanes = |split: &[(u32, Vec<String>)]| -> Vec<(u32, Vec<String>)> {
+            split
+                .iter()
+                .map(|(lane, to)| {
+                    let mut to = to.clone();
+                    to.sort();
+                    (*lane, to)
+                })
+                .collect()
+        };
+        // The same lanes for every message, every recipient once.
+        assert_eq!(lanes(&first), lanes(&second));
+        assert_eq!(first.iter().map(|(_, to)| to.len()).sum::<usize>(), 1000);
+        assert!(first.len() > 24 && first.iter().all(|(lane, _)| *lane < LANES));
+        for (lane, to) in &first {
+            assert!(to.iter().all(|id| lane_of(id) == *lane));
+        }
+        // Within a lane, another message posts in another order.
+        assert!(first.iter().zip(&second).any(|((_, a), (_, b))| a != b));
     }
 }

@@ -33,6 +33,9 @@ pub const DEFAULT_SWEEP_TICK_SECONDS: i64 = 2;
 const SWEEP_WATCH_MARGIN_SECONDS: i64 = 8;
 /// API Gateway's idle connection timeout.
 pub const DEFAULT_IDLE_TIMEOUT_SECONDS: i64 = 600;
+/// Above this many recipients a channel's message goes out in lanes
+/// (docs/adr/0004): Hotsock's batch size.
+pub const DEFAULT_FAN_OUT_LANE_SIZE: usize = 250;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -75,6 +78,9 @@ pub struct Config {
     /// Seconds of silence after which the gateway closes a socket: 600 in API
     /// Gateway (fixed); the local stage's `--idle-timeout`.
     pub idle_timeout_seconds: i64,
+    /// A channel with more recipients than this is fanned out in lanes, each
+    /// by its own invocation (`FAN_OUT_LANE_SIZE`, default 250; docs/adr/0004).
+    pub fan_out_lane_size: usize,
     /// The SQS FIFO queue published messages go through (docs/adr/0002).
     pub delivery_queue_url: Option<String>,
     /// An SQS endpoint other than AWS's (tests against moto).
@@ -146,6 +152,16 @@ impl Config {
             seconds("SWEEP_INTERVAL_SECONDS", DEFAULT_SWEEP_INTERVAL_SECONDS)?;
         let idle_timeout_seconds = seconds("IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS)?;
         let sweep_tick_seconds = seconds("SWEEP_TICK_SECONDS", DEFAULT_SWEEP_TICK_SECONDS)?;
+        let fan_out_lane_size =
+            match get("FAN_OUT_LANE_SIZE") {
+                Some(v) => v.parse().ok().filter(|n: &usize| *n > 0).ok_or_else(|| {
+                    ConfigError::Invalid {
+                        name: "FAN_OUT_LANE_SIZE",
+                        reason: format!("{v:?} is not a positive number of recipients"),
+                    }
+                })?,
+                None => DEFAULT_FAN_OUT_LANE_SIZE,
+            };
         Ok(Config {
             table_name: get("TABLE_NAME").unwrap_or_else(|| "sockhop".into()),
             dynamodb_endpoint: get("DYNAMODB_ENDPOINT"),
@@ -170,6 +186,7 @@ impl Config {
             sweep_interval_seconds,
             sweep_tick_millis: u64::try_from(sweep_tick_seconds).unwrap_or(2) * 1000,
             idle_timeout_seconds,
+            fan_out_lane_size,
             delivery_queue_url: get("DELIVERY_QUEUE_URL"),
             sqs_endpoint: get("SQS_ENDPOINT"),
             scheduler_target: match (

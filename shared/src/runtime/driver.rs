@@ -460,16 +460,16 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
     let has_messages = parsed
         .iter()
         .any(|p| matches!(p, Ok((Queued::Message(_), _))));
-    let subscribers = if has_messages {
-        match ops::deliver::subscribers(cx, &channel).await {
-            Ok(ids) => ids,
+    let mut audience = if has_messages {
+        match ops::deliver::audience(cx, &channel).await {
+            Ok(audience) => audience,
             Err(err) => {
                 tracing::error!(code = err.code.as_str(), %channel, "subscribers unreadable; batch retried");
                 return ids(&records);
             }
         }
     } else {
-        Vec::new()
+        ops::deliver::Audience::default()
     };
     // Cleanups of connections found gone wait until the channel's messages are out.
     let mut performer = Performer::new(app, now);
@@ -492,8 +492,9 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
             }
             Ok((Queued::StorageWrite(write), id)) => ops::storage::apply(cx, write, id).await,
             Ok((Queued::Message(message), id)) => {
-                ops::deliver::deliver(cx, &subscribers, message, id.clone()).await
+                ops::deliver::deliver(cx, &mut audience, message, id.clone()).await
             }
+            Ok((Queued::Lane(lane), _)) => Ok(ops::deliver::deliver_lane(lane)),
             Err(err) => Err(err.clone()),
         };
         // A member list not remembered fails the change that told it: run

@@ -29,6 +29,7 @@ struct Tables {
     /// DynamoDB returns a channel's partition.
     subscriptions: BTreeMap<(String, String), SubscriptionItem>,
     counts: HashMap<String, i64>,
+    laned: HashMap<String, bool>,
     jtis: HashMap<String, i64>,
     members: HashMap<String, (String, i64)>,
     owed: BTreeMap<(String, String), OwedChange>,
@@ -455,6 +456,28 @@ impl Store for MemoryStore {
     async fn subscriptions_count(&self, channel: &str) -> Result<i64, StoreError> {
         self.call("subscriptions_count").await?;
         Ok(self.tables().counts.get(channel).copied().unwrap_or(0))
+    }
+
+    async fn channel_audience(
+        &self,
+        channel: &str,
+        now: i64,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        self.call("channel_audience").await?;
+        let tables = self.tables();
+        let ids = tables
+            .subscriptions
+            .iter()
+            .filter(|((c, _), s)| c == channel && alive(s.ttl, now))
+            .map(|((_, connection), _)| connection.clone())
+            .collect();
+        Ok((ids, tables.laned.get(channel).copied().unwrap_or(false)))
+    }
+
+    async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError> {
+        self.call("set_fan_out_laned").await?;
+        self.tables().laned.insert(channel.to_owned(), laned);
+        Ok(())
     }
 
     async fn announced_members(

@@ -5,6 +5,16 @@ use crate::store::*;
 
 #[async_trait::async_trait]
 impl Store for DynamoStore {
+    async fn channel_audience(
+        &self,
+        channel: &str,
+        now: i64,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        DynamoStore::channel_audience(self, channel, now).await
+    }
+    async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError> {
+        DynamoStore::set_fan_out_laned(self, channel, laned).await
+    }
     async fn put_connection(&self, item: &ConnectionItem) -> Result<(), StoreError> {
         DynamoStore::put_connection(self, item).await
     }

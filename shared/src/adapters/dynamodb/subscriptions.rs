@@ -303,6 +303,78 @@ impl DynamoStore {
     }
 }
 
+impl DynamoStore {
+    /// A channel's subscriber ids and its `laned` flag (kept on its `META`
+    /// item beside the count) in one query: from `META` on, the partition
+    /// holds `META`, owed changes and the subscriptions (the member list,
+    /// `MEMBERS`, sorts before and is not read). Only the ids, the flag and
+    /// the keys are read.
+    pub async fn channel_audience(
+        &self,
+        channel: &str,
+        now: i64,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        let pk = keys::channel_pk(channel);
+        let mut ids = Vec::new();
+        let mut laned = false;
+        let mut corrupt = false;
+        let fetch = |start: Option<super::Item>| {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND sk >= :meta")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":meta", s(keys::META_SK))
+                .projection_expression("sk, connectionId, laned, #ttl")
+                .expression_attribute_names("#ttl", "ttl")
+                .set_exclusive_start_key(start);
+            super::query_page(query)
+        };
+        super::each_page(fetch, |page| {
+            for item in page.into_iter().filter(|i| super::alive(i, now)) {
+                let sk = item.get("sk").and_then(|v| v.as_s().ok());
+                match sk {
+                    Some(sk) if sk == keys::META_SK => {
+                        laned = matches!(item.get("laned"), Some(AttributeValue::Bool(true)));
+                    }
+                    Some(sk) if sk.starts_with(keys::SUB_PREFIX) => {
+                        match item.get("connectionId").and_then(|v| v.as_s().ok()) {
+                            Some(id) => ids.push(id.clone()),
+                            None => corrupt = true,
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        })
+        .await?;
+        if corrupt {
+            return Err(StoreError::Corrupt(
+                "a subscription without connectionId".into(),
+            ));
+        }
+        Ok((ids, laned))
+    }
+
+    /// Sets the flag (an update, so the count beside it is left alone).
+    pub async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::channel_pk(channel)))
+            .key("sk", s(keys::META_SK))
+            .update_expression("SET laned = :laned")
+            .expression_attribute_values(":laned", AttributeValue::Bool(laned))
+            .send()
+            .await
+            .map_err(|e| StoreError::dynamo("UpdateItem", e))?;
+        Ok(())
+    }
+}
+
 type TransactError = aws_sdk_dynamodb::error::SdkError<
     aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
     aws_sdk_dynamodb::config::http::HttpResponse,
