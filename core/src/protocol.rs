@@ -65,7 +65,19 @@ impl ReactionAction {
     }
 }
 
-/// A well-formed client frame. Names are validated; permissions are not.
+/// One well-formed client text frame: a keep-alive, answered on the socket
+/// with no read, or a command for the dispatcher.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientFrame {
+    /// `hotsock.ping`: answered with `hotsock.pong`.
+    Ping,
+    /// `hotsock.pong`: nothing to do.
+    Pong,
+    Command(ClientCommand),
+}
+
+/// A well-formed client command (a frame's or a Client HTTP API body's).
+/// Names are validated; permissions are not.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientCommand {
     /// `token` is a subscribe-scoped JWT, never empty.
@@ -76,9 +88,9 @@ pub enum ClientCommand {
     Unsubscribe {
         channel: String,
     },
-    Ping,
+    /// `hotsock.heartbeat`: the connection's sign of life (it touches the
+    /// connection, so unlike a ping it is a command).
     Heartbeat,
-    Pong,
     /// `data` is `null` when the frame had none; its size is already checked.
     /// `eager_id` (`eagerIdGeneration`): the id is assigned at once and replied.
     Publish {
@@ -167,14 +179,14 @@ impl ClientCommand {
             | ClientCommand::GetChannelInfo { channel }
             | ClientCommand::ListMessages(ListMessages { channel, .. }) => Some(channel),
             ClientCommand::UmdUpdate { channel, .. } => channel.as_deref(),
-            ClientCommand::Ping | ClientCommand::Heartbeat | ClientCommand::Pong => None,
+            ClientCommand::Heartbeat => None,
         }
     }
 }
 
 /// Parses one client text frame. Never panics; every failure is a [`ProtocolError`]
 /// that carries the frame's `channel` whenever the frame had a string one.
-pub fn parse_client_frame(text: &str) -> Result<ClientCommand, ProtocolError> {
+pub fn parse_client_frame(text: &str) -> Result<ClientFrame, ProtocolError> {
     if text.len() > MAX_FRAME_BYTES {
         return Err(ProtocolError::new(
             ErrorCode::MessageTooLarge,
@@ -194,7 +206,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientCommand, ProtocolError> {
 }
 
 /// Parses an already-decoded frame (also usable for HTTP bodies shaped like frames).
-pub fn parse_client_value(value: Value) -> Result<ClientCommand, ProtocolError> {
+pub fn parse_client_value(value: Value) -> Result<ClientFrame, ProtocolError> {
     let Value::Object(map) = value else {
         return Err(ProtocolError::new(
             ErrorCode::InvalidMessage,
@@ -325,7 +337,13 @@ pub fn parse_http_command(operation: &str, body: Value) -> Result<ClientCommand,
 /// reaction and storage write reuse the frame validator): shape errors are
 /// `INVALID_REQUEST`, as for every HTTP body.
 pub fn parse_request_frame(frame: &Value) -> Result<ClientCommand, ProtocolError> {
-    parse_client_frame(&frame.to_string()).map_err(as_request_error)
+    match parse_client_frame(&frame.to_string()).map_err(as_request_error)? {
+        ClientFrame::Command(command) => Ok(command),
+        ClientFrame::Ping | ClientFrame::Pong => Err(ProtocolError::new(
+            ErrorCode::InvalidRequest,
+            "a keep-alive is not a request",
+        )),
+    }
 }
 
 /// `INVALID_MESSAGE` (a frame's shape error) as `INVALID_REQUEST`, its
@@ -363,14 +381,26 @@ impl Frame {
         err
     }
 
-    fn parse(mut self) -> Result<ClientCommand, ProtocolError> {
-        let event = match self.map.get("event") {
-            None | Some(Value::Null) => {
-                return self.fail(ErrorCode::InvalidEvent, "event is required")
-            }
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => return self.fail(ErrorCode::InvalidMessage, "event must be a string"),
-        };
+    fn parse(self) -> Result<ClientFrame, ProtocolError> {
+        let event = self.event()?;
+        match event.as_str() {
+            events::PING => Ok(ClientFrame::Ping),
+            events::PONG => Ok(ClientFrame::Pong),
+            _ => self.command(event).map(ClientFrame::Command),
+        }
+    }
+
+    /// The frame's `event`, required.
+    fn event(&self) -> Result<String, ProtocolError> {
+        match self.map.get("event") {
+            None | Some(Value::Null) => self.fail(ErrorCode::InvalidEvent, "event is required"),
+            Some(Value::String(s)) => Ok(s.clone()),
+            Some(_) => self.fail(ErrorCode::InvalidMessage, "event must be a string"),
+        }
+    }
+
+    /// A frame's command, by its `event` (not a keep-alive).
+    fn command(mut self, event: String) -> Result<ClientCommand, ProtocolError> {
         match event.as_str() {
             events::SUBSCRIBE => {
                 let channel = self.required_channel()?;
@@ -380,9 +410,7 @@ impl Frame {
             events::UNSUBSCRIBE => Ok(ClientCommand::Unsubscribe {
                 channel: self.required_channel()?,
             }),
-            events::PING => Ok(ClientCommand::Ping),
             events::HEARTBEAT => Ok(ClientCommand::Heartbeat),
-            events::PONG => Ok(ClientCommand::Pong),
             events::MESSAGE_REACTION => self.message_reaction(),
             events::CHANNEL_STORAGE_SET => self.storage_set(),
             events::CHANNEL_STORAGE_GET => self.storage_get(),
@@ -418,7 +446,11 @@ impl Frame {
             Some(e) if e.starts_with(names::RESERVED_EVENT_PREFIX) => {
                 self.fail(ErrorCode::InvalidEvent, format!("{e:?} is reserved"))
             }
-            _ => self.parse(),
+            // Not `hotsock.*`, so never a keep-alive.
+            _ => {
+                let event = self.event()?;
+                self.command(event)
+            }
         }
     }
 

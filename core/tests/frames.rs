@@ -34,8 +34,16 @@ fn meta(uid: &str, umd: Value) -> Meta {
     Meta::new(Some(uid.to_owned()), Some(umd))
 }
 
-fn parse(v: Value) -> Result<ClientCommand, ProtocolError> {
+fn parse_frame(v: Value) -> Result<ClientFrame, ProtocolError> {
     parse_client_frame(&v.to_string())
+}
+
+/// A frame that must be a command (not a keep-alive).
+fn parse(v: Value) -> Result<ClientCommand, ProtocolError> {
+    parse_frame(v).map(|frame| match frame {
+        ClientFrame::Command(command) => command,
+        keep_alive => panic!("a command, not {keep_alive:?}"),
+    })
 }
 
 #[track_caller]
@@ -454,31 +462,31 @@ fn parse_exact_hotsock_js_frames() {
     // What hotsock-js sends, byte for byte (JSON.stringify drops undefined fields).
     assert_eq!(
         parse_client_frame(r#"{"event":"hotsock.subscribe","channel":"my-channel"}"#).unwrap(),
-        ClientCommand::Subscribe {
+        ClientFrame::Command(ClientCommand::Subscribe {
             channel: "my-channel".into(),
             token: None
-        }
+        })
     );
     assert_eq!(
         parse_client_frame(r#"{"event":"hotsock.unsubscribe","channel":"my-channel"}"#).unwrap(),
-        ClientCommand::Unsubscribe {
+        ClientFrame::Command(ClientCommand::Unsubscribe {
             channel: "my-channel".into()
-        }
+        })
     );
     assert_eq!(
         parse_client_frame(r#"{"event":"hotsock.pong"}"#).unwrap(),
-        ClientCommand::Pong
+        ClientFrame::Pong
     );
     assert_eq!(
         parse_client_frame(r#"{"channel":"my-channel","event":"my-event","data":{"a":1}}"#)
             .unwrap(),
-        ClientCommand::Publish {
+        ClientFrame::Command(ClientCommand::Publish {
             channel: "my-channel".into(),
             event: "my-event".into(),
             data: json!({"a": 1}),
             eager_id: false,
             schedule: None
-        }
+        })
     );
 }
 
@@ -495,20 +503,20 @@ fn parse_unsubscribe() {
 #[test]
 fn parse_ping_heartbeat_pong_ignore_other_fields() {
     assert_eq!(
-        parse(json!({"event": "hotsock.ping"})).unwrap(),
-        ClientCommand::Ping
+        parse_frame(json!({"event": "hotsock.ping"})).unwrap(),
+        ClientFrame::Ping
     );
     assert_eq!(
         parse(json!({"event": "hotsock.heartbeat"})).unwrap(),
         ClientCommand::Heartbeat
     );
     assert_eq!(
-        parse(json!({"event": "hotsock.pong"})).unwrap(),
-        ClientCommand::Pong
+        parse_frame(json!({"event": "hotsock.pong"})).unwrap(),
+        ClientFrame::Pong
     );
     assert_eq!(
-        parse(json!({"event": "hotsock.ping", "channel": 5, "data": "x"})).unwrap(),
-        ClientCommand::Ping
+        parse_frame(json!({"event": "hotsock.ping", "channel": 5, "data": "x"})).unwrap(),
+        ClientFrame::Ping
     );
 }
 
@@ -695,9 +703,7 @@ fn command_channel_accessor() {
             json!({"event": "hotsock.umdUpdate", "data": {"token": "t"}}),
             None,
         ),
-        (json!({"event": "hotsock.ping"}), None),
         (json!({"event": "hotsock.heartbeat"}), None),
-        (json!({"event": "hotsock.pong"}), None),
     ];
     for (frame, channel) in cases {
         assert_eq!(parse(frame.clone()).unwrap().channel(), channel, "{frame}");
@@ -708,7 +714,7 @@ fn command_channel_accessor() {
 fn parse_client_value_accepts_decoded_objects() {
     assert_eq!(
         parse_client_value(json!({"event": "hotsock.ping"})).unwrap(),
-        ClientCommand::Ping
+        ClientFrame::Ping
     );
     assert_eq!(
         parse_client_value(json!([1])).unwrap_err().code,
@@ -769,7 +775,7 @@ fn frame_size_limit() {
     assert_eq!(pad(MAX_FRAME_BYTES).len(), MAX_FRAME_BYTES);
     assert_eq!(
         parse_client_frame(&pad(MAX_FRAME_BYTES)).unwrap(),
-        ClientCommand::Ping
+        ClientFrame::Ping
     );
     assert_text_err(&pad(MAX_FRAME_BYTES + 1), ErrorCode::MessageTooLarge);
 }
@@ -1439,11 +1445,13 @@ fn http_operations_parse_into_the_frame_commands() {
         "data": {"messageId": lower, "reaction": "👍", "action": "add"}}),
     )
     .expect("frame");
-    assert_eq!(over_http, over_ws);
+    assert_eq!(ClientFrame::Command(over_http), over_ws);
     // umdUpdate takes `token` at the top of the body; `channel` is optional.
     assert_eq!(
-        parse_http_command("umdUpdate", json!({"channel": "presence.r", "token": "a.b.c"}))
-            .expect("umd"),
+        ClientFrame::Command(
+            parse_http_command("umdUpdate", json!({"channel": "presence.r", "token": "a.b.c"}))
+                .expect("umd")
+        ),
         parse_client_value(
             json!({"event": "hotsock.umdUpdate", "channel": "presence.r", "data": {"token": "a.b.c"}})
         )

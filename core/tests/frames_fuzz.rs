@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sockhop_core::error::ErrorCode;
 use sockhop_core::names;
 use sockhop_core::protocol::{
-    parse_client_frame, parse_ulid, ClientCommand, ServerMessage, MAX_FRAME_BYTES,
+    parse_client_frame, parse_ulid, ClientCommand, ClientFrame, ServerMessage, MAX_FRAME_BYTES,
 };
 
 /// Checks the parser's contract for one input.
@@ -38,7 +38,8 @@ fn check(text: &str) {
             assert_eq!(v["event"], "hotsock.error");
             assert!(v["data"].is_object());
         }
-        Ok(cmd) => {
+        Ok(ClientFrame::Ping | ClientFrame::Pong) => assert!(text.len() <= MAX_FRAME_BYTES),
+        Ok(ClientFrame::Command(cmd)) => {
             assert!(text.len() <= MAX_FRAME_BYTES);
             if let Some(c) = cmd.channel() {
                 assert!(names::validate_channel(c).is_ok(), "accepted channel {c:?}");
@@ -74,10 +75,7 @@ fn check(text: &str) {
                 | ClientCommand::ChannelStorageList { .. } => {
                     panic!("a frame parsed into an HTTP-only command: {cmd:?}")
                 }
-                ClientCommand::Unsubscribe { .. }
-                | ClientCommand::Ping
-                | ClientCommand::Heartbeat
-                | ClientCommand::Pong => {}
+                ClientCommand::Unsubscribe { .. } | ClientCommand::Heartbeat => {}
             }
         }
     }

@@ -11,7 +11,9 @@ use super::{
 use crate::effects::Effects;
 use serde_json::{json, Value};
 use sockhop_core::error::ProtocolError;
-use sockhop_core::protocol::{events, parse_client_frame, ClientCommand, ServerMessage};
+use sockhop_core::protocol::{
+    events, parse_client_frame, ClientCommand, ClientFrame, ServerMessage,
+};
 
 /// Who asks for what.
 pub enum Request<'a> {
@@ -89,12 +91,6 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
         } => (connection, command),
     };
     match command {
-        ClientCommand::Ping => {
-            let mut effects = Effects::new();
-            effects.send(connection.id(), &ServerMessage::pong());
-            Ok(Outcome::effects(effects))
-        }
-        ClientCommand::Pong => Ok(Outcome::default()),
         ClientCommand::Heartbeat => cx
             .app
             .store
@@ -208,17 +204,16 @@ async fn frame_outcome(
     connection_id: &str,
     text: &str,
 ) -> Result<Effects, ProtocolError> {
-    let command = parse_client_frame(text)?;
-    // Answered without a database read: the cheapest keep-alive path.
-    match command {
-        ClientCommand::Ping => {
+    // A keep-alive is answered without a database read: the cheapest path.
+    let command = match parse_client_frame(text)? {
+        ClientFrame::Ping => {
             let mut effects = Effects::new();
             effects.send(connection_id, &ServerMessage::pong());
             return Ok(effects);
         }
-        ClientCommand::Pong => return Ok(Effects::new()),
-        _ => {}
-    }
+        ClientFrame::Pong => return Ok(Effects::new()),
+        ClientFrame::Command(command) => command,
+    };
     // Every failure names the channel the frame named, internal ones included,
     // so a client can settle what it keeps under that name.
     let channel = command.channel().map(str::to_owned);
