@@ -135,7 +135,7 @@ async fn explain(
     State(app): State<AppState>,
     JsonBody(body): JsonBody,
 ) -> Result<Json<Value>, ApiError> {
-    let request: ExplainRequest = serde_json::from_value(body)
+    let request: ExplainRequest = serde_path_to_error::deserialize(body)
         .map_err(|e| error(ErrorCode::InvalidRequest, format!("invalid request: {e}")))?;
     let at = Timestamp::now();
     let now = at.secs();

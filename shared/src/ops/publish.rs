@@ -298,7 +298,8 @@ impl ServerPublish {
 /// due (`{"sockhopScheduled": …}`, what the scheduler invokes it with).
 pub fn parse_publish_invocation(payload: Value) -> Result<ServerRequest, ProtocolError> {
     if payload.get("sockhopScheduled").is_some() {
-        let scheduled: Scheduled = serde_json::from_value(payload).map_err(|e| {
+        // The error names the bad field's path (`sockhopScheduled.store: …`).
+        let scheduled: Scheduled = serde_path_to_error::deserialize(payload).map_err(|e| {
             ProtocolError::new(
                 ErrorCode::InvalidRequest,
                 format!("invalid scheduled publish: {e}"),
@@ -323,7 +324,7 @@ pub fn parse_server_request(payload: Value) -> Result<ServerRequest, ProtocolErr
         }
         _ => {}
     }
-    let mut request: ServerPublish = serde_json::from_value(payload).map_err(|e| {
+    let mut request: ServerPublish = serde_path_to_error::deserialize(payload).map_err(|e| {
         ProtocolError::new(
             ErrorCode::InvalidRequest,
             format!("invalid publish request: {e}"),
@@ -514,6 +515,39 @@ mod tests {
         )
         .expect("claims");
         ChannelPermissions::single(claims.channels.grant_for("chat"))
+    }
+
+    /// A bad field's error names its path, nested ones included; the code
+    /// stays `INVALID_REQUEST`.
+    #[test]
+    fn body_errors_name_the_path_of_the_bad_field() {
+        let err = parse_server_request(json!({"channel": "c", "event": "e", "store": "x"}))
+            .expect_err("a string store");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(
+            err.message
+                .starts_with("invalid publish request: store: invalid type: string"),
+            "{}",
+            err.message
+        );
+        let err = parse_publish_invocation(json!({"sockhopScheduled": {
+            "channel": "c", "event": "e", "data": null, "echo": false, "store": 0,
+            "eagerId": false, "emit": {"trigger": 5}}}))
+        .expect_err("a number for a trigger");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(
+            err.message.starts_with(
+                "invalid scheduled publish: sockhopScheduled.emit.trigger: invalid type: integer `5`"
+            ),
+            "{}",
+            err.message
+        );
+        // An error of the whole body has no path to name.
+        let err = parse_server_request(json!({"event": "e"})).expect_err("no channel");
+        assert_eq!(
+            err.message,
+            "invalid publish request: missing field `channel`"
+        );
     }
 
     fn server(channel: &str, event: &str) -> ServerPublish {
