@@ -68,6 +68,23 @@ pub fn lane_group(channel: &str, lane: u32) -> String {
     format!("#{hex}{suffix}")
 }
 
+/// The message group of a connection's greeting (docs/adr/0005): its own, so
+/// greetings never wait for each other or for a channel. `#greet#` and the
+/// connection id when that fits SQS's 128 characters, else its digest (no
+/// channel group starts with `#greet#`: a digest group is `#` and hex).
+pub fn greeting_group(connection_id: &str) -> String {
+    let fits = connection_id.len() <= 120
+        && connection_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b.is_ascii_punctuation());
+    if fits {
+        return format!("#greet#{connection_id}");
+    }
+    let digest = Sha256::digest(connection_id.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("#greet#{hex}")
+}
+
 /// A deduplication id as SQS accepts it (at most 128 printable ASCII
 /// characters): a publisher's own id is hashed, so any string works.
 pub fn deduplication_id(publisher_id: &str) -> String {
@@ -133,6 +150,23 @@ mod tests {
             }
         }
         assert_ne!(lane_group(&long, 1), lane_group(&long, 2));
+    }
+
+    #[test]
+    fn greeting_groups_are_the_connections_own() {
+        assert_eq!(
+            greeting_group("L0SM9cOFvHcCIhw="),
+            "#greet#L0SM9cOFvHcCIhw="
+        );
+        let long = "x".repeat(200);
+        let group = greeting_group(&long);
+        assert!(
+            group.starts_with("#greet#") && group.len() <= 128,
+            "{group}"
+        );
+        assert_ne!(greeting_group("a"), greeting_group("b"));
+        // No channel's group (a name, or `#` and hex) starts so.
+        assert!(!message_group("чат").starts_with("#greet#"));
     }
 
     #[test]

@@ -139,6 +139,30 @@ async fn auto_subscribe_follows_the_greeting() {
     );
 }
 
+/// The greeting and the auto-subscriptions behind it come from the delivery
+/// queue `$connect` put them on, not from the table's stream: with the stream
+/// read once a minute, a connection is still greeted (and subscribed) within
+/// the harness's wait of seconds.
+#[tokio::test]
+async fn the_greeting_waits_for_no_stream_poll() {
+    let stage = TestStage::start_with(|options| {
+        options.stream_poll = std::time::Duration::from_secs(60);
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut client = stage
+        .connect(json!({"scope": "connect", "uid": "u1", "channels": {
+            "news": {"subscribe": true, "autoSubscribe": true}}}))
+        .await;
+    let frame = client.next().await;
+    assert_eq!(frame["event"], "hotsock.subscribed", "{frame}");
+    assert_eq!(frame["channel"], "news");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "greeted before the stream's first poll"
+    );
+}
+
 /// An ES512 JWS (raw R‖S signature) over `claims`.
 fn sign_es512(key: &SigningKey, claims: &serde_json::Value) -> String {
     let input = format!(

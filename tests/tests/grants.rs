@@ -1647,6 +1647,57 @@ async fn deliver_function_is_granted_exactly_what_its_paths_need() {
     assert!(world.item("CHAN#presence.room", "MEMBERS").await.is_none());
     needs.after("farewells: the last members leave");
 
+    // Greetings, queued by `$connect` (docs/adr/0005). A connection whose
+    // token auto-subscribes: the stage greeted and subscribed it already; it
+    // left both channels, so its greeting (queues deliver at least once)
+    // subscribes it again.
+    let greet = |client: &Client| {
+        let greeting = sockhop::ops::deliver::Queued::Greeting {
+            connection_id: client.connection_id.clone(),
+        };
+        async move {
+            let cx = sockhop::ops::Ctx::new(clients, sockhop::clock::Timestamp::now());
+            let unique = ulid::Ulid::new().to_string();
+            sockhop::ops::deliver::enqueue(cx, &greeting, None, &unique)
+                .await
+                .expect("queued");
+        }
+    };
+    let mut auto = world
+        .stage
+        .connect(json!({"scope": "connect", "uid": "auto", "channels": {
+            "news": {"subscribe": true, "autoSubscribe": true},
+            "presence.lobby": {"subscribe": true, "autoSubscribe": true}}}))
+        .await;
+    for _ in 0..2 {
+        auto.expect_event("hotsock.subscribed").await;
+    }
+    for channel in ["news", "presence.lobby"] {
+        auto.send(json!({"event": "hotsock.unsubscribe", "channel": channel}))
+            .await;
+        auto.expect_event("hotsock.unsubscribed").await;
+    }
+    // The gateway says Gone once for a live socket: asked, it is open.
+    world.relay.script_posts(&auto, &[false, true]);
+    greet(&auto).await;
+    world.deliver_all(app).await;
+    auto.expect_event("hotsock.connected").await;
+    let mut welcomed: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        let frame = auto.expect_event("hotsock.subscribed").await;
+        welcomed.push(frame["channel"].as_str().expect("channel").to_owned());
+    }
+    welcomed.sort();
+    assert_eq!(welcomed, ["news", "presence.lobby"]);
+    needs.after("a new connection: greeting, auto-subscriptions (a Gone for an open socket)");
+
+    let mut refused_greeting = member(&world, "refused-greeting").await;
+    world.relay.refuse(&refused_greeting);
+    greet(&refused_greeting).await;
+    world.deliver_all(app).await;
+    expect_closed(&mut refused_greeting).await;
+    needs.after("a greeting the gateway refuses");
+
     needs.assert_granted_exactly("DeliverFunction");
 }
 
@@ -1672,55 +1723,6 @@ async fn stream_function_is_granted_exactly_what_its_paths_need() {
             answer.batch_item_failures
         );
     };
-
-    // A connection whose token auto-subscribes. The stage greeted and
-    // subscribed it already; it left both channels, so the record (a stream
-    // delivers at least once) subscribes it again.
-    let mut auto = world
-        .stage
-        .connect(json!({"scope": "connect", "uid": "auto", "channels": {
-            "news": {"subscribe": true, "autoSubscribe": true},
-            "presence.lobby": {"subscribe": true, "autoSubscribe": true}}}))
-        .await;
-    for _ in 0..2 {
-        auto.expect_event("hotsock.subscribed").await;
-    }
-    for channel in ["news", "presence.lobby"] {
-        auto.send(json!({"event": "hotsock.unsubscribe", "channel": channel}))
-            .await;
-        auto.expect_event("hotsock.unsubscribed").await;
-    }
-    // The gateway says Gone once for a live socket: asked, it is open.
-    world.relay.script_posts(&auto, &[false, true]);
-    stream(vec![stream_record(
-        "INSERT",
-        None,
-        Some(connection_image(&auto).await),
-        false,
-    )])
-    .await;
-    auto.expect_event("hotsock.connected").await;
-    assert_eq!(
-        auto.expect_event("hotsock.subscribed").await["channel"],
-        "news"
-    );
-    let queued = world.queued().await;
-    let welcomes = memberships(&queued, "presence.lobby");
-    assert_eq!(welcomes.len(), 1, "{queued:?}");
-    assert_eq!(welcomes[0]["welcome"], auto.connection_id.as_str());
-    needs.after("a new connection: greeting, auto-subscriptions (a Gone for an open socket)");
-
-    let mut refused = member(world, "refused").await;
-    world.relay.refuse(&refused);
-    stream(vec![stream_record(
-        "INSERT",
-        None,
-        Some(connection_image(&refused).await),
-        false,
-    )])
-    .await;
-    expect_closed(&mut refused).await;
-    needs.after("a greeting the gateway refuses");
 
     // TTL removes a connection that still has subscriptions.
     let mut expired = member(world, "expired").await;

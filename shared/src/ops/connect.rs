@@ -126,6 +126,17 @@ pub async fn connect(
         .put_connection(&item)
         .await
         .map_err(|e| server_error(internal(e).message))?;
+    // The greeting goes through the delivery queue, not the table's stream,
+    // so it waits for no stream poll (docs/adr/0005). Not queued, the
+    // connection would never be greeted: the upgrade is refused instead (the
+    // client reconnects; the item left behind expires, or the sweeper finds
+    // its socket gone).
+    let greeting = super::deliver::Queued::Greeting {
+        connection_id: connection_id.to_owned(),
+    };
+    super::deliver::enqueue(cx, &greeting, Some(connection_id), connection_id)
+        .await
+        .map_err(|e| server_error(e.message))?;
     app.activity.add(crate::metrics::Measure::Connections, 1.0);
     Ok(())
 }

@@ -33,6 +33,10 @@ pub enum Queued {
     /// One lane's share of a big channel's message (docs/adr/0004), in its
     /// own FIFO group ([`crate::queue::lane_group`]).
     Lane(LaneDelivery),
+    /// A new connection's greeting (`hotsock.connected`) and then its
+    /// auto-subscriptions, queued by `$connect` in the connection's own
+    /// group ([`crate::queue::greeting_group`]; docs/adr/0005).
+    Greeting { connection_id: String },
 }
 
 /// A message's frame for one lane of its channel's recipients, as the
@@ -59,9 +63,20 @@ struct LaneBody<'a> {
     lane: &'a LaneDelivery,
 }
 
+/// A greeting's body: only `greet`, so a deliver step from before greetings
+/// were queued refuses it (no `channel`, `event` or `data`).
+#[derive(Serialize)]
+struct GreetingBody<'a> {
+    greet: &'a str,
+}
+
 impl Serialize for Queued {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
+            Queued::Greeting { connection_id } => GreetingBody {
+                greet: connection_id,
+            }
+            .serialize(serializer),
             Queued::Lane(lane) => LaneBody {
                 channel: &lane.channel,
                 lane,
@@ -116,6 +131,7 @@ impl Queued {
             Queued::StorageWrite(write) => &write.channel,
             Queued::Membership { channel, .. } => channel,
             Queued::Lane(lane) => &lane.channel,
+            Queued::Greeting { .. } => "",
         }
     }
 
@@ -123,7 +139,10 @@ impl Queued {
     pub fn preset_id(&self) -> Option<&str> {
         match self {
             Queued::Message(message) => message.id.as_deref(),
-            Queued::StorageWrite(_) | Queued::Membership { .. } | Queued::Lane(_) => None,
+            Queued::StorageWrite(_)
+            | Queued::Membership { .. }
+            | Queued::Lane(_)
+            | Queued::Greeting { .. } => None,
         }
     }
 }
@@ -137,6 +156,8 @@ impl Queued {
 struct QueuedBody {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id: Option<String>,
+    /// Absent only in a greeting (which has `greet`).
+    #[serde(default)]
     channel: String,
     /// Absent only in a lane record (which has `lane`).
     #[serde(default)]
@@ -159,6 +180,8 @@ struct QueuedBody {
     emit: Option<Origin>,
     #[serde(default, skip_serializing)]
     lane: Option<LaneDelivery>,
+    #[serde(default, skip_serializing)]
+    greet: Option<String>,
 }
 
 fn null_data() -> Box<RawValue> {
@@ -169,6 +192,9 @@ impl From<QueuedBody> for Queued {
     fn from(body: QueuedBody) -> Self {
         if let Some(lane) = body.lane {
             return Queued::Lane(lane);
+        }
+        if let Some(connection_id) = body.greet {
+            return Queued::Greeting { connection_id };
         }
         // A write's `event`, `sender` and `echo` were always
         // `hotsock.channelStorageSet`, none and false; a membership change's
@@ -219,6 +245,7 @@ impl From<Queued> for QueuedBody {
                 membership: None,
                 emit: m.emit,
                 lane: None,
+                greet: None,
             },
             Queued::StorageWrite(w) => QueuedBody {
                 id: None,
@@ -233,6 +260,7 @@ impl From<Queued> for QueuedBody {
                 membership: None,
                 emit: w.emit,
                 lane: None,
+                greet: None,
             },
             Queued::Membership { channel, change } => QueuedBody {
                 id: None,
@@ -247,6 +275,7 @@ impl From<Queued> for QueuedBody {
                 membership: Some(change),
                 emit: None,
                 lane: None,
+                greet: None,
             },
             // Written as a `LaneBody` (see `Serialize for Queued`).
             Queued::Lane(lane) => QueuedBody {
@@ -262,6 +291,23 @@ impl From<Queued> for QueuedBody {
                 membership: None,
                 emit: None,
                 lane: Some(lane),
+                greet: None,
+            },
+            // Written as a `GreetingBody` (see `Serialize for Queued`).
+            Queued::Greeting { connection_id } => QueuedBody {
+                id: None,
+                channel: String::new(),
+                event: String::new(),
+                data: null_data(),
+                meta: None,
+                sender: None,
+                echo: false,
+                store: 0,
+                key: None,
+                membership: None,
+                emit: None,
+                lane: None,
+                greet: Some(connection_id),
             },
         }
     }
@@ -314,6 +360,7 @@ pub async fn enqueue(
     let body = serde_json::to_string(queued).map_err(|_| ProtocolError::internal())?;
     let group = match queued {
         Queued::Lane(lane) => crate::queue::lane_group(&lane.channel, lane.lane),
+        Queued::Greeting { connection_id } => crate::queue::greeting_group(connection_id),
         other => crate::queue::message_group(other.channel()),
     };
     let message = Enqueue {
@@ -835,5 +882,26 @@ mod tests {
         }
         // Within a lane, another message posts in another order.
         assert!(first.iter().zip(&second).any(|((_, a), (_, b))| a != b));
+    }
+
+    #[test]
+    fn a_greeting_round_trips_and_an_older_deliver_step_refuses_it() {
+        let greeting = Queued::Greeting {
+            connection_id: "abc=".into(),
+        };
+        let body = serde_json::to_string(&greeting).expect("body");
+        assert_eq!(body, r#"{"greet":"abc="}"#);
+        match serde_json::from_str::<Queued>(&body).expect("read") {
+            Queued::Greeting { connection_id } => assert_eq!(connection_id, "abc="),
+            other => panic!("read as {other:?}"),
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Before {
+            channel: String,
+            event: String,
+            data: Box<RawValue>,
+        }
+        assert!(serde_json::from_str::<Before>(&body).is_err());
     }
 }

@@ -1,8 +1,8 @@
-//! One change from the table's stream: greet a new connection, clean up after
+//! One change from the table's stream: clean up after
 //! an expired connection, and tell the backend what changed (pub/sub events of
 //! connections, subscriptions, counts and expired storage entries).
 
-use super::{connect, Ctx};
+use super::Ctx;
 use crate::effects::Effects;
 use crate::pubsub::{self, ConnectionFacts, PubSubEvent};
 use crate::store::{Change, ConnectionItem, StorageItem};
@@ -13,7 +13,9 @@ use sockhop_core::error::ProtocolError;
 pub async fn apply(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolError> {
     let mut effects = Effects::new();
     match change {
-        Change::Connected { connection_id } => return connect::greet(cx, connection_id).await,
+        // Greeted from the delivery queue, where `$connect` put its greeting
+        // (docs/adr/0005); the item's arrival asks nothing more.
+        Change::Connected { .. } => {}
         Change::ConnectionExpired {
             connection_id,
             item,
@@ -33,15 +35,6 @@ pub async fn apply(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolErro
         }
     }
     Ok(effects)
-}
-
-/// What the stream change needs once [`apply`]'s effects were performed: a new
-/// connection's auto-subscriptions, after its greeting.
-pub async fn then(cx: Ctx<'_>, change: &Change) -> Result<Effects, ProtocolError> {
-    match change {
-        Change::Connected { connection_id } => connect::auto_subscribe(cx, connection_id).await,
-        _ => Ok(Effects::new()),
-    }
 }
 
 /// The backend event a change of the table is (pure); `now_ms` is when it was

@@ -380,14 +380,7 @@ async fn stream_partition(
     };
     for record in records {
         let change = classify_stream_record(&record);
-        let done = match ops::stream::apply(cx, &change).await {
-            Ok(effects) => {
-                perform_keeping(effects).await;
-                ops::stream::then(cx, &change).await
-            }
-            Err(err) => Err(err),
-        };
-        match done {
+        match ops::stream::apply(cx, &change).await {
             Ok(effects) => {
                 perform_keeping(effects).await;
             }
@@ -495,6 +488,17 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
                 ops::deliver::deliver(cx, &mut audience, message, id.clone()).await
             }
             Ok((Queued::Lane(lane), _)) => Ok(ops::deliver::deliver_lane(lane)),
+            // The greeting is posted before the auto-subscriptions are made,
+            // so their answers come after it.
+            Ok((Queued::Greeting { connection_id }, _)) => {
+                match ops::connect::greet(cx, connection_id).await {
+                    Ok(greeting) => match performer.effects(greeting).await {
+                        Ok(()) => ops::connect::auto_subscribe(cx, connection_id).await,
+                        Err(err) => Err(internal(err)),
+                    },
+                    Err(err) => Err(err),
+                }
+            }
             Err(err) => Err(err.clone()),
         };
         // A member list not remembered fails the change that told it: run
