@@ -1057,12 +1057,18 @@ impl ServerMessage {
 }
 
 /// Formats Unix seconds as RFC 3339 UTC without fractions (`2026-11-22T20:09:23Z`),
-/// the `connectionExpiresAt` shape. `None` if out of range.
+/// the `connectionExpiresAt` shape. `None` if out of range: RFC 3339 has
+/// four-digit years, so before year 0 or after 9999.
 pub fn format_rfc3339_utc(unix_seconds: i64) -> Option<String> {
-    time::OffsetDateTime::from_unix_timestamp(unix_seconds)
-        .ok()?
-        .format(&time::format_description::well_known::Rfc3339)
-        .ok()
+    // Civil time in UTC rather than a `jiff::Timestamp`, whose range stops a
+    // day short of 9999-12-31 (so that every offset fits).
+    let epoch = jiff::civil::date(1970, 1, 1).at(0, 0, 0, 0);
+    let at = epoch
+        .checked_add(jiff::SignedDuration::from_secs(unix_seconds))
+        .ok()?;
+    (0..=9999)
+        .contains(&at.year())
+        .then(|| format!("{}Z", at.strftime("%Y-%m-%dT%H:%M:%S")))
 }
 
 /// Parses a ULID strictly: 26 Crockford base32 chars (any case) that encode 128

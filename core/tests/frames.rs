@@ -419,6 +419,18 @@ fn rfc3339_formatting() {
         Some("1970-01-01T00:00:00Z")
     );
     assert_eq!(format_rfc3339_utc(i64::MAX), None);
+    // The ends of RFC 3339's four-digit years.
+    assert_eq!(
+        format_rfc3339_utc(253_402_300_799).as_deref(),
+        Some("9999-12-31T23:59:59Z")
+    );
+    assert_eq!(format_rfc3339_utc(253_402_300_800), None);
+    assert_eq!(
+        format_rfc3339_utc(-62_167_219_200).as_deref(),
+        Some("0000-01-01T00:00:00Z")
+    );
+    assert_eq!(format_rfc3339_utc(-62_167_219_201), None);
+    assert_eq!(format_rfc3339_utc(i64::MIN), None);
 }
 
 // ---------------------------------------------------------------------------------
