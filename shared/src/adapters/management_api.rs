@@ -5,6 +5,7 @@ use crate::gateway::{PostError, Sockets};
 use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
+use backon::{ExponentialBuilder, Retryable};
 use futures::future::BoxFuture;
 use std::time::Duration;
 
@@ -19,30 +20,24 @@ impl ManagementApi {
         ManagementApi { client }
     }
 
-    /// Throttling is retried a few times before giving up.
+    /// Throttling is retried three times, 25, 50 and 100 ms later, before
+    /// giving up; any other answer is final.
     async fn post_frame(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
-        let mut delay = Duration::from_millis(25);
-        for attempt in 0..4 {
-            let result = self
-                .client
+        let post = || async {
+            self.client
                 .post_to_connection()
                 .connection_id(connection_id)
                 .data(Blob::new(frame.as_bytes()))
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(()),
-                Err(e) => match post_error(&e) {
-                    PostError::Failed(reason) if attempt < 3 && is_throttle(&e) => {
-                        tracing::warn!(connection_id, %reason, "post throttled, retrying");
-                        tokio::time::sleep(delay).await;
-                        delay *= 2;
-                    }
-                    other => return Err(other),
-                },
-            }
-        }
-        Err(PostError::Failed("throttled".into()))
+                .await
+        };
+        post.retry(throttle_backoff())
+            .sleep(tokio::time::sleep)
+            .when(is_throttle)
+            .notify(|reason, _| tracing::warn!(connection_id, ?reason, "post throttled, retrying"))
+            .await
+            .map(|_| ())
+            .map_err(|e| post_error(&e))
     }
 }
 
@@ -97,8 +92,28 @@ fn post_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     }
 }
 
+/// The pauses before each retry of a throttled post: 25, 50, 100 ms.
+fn throttle_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(25))
+        .with_max_times(3)
+}
+
 fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
     err.as_service_error()
         .and_then(|e| e.code())
         .is_some_and(|c| c == "LimitExceededException" || c == "TooManyRequestsException")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use backon::BackoffBuilder;
+
+    #[test]
+    fn a_throttled_post_is_tried_four_times_at_doubling_pauses() {
+        // (backon doubles in floating point: a nanosecond over, at most.)
+        let pauses: Vec<u128> = throttle_backoff().build().map(|d| d.as_millis()).collect();
+        assert_eq!(pauses, [25, 50, 100]);
+    }
 }
