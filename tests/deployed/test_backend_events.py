@@ -109,12 +109,12 @@ class BackendEvents(unittest.TestCase):
         MiniStack quirk: it authorizes SNS PublishBatch as the IAM action
         sns:PublishBatch, where AWS authorizes it as sns:Publish (the action the
         template grants). So the test adds a TEST-ONLY inline policy granting
-        sns:PublishBatch on the topic to the stream function's role (which tells the
-        lifecycle events), removed after the test.
+        sns:PublishBatch on the topic to the deliver function's role (which greets,
+        and so tells hotsock.connected: docs/adr/0005), removed after the test.
         """
         topic = STACK["PubSubTopicArn"]
         iam = aws("iam")
-        role = RESOURCES["StreamFunctionRole"]
+        role = RESOURCES["DeliverFunctionRole"]
         policy_name = unique("test-only-ministack-sns-publish-batch")
         iam.put_role_policy(RoleName=role, PolicyName=policy_name, PolicyDocument=json.dumps({
             "Version": "2012-10-17",
