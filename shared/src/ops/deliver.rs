@@ -827,6 +827,16 @@ mod tests {
         assert_eq!(decode(STORAGE_FULL).preset_id(), None);
     }
 
+    /// What a deliver step from before lanes and queued greetings required
+    /// of every body: `channel`, `event` and `data`.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Before {
+        channel: String,
+        event: String,
+        data: Box<RawValue>,
+    }
+
     #[test]
     fn a_lane_record_round_trips_and_an_older_deliver_step_refuses_it() {
         let lane = LaneDelivery {
@@ -846,14 +856,6 @@ mod tests {
         match serde_json::from_str::<Queued>(&body).expect("read") {
             Queued::Lane(read) => assert_eq!(read, lane),
             other => panic!("read as {other:?}"),
-        }
-        // What a deliver step from before lanes required: `event` and `data`.
-        #[derive(Deserialize)]
-        #[allow(dead_code)]
-        struct Before {
-            channel: String,
-            event: String,
-            data: Box<RawValue>,
         }
         assert!(serde_json::from_str::<Before>(&body).is_err());
     }
@@ -894,13 +896,6 @@ mod tests {
         match serde_json::from_str::<Queued>(&body).expect("read") {
             Queued::Greeting { connection_id } => assert_eq!(connection_id, "abc="),
             other => panic!("read as {other:?}"),
-        }
-        #[derive(Deserialize)]
-        #[allow(dead_code)]
-        struct Before {
-            channel: String,
-            event: String,
-            data: Box<RawValue>,
         }
         assert!(serde_json::from_str::<Before>(&body).is_err());
     }
