@@ -21,7 +21,7 @@
 //! `store` or `historyStart` replaces the connect token's.
 
 use crate::names;
-use crate::pattern::{Pattern, PatternError};
+use crate::pattern::{Pattern, PatternError, PatternKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
@@ -276,10 +276,12 @@ pub struct ChannelDirectives {
     pub omit_from_sub_count: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub umd_update: Option<bool>,
+    /// Keyed by event pattern, compiled as the token is read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub messages: BTreeMap<String, MessageDirectives>,
+    pub messages: BTreeMap<PatternKey, MessageDirectives>,
+    /// Keyed by storage-key pattern, compiled as the token is read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub storage: BTreeMap<String, StorageDirectives>,
+    pub storage: BTreeMap<PatternKey, StorageDirectives>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -401,7 +403,7 @@ impl ChannelRules {
                 .iter()
                 .filter(|(pattern, _)| pattern.matches(channel))
                 .map(|(pattern, directives)| GrantEntry {
-                    key: pattern.source().to_owned(),
+                    key: PatternKey::from(pattern.clone()),
                     directives: directives.clone(),
                 })
                 .collect(),
@@ -473,7 +475,8 @@ fn validate_channel_directives(
         }
     }
     for (event, m) in &d.messages {
-        let event_pattern = Pattern::parse(event)?;
+        let event_pattern = event.compiled().map_err(|e| e.clone())?;
+        let event = event.source();
         if event_pattern.is_exact() {
             names::validate_event(event)
                 .map_err(|e| invalid(format!("messages {event:?}: {}", e.message)))?;
@@ -493,7 +496,8 @@ fn validate_channel_directives(
         }
     }
     for (storage_key, s) in &d.storage {
-        let key_pattern = Pattern::parse(storage_key)?;
+        let key_pattern = storage_key.compiled().map_err(|e| e.clone())?;
+        let storage_key = storage_key.source();
         if key_pattern.is_exact() {
             names::validate_storage_key(storage_key)
                 .map_err(|e| invalid(format!("storage {storage_key:?}: {}", e.message)))?;
@@ -518,7 +522,8 @@ pub struct ChannelGrant {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GrantEntry {
-    pub key: String,
+    /// The channel key, compiled (stored as its source string).
+    pub key: PatternKey,
     pub directives: ChannelDirectives,
 }
 
@@ -529,38 +534,60 @@ impl ChannelGrant {
 
     /// Entries whose keys no longer compile cannot come from a token we parsed;
     /// skipping them (denying) is the safe reading of a corrupted store item.
-    fn patterned(&self) -> impl Iterator<Item = (Pattern, &ChannelDirectives)> {
+    fn patterned(&self) -> impl Iterator<Item = (&Pattern, &ChannelDirectives)> {
         self.entries
             .iter()
-            .filter_map(|e| Pattern::parse(&e.key).ok().map(|p| (p, &e.directives)))
+            .filter_map(|e| e.key.pattern().map(|p| (p, &e.directives)))
     }
 }
 
-/// Boolean resolution over one layer: explicit `false` anywhere wins.
-fn resolve_flag(values: impl IntoIterator<Item = Option<bool>>) -> Option<bool> {
-    let mut seen = None;
-    for value in values.into_iter().flatten() {
-        if !value {
-            return Some(false);
+/// The one resolver behind channels, events and storage keys: per layer (a
+/// subscribe token's grant, then the connect token's), the matching entries'
+/// directives of one kind, each with the keys that matched it, most deciding
+/// first (an event's or storage key's pattern, then its channel's).
+struct Matched<'a, D> {
+    layers: Vec<Vec<(Vec<&'a Pattern>, &'a D)>>,
+}
+
+impl<'a, D> Matched<'a, D> {
+    /// Boolean resolution over every layer at once: an explicit `false`
+    /// anywhere wins, then any `true`.
+    fn flag(&self, pick: impl Fn(&D) -> Option<bool>) -> Option<bool> {
+        let mut seen = None;
+        for value in self.all().filter_map(pick) {
+            if !value {
+                return Some(false);
+            }
+            seen = Some(true);
         }
-        seen = Some(true);
+        seen
     }
-    seen
-}
 
-/// Valued resolution over one layer: the most specific key that sets the value.
-fn resolve_valued<T: Clone>(candidates: Vec<(Vec<&Pattern>, Option<&T>)>) -> Option<T> {
-    candidates
-        .into_iter()
-        .filter_map(|(keys, value)| value.map(|v| (keys, v)))
-        .max_by(|(a, _), (b, _)| {
-            a.iter()
-                .zip(b.iter())
-                .map(|(x, y)| x.cmp_specificity(y))
-                .find(|o| *o != Ordering::Equal)
-                .unwrap_or(Ordering::Equal)
+    /// Valued resolution: in the first layer that sets the value, the most
+    /// specific matching keys' (compared key by key).
+    fn valued<T: Clone>(&self, pick: impl Fn(&D) -> Option<&T>) -> Option<T> {
+        self.layers.iter().find_map(|layer| {
+            layer
+                .iter()
+                .filter_map(|(keys, d)| pick(d).map(|v| (keys, v)))
+                .max_by(|(a, _), (b, _)| {
+                    a.iter()
+                        .zip(b.iter())
+                        .map(|(x, y)| x.cmp_specificity(y))
+                        .find(|o| *o != Ordering::Equal)
+                        .unwrap_or(Ordering::Equal)
+                })
+                .map(|(_, v)| v.clone())
         })
-        .map(|(_, v)| v.clone())
+    }
+
+    fn any(&self, test: impl Fn(&D) -> bool) -> bool {
+        self.all().any(test)
+    }
+
+    fn all(&self) -> impl Iterator<Item = &'a D> + '_ {
+        self.layers.iter().flatten().map(|(_, d)| *d)
+    }
 }
 
 /// The permissions of a connection or subscription on one channel: grants in
@@ -631,20 +658,45 @@ impl ChannelPermissions {
         self
     }
 
-    /// Over every layer at once: an explicit `false` in any token wins.
-    fn flag(&self, pick: impl Fn(&ChannelDirectives) -> Option<bool>) -> Option<bool> {
-        resolve_flag(
-            self.layers
+    /// The matching channel entries of every layer.
+    fn channel(&self) -> Matched<'_, ChannelDirectives> {
+        Matched {
+            layers: self
+                .layers
                 .iter()
-                .flat_map(|g| g.entries.iter().map(|e| pick(&e.directives))),
-        )
+                .map(|g| g.patterned().map(|(p, d)| (vec![p], d)).collect())
+                .collect(),
+        }
+    }
+
+    /// The entries of every layer's `messages` or `storage` maps (`map`)
+    /// whose key matches `name`, with the channel key they sit under.
+    fn keyed<'a, D>(
+        &'a self,
+        name: &str,
+        map: impl Fn(&'a ChannelDirectives) -> &'a BTreeMap<PatternKey, D>,
+    ) -> Matched<'a, D> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for grant in &self.layers {
+            let mut found = Vec::new();
+            for (channel_key, d) in grant.patterned() {
+                for (key, directives) in map(d) {
+                    if let Some(p) = key.pattern().filter(|p| p.matches(name)) {
+                        found.push((vec![p, channel_key], directives));
+                    }
+                }
+            }
+            layers.push(found);
+        }
+        Matched { layers }
+    }
+
+    fn flag(&self, pick: impl Fn(&ChannelDirectives) -> Option<bool>) -> Option<bool> {
+        self.channel().flag(pick)
     }
 
     fn valued<T: Clone>(&self, pick: impl Fn(&ChannelDirectives) -> Option<&T>) -> Option<T> {
-        self.layers.iter().find_map(|g| {
-            let patterned: Vec<_> = g.patterned().collect();
-            resolve_valued(patterned.iter().map(|(p, d)| (vec![p], pick(d))).collect())
-        })
+        self.channel().valued(pick)
     }
 
     pub fn may_subscribe(&self) -> bool {
@@ -684,80 +736,34 @@ impl ChannelPermissions {
     }
 
     pub fn message(&self, event: &str) -> MessagePermissions {
-        let layer = |g: &ChannelGrant| -> Vec<(Pattern, Pattern, MessageDirectives)> {
-            g.patterned()
-                .flat_map(|(channel_key, d)| {
-                    d.messages.iter().filter_map(move |(key, m)| {
-                        let p = Pattern::parse(key).ok()?;
-                        p.matches(event)
-                            .then(|| (p, channel_key.clone(), m.clone()))
-                    })
-                })
-                .collect()
-        };
-        let layers: Vec<_> = self.layers.iter().map(layer).collect();
-        let flag = |pick: fn(&MessageDirectives) -> Option<bool>| {
-            resolve_flag(layers.iter().flatten().map(|(_, _, m)| pick(m)))
-        };
+        let m = self.keyed(event, |d| &d.messages);
         // An explicit `react: false` anywhere wins; otherwise the most specific
         // `true` or list of the first layer that sets one.
-        let react_denied = layers
-            .iter()
-            .flatten()
-            .any(|(_, _, m)| m.react == Some(ReactRule::Any(false)));
-        let valued = |pick: fn(&MessageDirectives) -> Option<&i64>| {
-            layers.iter().find_map(|l| {
-                resolve_valued(l.iter().map(|(e, c, m)| (vec![e, c], pick(m))).collect())
-            })
+        let react = if m.any(|m| m.react == Some(ReactRule::Any(false))) {
+            Some(ReactRule::Any(false))
+        } else {
+            m.valued(|m| m.react.as_ref())
         };
         MessagePermissions {
-            publish: flag(|m| m.publish),
-            broadcast: flag(|m| m.broadcast).unwrap_or(false),
-            echo: flag(|m| m.echo).unwrap_or(false),
-            store: valued(|m| m.store.as_ref()).unwrap_or(0),
-            react: if react_denied {
-                Some(ReactRule::Any(false))
-            } else {
-                layers.iter().find_map(|l| {
-                    resolve_valued(
-                        l.iter()
-                            .map(|(e, c, m)| (vec![e, c], m.react.as_ref()))
-                            .collect(),
-                    )
-                })
-            },
-            schedule_before: valued(|m| m.schedule_before.as_ref()),
-            emit_pub_sub_event: flag(|m| m.emit_pub_sub_event).unwrap_or(false),
+            publish: m.flag(|m| m.publish),
+            broadcast: m.flag(|m| m.broadcast).unwrap_or(false),
+            echo: m.flag(|m| m.echo).unwrap_or(false),
+            store: m.valued(|m| m.store.as_ref()).unwrap_or(0),
+            react,
+            schedule_before: m.valued(|m| m.schedule_before.as_ref()),
+            emit_pub_sub_event: m.flag(|m| m.emit_pub_sub_event).unwrap_or(false),
         }
     }
 
     pub fn storage(&self, key: &str) -> StoragePermissions {
-        let layer = |g: &ChannelGrant| -> Vec<(Pattern, Pattern, StorageDirectives)> {
-            g.patterned()
-                .flat_map(|(channel_key, d)| {
-                    d.storage.iter().filter_map(move |(k, s)| {
-                        let p = Pattern::parse(k).ok()?;
-                        p.matches(key).then(|| (p, channel_key.clone(), s.clone()))
-                    })
-                })
-                .collect()
-        };
-        let layers: Vec<_> = self.layers.iter().map(layer).collect();
-        let flag = |pick: fn(&StorageDirectives) -> Option<bool>| {
-            resolve_flag(layers.iter().flatten().map(|(_, _, s)| pick(s)))
-        };
-        let valued = |pick: fn(&StorageDirectives) -> Option<&i64>| {
-            layers.iter().find_map(|l| {
-                resolve_valued(l.iter().map(|(k, c, s)| (vec![k, c], pick(s))).collect())
-            })
-        };
+        let s = self.keyed(key, |d| &d.storage);
         StoragePermissions {
-            observe: flag(|s| s.observe).unwrap_or(false),
-            get: flag(|s| s.get).unwrap_or(false),
-            set: flag(|s| s.set).unwrap_or(false),
-            store: valued(|s| s.store.as_ref()).unwrap_or(STORE_FOREVER),
-            schedule_before: valued(|s| s.schedule_before.as_ref()),
-            emit_pub_sub_event: flag(|s| s.emit_pub_sub_event).unwrap_or(false),
+            observe: s.flag(|s| s.observe).unwrap_or(false),
+            get: s.flag(|s| s.get).unwrap_or(false),
+            set: s.flag(|s| s.set).unwrap_or(false),
+            store: s.valued(|s| s.store.as_ref()).unwrap_or(STORE_FOREVER),
+            schedule_before: s.valued(|s| s.schedule_before.as_ref()),
+            emit_pub_sub_event: s.flag(|s| s.emit_pub_sub_event).unwrap_or(false),
         }
     }
 }

@@ -13,10 +13,12 @@ mod re2;
 const REGEX_SIZE_LIMIT: usize = 256 * 1024;
 const REGEX_PREFIX: &str = "#regex:";
 
-/// Compiled `*` and `#regex:` keys, shared by every token the process reads: a
-/// storage write's fan-out resolves the same keys once per subscriber, and a
-/// regex costs microseconds to milliseconds to compile. Bounded, so tokens
-/// with ever-new keys cannot grow it; a `Regex` clone shares its program.
+/// Compiled `*` and `#regex:` keys, shared by every token the process reads.
+/// A token's keys are compiled once, as it is read ([`PatternKey`]); this
+/// spares the next token with the same keys (every connection of an app, each
+/// subscriber's stored grant a storage write's fan-out reads) the compile, which
+/// costs microseconds to milliseconds for a regex. Bounded, so tokens with
+/// ever-new keys cannot grow it; a `Regex` clone shares its program.
 static COMPILED: LazyLock<Cache<String, Result<Pattern, PatternError>>> =
     LazyLock::new(|| Cache::new(COMPILED_CAPACITY));
 const COMPILED_CAPACITY: usize = 4096;
@@ -144,12 +146,121 @@ impl Pattern {
     }
 }
 
+/// A token key kept compiled beside its source: what a token's `messages` and
+/// `storage` maps and a stored grant's entries are keyed by, so resolving a
+/// permission compiles nothing. It reads and writes as the source string; a
+/// key that does not compile is kept with its error (a token parse reports
+/// it; a corrupted stored grant's key then matches nothing, which denies).
+/// Ordered and compared by source, like the string keys it replaces.
+#[derive(Debug, Clone)]
+pub struct PatternKey {
+    compiled: Result<Pattern, PatternError>,
+}
+
+impl PatternKey {
+    pub fn new(key: &str) -> Self {
+        PatternKey {
+            compiled: Pattern::parse(key),
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        match &self.compiled {
+            Ok(pattern) => pattern.source(),
+            Err(e) => &e.key,
+        }
+    }
+
+    /// The compiled pattern, or why the key does not compile.
+    pub fn compiled(&self) -> Result<&Pattern, &PatternError> {
+        self.compiled.as_ref()
+    }
+
+    /// The pattern when it compiled.
+    pub fn pattern(&self) -> Option<&Pattern> {
+        self.compiled.as_ref().ok()
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        self.pattern().is_some_and(|p| p.matches(name))
+    }
+}
+
+impl From<Pattern> for PatternKey {
+    fn from(pattern: Pattern) -> Self {
+        PatternKey {
+            compiled: Ok(pattern),
+        }
+    }
+}
+
+impl PartialEq for PatternKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.source() == other.source()
+    }
+}
+
+impl Eq for PatternKey {}
+
+impl PartialOrd for PatternKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PatternKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.source().cmp(other.source())
+    }
+}
+
+impl std::borrow::Borrow<str> for PatternKey {
+    fn borrow(&self) -> &str {
+        self.source()
+    }
+}
+
+impl serde::Serialize for PatternKey {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.source())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PatternKey {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let key = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+        Ok(PatternKey::new(&key))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn p(key: &str) -> Pattern {
         Pattern::parse(key).expect("valid pattern")
+    }
+
+    #[test]
+    fn a_pattern_key_reads_and_writes_as_its_source_and_keeps_a_bad_one_matching_nothing() {
+        let keys: std::collections::BTreeMap<PatternKey, u8> =
+            serde_json::from_str(r##"{"chat-*": 1, "#regex:[z-a]": 2, "a": 3}"##).expect("keys");
+        let chat = keys
+            .keys()
+            .find(|k| k.source() == "chat-*")
+            .expect("chat-*");
+        assert!(chat.matches("chat-1") && !chat.matches("x"));
+        let bad = keys
+            .keys()
+            .find(|k| k.source() == "#regex:[z-a]")
+            .expect("bad");
+        assert!(bad.compiled().is_err());
+        assert!(!bad.matches("z") && !bad.matches(""));
+        assert_eq!(keys.get("a"), Some(&3));
+        assert_eq!(
+            serde_json::to_string(&keys).expect("json"),
+            r##"{"#regex:[z-a]":2,"a":3,"chat-*":1}"##
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! API Gateway management API implements in AWS
 //! ([`ManagementApi`](crate::adapters::management_api::ManagementApi)).
 
+use crate::pacing::{Pause, TokioPause};
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
 use std::sync::Arc;
@@ -64,11 +65,18 @@ pub struct FanOut {
 #[derive(Clone)]
 pub struct Gateway {
     sockets: Arc<dyn Sockets>,
+    /// How the greeting waits between its tries.
+    pause: Arc<dyn Pause>,
 }
 
 impl Gateway {
     pub fn new(sockets: Arc<dyn Sockets>) -> Self {
-        Gateway { sockets }
+        Gateway::paced(sockets, Arc::new(TokioPause))
+    }
+
+    /// A gateway that waits through `pause` (unit tests: instantly).
+    pub fn paced(sockets: Arc<dyn Sockets>, pause: Arc<dyn Pause>) -> Self {
+        Gateway { sockets, pause }
     }
 
     pub async fn post(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
@@ -110,7 +118,7 @@ impl Gateway {
                 Ok(()) => return Delivery::Delivered,
                 Err(PostError::Failed(reason)) => return Delivery::Failed(reason),
                 Err(PostError::Gone) if waited < patience => {
-                    tokio::time::sleep(delay).await;
+                    self.pause.pause(delay).await;
                     waited += delay;
                     delay *= 2;
                 }
@@ -205,13 +213,19 @@ mod tests {
             open: HashMap::from([("stuck".to_owned(), true)]),
             sent: Mutex::default(),
         };
-        let gateway = Gateway::new(Arc::new(sockets));
+        let pause = Arc::new(crate::pacing::InstantPause::new());
+        let gateway = Gateway::paced(Arc::new(sockets), pause.clone());
         let patience = Duration::from_millis(120);
+        let ms = Duration::from_millis;
         assert_eq!(
             gateway.greet("opening", "{}", patience).await,
             Delivery::Delivered
         );
+        // One growing pause per refusal, nothing after the post that worked.
+        assert_eq!(pause.waits(), [ms(50), ms(100)]);
         assert_eq!(gateway.greet("left", "{}", patience).await, Delivery::Gone);
+        // Pauses until the patience is spent (50 + 100 >= 120), then GetConnection.
+        assert_eq!(pause.waits(), [ms(50), ms(100), ms(50), ms(100)]);
         // Gone all along while GetConnection says open: a missed greeting,
         // not a connection to tear down under a live socket.
         assert!(matches!(

@@ -32,6 +32,7 @@ pub mod gateway;
 pub mod memory;
 pub mod metrics;
 pub mod ops;
+pub mod pacing;
 pub mod pubsub;
 pub mod queue;
 pub mod runtime;

@@ -1,10 +1,13 @@
 //! In-memory implementations of the ports, for deterministic unit tests of
 //! the operations and the ordered path: [`MemoryStore`] (the store's rules in
-//! a map) and [`MemorySockets`] (sockets that keep what they were sent). The
+//! a map), [`MemorySockets`] (sockets that keep what they were sent),
+//! [`InstantPause`] (waits that return at once and are remembered) and
+//! [`SeededChance`] (the same draws for the same seed). The
 //! local stage's queue (`sockhop_local::queue::LocalQueue`) is the delivery
 //! queue such tests pump by hand. Never a stand-in for DynamoDB in the
 //! storage tests, which run against DynamoDB Local.
 
+pub use crate::pacing::{InstantPause, SeededChance};
 pub use crate::store::memory::MemoryStore;
 
 use crate::gateway::{PostError, Sockets};
@@ -24,6 +27,9 @@ struct SocketsState {
     frames: BTreeMap<String, Vec<String>>,
     gone: BTreeSet<String>,
     closed: BTreeSet<String>,
+    /// Posts still to be refused with Gone while the socket is open, as API
+    /// Gateway refuses them before the connection's `$connect` has returned.
+    opening: BTreeMap<String, usize>,
 }
 
 impl MemorySockets {
@@ -33,6 +39,14 @@ impl MemorySockets {
 
     fn state(&self) -> MutexGuard<'_, SocketsState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The socket is still being opened: its next `refusals` posts answer
+    /// Gone although it is open.
+    pub fn opening(&self, connection_id: &str, refusals: usize) {
+        self.state()
+            .opening
+            .insert(connection_id.to_owned(), refusals);
     }
 
     /// The frames `connection_id` received, in order.
@@ -66,6 +80,12 @@ impl Sockets for MemorySockets {
             let mut state = self.state();
             if state.gone.contains(connection_id) || state.closed.contains(connection_id) {
                 return Err(PostError::Gone);
+            }
+            if let Some(refusals) = state.opening.get_mut(connection_id) {
+                if *refusals > 0 {
+                    *refusals -= 1;
+                    return Err(PostError::Gone);
+                }
             }
             state
                 .frames

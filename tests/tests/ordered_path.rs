@@ -1,6 +1,7 @@
 //! The channel's ordered path, unit-tested through the in-memory ports: the
 //! store's rules in a map (`MemoryStore`), sockets that keep their frames
-//! (`MemorySockets`) and the local stage's queue pumped by hand. Operations
+//! (`MemorySockets`), waits that return at once (`InstantPause`), seeded
+//! chance (`SeededChance`) and the local stage's queue pumped by hand. Operations
 //! run concurrently on one thread and interleave between store calls, the
 //! same way for the same seed: every race below is run under many seeds and
 //! checked without a single timed wait.
@@ -11,10 +12,11 @@ use serde_json::{json, Value};
 use sockhop::app::Config;
 use sockhop::clock::Timestamp;
 use sockhop::gateway::Gateway;
-use sockhop::memory::{MemorySockets, MemoryStore};
+use sockhop::memory::{InstantPause, MemorySockets, MemoryStore, SeededChance};
 use sockhop::ops::dispatch::Request;
 use sockhop::ops::publish::parse_server_request;
 use sockhop::ops::{connect, Ctx};
+use sockhop::pacing::Pacing;
 use sockhop::pubsub::{Origin, TRIGGER_CLIENT_WEBSOCKET};
 use sockhop::store::Store;
 use sockhop::App;
@@ -29,6 +31,8 @@ struct World {
     app: App,
     store: Arc<MemoryStore>,
     sockets: Arc<MemorySockets>,
+    /// Every wait the app asked for (the gateway's and the app's own).
+    pause: Arc<InstantPause>,
     queue: Arc<LocalQueue>,
     now: Timestamp,
     /// The queue's clock: each hand-out a moment later than the last.
@@ -54,17 +58,23 @@ impl World {
         let store = Arc::new(MemoryStore::with_seed(seed));
         let sockets = Arc::new(MemorySockets::new());
         let queue = LocalQueue::new();
-        let app = App::with_ports(
+        let pause = Arc::new(InstantPause::new());
+        let mut app = App::with_ports(
             config,
             store.clone(),
-            Gateway::new(sockets.clone()),
+            Gateway::paced(sockets.clone(), pause.clone()),
             queue.clone(),
         );
+        app.pacing = Pacing {
+            pause: pause.clone(),
+            chance: Arc::new(SeededChance::new(seed)),
+        };
         let now = Timestamp::now();
         World {
             app,
             store,
             sockets,
+            pause,
             queue,
             now,
             wall_ms: std::cell::Cell::new(now.millis() as u64),
@@ -420,6 +430,60 @@ fn a_member_that_hangs_up_is_removed_and_told_after_the_messages() {
             1
         );
     });
+}
+
+/// A greeting queued while API Gateway still refuses posts to the connection
+/// (its `$connect` has not returned) is posted again after growing pauses
+/// and arrives before the auto-subscription's welcome; the pauses are asked
+/// of the pause port, so the test waits for nothing.
+#[test]
+fn a_greeting_refused_while_the_socket_opens_is_retried_then_welcomed() {
+    run(async {
+        let world = World::new(5);
+        world.sockets.opening("conn-a", 3);
+        world
+            .connect(
+                "conn-a",
+                json!({"scope": "connect", "uid": "ann",
+                       "channels": {"news": {"subscribe": true, "autoSubscribe": true}}}),
+            )
+            .await;
+        let ms = Duration::from_millis;
+        assert_eq!(world.pause.waits(), [ms(50), ms(100), ms(200)]);
+        let frames: Vec<Value> = world
+            .sockets
+            .frames("conn-a")
+            .iter()
+            .map(|f| serde_json::from_str(f).expect("json"))
+            .collect();
+        let events: Vec<&str> = frames.iter().filter_map(|f| f["event"].as_str()).collect();
+        assert_eq!(events, ["hotsock.connected", "hotsock.subscribed"]);
+        assert_eq!(frames[1]["channel"], "news");
+    });
+}
+
+/// Two worlds with the same seed draw the same connection secret, a world
+/// with another seed a different one: the nonce comes from the chance port.
+#[test]
+fn the_connection_secret_nonce_comes_from_the_chance_port() {
+    let secret = |seed: u64| {
+        let mut secret = String::new();
+        run(async {
+            let world = World::new(seed);
+            world
+                .connect("conn-a", json!({"scope": "connect", "uid": "ann"}))
+                .await;
+            let greeting: Value =
+                serde_json::from_str(&world.sockets.frames("conn-a")[0]).expect("json");
+            secret = greeting["data"]["connectionSecret"]
+                .as_str()
+                .expect("a connection secret")
+                .to_owned();
+        });
+        secret
+    };
+    assert_eq!(secret(7), secret(7));
+    assert_ne!(secret(7), secret(8));
 }
 
 /// A 1,000-subscriber channel is fanned out in lanes (each its own FIFO group,

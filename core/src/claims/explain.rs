@@ -4,15 +4,15 @@
 //! matched); the explanation adds the keys behind it: which keys matched (an
 //! exact name, a `*` wildcard or a `#regex:`), which of them set the
 //! directive, where an explicit `false` won, and which key was the most
-//! specific for a valued directive (`resolve_valued` picks it, so the choice
+//! specific for a valued directive (the resolver, `Matched`, picks it, so the choice
 //! cannot drift from the one the stage makes).
 //!
 //! One token, as a connection's connect token grants it; a subscribe token's
 //! grants would join them for one subscription.
 
 use super::{
-    resolve_flag, resolve_valued, ChannelPermissions, ChannelRules, Claims, MessageDirectives,
-    ReactRule, StorageDirectives, STORE_FOREVER,
+    ChannelPermissions, ChannelRules, Claims, Matched, MessageDirectives, ReactRule,
+    StorageDirectives, STORE_FOREVER,
 };
 use crate::names;
 use crate::pattern::Pattern;
@@ -147,7 +147,7 @@ pub fn explain(claims: &Claims, name: &str, event: Option<&str>, key: Option<&st
         entries
             .iter()
             .map(|(pattern, d)| Said {
-                keys: vec![pattern.clone()],
+                keys: vec![(*pattern).clone()],
                 channel_key: pattern.source().to_owned(),
                 value: pick(d),
             })
@@ -202,11 +202,11 @@ pub fn explain(claims: &Claims, name: &str, event: Option<&str>, key: Option<&st
     let (matched, unmatched) = keys_of(rules, &channel);
     let events: BTreeSet<String> = entries
         .iter()
-        .flat_map(|(_, d)| d.messages.keys().cloned())
+        .flat_map(|(_, d)| d.messages.keys().map(|k| k.source().to_owned()))
         .collect();
     let storage_keys: BTreeSet<String> = entries
         .iter()
-        .flat_map(|(_, d)| d.storage.keys().cloned())
+        .flat_map(|(_, d)| d.storage.keys().map(|k| k.source().to_owned()))
         .collect();
     Explanation {
         name: name.to_owned(),
@@ -287,12 +287,15 @@ fn explain_flag(name: &'static str, said: Vec<Said>, value: bool) -> Directive {
     let is_false = |s: &&Said| s.value == Some(Value::Bool(false));
     let denied = setting.iter().any(is_false);
     // The resolver's own rule over the same values: a test keeps them together.
+    let values: Vec<Option<bool>> = setting
+        .iter()
+        .map(|s| s.value.as_ref().and_then(Value::as_bool))
+        .collect();
     debug_assert_eq!(
-        resolve_flag(
-            setting
-                .iter()
-                .map(|s| s.value.as_ref().and_then(Value::as_bool))
-        ),
+        Matched {
+            layers: vec![values.iter().map(|v| (Vec::new(), v)).collect()],
+        }
+        .flag(|v| *v),
         (!setting.is_empty()).then_some(!denied)
     );
     let (falses, trues): (Vec<&Said>, Vec<&Said>) = setting.iter().copied().partition(is_false);
@@ -340,12 +343,19 @@ fn explain_valued(
 ) -> Directive {
     let indices: Vec<usize> = (0..said.len()).collect();
     // The resolver's own choice, asked with each candidate's index as its value.
-    let winner = resolve_valued(
-        said.iter()
-            .zip(&indices)
-            .map(|(s, i)| (s.keys.iter().collect(), s.value.as_ref().map(|_| i)))
-            .collect(),
-    );
+    let candidates: Vec<Option<usize>> = said
+        .iter()
+        .zip(&indices)
+        .map(|(s, i)| s.value.as_ref().map(|_| *i))
+        .collect();
+    let winner = Matched {
+        layers: vec![said
+            .iter()
+            .zip(&candidates)
+            .map(|(s, c)| (s.keys.iter().collect(), c))
+            .collect()],
+    }
+    .valued(|c| c.as_ref());
     let setting: Vec<(usize, &Said)> = said
         .iter()
         .enumerate()
@@ -402,7 +412,7 @@ fn explain_auto_subscribe(said: Vec<Said>, auto: bool, may_subscribe: bool) -> D
 
 /// The matching entries' event keys that match `event`, as the resolver finds them.
 fn said_by_event(
-    entries: &[(Pattern, &super::ChannelDirectives)],
+    entries: &[(&Pattern, &super::ChannelDirectives)],
     event: &str,
     pick: &dyn Fn(&MessageDirectives) -> Option<Value>,
 ) -> Vec<Said> {
@@ -410,9 +420,9 @@ fn said_by_event(
         .iter()
         .flat_map(|(channel_key, d)| {
             d.messages.iter().filter_map(move |(key, m)| {
-                let pattern = Pattern::parse(key).ok()?;
+                let pattern = key.pattern()?;
                 pattern.matches(event).then(|| Said {
-                    keys: vec![pattern, channel_key.clone()],
+                    keys: vec![pattern.clone(), (*channel_key).clone()],
                     channel_key: channel_key.source().to_owned(),
                     value: pick(m),
                 })
@@ -422,7 +432,7 @@ fn said_by_event(
 }
 
 fn explain_event(
-    entries: &[(Pattern, &super::ChannelDirectives)],
+    entries: &[(&Pattern, &super::ChannelDirectives)],
     permissions: &ChannelPermissions,
     event: &str,
 ) -> Vec<Directive> {
@@ -507,7 +517,7 @@ fn explain_event(
 }
 
 fn explain_storage(
-    entries: &[(Pattern, &super::ChannelDirectives)],
+    entries: &[(&Pattern, &super::ChannelDirectives)],
     permissions: &ChannelPermissions,
     key: &str,
 ) -> Vec<Directive> {
@@ -517,9 +527,9 @@ fn explain_storage(
             .iter()
             .flat_map(|(channel_key, d)| {
                 d.storage.iter().filter_map(move |(k, st)| {
-                    let pattern = Pattern::parse(k).ok()?;
+                    let pattern = k.pattern()?;
                     pattern.matches(key).then(|| Said {
-                        keys: vec![pattern, channel_key.clone()],
+                        keys: vec![pattern.clone(), (*channel_key).clone()],
                         channel_key: channel_key.source().to_owned(),
                         value: pick(st),
                     })

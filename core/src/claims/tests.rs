@@ -632,6 +632,14 @@ fn grants_round_trip_through_json_for_storage() {
     }));
     let p = perms(&c, "room-1");
     let text = serde_json::to_string(&p).expect("serialize");
+    // Compiled keys are stored as their source strings, as before they were
+    // kept compiled, so grants stored by earlier releases read the same.
+    let stored: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(stored["layers"][0]["entries"][0]["key"], "room-*");
+    assert_eq!(
+        stored["layers"][0]["entries"][0]["directives"]["messages"]["#regex:^c"]["publish"],
+        true
+    );
     let back: ChannelPermissions = serde_json::from_str(&text).expect("deserialize");
     assert_eq!(back, p);
     assert!(back.message("chat").may_send(true));
@@ -642,8 +650,12 @@ fn grants_round_trip_through_json_for_storage() {
 #[test]
 fn corrupted_stored_grant_keys_deny() {
     let p: ChannelPermissions = serde_json::from_value(json!({"layers": [{"entries": [
-        {"key": "#regex:(", "directives": {"messages": {"e": {"publish": true}}}}
+        {"key": "#regex:(", "directives": {"messages": {"e": {"publish": true}}}},
+        {"key": "c", "directives": {"messages": {"#regex:[": {"publish": true}},
+                                    "storage": {"#regex:)": {"get": true}}}}
     ]}]}))
     .expect("shape is valid");
     assert!(!p.message("e").may_send(true));
+    assert!(!p.message("[").may_send(true));
+    assert!(!p.storage(")").get);
 }

@@ -3,12 +3,14 @@
 //! at most 10 entries a request, whose refused entries are sent again a few
 //! times before the loss is reported.
 
+use crate::pacing::Pause;
 use crate::pubsub::batch::send_batched;
 use crate::pubsub::{EventSink, PubSubEvent, SinkError, SOURCE};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 use futures::future::BoxFuture;
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One PutEvents entry: `detail` is the event, `detail-type` its dataType.
 pub fn eventbridge_entry(bus: &str, event: &PubSubEvent) -> PutEventsRequestEntry {
@@ -64,11 +66,12 @@ pub fn sns_entry(id: usize, event: &PubSubEvent) -> PublishBatchRequestEntry {
 pub struct EventBridgeSink {
     client: aws_sdk_eventbridge::Client,
     bus: String,
+    pause: Arc<dyn Pause>,
 }
 
 impl EventBridgeSink {
-    pub fn new(client: aws_sdk_eventbridge::Client, bus: String) -> Self {
-        EventBridgeSink { client, bus }
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: String, pause: Arc<dyn Pause>) -> Self {
+        EventBridgeSink { client, bus, pause }
     }
 }
 
@@ -78,38 +81,47 @@ impl EventSink for EventBridgeSink {
     }
 
     fn publish(&self, events: Vec<PubSubEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(send_batched(events, move |batch| async move {
-            let entries = batch
-                .iter()
-                .map(|e| eventbridge_entry(&self.bus, e))
-                .collect();
-            let out = self
-                .client
-                .put_events()
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
-            // Results come in request order; a failed one carries an error code.
-            Ok(out
-                .entries()
-                .iter()
-                .enumerate()
-                .filter(|(_, r)| r.error_code().is_some())
-                .map(|(i, _)| i)
-                .collect())
-        }))
+        Box::pin(send_batched(
+            &*self.pause,
+            events,
+            move |batch| async move {
+                let entries = batch
+                    .iter()
+                    .map(|e| eventbridge_entry(&self.bus, e))
+                    .collect();
+                let out = self
+                    .client
+                    .put_events()
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_eventbridge::error::DisplayErrorContext(e).to_string())?;
+                // Results come in request order; a failed one carries an error code.
+                Ok(out
+                    .entries()
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| r.error_code().is_some())
+                    .map(|(i, _)| i)
+                    .collect())
+            },
+        ))
     }
 }
 
 pub struct SnsSink {
     client: aws_sdk_sns::Client,
     topic_arn: String,
+    pause: Arc<dyn Pause>,
 }
 
 impl SnsSink {
-    pub fn new(client: aws_sdk_sns::Client, topic_arn: String) -> Self {
-        SnsSink { client, topic_arn }
+    pub fn new(client: aws_sdk_sns::Client, topic_arn: String, pause: Arc<dyn Pause>) -> Self {
+        SnsSink {
+            client,
+            topic_arn,
+            pause,
+        }
     }
 }
 
@@ -119,26 +131,30 @@ impl EventSink for SnsSink {
     }
 
     fn publish(&self, events: Vec<PubSubEvent>) -> BoxFuture<'_, Result<(), SinkError>> {
-        Box::pin(send_batched(events, move |batch| async move {
-            let entries = batch
-                .iter()
-                .enumerate()
-                .map(|(i, e)| sns_entry(i, e))
-                .collect();
-            let out = self
-                .client
-                .publish_batch()
-                .topic_arn(&self.topic_arn)
-                .set_publish_batch_request_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
-            Ok(out
-                .failed()
-                .iter()
-                .filter_map(|f| f.id().strip_prefix('e')?.parse().ok())
-                .collect())
-        }))
+        Box::pin(send_batched(
+            &*self.pause,
+            events,
+            move |batch| async move {
+                let entries = batch
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| sns_entry(i, e))
+                    .collect();
+                let out = self
+                    .client
+                    .publish_batch()
+                    .topic_arn(&self.topic_arn)
+                    .set_publish_batch_request_entries(Some(entries))
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_sns::error::DisplayErrorContext(e).to_string())?;
+                Ok(out
+                    .failed()
+                    .iter()
+                    .filter_map(|f| f.id().strip_prefix('e')?.parse().ok())
+                    .collect())
+            },
+        ))
     }
 }
 

@@ -2,22 +2,34 @@
 //! AWS, behind the [`Sockets`] port.
 
 use crate::gateway::{PostError, Sockets};
+use crate::pacing::{self, Pause, TokioPause};
 use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
 use backon::{ExponentialBuilder, Retryable};
 use futures::future::BoxFuture;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// API Gateway's management API (`@connections`), through the AWS SDK.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ManagementApi {
     client: Client,
+    /// How a throttled post waits before it is tried again.
+    pause: Arc<dyn Pause>,
 }
 
 impl ManagementApi {
     pub fn new(client: Client) -> Self {
-        ManagementApi { client }
+        ManagementApi {
+            client,
+            pause: Arc::new(TokioPause),
+        }
+    }
+
+    /// The same API, waiting through `pause`.
+    pub fn paced(self, pause: Arc<dyn Pause>) -> Self {
+        ManagementApi { pause, ..self }
     }
 
     /// Throttling is retried three times, 25, 50 and 100 ms later, before
@@ -32,7 +44,7 @@ impl ManagementApi {
                 .await
         };
         post.retry(throttle_backoff())
-            .sleep(tokio::time::sleep)
+            .sleep(pacing::sleeper(&self.pause))
             .when(is_throttle)
             .notify(|reason, _| tracing::warn!(connection_id, ?reason, "post throttled, retrying"))
             .await

@@ -113,7 +113,7 @@ pub async fn connect(
         connection_id,
         &claims,
         payload,
-        &random_nonce(),
+        &nonce(app.pacing.chance.nonce()),
         &app.config.connection_secret_key,
         cx.now,
         app.config.connection_lifetime_seconds,
@@ -149,8 +149,7 @@ fn server_error(message: String) -> ConnectRefusal {
     }
 }
 
-fn random_nonce() -> String {
-    let bytes: [u8; 16] = rand::random();
+fn nonce(bytes: [u8; 16]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 

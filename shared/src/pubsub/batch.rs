@@ -4,6 +4,7 @@
 //! are [`event_sinks`](crate::adapters::event_sinks).
 
 use super::{PubSubEvent, SinkError};
+use crate::pacing::Pause;
 use std::future::Future;
 use std::time::Duration;
 
@@ -40,8 +41,14 @@ pub const ATTEMPTS: u32 = 4;
 
 /// Sends `events` in [`batches`] through `send`, which returns the
 /// positions (within the batch it was given) that were not accepted, or an
-/// error for the whole batch; those are sent again after a growing pause.
-pub async fn send_batched<F, Fut>(events: Vec<PubSubEvent>, mut send: F) -> Result<(), SinkError>
+/// error for the whole batch; those are sent again after a growing pause
+/// (through `pause`). Hand-written rather than a retry crate's loop: each try
+/// sends only what the previous one had refused.
+pub async fn send_batched<F, Fut>(
+    pause: &dyn Pause,
+    events: Vec<PubSubEvent>,
+    mut send: F,
+) -> Result<(), SinkError>
 where
     F: FnMut(Vec<PubSubEvent>) -> Fut,
     Fut: Future<Output = Result<Vec<usize>, String>>,
@@ -68,7 +75,7 @@ where
                 .filter_map(|i| pending.get(i).cloned())
                 .collect();
             if attempt < ATTEMPTS {
-                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                pause.pause(Duration::from_millis(50 << attempt)).await;
             } else if reason.is_empty() {
                 reason = "entries refused".into();
             }
@@ -89,6 +96,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pacing::InstantPause;
     use crate::pubsub::channel_updated;
     use serde_json::json;
     use std::sync::Mutex;
@@ -99,8 +107,9 @@ mod tests {
 
     #[tokio::test]
     async fn batches_of_ten_and_only_refused_entries_are_sent_again() {
+        let pause = InstantPause::new();
         let sent: Mutex<Vec<Vec<i64>>> = Mutex::new(Vec::new());
-        let result = send_batched(events(23), |batch| {
+        let result = send_batched(&pause, events(23), |batch| {
             let counts: Vec<i64> = batch
                 .iter()
                 .map(|e| e.data["subscriptionsCount"].as_i64().expect("count"))
@@ -154,8 +163,9 @@ mod tests {
 
     #[tokio::test]
     async fn entries_refused_every_time_are_reported_lost() {
+        let pause = InstantPause::new();
         let calls = Mutex::new(0);
-        let result = send_batched(events(3), |batch| {
+        let result = send_batched(&pause, events(3), |batch| {
             *calls.lock().expect("lock") += 1;
             let n = batch.len();
             async move {
@@ -179,5 +189,8 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        // Growing pauses between the tries, none after the last.
+        let ms = Duration::from_millis;
+        assert_eq!(pause.waits(), [ms(100), ms(200), ms(400)]);
     }
 }

@@ -11,6 +11,7 @@ use crate::adapters::sqs::SqsQueue;
 use crate::api_keys::ApiKeys;
 use crate::gateway::Gateway;
 use crate::metrics::{Activity, RequestCounts};
+use crate::pacing::Pacing;
 use crate::pubsub::{EventSink, FanOut, NoEvents};
 use crate::queue::{DeliveryQueue, NoQueue};
 use crate::scheduler::{NoScheduler, Scheduler, SchedulerTarget};
@@ -228,6 +229,8 @@ pub struct App {
     pub activity: Arc<Activity>,
     /// The server API's Bearer keys.
     pub api_keys: ApiKeys,
+    /// How waits wait and what chance draws (nonces, jitter, sweep ticks).
+    pub pacing: Pacing,
 }
 
 impl App {
@@ -253,13 +256,23 @@ impl App {
         if let Some(endpoint) = &config.management_endpoint {
             management = management.endpoint_url(endpoint);
         }
-        let store = Arc::new(DynamoStore::new(
-            aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
-            config.table_name.clone(),
-        ));
-        let gateway = Gateway::new(Arc::new(ManagementApi::new(
-            aws_sdk_apigatewaymanagement::Client::from_conf(management.build()),
-        )));
+        let pacing = Pacing::real();
+        let store = Arc::new(
+            DynamoStore::new(
+                aws_sdk_dynamodb::Client::from_conf(dynamo.build()),
+                config.table_name.clone(),
+            )
+            .paced(pacing.clone()),
+        );
+        let gateway = Gateway::paced(
+            Arc::new(
+                ManagementApi::new(aws_sdk_apigatewaymanagement::Client::from_conf(
+                    management.build(),
+                ))
+                .paced(pacing.pause.clone()),
+            ),
+            pacing.pause.clone(),
+        );
         let scheduler: Arc<dyn Scheduler> = match &config.scheduler_target {
             Some(target) => {
                 let mut builder =
@@ -274,7 +287,7 @@ impl App {
             }
             None => Arc::new(NoScheduler),
         };
-        let events = event_sink(&config, shared, &counting);
+        let events = event_sink(&config, shared, &counting, &pacing);
         let api_keys = api_keys(&config, shared, &counting);
         let queue: Arc<dyn DeliveryQueue> = match &config.delivery_queue_url {
             Some(url) => {
@@ -301,12 +314,14 @@ impl App {
             requests,
             activity: Arc::default(),
             api_keys,
+            pacing,
         }
     }
 
     /// An app over the given ports and no AWS client (unit tests use the
     /// [`memory`](crate::memory) ones): no scheduler, no backend events, the
-    /// configured API keys only.
+    /// configured API keys only, real pacing (set [`App::pacing`] to change
+    /// it; the gateway's is its own).
     pub fn with_ports(
         config: Config,
         store: Arc<dyn Store>,
@@ -326,6 +341,7 @@ impl App {
             requests: Arc::default(),
             activity: Arc::default(),
             api_keys,
+            pacing: Pacing::real(),
         }
     }
 
@@ -359,6 +375,7 @@ fn event_sink(
     config: &Config,
     shared: &aws_config::SdkConfig,
     counting: &CountRequests,
+    pacing: &Pacing,
 ) -> Arc<dyn EventSink> {
     let mut sinks: Vec<Box<dyn EventSink>> = Vec::new();
     if let Some(bus) = &config.events_bus_name {
@@ -371,6 +388,7 @@ fn event_sink(
         sinks.push(Box::new(EventBridgeSink::new(
             aws_sdk_eventbridge::Client::from_conf(builder.build()),
             bus.clone(),
+            pacing.pause.clone(),
         )));
     }
     if let Some(topic) = &config.events_topic_arn {
@@ -383,6 +401,7 @@ fn event_sink(
         sinks.push(Box::new(SnsSink::new(
             aws_sdk_sns::Client::from_conf(builder.build()),
             topic.clone(),
+            pacing.pause.clone(),
         )));
     }
     match sinks.len() {

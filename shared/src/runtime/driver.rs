@@ -324,7 +324,7 @@ pub async fn sweep_within(
         {
             return Ok(report);
         }
-        tokio::time::sleep(tick).await;
+        app.pacing.pause.pause(tick).await;
         report.absorb(sweep(app, clock()).await?);
     }
 }

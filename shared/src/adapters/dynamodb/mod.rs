@@ -17,7 +17,9 @@ mod port;
 pub use reactions::reaction_counts;
 pub use stream::{classify_stream_record, partition_of};
 
+use crate::pacing::{Chance, Pacing};
 use crate::store::{ConnectionItem, StoreError};
+use backon::Retryable;
 
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::builders::PutBuilder;
@@ -60,6 +62,9 @@ impl From<serde_dynamo::Error> for StoreError {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How a transaction that lost a conflict waits and jitters before it
+    /// runs again.
+    pacing: Pacing,
 }
 
 impl DynamoStore {
@@ -67,7 +72,34 @@ impl DynamoStore {
         DynamoStore {
             client,
             table: table.into(),
+            pacing: Pacing::real(),
         }
+    }
+
+    /// The same store, waiting and drawing jitter through `pacing`.
+    pub fn paced(self, pacing: Pacing) -> Self {
+        DynamoStore { pacing, ..self }
+    }
+
+    /// Runs `transaction` until it succeeds, fails for a reason `retryable`
+    /// refuses, or has been run again [`MAX_CONFLICT_RETRIES`] times, with a
+    /// [`conflict_backoff`] pause before each new try.
+    async fn retry_conflicts<T, E, Fut>(
+        &self,
+        transaction: impl FnMut() -> Fut,
+        retryable: impl FnMut(&E) -> bool,
+    ) -> Result<T, E>
+    where
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let chance = self.pacing.chance.clone();
+        let pauses =
+            (1..=MAX_CONFLICT_RETRIES).map(move |attempt| conflict_backoff(&*chance, attempt));
+        transaction
+            .retry(pauses)
+            .sleep(self.pacing.sleeper())
+            .when(retryable)
+            .await
     }
 
     /// All items of one partition, following pagination, with expired items
@@ -268,16 +300,16 @@ pub(crate) fn transact_put(
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-/// How long to wait before retry `attempt` (1-based) of a write that collided
-/// with another: a few jittered milliseconds, growing with the attempt, so
-/// writers that keep colliding spread out.
 /// How often a transaction that lost a conflict on a hot item (a channel's
 /// count, a message's reaction count) is run again before giving up.
 pub(crate) const MAX_CONFLICT_RETRIES: u32 = 32;
 
-pub fn backoff(attempt: u32) -> Duration {
+/// How long to wait before retry `attempt` (1-based) of a write that collided
+/// with another: a few jittered milliseconds, the spread growing with the
+/// attempt (up to the tenth), so writers that keep colliding spread out.
+pub fn conflict_backoff(chance: &dyn Chance, attempt: u32) -> Duration {
     let spread = 2 + u64::from(attempt.min(10)) * 3;
-    Duration::from_millis(rand::random::<u64>() % spread)
+    Duration::from_millis(chance.below(spread))
 }
 
 /// An item as written: its attributes plus the table keys only the store knows.

@@ -3,9 +3,7 @@
 //! stay exact when users react at once.
 
 use super::subscriptions::build_error;
-use super::{
-    backoff, keyed, keys, n, s, transact_put, DynamoStore, Item, StoreError, MAX_CONFLICT_RETRIES,
-};
+use super::{keyed, keys, n, s, transact_put, DynamoStore, Item, StoreError};
 use crate::store::*;
 use aws_sdk_dynamodb::types::{Delete, TransactWriteItem, Update};
 use std::collections::BTreeMap;
@@ -78,38 +76,30 @@ impl DynamoStore {
                 )
                 .build()
         };
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
+        let (count, reaction) = (&count, &reaction);
+        let transaction = || async move {
+            self.client
                 .transact_write_items()
                 .transact_items(count.clone())
                 .transact_items(reaction.clone())
                 .send()
-                .await;
-            let Err(e) = result else {
-                return Ok(ReactionChange::Changed);
-            };
-            let reasons: Vec<Option<String>> = match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c)) => {
-                    c.cancellation_reasons().iter().map(|r| r.code().map(str::to_owned)).collect()
-                }
-                _ => return Err(StoreError::dynamo("TransactWriteItems", e)),
-            };
-            let failed = |i: usize| {
+                .await
+        };
+        // A cancellation with no condition failing lost a conflict on the
+        // message's count: run again. A failed condition is an answer.
+        let condition_failed = |e: &TransactError, i: usize| {
+            cancellation_reasons(e).is_some_and(|reasons| {
                 reasons.get(i).and_then(|r| r.as_deref()) == Some("ConditionalCheckFailed")
-            };
-            if failed(0) {
-                return Ok(ReactionChange::MessageGone);
-            }
-            if failed(1) {
-                return Ok(ReactionChange::Unchanged);
-            }
-            if attempt >= MAX_CONFLICT_RETRIES {
-                return Err(StoreError::dynamo("TransactWriteItems", e));
-            }
-            attempt += 1;
-            tokio::time::sleep(backoff(attempt)).await;
+            })
+        };
+        let retryable = |e: &TransactError| {
+            cancellation_reasons(e).is_some() && !condition_failed(e, 0) && !condition_failed(e, 1)
+        };
+        match self.retry_conflicts(transaction, retryable).await {
+            Ok(_) => Ok(ReactionChange::Changed),
+            Err(e) if condition_failed(&e, 0) => Ok(ReactionChange::MessageGone),
+            Err(e) if condition_failed(&e, 1) => Ok(ReactionChange::Unchanged),
+            Err(e) => Err(StoreError::dynamo("TransactWriteItems", e)),
         }
     }
 
@@ -143,5 +133,24 @@ impl DynamoStore {
             .query_partition(&keys::reaction_pk(channel, message_id), None, now)
             .await?;
         Ok(serde_dynamo::from_items(items)?)
+    }
+}
+
+type TransactError = aws_sdk_dynamodb::error::SdkError<
+    aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    aws_sdk_dynamodb::config::http::HttpResponse,
+>;
+
+/// The reasons of a cancelled transaction, one per item in order.
+fn cancellation_reasons(e: &TransactError) -> Option<Vec<Option<String>>> {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(
+            c.cancellation_reasons()
+                .iter()
+                .map(|r| r.code().map(str::to_owned))
+                .collect(),
+        ),
+        _ => None,
     }
 }

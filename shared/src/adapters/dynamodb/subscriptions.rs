@@ -396,24 +396,17 @@ impl DynamoStore {
         }
         // Subscribes to one channel all touch its count item; a transaction that
         // lost to another one on it is cancelled (TransactionConflict) and safe
-        // to run again, so it is, after a short growing pause.
-        let mut attempt = 0;
-        loop {
-            let result = self
-                .client
+        // to run again, so it is, after a short jittered pause.
+        let writes = &writes;
+        let transaction = || async move {
+            self.client
                 .transact_write_items()
                 .set_transact_items(Some(writes.clone()))
                 .send()
                 .await
-                .map(drop);
-            match result {
-                Err(e) if lost_a_conflict(&e) && attempt < super::MAX_CONFLICT_RETRIES => {
-                    attempt += 1;
-                    tokio::time::sleep(super::backoff(attempt)).await;
-                }
-                other => return Ok(other),
-            }
-        }
+                .map(drop)
+        };
+        Ok(self.retry_conflicts(transaction, lost_a_conflict).await)
     }
 }
 
