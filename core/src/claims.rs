@@ -691,8 +691,22 @@ impl ChannelPermissions {
         Matched { layers }
     }
 
+    /// Over every entry of every layer, even one whose key no longer compiles
+    /// (a corrupted stored grant): its explicit `false` still denies.
     fn flag(&self, pick: impl Fn(&ChannelDirectives) -> Option<bool>) -> Option<bool> {
-        self.channel().flag(pick)
+        Matched {
+            layers: self
+                .layers
+                .iter()
+                .map(|g| {
+                    g.entries
+                        .iter()
+                        .map(|e| (Vec::new(), &e.directives))
+                        .collect()
+                })
+                .collect(),
+        }
+        .flag(pick)
     }
 
     fn valued<T: Clone>(&self, pick: impl Fn(&ChannelDirectives) -> Option<&T>) -> Option<T> {

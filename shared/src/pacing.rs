@@ -94,7 +94,9 @@ impl Chance for ThreadChance {
     }
 }
 
-/// Waits that return at once; each wait asked for is kept, in order.
+/// Waits that return at once; each wait asked for is kept, in order. No clock
+/// moves: a loop that waits for the time to pass (the sweeper's
+/// `sweep_within`) must be given a clock the test advances.
 #[derive(Default)]
 pub struct InstantPause {
     waits: Mutex<Vec<Duration>>,

@@ -43,15 +43,6 @@ async fn a_laned_channel_delivers_racing_publishes_to_every_socket_in_one_order(
     });
     join_all(publishers).await;
 
-    let (_, laned) = stage
-        .stage
-        .app
-        .store
-        .channel_audience("wide", sockhop_tests::now())
-        .await
-        .expect("audience");
-    assert!(laned, "a channel over the lane size is fanned out in lanes");
-
     let mut orders: Vec<Vec<String>> = Vec::new();
     for client in &mut clients {
         let mut ids = Vec::new();
@@ -74,10 +65,21 @@ async fn a_laned_channel_delivers_racing_publishes_to_every_socket_in_one_order(
         orders.windows(2).all(|w| w[0] == w[1]),
         "every subscriber got the messages in the same order"
     );
+    // Read after every tick arrived: the flag is set by the first delivery.
+    let (_, laned) = stage
+        .stage
+        .app
+        .store
+        .channel_audience("wide", sockhop_tests::now())
+        .await
+        .expect("audience");
+    assert!(laned, "a channel over the lane size is fanned out in lanes");
+
     // Nothing after the last message: a marker published now is next.
-    stage
+    let (status, body) = stage
         .server_publish(json!({"channel": "wide", "event": "marker", "data": null}))
         .await;
+    assert_eq!(status, 202, "{body}");
     for client in &mut clients {
         assert_eq!(client.next().await["event"], "marker");
     }

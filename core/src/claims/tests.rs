@@ -658,4 +658,12 @@ fn corrupted_stored_grant_keys_deny() {
     assert!(!p.message("e").may_send(true));
     assert!(!p.message("[").may_send(true));
     assert!(!p.storage(")").get);
+    // A channel flag's explicit false still denies from an entry whose key no
+    // longer compiles, as every false in any entry does.
+    let q: ChannelPermissions = serde_json::from_value(json!({"layers": [{"entries": [
+        {"key": "#regex:(", "directives": {"subscribe": false}},
+        {"key": "c", "directives": {"subscribe": true}}
+    ]}]}))
+    .expect("shape is valid");
+    assert!(!q.may_subscribe());
 }

@@ -231,7 +231,10 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
         options.idle_timeout,
         options.max_lifetime,
     ));
-    app.gateway = sockhop::gateway::Gateway::new(Arc::new(sockets::LocalSockets(registry.clone())));
+    app.gateway = sockhop::gateway::Gateway::paced(
+        Arc::new(sockets::LocalSockets(registry.clone())),
+        app.pacing.pause.clone(),
+    );
     let app: &'static App = Box::leak(Box::new(app));
 
     table::ensure_table(

@@ -53,6 +53,14 @@ impl ManagementApi {
     }
 }
 
+impl std::fmt::Debug for ManagementApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagementApi")
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Sockets for ManagementApi {
     fn post<'a>(
         &'a self,
