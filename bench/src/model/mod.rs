@@ -493,17 +493,23 @@ async fn measure(
         sizes.len(),
         seeding.elapsed().as_secs_f64()
     );
+    let mut reads = HashMap::new();
     for &n in &sizes {
-        let read = Instant::now();
-        let (ids, _) = seeder
-            .app
-            .store
-            .channel_audience(&fan_channel(n), Timestamp::now().secs())
-            .await?;
-        anyhow::ensure!(ids.len() == n, "channel of {n} reads {}", ids.len());
+        // The second read is the one deliveries see (DynamoDB Local warm).
+        let mut read_ms = f64::MAX;
+        for _ in 0..2 {
+            let read = Instant::now();
+            let (ids, _) = seeder
+                .app
+                .store
+                .channel_audience(&fan_channel(n), Timestamp::now().secs())
+                .await?;
+            anyhow::ensure!(ids.len() == n, "channel of {n} reads {}", ids.len());
+            read_ms = read_ms.min(ms(read.elapsed()));
+        }
+        reads.insert(n, read_ms);
         println!(
-            "  reading the {n} subscribers from DynamoDB Local takes {:.0} ms (part of the figures below; not modelled)",
-            ms(read.elapsed())
+            "  reading the {n} subscribers from DynamoDB Local takes {read_ms:.0} ms (part of the figures below; not modelled)"
         );
     }
 
@@ -642,7 +648,7 @@ async fn measure(
             .load(std::sync::atomic::Ordering::Relaxed);
     }
     println!("  (measured in {:.0} s)", started.elapsed().as_secs_f64());
-    print_summary(plan, params, designs, &columns);
+    print_summary(plan, params, designs, &columns, &reads);
     Ok(())
 }
 
@@ -703,15 +709,22 @@ async fn greeting(
         tokio::time::sleep(gap).await;
     }
     let mut started = HashMap::new();
+    let mut refused = 0;
     for task in tasks {
-        let (id, t0) = task
-            .await?
-            .map_err(|e| anyhow::anyhow!("$connect refused: {e}"))?;
-        started.insert(id, t0);
+        match task.await? {
+            Ok((id, t0)) => {
+                started.insert(id, t0);
+            }
+            Err(refusal) => {
+                refused += 1;
+                tracing_free_warning(&format!("$connect refused: {refusal}"));
+            }
+        }
     }
+    let accepted = started.len();
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut greeted: HashMap<String, Instant> = HashMap::new();
-    while greeted.len() < connections && Instant::now() < deadline {
+    while greeted.len() < accepted && Instant::now() < deadline {
         for frame in design.sockets.take_frames() {
             if frame.greeting && started.contains_key(&frame.connection_id) {
                 greeted.insert(frame.connection_id, frame.at);
@@ -720,9 +733,9 @@ async fn greeting(
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     design.idle().await;
-    if greeted.len() < connections {
+    if greeted.len() < accepted || refused * 10 > connections {
         bail!(
-            "{}: {} of {connections} connections greeted",
+            "{}: {} of {connections} connections greeted, {refused} refused",
             design.name,
             greeted.len()
         );
@@ -741,6 +754,11 @@ async fn greeting(
         quantile(&mut latencies, 0.99),
         gone,
     ))
+}
+
+/// Says what went wrong without stopping the run (the bench has no logger).
+fn tracing_free_warning(message: &str) {
+    eprintln!("  warning: {message}");
 }
 
 /// A channel of `plan.stall_subscribers` where every tenth socket behaves
@@ -893,7 +911,15 @@ impl Requests {
     }
 }
 
-fn print_summary(plan: &Plan, params: &Params, designs: &[Design], columns: &[Column]) {
+/// `reads`: how long DynamoDB Local took to read each channel's subscribers
+/// (once, before the designs ran), shown beside the times that include it.
+fn print_summary(
+    plan: &Plan,
+    params: &Params,
+    designs: &[Design],
+    columns: &[Column],
+    reads: &HashMap<usize, f64>,
+) {
     let names: Vec<&str> = designs.iter().map(|d| d.name.as_str()).collect();
     let row = |label: String, cells: Vec<String>| {
         let mut line = format!("  {label:<44}");
@@ -922,6 +948,17 @@ fn print_summary(plan: &Plan, params: &Params, designs: &[Design], columns: &[Co
                 .iter()
                 .map(|c| {
                     let t = c.fan_out[i].1;
+                    format!("{t:.0} ms ({:.1} RTT)", t / params.post.p50_ms)
+                })
+                .collect(),
+        );
+        let read = reads.get(&n).copied().unwrap_or(0.0);
+        row(
+            format!("   less DynamoDB Local's {read:.0} ms read"),
+            columns
+                .iter()
+                .map(|c| {
+                    let t = c.fan_out[i].1 - read;
                     format!("{t:.0} ms ({:.1} RTT)", t / params.post.p50_ms)
                 })
                 .collect(),
@@ -983,8 +1020,10 @@ fn print_summary(plan: &Plan, params: &Params, designs: &[Design], columns: &[Co
     );
     if let Some((_, t)) = new.fan_out.iter().find(|(n, _)| *n == 10_000) {
         let rtt = t / params.post.p50_ms;
+        let read = reads.get(&10_000).copied().unwrap_or(0.0);
+        let less = (t - read) / params.post.p50_ms;
         println!(
-            "  publish -> last of 10,000 within 10 round trips: {rtt:.1}, {}",
+            "  publish -> last of 10,000 within 10 round trips: {rtt:.1} ({less:.1} less DynamoDB Local's read), {}",
             verdict(rtt <= 10.0)
         );
     }
