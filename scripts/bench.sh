@@ -6,6 +6,7 @@
 # messages cost. Everything it starts is stopped when it ends (also on error or Ctrl-C).
 #
 #   scripts/bench.sh [--quick] [--release] [bench options ...]
+#   scripts/bench.sh aws-model [--quick] [--dynamodb-endpoint URL] ...   (the AWS-latency model)
 #
 #   --quick    a smaller run: 250 connections, fan-outs to 50 and 250, fewer messages
 #   --release  build with the shipping `release` profile (fat LTO, one codegen unit;
@@ -38,4 +39,8 @@ cargo build --profile "$profile" -p sockhop-local -p sockhop-bench >&2
 echo "==> built in $((SECONDS - started)) s" >&2
 
 target_dir="${CARGO_TARGET_DIR:-target}"
+# A subcommand (aws-model: README, "AWS-latency model") takes its own options only.
+case "${args[0]:-}" in
+  aws-model) exec "$target_dir/$profile/bench" "${args[@]}" ;;
+esac
 exec "$target_dir/$profile/bench" --build "$build" ${args[@]+"${args[@]}"}

@@ -7,12 +7,14 @@
 //!   bench [--quick] [--stage PATH] [--dynamodb-endpoint URL] ...
 //!   bench bare-server --port N        (the network floor; the bench starts it)
 //!   bench soak [--connections N] [--seconds N] [--outages N] ...   (README, "Soak")
+//!   bench aws-model [--quick] [--dynamodb-endpoint URL] ...  (README, "AWS-latency model")
 
 mod bare;
 mod client;
 mod cost;
 mod counts;
 mod floor;
+mod model;
 mod procs;
 mod report;
 mod soak;
@@ -52,6 +54,9 @@ enum Sub {
     /// Steady traffic while DynamoDB Local is killed and restarted: counts lost,
     /// duplicated and reordered deliveries and what the table keeps afterwards.
     Soak(soak::SoakArgs),
+    /// The real delivery code with AWS's waits (PostToConnection, SQS, Lambda,
+    /// the stream's poll): today's design and the new one side by side.
+    AwsModel(model::ModelArgs),
 }
 
 #[derive(clap::Args, Clone)]
@@ -137,6 +142,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Some(Sub::BareServer { port }) => runtime.block_on(bare::serve(port)),
         Some(Sub::Soak(args)) => runtime.block_on(until_signal(soak::run(args))),
+        Some(Sub::AwsModel(args)) => runtime.block_on(until_signal(model::run(args))),
         None => runtime.block_on(until_signal(run(cli.run))),
     }
 }

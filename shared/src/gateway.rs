@@ -67,6 +67,7 @@ pub struct Gateway {
     sockets: Arc<dyn Sockets>,
     /// How the greeting waits between its tries.
     pause: Arc<dyn Pause>,
+    posts_in_flight: usize,
 }
 
 impl Gateway {
@@ -76,7 +77,21 @@ impl Gateway {
 
     /// A gateway that waits through `pause` (unit tests: instantly).
     pub fn paced(sockets: Arc<dyn Sockets>, pause: Arc<dyn Pause>) -> Self {
-        Gateway { sockets, pause }
+        Gateway {
+            sockets,
+            pause,
+            posts_in_flight: FAN_OUT_CONCURRENCY,
+        }
+    }
+
+    /// A fan-out with `posts_in_flight` posts at once instead of
+    /// [`FAN_OUT_CONCURRENCY`]: the knob the bench's AWS-latency model turns
+    /// to show what another figure would do (production uses [`Gateway::new`]).
+    pub fn with_posts_in_flight(sockets: Arc<dyn Sockets>, posts_in_flight: usize) -> Self {
+        Gateway {
+            posts_in_flight: posts_in_flight.max(1),
+            ..Gateway::new(sockets)
+        }
     }
 
     pub async fn post(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
@@ -135,15 +150,15 @@ impl Gateway {
         }
     }
 
-    /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] at a
-    /// time: a slow or failing connection holds one slot, never the others.
+    /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] (or
+    /// the gateway's own figure) at a time: a slow or failing connection holds one slot, never the others.
     pub async fn post_many(&self, connection_ids: &[String], frame: &str) -> FanOut {
         let posts: Vec<_> = connection_ids
             .iter()
             .map(|id| async move { (id, self.deliver(id, frame).await) })
             .collect();
         let results: Vec<(&String, Delivery)> = stream::iter(posts)
-            .buffer_unordered(FAN_OUT_CONCURRENCY)
+            .buffer_unordered(self.posts_in_flight)
             .collect()
             .await;
         let mut fan_out = FanOut::default();

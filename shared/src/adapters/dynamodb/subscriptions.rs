@@ -304,6 +304,84 @@ impl DynamoStore {
 }
 
 impl DynamoStore {
+    /// Writes subscriptions (and, with `reverse_index`, the connection's
+    /// side that cleanup reads) as plain puts, 25 items a BatchWriteItem,
+    /// `concurrency` requests at a time, unprocessed items sent again: a
+    /// seeding path for benchmarks that need tens of thousands of subscribers
+    /// in seconds, where a subscribe is one transaction each (bench
+    /// `aws-model`). Not a subscribe: no conditions, no welcome, and the
+    /// channels' `subscriptionsCount` is left as it was.
+    pub async fn seed_subscriptions(
+        &self,
+        items: &[SubscriptionItem],
+        reverse_index: bool,
+        concurrency: usize,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+        use futures::stream::{self, StreamExt, TryStreamExt};
+        let mut writes = Vec::with_capacity(items.len() * 2);
+        for item in items {
+            let reverse = ConnectionSubscriptionItem {
+                channel: item.channel.clone(),
+                alias: item.alias.clone(),
+                ttl: item.ttl,
+            };
+            let forward = keyed(
+                item,
+                keys::channel_pk(&item.channel),
+                keys::subscription_sk(&item.connection_id),
+            )?;
+            let back = keyed(
+                &reverse,
+                keys::connection_pk(&item.connection_id),
+                keys::connection_subscription_sk(&item.channel),
+            )?;
+            let items = if reverse_index {
+                vec![forward, back]
+            } else {
+                vec![forward]
+            };
+            for attributes in items {
+                let put = PutRequest::builder()
+                    .set_item(Some(attributes))
+                    .build()
+                    .map_err(build_error)?;
+                writes.push(WriteRequest::builder().put_request(put).build());
+            }
+        }
+        let chunks: Vec<Vec<WriteRequest>> = writes.chunks(25).map(<[_]>::to_vec).collect();
+        stream::iter(chunks)
+            .map(|mut chunk| async move {
+                for attempt in 0..super::MAX_CONFLICT_RETRIES {
+                    let answer = self
+                        .client
+                        .batch_write_item()
+                        .request_items(&self.table, chunk)
+                        .send()
+                        .await
+                        .map_err(|e| StoreError::dynamo("BatchWriteItem", e))?;
+                    chunk = answer
+                        .unprocessed_items
+                        .and_then(|mut left| left.remove(&self.table))
+                        .unwrap_or_default();
+                    if chunk.is_empty() {
+                        return Ok(());
+                    }
+                    let wait = super::conflict_backoff(&*self.pacing.chance, attempt + 1);
+                    self.pacing.pause.pause(wait).await;
+                }
+                Err(StoreError::Corrupt(
+                    "BatchWriteItem left items unprocessed".into(),
+                ))
+            })
+            .buffer_unordered(concurrency.max(1))
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+}
+
+impl DynamoStore {
     /// A channel's subscriber ids and its `laned` flag (kept on its `META`
     /// item beside the count) in one query: from `META` on, the partition
     /// holds `META`, owed changes and the subscriptions (the member list,
