@@ -152,15 +152,37 @@ pub fn sockhop(
         Door::Client => 1.0,
     };
     let stream = if stored { 1.0 } else { 0.0 };
+    let lanes = occupied_lanes(subscribers);
+    // The channel's step; in lanes it posts nothing and sends a record per
+    // lane, each received, deleted and delivered by an invocation of its own.
+    let (lane_sqs, lane_invocations, posts_per_invocation) = if lanes > 0.0 {
+        (lanes * (1.0 + 2.0 / batch), lanes / batch, subscribers / lanes)
+    } else {
+        (0.0, 0.0, subscribers)
+    };
     Usage {
         wru,
         rru,
-        sqs_requests: 1.0 + 2.0 / batch,
+        sqs_requests: 1.0 + 2.0 / batch + lane_sqs,
         apigw_messages: front + subscribers,
-        lambda_invocations: 1.0 + 1.0 / batch + stream,
+        lambda_invocations: 1.0 + 1.0 / batch + stream + lane_invocations,
         lambda_gb_seconds: durations.gb_seconds(0.0) * (1.0 + stream)
-            + durations.gb_seconds(subscribers * batch) / batch,
+            + durations.gb_seconds(if lanes > 0.0 { 0.0 } else { subscribers } * batch) / batch
+            + lane_invocations * durations.gb_seconds(posts_per_invocation * batch),
     }
+}
+
+/// How many of the 32 lanes a channel of `subscribers` uses when it is fanned
+/// out in lanes (above the default lane size; docs/adr/0004), 0 when it is
+/// not: lanes are picked by a digest of the connection id, so the expected
+/// number of lanes hit by `n` connections is `L (1 - (1 - 1/L)^n)`.
+pub fn occupied_lanes(subscribers: f64) -> f64 {
+    let lane_size = sockhop::app::DEFAULT_FAN_OUT_LANE_SIZE as f64;
+    if subscribers <= lane_size {
+        return 0.0;
+    }
+    let lanes = f64::from(sockhop::ops::deliver::LANES);
+    lanes * (1.0 - (1.0 - 1.0 / lanes).powf(subscribers))
 }
 
 /// The scan-all design: the message arrives over the WebSocket, one function
@@ -235,13 +257,23 @@ mod tests {
                 },
             ),
         ]);
-        let usage = sockhop(&counted, Door::Server, 1000.0, 410.0, 1.0, true, &DURATIONS);
-        // 410 KB of subscriptions: 101 blocks of 4 KB, strongly consistent.
-        assert_eq!(usage.rru, 101.0);
+        let usage = sockhop(&counted, Door::Server, 200.0, 410.0, 1.0, true, &DURATIONS);
+        // 82 KB of subscriptions: 21 blocks of 4 KB, strongly consistent.
+        assert_eq!(usage.rru, 21.0);
         assert_eq!(usage.wru, 1.0);
         assert_eq!(usage.sqs_requests, 3.0);
-        assert_eq!(usage.apigw_messages, 1000.0);
+        assert_eq!(usage.apigw_messages, 200.0);
         assert_eq!(usage.lambda_invocations, 3.0);
+        // Above the lane size the message goes through lanes: nearly all 32
+        // are hit by 1,000 connections, each a send, a receive and a delete,
+        // and an invocation.
+        let laned = sockhop(&counted, Door::Server, 1000.0, 410.0, 1.0, true, &DURATIONS);
+        assert_eq!(laned.rru, 101.0);
+        let lanes = occupied_lanes(1000.0);
+        assert!(lanes > 31.9 && lanes < 32.0, "{lanes}");
+        assert!(close(laned.sqs_requests, 3.0 + 3.0 * lanes));
+        assert!(close(laned.lambda_invocations, 3.0 + lanes));
+        assert_eq!(occupied_lanes(250.0), 0.0);
         let batched = sockhop(&counted, Door::Client, 10.0, 400.0, 10.0, false, &DURATIONS);
         assert!(close(batched.rru, 0.1));
         assert!(close(batched.sqs_requests, 1.2));
