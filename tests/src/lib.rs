@@ -210,6 +210,16 @@ impl TestStage {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Publishes a `marker` message on `channel` through the server API (queued
+    /// behind everything already on the channel's ordered path), for
+    /// [`Client::expect_next_event`]`("marker")`.
+    pub async fn publish_marker(&self, channel: &str) {
+        let (status, body) = self
+            .server_publish(json!({"channel": channel, "event": "marker", "data": null}))
+            .await;
+        assert_eq!(status, 202, "marker on {channel}: {body}");
+    }
+
     /// Waits until every queued message has been delivered (a publish's 202
     /// means queued, not yet delivered or stored).
     pub async fn deliveries_settled(&self) {
@@ -342,7 +352,31 @@ impl Client {
         }
     }
 
-    /// Asserts nothing arrives for `wait`.
+    /// Asserts the very next frame is `event` (unlike [`Client::expect_event`],
+    /// which skips frames) and returns it.
+    ///
+    /// This is how a test proves a frame did *not* come: after the action whose
+    /// frame must not arrive, it causes a marker known to reach this client
+    /// after that frame would have (a message published later on the same
+    /// channel: a channel's records are delivered one at a time, in queue
+    /// order, each one's posts before the next runs; or a frame posted after
+    /// the call that would have posted the unwanted one has returned), and
+    /// asserts the marker is the next frame. Unlike a timed wait, it cannot
+    /// pass because the unwanted frame was merely late.
+    pub async fn expect_next_event(&mut self, event: &str) -> Value {
+        let frame = self
+            .next_within(WAIT)
+            .await
+            .unwrap_or_else(|| panic!("no frame arrived; expected {event} next"));
+        assert_eq!(frame["event"], event, "expected {event} next, got {frame}");
+        frame
+    }
+
+    /// Asserts nothing arrives for `wait`: the fallback where no later frame
+    /// is ordered after the one that must not come (a schedule that must not
+    /// fire, a frame's own invocation that answers nothing, an expiry), so no
+    /// marker can prove its absence. It passes if that frame is merely late;
+    /// prefer [`Client::expect_next_event`] after a marker wherever one exists.
     pub async fn expect_silence(&mut self, wait: Duration) {
         if let Some(frame) = self.next_within(wait).await {
             panic!("expected no frame, got {frame}");

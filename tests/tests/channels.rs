@@ -45,10 +45,11 @@ async fn two_clients_exchange_messages_without_echo() {
     assert_eq!(got["meta"], json!({"uid": "jim", "umd": null}));
     let id = got["id"].as_str().expect("id");
     assert!(ulid::Ulid::from_string(id).is_ok(), "{id}");
-    jim.expect_silence(QUIET).await;
+    // Pam's reply comes after Jim's message on the channel's path, so an echo
+    // of his would be his next frame.
     pam.send(json!({"channel": "chat", "event": "msg", "data": "hello jim"}))
         .await;
-    assert_eq!(jim.expect_event("msg").await["data"], "hello jim");
+    assert_eq!(jim.expect_next_event("msg").await["data"], "hello jim");
 }
 
 #[tokio::test]
@@ -77,7 +78,16 @@ async fn unsubscribed_clients_receive_nothing() {
     );
     jim.send(json!({"channel": "chat", "event": "msg", "data": 1}))
         .await;
-    pam.expect_silence(QUIET).await;
+    // Once it is delivered, Pam subscribes again and a marker follows on the
+    // channel: a copy of Jim's message to her would come before both.
+    stage.deliveries_settled().await;
+    assert_eq!(
+        pam.subscribe("chat").await["event"],
+        "hotsock.subscribed",
+        "nothing before the answer"
+    );
+    stage.publish_marker("chat").await;
+    pam.expect_next_event("marker").await;
 }
 
 async fn expect_error(client: &mut Client, code: &str, channel: Option<&str>) -> Value {
@@ -229,7 +239,9 @@ async fn publish_permissions_are_enforced() {
     jim.send(json!({"channel": "chat", "event": "other", "data": 1}))
         .await;
     expect_error(&mut jim, "PUBLISH_PERMISSION_DENIED", Some("chat")).await;
-    pam.expect_silence(QUIET).await;
+    // A refused publish that was queued anyway would reach Pam before this.
+    stage.publish_marker("chat").await;
+    pam.expect_next_event("marker").await;
     // Broadcast works without a subscription.
     let mut listener = stage
         .connect(json!({"scope": "connect", "channels": {"bcast": {"subscribe": true}}}))
@@ -297,6 +309,8 @@ async fn heartbeat_and_pong_are_silent_and_heartbeat_is_recorded() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     jim.send(json!({"event": "hotsock.heartbeat"})).await;
     jim.send(json!({"event": "hotsock.pong"})).await;
+    // Timed: each frame is its own concurrent invocation, and neither answers,
+    // so no later frame is ordered after an answer to them.
     jim.expect_silence(QUIET).await;
     let after = stage
         .stage
@@ -490,10 +504,11 @@ async fn forged_management_calls_are_refused() {
     assert_eq!(post.status().as_u16(), 403);
     let delete = stage.http.delete(&url).send().await.expect("answer");
     assert_eq!(delete.status().as_u16(), 403);
-    jim.expect_silence(QUIET).await;
+    // A forged post accepted would have been written before its answer, a
+    // delete would have closed the socket: either comes before this echo.
     jim.send(json!({"channel": "chat", "event": "msg", "data": "still open"}))
         .await;
-    assert_eq!(jim.expect_event("msg").await["data"], "still open");
+    assert_eq!(jim.expect_next_event("msg").await["data"], "still open");
 }
 
 /// `data` arrives as the publisher wrote it: object keys in their order.

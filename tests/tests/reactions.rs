@@ -78,6 +78,8 @@ async fn reactions_fan_out_to_every_subscriber_and_count() {
 
     // One reaction per (message, value, uid): a repeat changes nothing.
     pam.send(react(&id, "👍", "add")).await;
+    // Timed: the repeat is its own invocation, which answers nothing, so no
+    // later frame is ordered after what it might post.
     jim.expect_silence(QUIET).await;
 
     let (status, page) = stage

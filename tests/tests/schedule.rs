@@ -112,6 +112,7 @@ async fn a_server_publish_three_seconds_out_arrives_then_in_order_with_live_mess
     assert_eq!(status, 200);
     assert_eq!(page["messages"][0]["id"], eager_id.as_str(), "{page}");
     assert_eq!(pending_schedules(&stage).await, 0);
+    // Timed: a schedule firing twice would not be ordered behind any marker.
     listener.expect_silence(Duration::from_millis(300)).await;
 }
 
@@ -192,6 +193,7 @@ async fn clients_schedule_over_the_socket_and_http_within_schedule_before() {
     // Nothing happens before the due time; then all of it. (A socket frame is
     // its own invocation, so which of a frame and an HTTP call was scheduled
     // first is not fixed.)
+    // Timed: what must not come yet is due later, not behind any marker.
     writer.expect_silence(Duration::from_millis(1_500)).await;
     let (_, early) = stage
         .connection_api(
@@ -365,8 +367,10 @@ async fn refusals_have_stable_codes_and_schedule_nothing() {
         1,
         "only the far schedule waits; no refusal scheduled anything"
     );
-    stage.deliveries_settled().await;
-    writer.expect_silence(Duration::from_millis(300)).await;
+    // A refusal queued at once would reach the writer before the marker (none
+    // was scheduled: the count above).
+    stage.publish_marker("room").await;
+    writer.expect_next_event("marker").await;
 }
 
 #[tokio::test]

@@ -95,6 +95,8 @@ async fn a_scheduled_publish_creates_a_one_time_schedule_that_invokes_the_publis
 
     // When it falls due, EventBridge Scheduler invokes the publish function
     // with the input: the message arrives as it was decided.
+    // Timed: the schedule must not fire by itself, and nothing is ordered
+    // behind a firing.
     listener
         .expect_silence(std::time::Duration::from_millis(200))
         .await;

@@ -61,9 +61,10 @@ async fn observers_see_every_change_and_the_writer_its_own() {
     stage
         .server_publish(json!({"channel": "lobby", "event": "hotsock.channelStorageSet", "key": "secret", "data": 1}))
         .await;
-    stage.deliveries_settled().await;
-    host.expect_silence(Duration::from_millis(300)).await;
-    guest.expect_silence(Duration::from_millis(300)).await;
+    // Both writes are on the channel's path before the marker.
+    stage.publish_marker("lobby").await;
+    host.expect_next_event("marker").await;
+    guest.expect_next_event("marker").await;
     // Reads: the entry with its writer; an unset key is null / null.
     let data = storage_get(&mut guest, "settings").await;
     assert_eq!(data["data"], json!({"mode": "duel", "max": 2}));
@@ -116,7 +117,9 @@ async fn a_new_subscriber_is_caught_up_right_after_subscribed() {
             (json!("settings"), json!({"mode": "coop"}))
         ]
     );
-    late.expect_silence(Duration::from_millis(300)).await;
+    // The catch-up is part of the welcome, ahead of the marker.
+    stage.publish_marker("lobby").await;
+    late.expect_next_event("marker").await;
 }
 
 #[tokio::test]
@@ -365,7 +368,8 @@ async fn long_lists_come_in_pages_of_100_and_a_subscriber_still_sees_everything(
         caught_up.push(frame["key"].as_str().expect("key").to_owned());
     }
     assert_eq!(caught_up, readable);
-    guest.expect_silence(Duration::from_millis(300)).await;
+    stage.publish_marker("lobby").await;
+    guest.expect_next_event("marker").await;
 }
 
 #[tokio::test]
@@ -385,6 +389,8 @@ async fn entries_expire_silently_after_their_store_seconds() {
     );
     tokio::time::sleep(Duration::from_millis(2_200)).await;
     // Gone for reads, lists and catch-up, though DynamoDB has not deleted it; no frame said so.
+    // Timed: an expiry is no record on the channel's path, so nothing is
+    // ordered after a frame it might send.
     writer.expect_silence(Duration::from_millis(100)).await;
     assert_eq!(storage_get(&mut writer, "flash").await["data"], Value::Null);
     let (_, list) = stage
@@ -398,7 +404,9 @@ async fn entries_expire_silently_after_their_store_seconds() {
         )
         .await;
     late.subscribe("lobby").await;
-    late.expect_silence(Duration::from_millis(300)).await;
+    // No catch-up of the expired entry: it would come before the marker.
+    stage.publish_marker("lobby").await;
+    late.expect_next_event("marker").await;
 }
 
 #[tokio::test]
@@ -452,7 +460,9 @@ async fn bad_input_is_refused_and_changes_nothing() {
         storage_get(&mut host, "settings").await["data"],
         json!({"mode": "duel"})
     );
-    host.expect_silence(Duration::from_millis(200)).await;
+    // The refused writes told nobody: the marker is the host's next frame.
+    stage.publish_marker("lobby").await;
+    host.expect_next_event("marker").await;
 }
 
 /// Writers racing on one key, with messages in between: every observer sees

@@ -3,10 +3,8 @@
 
 use serde_json::{json, Value};
 use sockhop_tests::{sign, Client, TestStage};
-use std::time::Duration;
 
 const ROOM: &str = "presence.room";
-const QUIET: Duration = Duration::from_millis(500);
 
 /// A user who may join presence rooms and publish `m` on them (with echo).
 fn member_claims(uid: &str, umd: Value) -> Value {
@@ -103,9 +101,10 @@ async fn the_http_update_answers_200_and_the_same_umd_again_tells_nobody() {
         .connection_api(&jim, "umdUpdate", json!({"channel": ROOM, "token": token}))
         .await;
     assert_eq!(status, 200);
-    stage.deliveries_settled().await;
-    pam.expect_silence(QUIET).await;
-    jim.expect_silence(QUIET).await;
+    // A change told would reach both before the marker behind it on the channel.
+    stage.publish_marker(ROOM).await;
+    pam.expect_next_event("marker").await;
+    jim.expect_next_event("marker").await;
 }
 
 #[tokio::test]
@@ -128,8 +127,8 @@ async fn a_connection_update_is_inherited_and_propagated_only_when_asked() {
     assert_eq!(news["meta"]["umd"], json!(2));
     pam.send(json!({"event": "m", "channel": ROOM, "data": "x"}))
         .await;
-    assert_eq!(jim.expect_event("m").await["meta"]["umd"], json!(1));
-    jim.expect_silence(QUIET).await;
+    // Nothing told of the update: a change would be queued before the message.
+    assert_eq!(jim.expect_next_event("m").await["meta"]["umd"], json!(1));
 
     // With umdPropagate: every subscription takes it, and presence members hear.
     let token = umd_token(
@@ -172,7 +171,9 @@ async fn a_second_connection_with_another_umd_is_a_member_update() {
         let updated = client.expect_event("hotsock.memberUpdated").await;
         assert_eq!(updated["data"]["member"], member("jim", json!("desk")));
     }
-    pam.expect_silence(QUIET).await;
+    // The leave told nothing more: the marker behind it is Pam's next frame.
+    stage.publish_marker(ROOM).await;
+    pam.expect_next_event("marker").await;
 }
 
 #[tokio::test]
@@ -261,8 +262,9 @@ async fn refusals_have_stable_codes_and_change_nothing() {
     pam.expect_error("NOT_SUBSCRIBED", Some("presence.elsewhere"))
         .await;
 
-    stage.deliveries_settled().await;
-    jim.expect_silence(QUIET).await;
+    // Refused updates told nobody: the marker is Jim's next frame.
+    stage.publish_marker(ROOM).await;
+    jim.expect_next_event("marker").await;
     let (_, info) = stage
         .connection_api(&jim, "getChannelInfo", json!({"channel": ROOM}))
         .await;
@@ -338,8 +340,8 @@ async fn a_token_bound_by_uid_changes_only_subscriptions_acting_as_that_uid() {
         .connection_api(&jim, "umdUpdate", json!({"token": as_jim}))
         .await;
     assert_eq!(status, 200);
-    stage.deliveries_settled().await;
-    pam.expect_silence(QUIET).await;
+    stage.publish_marker(ROOM).await;
+    pam.expect_next_event("marker").await;
     let (_, info) = stage
         .connection_api(&pam, "getChannelInfo", json!({"channel": ROOM}))
         .await;
