@@ -156,7 +156,11 @@ pub fn sockhop(
     // The channel's step; in lanes it posts nothing and sends a record per
     // lane, each received, deleted and delivered by an invocation of its own.
     let (lane_sqs, lane_invocations, posts_per_invocation) = if lanes > 0.0 {
-        (lanes * (1.0 + 2.0 / batch), lanes / batch, subscribers / lanes)
+        (
+            lanes * (1.0 + 2.0 / batch),
+            lanes / batch,
+            subscribers / lanes,
+        )
     } else {
         (0.0, 0.0, subscribers)
     };

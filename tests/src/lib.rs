@@ -220,6 +220,38 @@ impl TestStage {
         assert_eq!(status, 202, "marker on {channel}: {body}");
     }
 
+    /// Proves that nothing more reaches `client` from what the test did so
+    /// far where no frame is ordered behind it (frames run as concurrent
+    /// invocations that answer nothing): `actor`, whose frames caused it,
+    /// pings first and must be answered next (so the stage has read its
+    /// earlier frames, and they posted nothing to it before the pong); then
+    /// the stage must be quiet — no client frame in hand and the delivery
+    /// queue empty, twice in a row — and `client` pings: whatever the earlier
+    /// frames posted was handed to its socket before that pong, so the pong
+    /// must be next. A quiescence check, not a timed wait.
+    pub async fn expect_nothing_more(&self, actor: &mut Client, client: Option<&mut Client>) {
+        actor.send(json!({"event": "hotsock.ping"})).await;
+        actor.expect_next_event("hotsock.pong").await;
+        let start = std::time::Instant::now();
+        let quiet = || self.stage.queue.is_idle() && self.stage.registry.frames_in_hand() == 0;
+        loop {
+            if quiet() {
+                tokio::task::yield_now().await;
+                if quiet() {
+                    break;
+                }
+            }
+            assert!(start.elapsed() < WAIT, "the stage stayed busy for {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let client = match client {
+            Some(client) => client,
+            None => actor,
+        };
+        client.send(json!({"event": "hotsock.ping"})).await;
+        client.expect_next_event("hotsock.pong").await;
+    }
+
     /// Waits until every queued message has been delivered (a publish's 202
     /// means queued, not yet delivered or stored).
     pub async fn deliveries_settled(&self) {
@@ -373,10 +405,11 @@ impl Client {
     }
 
     /// Asserts nothing arrives for `wait`: the fallback where no later frame
-    /// is ordered after the one that must not come (a schedule that must not
-    /// fire, a frame's own invocation that answers nothing, an expiry), so no
-    /// marker can prove its absence. It passes if that frame is merely late;
-    /// prefer [`Client::expect_next_event`] after a marker wherever one exists.
+    /// is ordered after the one that must not come and no quiet stage proves
+    /// it (a schedule that must not fire yet, an expiry), so no marker can
+    /// prove its absence. It passes if that frame is merely late; prefer
+    /// [`Client::expect_next_event`] after a marker wherever one exists, or
+    /// [`TestStage::expect_nothing_more`] for frames that answer nothing.
     pub async fn expect_silence(&mut self, wait: Duration) {
         if let Some(frame) = self.next_within(wait).await {
             panic!("expected no frame, got {frame}");

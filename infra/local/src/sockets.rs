@@ -67,6 +67,8 @@ pub struct Registry {
     sockets: Mutex<HashMap<String, Entry>>,
     idle_timeout: Duration,
     max_lifetime: Duration,
+    /// Client frames whose `$default` handler has not finished yet.
+    frames_in_hand: std::sync::atomic::AtomicUsize,
 }
 
 impl Registry {
@@ -75,7 +77,16 @@ impl Registry {
             sockets: Mutex::new(HashMap::new()),
             idle_timeout,
             max_lifetime,
+            frames_in_hand: std::sync::atomic::AtomicUsize::new(0),
         }
+    }
+
+    /// How many client frames are being handled right now (frames run
+    /// concurrently, as Lambda invokes `$default` concurrently): with an idle
+    /// queue, zero means every frame already caused has been posted.
+    pub fn frames_in_hand(&self) -> usize {
+        self.frames_in_hand
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -483,10 +494,17 @@ fn dispatch(state: &SocketState, connection_id: &str, connected_at: i64, body: S
         "isBase64Encoded": false,
     }));
     let app = state.app;
+    let registry = state.registry.clone();
+    registry
+        .frames_in_hand
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     tokio::spawn(async move {
         if let Err(err) = sockhop_default::handle(app, frame_event).await {
             tracing::error!(error = %err, "$default handler failed");
         }
+        registry
+            .frames_in_hand
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     });
 }
 
