@@ -27,9 +27,10 @@ fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-/// A DynamoDB client for an endpoint with dummy credentials (DynamoDB Local).
-pub async fn client(endpoint: &str) -> Client {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+/// The SDK configuration of the bench's DynamoDB Local clients: dummy
+/// credentials, one region, no endpoint (each client names its own).
+pub async fn local_sdk_config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
             "bench",
@@ -38,10 +39,18 @@ pub async fn client(endpoint: &str) -> Client {
             None,
             "sockhop-bench",
         ))
-        .endpoint_url(endpoint)
         .load()
-        .await;
-    Client::new(&sdk)
+        .await
+}
+
+/// A DynamoDB client for an endpoint with dummy credentials (DynamoDB Local).
+pub async fn client(endpoint: &str) -> Client {
+    let sdk = local_sdk_config().await;
+    Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .endpoint_url(endpoint)
+            .build(),
+    )
 }
 
 pub struct Floor {

@@ -378,17 +378,7 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
         }
     };
     println!("  dynamodb  {endpoint}");
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new("us-east-1"))
-        .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-            "bench",
-            "bench",
-            None,
-            None,
-            "sockhop-bench",
-        ))
-        .load()
-        .await;
+    let sdk = crate::floor::local_sdk_config().await;
     let table = format!(
         "sockhop-model-{}",
         ulid::Ulid::new().to_string().to_lowercase()
