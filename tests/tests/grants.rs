@@ -496,6 +496,8 @@ impl World {
             // Backend events on, to both sinks.
             "EVENTS_BUS_NAME" => self.bus.clone(),
             "EVENTS_TOPIC_ARN" => self.topic_arn.clone(),
+            // The stack parameter's default.
+            "FAN_OUT_LANE_SIZE" => "250".into(),
             other => panic!(
                 "template.yaml gives the functions {other}, which tests/tests/grants.rs has \
                  no value for: add one to World::value_of"
