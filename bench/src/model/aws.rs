@@ -401,19 +401,13 @@ impl ModelQueue {
 
 fn record(group: &str, message: &mut Pending, wall_ms: u64) -> SqsMessage {
     let first = *message.first_received_ms.get_or_insert(wall_ms);
-    let mut record = SqsMessage::default();
-    record.message_id = Some(message.message_id.clone());
-    record.body = Some(message.body.clone());
-    record.attributes = HashMap::from([
-        ("MessageGroupId".to_owned(), group.to_owned()),
-        ("SequenceNumber".to_owned(), message.sequence.to_string()),
-        (
-            "ApproximateFirstReceiveTimestamp".to_owned(),
-            first.to_string(),
-        ),
-    ]);
-    record.event_source = Some("aws:sqs".to_owned());
-    record
+    sockhop_local::queue::fifo_record(
+        group,
+        &message.message_id,
+        &message.body,
+        message.sequence,
+        first,
+    )
 }
 
 impl DeliveryQueue for ModelQueue {

@@ -173,19 +173,39 @@ impl LocalQueue {
 }
 
 fn record(group: &str, message: &Pending, first_received_ms: u64) -> SqsMessage {
+    let mut record = fifo_record(
+        group,
+        &message.message_id,
+        &message.body,
+        message.sequence,
+        first_received_ms,
+    );
+    record.attributes.insert(
+        "ApproximateReceiveCount".to_owned(),
+        message.receives.to_string(),
+    );
+    record
+}
+
+/// A FIFO record as Lambda's SQS event source hands it to the deliver
+/// function: id, body, and the attributes the driver reads (group, sequence
+/// number, first receive time). Also the AWS-latency model's (bench).
+pub fn fifo_record(
+    group: &str,
+    message_id: &str,
+    body: &str,
+    sequence: u128,
+    first_received_ms: u64,
+) -> SqsMessage {
     let mut record = SqsMessage::default();
-    record.message_id = Some(message.message_id.clone());
-    record.body = Some(message.body.clone());
+    record.message_id = Some(message_id.to_owned());
+    record.body = Some(body.to_owned());
     record.attributes = HashMap::from([
         ("MessageGroupId".to_owned(), group.to_owned()),
-        ("SequenceNumber".to_owned(), message.sequence.to_string()),
+        ("SequenceNumber".to_owned(), sequence.to_string()),
         (
             "ApproximateFirstReceiveTimestamp".to_owned(),
             first_received_ms.to_string(),
-        ),
-        (
-            "ApproximateReceiveCount".to_owned(),
-            message.receives.to_string(),
         ),
     ]);
     record.event_source = Some("aws:sqs".to_owned());
