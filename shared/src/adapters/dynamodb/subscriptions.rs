@@ -17,11 +17,7 @@ impl DynamoStore {
         item: &SubscriptionItem,
         now: i64,
     ) -> Result<SubscribeOutcome, StoreError> {
-        let reverse = ConnectionSubscriptionItem {
-            channel: item.channel.clone(),
-            alias: item.alias.clone(),
-            ttl: item.ttl,
-        };
+        let (forward, back) = subscription_items(item)?;
         let writes = vec![
             TransactWriteItem::builder()
                 .condition_check(
@@ -34,28 +30,12 @@ impl DynamoStore {
                         .map_err(build_error)?,
                 )
                 .build(),
-            transact_put(
-                &self.table,
-                keyed(
-                    item,
-                    keys::channel_pk(&item.channel),
-                    keys::subscription_sk(&item.connection_id),
-                )?,
-                |put| {
-                    put.condition_expression("attribute_not_exists(pk) OR #ttl < :now")
-                        .expression_attribute_names("#ttl", "ttl")
-                        .expression_attribute_values(":now", n(now))
-                },
-            )?,
-            transact_put(
-                &self.table,
-                keyed(
-                    &reverse,
-                    keys::connection_pk(&item.connection_id),
-                    keys::connection_subscription_sk(&item.channel),
-                )?,
-                |put| put,
-            )?,
+            transact_put(&self.table, forward, |put| {
+                put.condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                    .expression_attribute_names("#ttl", "ttl")
+                    .expression_attribute_values(":now", n(now))
+            })?,
+            transact_put(&self.table, back, |put| put)?,
         ];
         let delta = if item.counted { 1 } else { 0 };
         match self
@@ -321,21 +301,7 @@ impl DynamoStore {
         use futures::stream::{self, StreamExt, TryStreamExt};
         let mut writes = Vec::with_capacity(items.len() * 2);
         for item in items {
-            let reverse = ConnectionSubscriptionItem {
-                channel: item.channel.clone(),
-                alias: item.alias.clone(),
-                ttl: item.ttl,
-            };
-            let forward = keyed(
-                item,
-                keys::channel_pk(&item.channel),
-                keys::subscription_sk(&item.connection_id),
-            )?;
-            let back = keyed(
-                &reverse,
-                keys::connection_pk(&item.connection_id),
-                keys::connection_subscription_sk(&item.channel),
-            )?;
+            let (forward, back) = subscription_items(item)?;
             let items = if reverse_index {
                 vec![forward, back]
             } else {
@@ -451,6 +417,27 @@ impl DynamoStore {
             .map_err(|e| StoreError::dynamo("UpdateItem", e))?;
         Ok(())
     }
+}
+
+/// A subscription's two items, keyed: the channel's side (the subscriber
+/// list) and the connection's (what its cleanup reads).
+fn subscription_items(item: &SubscriptionItem) -> Result<(super::Item, super::Item), StoreError> {
+    let reverse = ConnectionSubscriptionItem {
+        channel: item.channel.clone(),
+        alias: item.alias.clone(),
+        ttl: item.ttl,
+    };
+    let forward = keyed(
+        item,
+        keys::channel_pk(&item.channel),
+        keys::subscription_sk(&item.connection_id),
+    )?;
+    let back = keyed(
+        &reverse,
+        keys::connection_pk(&item.connection_id),
+        keys::connection_subscription_sk(&item.channel),
+    )?;
+    Ok((forward, back))
 }
 
 type TransactError = aws_sdk_dynamodb::error::SdkError<
