@@ -189,6 +189,7 @@ async fn an_unsubscribe_right_after_subscribing_is_answered_after_the_welcome() 
         // subscription yet (NOT_SUBSCRIBED). If it found one, even one not yet
         // welcomed, both are answered and the welcome comes first.
         let mut events: Vec<Value> = Vec::new();
+        let mut frames: Vec<Value> = Vec::new();
         let has = |events: &[Value], e: &str| events.iter().any(|x| x == e);
         // Until the answers are complete (however slowly they come), then
         // anything more would be extra.
@@ -197,7 +198,10 @@ async fn an_unsubscribe_right_after_subscribing_is_answered_after_the_welcome() 
                 || (has(events, "hotsock.error") && has(events, "hotsock.subscribed"))
         };
         while !answered(&events) {
-            events.push(jim.next().await["event"].clone());
+            let frame = jim.next_within(WAIT).await;
+            let frame = frame.unwrap_or_else(|| panic!("answers incomplete: {frames:?}"));
+            events.push(frame["event"].clone());
+            frames.push(frame);
         }
         while let Some(frame) = jim.next_within(QUIET).await {
             events.push(frame["event"].clone());
@@ -213,7 +217,11 @@ async fn an_unsubscribe_right_after_subscribing_is_answered_after_the_welcome() 
                 assert_eq!(events, ["hotsock.error", "hotsock.subscribed"]);
                 jim.send(json!({"event": "hotsock.unsubscribe", "channel": "presence.room"}))
                     .await;
-                assert_eq!(jim.next().await["event"], "hotsock.unsubscribed");
+                let answer = jim.next().await;
+                assert_eq!(
+                    answer["event"], "hotsock.unsubscribed",
+                    "{answer} after {frames:?}"
+                );
             }
         }
     }

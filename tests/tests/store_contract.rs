@@ -361,3 +361,61 @@ async fn the_memory_store_keeps_the_dynamodb_stores_contract() {
     // The transcript holds real answers (so equal cannot mean both empty).
     assert!(real.iter().any(|line| line.contains("01D")), "{real:?}");
 }
+
+/// Rounds of a subscribe and an unsubscribe of the same connection at once:
+/// whichever wins, the answers agree with what is stored. An unsubscribe that
+/// found nothing must not remove the subscription committed meanwhile.
+async fn racing_subscribe_and_unsubscribe(store: &dyn Store) -> (usize, usize) {
+    store
+        .put_connection(&connection("racer"))
+        .await
+        .expect("put");
+    let (mut removed, mut kept) = (0, 0);
+    for round in 0..40 {
+        let item = subscription("race", "racer", NOW * 1000 + round);
+        let (subscribed, unsubscribed) = tokio::join!(
+            store.subscribe(&item, NOW),
+            store.unsubscribe("race", "racer", NOW, None)
+        );
+        assert!(
+            matches!(subscribed.expect("subscribe"), SubscribeOutcome::Subscribed),
+            "round {round}"
+        );
+        let stored = store
+            .get_subscription("race", "racer", NOW)
+            .await
+            .expect("read");
+        let count = store.subscriptions_count("race").await.expect("count");
+        match unsubscribed.expect("unsubscribe") {
+            Some(gone) => {
+                assert_eq!(
+                    gone.subscribed_at_ms, item.subscribed_at_ms,
+                    "round {round}"
+                );
+                assert!(stored.is_none(), "round {round}: removed yet stored");
+                assert_eq!(count, 0, "round {round}");
+                removed += 1;
+            }
+            None => {
+                assert!(stored.is_some(), "round {round}: not removed yet gone");
+                assert_eq!(count, 1, "round {round}");
+                store
+                    .unsubscribe("race", "racer", NOW, None)
+                    .await
+                    .expect("unsubscribe")
+                    .expect("the kept subscription is there to remove");
+                kept += 1;
+            }
+        }
+    }
+    (removed, kept)
+}
+
+#[tokio::test]
+async fn an_unsubscribe_racing_a_subscribe_agrees_with_what_is_stored() {
+    let stage = TestStage::start().await;
+    let (removed, kept) = racing_subscribe_and_unsubscribe(stage.stage.app.store.as_ref()).await;
+    assert_eq!(removed + kept, 40);
+    let (removed, kept) = racing_subscribe_and_unsubscribe(&MemoryStore::new()).await;
+    assert_eq!(removed + kept, 40);
+}

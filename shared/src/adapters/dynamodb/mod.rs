@@ -203,7 +203,7 @@ impl DynamoStore {
             .item("pk", s(pk))
             .item("sk", s(sk))
             .item("ttl", n(ttl))
-            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+            .condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":now", n(now))
             .send()

@@ -31,7 +31,7 @@ impl DynamoStore {
                 )
                 .build(),
             transact_put(&self.table, forward, |put| {
-                put.condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                put.condition_expression("attribute_not_exists(pk) OR #ttl <= :now")
                     .expression_attribute_names("#ttl", "ttl")
                     .expression_attribute_values(":now", n(now))
             })?,
@@ -75,7 +75,7 @@ impl DynamoStore {
         for _ in 0..super::MAX_CONFLICT_RETRIES {
             let Some(existing) = self.get_subscription(channel, connection_id, now).await? else {
                 // Expired leftovers are removed quietly; they never counted as live.
-                self.delete_subscription_items(channel, connection_id)
+                self.delete_expired_subscription_items(channel, connection_id, now)
                     .await?;
                 return Ok(None);
             };
@@ -128,10 +128,14 @@ impl DynamoStore {
         ))
     }
 
-    async fn delete_subscription_items(
+    /// Removes a subscription's two items if they are expired leftovers. The
+    /// delete is conditional on the expiry: a subscribe that commits between
+    /// the read that found nothing live and this delete must not be undone.
+    async fn delete_expired_subscription_items(
         &self,
         channel: &str,
         connection_id: &str,
+        now: i64,
     ) -> Result<(), StoreError> {
         for (pk, sk) in [
             (
@@ -143,14 +147,23 @@ impl DynamoStore {
                 keys::connection_subscription_sk(channel),
             ),
         ] {
-            self.client
+            let deleted = self
+                .client
                 .delete_item()
                 .table_name(&self.table)
                 .key("pk", s(pk))
                 .key("sk", s(sk))
+                .condition_expression("#ttl <= :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":now", n(now))
                 .send()
-                .await
-                .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
+                .await;
+            match deleted {
+                // Absent or live: nothing of ours to remove.
+                Ok(_) => {}
+                Err(e) if super::is_condition_failure(&e) => {}
+                Err(e) => return Err(StoreError::dynamo("DeleteItem", e)),
+            }
         }
         Ok(())
     }
