@@ -9,6 +9,11 @@ use sockhop_core::protocol::ServerMessage;
 pub enum Effect {
     /// One frame (JSON text) to each of these connections.
     Send { to: Vec<String>, frame: String },
+    /// Frames to many connections, each connection's in list order, the
+    /// connections independently: one connection's next frame goes as soon
+    /// as it has the previous one, never waiting for another connection's
+    /// (a lane's run of messages).
+    Pipeline { sends: Vec<(Vec<String>, String)> },
     /// The greeting: the socket may not be open yet when it is sent, so a Gone
     /// answer is retried for a few seconds before the connection is given up.
     Greet { to: String, frame: String },
@@ -55,6 +60,15 @@ impl Effects {
     pub fn send_text(&mut self, to: Vec<String>, frame: String) {
         if !to.is_empty() {
             self.0.push(Effect::Send { to, frame });
+        }
+    }
+
+    /// Frames in order for each connection, connections not waiting for
+    /// each other ([`Effect::Pipeline`]).
+    pub fn pipeline(&mut self, sends: Vec<(Vec<String>, String)>) {
+        let sends: Vec<_> = sends.into_iter().filter(|(to, _)| !to.is_empty()).collect();
+        if !sends.is_empty() {
+            self.0.push(Effect::Pipeline { sends });
         }
     }
 
@@ -116,12 +130,17 @@ impl Effects {
     pub fn frames_to(&self, connection_id: &str) -> Vec<&str> {
         self.0
             .iter()
-            .filter_map(|e| match e {
+            .flat_map(|e| match e {
                 Effect::Send { to, frame } if to.iter().any(|t| t == connection_id) => {
-                    Some(frame.as_str())
+                    vec![frame.as_str()]
                 }
-                Effect::Greet { to, frame } if to == connection_id => Some(frame.as_str()),
-                _ => None,
+                Effect::Pipeline { sends } => sends
+                    .iter()
+                    .filter(|(to, _)| to.iter().any(|t| t == connection_id))
+                    .map(|(_, frame)| frame.as_str())
+                    .collect(),
+                Effect::Greet { to, frame } if to == connection_id => vec![frame.as_str()],
+                _ => Vec::new(),
             })
             .collect()
     }

@@ -59,16 +59,17 @@ impl World {
         let sockets = Arc::new(MemorySockets::new());
         let queue = LocalQueue::new();
         let pause = Arc::new(InstantPause::new());
-        let mut app = App::with_ports(
-            config,
-            store.clone(),
-            Gateway::paced(sockets.clone(), pause.clone()),
-            queue.clone(),
-        );
-        app.pacing = Pacing {
+        let pacing = Pacing {
             pause: pause.clone(),
             chance: Arc::new(SeededChance::new(seed)),
         };
+        let mut app = App::with_ports(
+            config,
+            store.clone(),
+            Gateway::paced(sockets.clone(), pacing.clone()),
+            queue.clone(),
+        );
+        app.pacing = pacing;
         let now = Timestamp::now();
         World {
             app,

@@ -27,7 +27,7 @@ pub enum Behaviour {
     Healthy,
     /// Each post takes [`Params::stalled_post`], then arrives.
     Stalled,
-    /// Each post is throttled through the adapter's retries, then fails.
+    /// Every post is answered 429, however the account's quota stands.
     Throttled,
 }
 
@@ -58,15 +58,53 @@ struct SocketState {
     arrivals: HashMap<String, Arrivals>,
 }
 
+/// API Gateway's account-wide request quota: a token bucket.
+struct AccountQuota {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl AccountQuota {
+    fn new(params: &Params) -> Option<Mutex<Self>> {
+        (params.account_rps > 0.0).then(|| {
+            Mutex::new(AccountQuota {
+                per_second: params.account_rps,
+                burst: params.account_burst.max(1.0),
+                tokens: params.account_burst.max(1.0),
+                refilled: Instant::now(),
+            })
+        })
+    }
+
+    /// Whether a request now is within the quota (and spends its token).
+    fn admit(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = (now - self.refilled).as_secs_f64() * self.per_second;
+        self.tokens = (self.tokens + refill).min(self.burst);
+        self.refilled = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// The `Sockets` port with a sampled PostToConnection round trip and no
 /// socket behind it.
 pub struct ModelSockets {
     params: Params,
     sampler: Arc<Sampler>,
     state: Mutex<SocketState>,
+    quota: Option<Mutex<AccountQuota>>,
     /// PostToConnection requests, each retry of a throttled one included.
     pub posts: AtomicU64,
     pub gone_answers: AtomicU64,
+    /// Posts answered 429.
+    pub throttled_answers: AtomicU64,
 }
 
 /// The message id of a message frame: its first field (`message_frame`).
@@ -78,11 +116,13 @@ fn message_id_of(frame: &str) -> Option<String> {
 impl ModelSockets {
     pub fn new(params: Params, sampler: Arc<Sampler>) -> Self {
         ModelSockets {
+            quota: AccountQuota::new(&params),
             params,
             sampler,
             state: Mutex::default(),
             posts: AtomicU64::new(0),
             gone_answers: AtomicU64::new(0),
+            throttled_answers: AtomicU64::new(0),
         }
     }
 
@@ -104,6 +144,23 @@ impl ModelSockets {
 
     pub fn arrivals(&self, message_id: &str) -> Option<Arrivals> {
         lock(&self.state).arrivals.get(message_id).copied()
+    }
+
+    /// Connections closed by the server whose ids start with `prefix`.
+    pub fn closed_with_prefix(&self, prefix: &str) -> usize {
+        lock(&self.state)
+            .closed
+            .iter()
+            .filter(|id| id.starts_with(prefix))
+            .count()
+    }
+
+    /// Forgets closures of connections starting with `prefix` (their
+    /// subscriptions were seeded again).
+    pub fn reopen_prefix(&self, prefix: &str) {
+        lock(&self.state)
+            .closed
+            .retain(|id| !id.starts_with(prefix));
     }
 
     /// Every frame so far, and forgets them.
@@ -132,31 +189,23 @@ impl Sockets for ModelSockets {
                 )
             };
             let round_trip = self.sampler.wait(&self.params.post);
+            self.posts.fetch_add(1, Ordering::Relaxed);
+            let admitted = self.quota.as_ref().is_none_or(|q| lock(q).admit());
+            if !admitted || behaviour == Behaviour::Throttled {
+                self.throttled_answers.fetch_add(1, Ordering::Relaxed);
+                tokio::time::sleep(round_trip).await;
+                return Err(PostError::Throttled);
+            }
             if opening || closed {
-                self.posts.fetch_add(1, Ordering::Relaxed);
                 self.gone_answers.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(round_trip).await;
                 return Err(PostError::Gone);
             }
             match behaviour {
-                Behaviour::Throttled => {
-                    // The adapter's first attempt and three retries.
-                    self.posts.fetch_add(4, Ordering::Relaxed);
-                    let mut wait = Duration::from_secs_f64(self.params.throttle_pauses_ms / 1000.0);
-                    for _ in 0..4 {
-                        wait += self.sampler.wait(&self.params.post);
-                    }
-                    tokio::time::sleep(wait).await;
-                    return Err(PostError::Failed("throttled (429) after retries".into()));
-                }
                 Behaviour::Stalled => {
-                    self.posts.fetch_add(1, Ordering::Relaxed);
                     tokio::time::sleep(self.sampler.wait(&self.params.stalled_post)).await;
                 }
-                Behaviour::Healthy => {
-                    self.posts.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(round_trip).await;
-                }
+                _ => tokio::time::sleep(round_trip).await,
             }
             let at = Instant::now();
             let message_id = message_id_of(frame);
@@ -394,7 +443,10 @@ impl ModelQueue {
             batches: c.batches.load(Ordering::Relaxed),
             stream_invocations: c.stream_invocations.load(Ordering::Relaxed),
             invocation_us: c.invocation_us.load(Ordering::Relaxed),
-            posts: sockets.posts.load(Ordering::Relaxed),
+            // Throttled requests are not billed (AWS's answers on re:Post),
+            // so a 429 is left out of the priced posts.
+            posts: sockets.posts.load(Ordering::Relaxed)
+                - sockets.throttled_answers.load(Ordering::Relaxed),
         }
     }
 }

@@ -105,10 +105,12 @@ pub struct Params {
     pub stream_invoke: LogNormal,
     /// A post to a stalled socket (it takes this long, then succeeds).
     pub stalled_post: LogNormal,
-    /// What the management API adapter waits between throttled attempts
-    /// (25, 50, 100 ms: issue 23); a throttled post fails after these and
-    /// four round trips.
-    pub throttle_pauses_ms: f64,
+    /// API Gateway's request rate per account and region, shared by every
+    /// API and `@connections` call: a token bucket refilled at this many a
+    /// second, holding at most `account_burst`. A post without a token is
+    /// answered 429 (`0.0` turns the quota off).
+    pub account_rps: f64,
+    pub account_burst: f64,
     /// The account's concurrent executions (all functions).
     pub account_concurrency: usize,
     /// Messages per FIFO batch (Lambda's largest for FIFO).
@@ -125,7 +127,8 @@ pub const DEFAULT: Params = Params {
     stream_poll_ms: 250.0,
     stream_invoke: LogNormal::new(10.0, 40.0),
     stalled_post: LogNormal::new(1000.0, 3000.0),
-    throttle_pauses_ms: 175.0,
+    account_rps: 10_000.0,
+    account_burst: 5_000.0,
     account_concurrency: 1000,
     batch_size: 10,
 };
@@ -181,12 +184,21 @@ impl Params {
                 "assumed: a slow reader holds its post this long",
             ),
             (
-                "throttled post",
-                format!(
-                    "4 round trips + {:.0} ms, then failed",
-                    self.throttle_pauses_ms
-                ),
-                "the management API adapter's retries (issue 23: 25, 50, 100 ms)",
+                "API Gateway request quota",
+                if self.account_rps > 0.0 {
+                    format!(
+                        "{:.0}/s, burst {:.0}",
+                        self.account_rps, self.account_burst
+                    )
+                } else {
+                    "off".to_owned()
+                },
+                "API Gateway quotas: per account and Region across WebSocket and callback APIs",
+            ),
+            (
+                "throttled socket",
+                "every post answered 429".to_owned(),
+                "assumed; the gateway retries it (THROTTLE_PATIENCE) like any 429",
             ),
             (
                 "account concurrency",

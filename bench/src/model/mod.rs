@@ -110,6 +110,16 @@ pub struct ModelArgs {
     /// invocation (production: FAN_OUT_CONCURRENCY, 64).
     #[arg(long)]
     posts_in_flight: Option<usize>,
+    /// Adds a column: the new design giving throttled posts up after this
+    /// many ms instead of THROTTLE_PATIENCE (today's design: 175, about the
+    /// 25, 50 and 100 ms retries the adapter made before).
+    #[arg(long)]
+    throttle_patience_ms: Option<u64>,
+    /// API Gateway's request quota a second for the account (0: none).
+    #[arg(long, default_value_t = latency::DEFAULT.account_rps)]
+    account_rps: f64,
+    #[arg(long, default_value_t = latency::DEFAULT.account_burst)]
+    account_burst: f64,
     /// PostToConnection round trip p50 and p99, ms.
     #[arg(long, default_value_t = latency::DEFAULT.post.p50_ms)]
     post_p50_ms: f64,
@@ -168,6 +178,9 @@ const NO_LANES: usize = 1 << 40;
 const MEMORY_GB: f64 = 0.25;
 /// How long the publish function is assumed to run for one message.
 const PUBLISH_MS: f64 = 10.0;
+/// Today's throttled posts: the adapter's 25, 50 and 100 ms retries, then
+/// a missed frame (and a closed connection).
+const TODAYS_THROTTLE_PATIENCE: Duration = Duration::from_millis(175);
 
 /// One design under test: an app over the model's ports.
 struct Design {
@@ -200,6 +213,7 @@ impl Design {
         lane_size: usize,
         greet_from_stream: bool,
         posts_in_flight: usize,
+        throttle_patience: Duration,
     ) -> anyhow::Result<Design> {
         let b64 = base64::engine::general_purpose::STANDARD;
         let signing_key = crate::procs::random_bytes(32)?;
@@ -232,7 +246,9 @@ impl Design {
             sampler,
             greet_from_stream,
         ));
-        let gateway = Gateway::with_posts_in_flight(sockets.clone(), posts_in_flight);
+        let gateway = Gateway::new(sockets.clone())
+            .with_posts_in_flight(posts_in_flight)
+            .with_throttle_patience(throttle_patience);
         let mut app = App::with_ports(config, store, gateway, queue.clone());
         app.requests = requests;
         let app = Arc::new(app);
@@ -284,12 +300,13 @@ impl Design {
         Ok((id, started))
     }
 
-    /// Waits until `expected` sockets have message `id`; when the last did.
-    async fn arrived(&self, id: &str, expected: usize) -> anyhow::Result<Instant> {
+    /// Waits until `expected` sockets have message `id`, less those of them
+    /// (ids starting with `prefix`) the server closed; when the last did.
+    async fn arrived(&self, id: &str, expected: usize, prefix: &str) -> anyhow::Result<Instant> {
         let deadline = Instant::now() + Duration::from_secs(600);
         loop {
             if let Some(a) = self.sockets.arrivals(id) {
-                if a.count >= expected {
+                if a.count + self.sockets.closed_with_prefix(prefix) >= expected {
                     return Ok(a.last);
                 }
             }
@@ -352,12 +369,17 @@ struct Column {
     /// (subscribers, requests per message, $ per million).
     cost: Vec<(usize, Requests, f64)>,
     most_in_flight: u64,
+    /// (subscribers, connections the server closed: frames missed).
+    closed: BTreeMap<usize, usize>,
+    throttled_answers: u64,
 }
 
 pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
     let plan = Plan::from(&args);
     let mut params = latency::DEFAULT;
     params.post = LogNormal::new(args.post_p50_ms, args.post_p99_ms);
+    params.account_rps = args.account_rps;
+    params.account_burst = args.account_burst;
     let root = crate::repo_root(args.root.as_deref())?;
     println!("Sockhop AWS-latency model (bench aws-model)");
     println!("  machine   {}", crate::procs::machine());
@@ -410,28 +432,29 @@ pub async fn run(args: ModelArgs) -> anyhow::Result<()> {
         params: &params,
         seed: args.seed,
     };
+    let lanes = sockhop::app::DEFAULT_FAN_OUT_LANE_SIZE;
+    let in_flight = sockhop::gateway::FAN_OUT_CONCURRENCY;
+    let patience = sockhop::gateway::THROTTLE_PATIENCE;
     let mut designs = vec![
-        Design::build(&setup, "today", NO_LANES, true, 64).await?,
         Design::build(
             &setup,
-            "new",
-            sockhop::app::DEFAULT_FAN_OUT_LANE_SIZE,
-            false,
-            64,
+            "today",
+            NO_LANES,
+            true,
+            in_flight,
+            TODAYS_THROTTLE_PATIENCE,
         )
         .await?,
+        Design::build(&setup, "new", lanes, false, in_flight, patience).await?,
     ];
     if let Some(n) = args.posts_in_flight {
-        designs.push(
-            Design::build(
-                &setup,
-                &format!("new, {n} in flight"),
-                sockhop::app::DEFAULT_FAN_OUT_LANE_SIZE,
-                false,
-                n,
-            )
-            .await?,
-        );
+        let name = format!("new, {n} in flight");
+        designs.push(Design::build(&setup, &name, lanes, false, n, patience).await?);
+    }
+    if let Some(ms) = args.throttle_patience_ms {
+        let name = format!("new, {ms} ms patience");
+        let patience = Duration::from_millis(ms);
+        designs.push(Design::build(&setup, &name, lanes, false, in_flight, patience).await?);
     }
     let result = measure(&plan, &args, &params, &designs, &setup).await;
     let _ = client.delete_table().table_name(&table).send().await;
@@ -470,7 +493,7 @@ async fn measure(
     for &n in &sizes {
         seed_store
             .seed_subscriptions(
-                &subscriptions(&fan_channel(n), &format!("f{n}-"), n),
+                &subscriptions(&fan_channel(n), &subscriber_prefix(n), n),
                 false,
                 SEED_CONCURRENCY,
             )
@@ -547,7 +570,7 @@ async fn measure(
                 let requests_before = design.app.requests.snapshot();
                 let tally_before = design.tally();
                 let (id, t0) = design.publish(&fan_channel(n)).await?;
-                let last = design.arrived(&id, n).await?;
+                let last = design.arrived(&id, n, &subscriber_prefix(n)).await?;
                 times.push(ms(last - t0));
                 design.idle().await;
                 if run == 0 && priced {
@@ -562,6 +585,7 @@ async fn measure(
                     column.cost.push((n, requests, dollars.total() * 1e6));
                 }
             }
+            mend_closures(design, column, &seed_store, n).await?;
             let median = quantile(&mut times, 0.5);
             if timed {
                 column.fan_out.push((n, median));
@@ -594,9 +618,10 @@ async fn measure(
         }
         let mut last = t0;
         for id in &ids {
-            last = last.max(design.arrived(id, n).await?);
+            last = last.max(design.arrived(id, n, &subscriber_prefix(n)).await?);
         }
         design.idle().await;
+        mend_closures(design, column, &seed_store, n).await?;
         column.messages_per_second = burst as f64 / (last - t0).as_secs_f64();
         column.burst = burst;
         println!(
@@ -636,6 +661,10 @@ async fn measure(
             .counts
             .most_in_flight
             .load(std::sync::atomic::Ordering::Relaxed);
+        column.throttled_answers = design
+            .sockets
+            .throttled_answers
+            .load(std::sync::atomic::Ordering::Relaxed);
     }
     println!("  (measured in {:.0} s)", started.elapsed().as_secs_f64());
     print_summary(plan, params, designs, &columns, &reads);
@@ -644,6 +673,41 @@ async fn measure(
 
 fn fan_channel(n: usize) -> String {
     format!("fan-{n}")
+}
+
+/// The connection ids of `fan_channel(n)`'s seeded subscribers start so.
+fn subscriber_prefix(n: usize) -> String {
+    format!("f{n}-")
+}
+
+/// Connections of the channel of `n` the server closed (a frame missed:
+/// throttled past the patience) are counted, and their subscriptions,
+/// removed by the cleanup, seeded again for the next design.
+async fn mend_closures(
+    design: &Design,
+    column: &mut Column,
+    seed_store: &DynamoStore,
+    n: usize,
+) -> anyhow::Result<()> {
+    let prefix = subscriber_prefix(n);
+    let closed = design.sockets.closed_with_prefix(&prefix);
+    if closed > 0 {
+        *column.closed.entry(n).or_default() += closed;
+        println!(
+            "  {:<22} {n:>6} subscribers: {closed} connections closed (a frame missed)",
+            design.name
+        );
+        design.idle().await;
+        seed_store
+            .seed_subscriptions(
+                &subscriptions(&fan_channel(n), &prefix, n),
+                false,
+                SEED_CONCURRENCY,
+            )
+            .await?;
+        design.sockets.reopen_prefix(&prefix);
+    }
+    Ok(())
 }
 
 /// Each design starts a channel as its own first message would find it.
@@ -991,6 +1055,29 @@ fn print_summary(
                 .collect(),
         );
     }
+    let mut sizes: Vec<usize> = plan.fan_out.clone();
+    sizes.push(plan.throughput_subscribers);
+    sizes.sort_unstable();
+    sizes.dedup();
+    for n in &sizes {
+        if columns.iter().all(|c| !c.closed.contains_key(n)) {
+            continue;
+        }
+        row(
+            format!("   connections closed (missed a frame) at {n}"),
+            columns
+                .iter()
+                .map(|c| c.closed.get(n).copied().unwrap_or(0).to_string())
+                .collect(),
+        );
+    }
+    row(
+        "   posts answered 429 (throttled)".into(),
+        columns
+            .iter()
+            .map(|c| c.throttled_answers.to_string())
+            .collect(),
+    );
     row(
         "   deliver invocations at once (most)".into(),
         columns
@@ -1028,6 +1115,18 @@ fn print_summary(
             "  healthy p99 with 10% {} <= 1.2x: {ratio:.2}x, {}",
             new.stalled[i].0,
             verdict(ratio <= 1.2)
+        );
+    }
+    if params.account_rps > 0.0 {
+        let n = plan.throughput_subscribers as f64;
+        let floor_ms = ((10_000.0 - params.account_burst).max(0.0) / params.account_rps) * 1000.0;
+        println!(
+            "  (API Gateway's quota, {:.0} requests/s with a burst of {:.0}, bounds any design: at most {:.2} messages/s to {n:.0} subscribers; \
+             the last of 10,000 no sooner than {floor_ms:.0} ms ({:.1} RTT) after a full burst)",
+            params.account_rps,
+            params.account_burst,
+            params.account_rps / n,
+            floor_ms / params.post.p50_ms
         );
     }
     if let (Some(n), Some(t)) = (new.cost.first(), today.cost.first()) {

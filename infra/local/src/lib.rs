@@ -233,7 +233,7 @@ pub async fn start(options: StageOptions) -> anyhow::Result<Stage> {
     ));
     app.gateway = sockhop::gateway::Gateway::paced(
         Arc::new(sockets::LocalSockets(registry.clone())),
-        app.pacing.pause.clone(),
+        app.pacing.clone(),
     );
     let app: &'static App = Box::leak(Box::new(app));
 

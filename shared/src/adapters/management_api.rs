@@ -2,53 +2,33 @@
 //! AWS, behind the [`Sockets`] port.
 
 use crate::gateway::{PostError, Sockets};
-use crate::pacing::{self, Pause, TokioPause};
 use aws_sdk_apigatewaymanagement::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_apigatewaymanagement::primitives::Blob;
 use aws_sdk_apigatewaymanagement::Client;
-use backon::{ExponentialBuilder, Retryable};
 use futures::future::BoxFuture;
-use std::sync::Arc;
-use std::time::Duration;
 
 /// API Gateway's management API (`@connections`), through the AWS SDK.
 #[derive(Clone)]
 pub struct ManagementApi {
     client: Client,
-    /// How a throttled post waits before it is tried again.
-    pause: Arc<dyn Pause>,
 }
 
 impl ManagementApi {
     pub fn new(client: Client) -> Self {
-        ManagementApi {
-            client,
-            pause: Arc::new(TokioPause),
-        }
+        ManagementApi { client }
     }
 
-    /// The same API, waiting through `pause`.
-    pub fn paced(self, pause: Arc<dyn Pause>) -> Self {
-        ManagementApi { pause, ..self }
-    }
-
-    /// Throttling is retried three times, 25, 50 and 100 ms later, before
-    /// giving up; any other answer is final.
+    /// One PostToConnection (the SDK's own retry policy inside it). A
+    /// throttled answer is [`PostError::Throttled`]: the gateway, which sees
+    /// the whole fan-out, decides when to try again.
     async fn post_frame(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
-        let post = || async {
-            self.client
-                .post_to_connection()
-                .connection_id(connection_id)
-                .data(Blob::new(frame.as_bytes()))
-                .send()
-                .await
-        };
-        post.retry(throttle_backoff())
-            .sleep(pacing::sleeper(&self.pause))
-            .when(is_throttle)
-            .notify(|reason, _| tracing::warn!(connection_id, ?reason, "post throttled, retrying"))
+        self.client
+            .post_to_connection()
+            .connection_id(connection_id)
+            .data(Blob::new(frame.as_bytes()))
+            .send()
             .await
-            .map(|_| ())
+            .map(drop)
             .map_err(|e| post_error(&e))
     }
 }
@@ -104,36 +84,37 @@ impl Sockets for ManagementApi {
 fn post_error<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
     err: &SdkError<E, R>,
 ) -> PostError {
-    // The SDK maps API Gateway's 410 to the GoneException code.
-    if err.as_service_error().and_then(|e| e.code()) == Some("GoneException") {
-        PostError::Gone
-    } else {
-        PostError::Failed(format!("{err:?}"))
+    // The SDK maps API Gateway's 410 to the GoneException code, and its
+    // 429 to either throttling code.
+    match err.as_service_error().and_then(|e| e.code()) {
+        Some("GoneException") => PostError::Gone,
+        Some("LimitExceededException" | "TooManyRequestsException") => PostError::Throttled,
+        _ => PostError::Failed(format!("{err:?}")),
     }
-}
-
-/// The pauses before each retry of a throttled post: 25, 50, 100 ms.
-fn throttle_backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(25))
-        .with_max_times(3)
-}
-
-fn is_throttle<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
-    err.as_service_error()
-        .and_then(|e| e.code())
-        .is_some_and(|c| c == "LimitExceededException" || c == "TooManyRequestsException")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use backon::BackoffBuilder;
+    use aws_sdk_apigatewaymanagement::error::ErrorMetadata;
+    use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
+
+    fn answered(code: &str) -> PostError {
+        let metadata = ErrorMetadata::builder().code(code).build();
+        post_error(&SdkError::service_error(
+            PostToConnectionError::generic(metadata),
+            (),
+        ))
+    }
 
     #[test]
-    fn a_throttled_post_is_tried_four_times_at_doubling_pauses() {
-        // (backon doubles in floating point: a nanosecond over, at most.)
-        let pauses: Vec<u128> = throttle_backoff().build().map(|d| d.as_millis()).collect();
-        assert_eq!(pauses, [25, 50, 100]);
+    fn answers_map_to_what_the_gateway_acts_on() {
+        assert_eq!(answered("GoneException"), PostError::Gone);
+        assert_eq!(answered("TooManyRequestsException"), PostError::Throttled);
+        assert_eq!(answered("LimitExceededException"), PostError::Throttled);
+        assert!(matches!(
+            answered("ForbiddenException"),
+            PostError::Failed(_)
+        ));
     }
 }

@@ -572,10 +572,17 @@ async fn set_laned(cx: Ctx<'_>, channel: &str, laned: bool) -> Result<(), Protoc
         .map_err(internal)
 }
 
-/// One lane's share of a message: its frame to its recipients.
-pub fn deliver_lane(lane: &LaneDelivery) -> Effects {
+/// A run of one lane's records, in the channel's order: each message's frame
+/// to its recipients, pipelined (a connection gets its next frame as soon as
+/// it has the previous one, without waiting for the lane's slowest post).
+pub fn deliver_lanes(lanes: &[&LaneDelivery]) -> Effects {
     let mut effects = Effects::new();
-    effects.send_text(lane.to.clone(), lane.frame.clone());
+    effects.pipeline(
+        lanes
+            .iter()
+            .map(|lane| (lane.to.clone(), lane.frame.clone()))
+            .collect(),
+    );
     effects
 }
 
@@ -858,6 +865,26 @@ mod tests {
             other => panic!("read as {other:?}"),
         }
         assert!(serde_json::from_str::<Before>(&body).is_err());
+    }
+
+    #[test]
+    fn a_lanes_run_is_one_pipeline_in_the_channels_order() {
+        let record = |id: &str, to: &[&str]| LaneDelivery {
+            channel: "chat".into(),
+            lane: 3,
+            message_id: id.into(),
+            frame: format!("frame {id}"),
+            to: to.iter().map(|t| t.to_string()).collect(),
+        };
+        let (a, b, c) = (
+            record("1", &["x", "y"]),
+            record("2", &["y"]),
+            record("3", &["x", "y"]),
+        );
+        let effects = deliver_lanes(&[&a, &b, &c]);
+        assert_eq!(effects.iter().count(), 1, "one pipeline for the run");
+        assert_eq!(effects.frames_to("x"), ["frame 1", "frame 3"]);
+        assert_eq!(effects.frames_to("y"), ["frame 1", "frame 2", "frame 3"]);
     }
 
     #[test]

@@ -265,13 +265,10 @@ impl App {
             .paced(pacing.clone()),
         );
         let gateway = Gateway::paced(
-            Arc::new(
-                ManagementApi::new(aws_sdk_apigatewaymanagement::Client::from_conf(
-                    management.build(),
-                ))
-                .paced(pacing.pause.clone()),
-            ),
-            pacing.pause.clone(),
+            Arc::new(ManagementApi::new(
+                aws_sdk_apigatewaymanagement::Client::from_conf(management.build()),
+            )),
+            pacing.clone(),
         );
         let scheduler: Arc<dyn Scheduler> = match &config.scheduler_target {
             Some(target) => {

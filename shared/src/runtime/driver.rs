@@ -9,9 +9,9 @@
 
 use crate::adapters::dynamodb::{classify_stream_record, partition_of};
 use crate::effects::{Effect, Effects};
-use crate::gateway::{Delivery, PostError};
+use crate::gateway::{Delivery, FanOut, PostError};
 use crate::metrics::Measure;
-use crate::ops::deliver::{MembershipChange, Queued};
+use crate::ops::deliver::{LaneDelivery, MembershipChange, Queued};
 use crate::ops::dispatch::{self, Outcome, Request};
 use crate::ops::internal;
 use crate::ops::{self, Ctx};
@@ -24,7 +24,7 @@ use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse
 use futures::stream::{self, StreamExt};
 use sockhop_core::clock::Timestamp;
 use sockhop_core::error::ProtocolError;
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 /// Stream partitions handled at once within one batch.
@@ -109,14 +109,23 @@ impl<'a> Performer<'a> {
                     }
                     let started = std::time::Instant::now();
                     let fan_out = app.gateway.post_many(&to, &frame).await;
-                    self.report.sending += started.elapsed();
-                    self.report.delivered += fan_out.delivered;
-                    for id in fan_out.gone {
-                        self.found_gone(id);
+                    self.sent(fan_out, started);
+                }
+                Effect::Pipeline { sends } => {
+                    let mut chains: Vec<(String, Vec<&str>)> = Vec::new();
+                    let mut place: HashMap<&str, usize> = HashMap::new();
+                    for (to, frame) in &sends {
+                        for id in to.iter().filter(|id| !self.known_gone.contains(*id)) {
+                            let at = *place.entry(id.as_str()).or_insert_with(|| {
+                                chains.push((id.clone(), Vec::new()));
+                                chains.len() - 1
+                            });
+                            chains[at].1.push(frame.as_str());
+                        }
                     }
-                    for (id, reason) in fan_out.failed {
-                        self.missed_a_frame(id, &reason);
-                    }
+                    let started = std::time::Instant::now();
+                    let fan_out = app.gateway.post_chains(chains).await;
+                    self.sent(fan_out, started);
                 }
                 Effect::Greet { to, frame } => {
                     match app.gateway.greet(&to, &frame, GREETING_PATIENCE).await {
@@ -180,6 +189,19 @@ impl<'a> Performer<'a> {
     async fn finish_keeping_events(mut self) -> (Report, Vec<PubSubEvent>) {
         let events = std::mem::take(&mut self.events);
         (self.finish().await, events)
+    }
+
+    /// What a fan-out begun at `started` did: counted, and the connections
+    /// it found gone or that missed a frame queued for cleanup.
+    fn sent(&mut self, fan_out: FanOut, started: std::time::Instant) {
+        self.report.sending += started.elapsed();
+        self.report.delivered += fan_out.delivered;
+        for id in fan_out.gone {
+            self.found_gone(id);
+        }
+        for (id, reason) in fan_out.failed {
+            self.missed_a_frame(id, &reason);
+        }
     }
 
     /// Queues a connection for cleanup once; later sends skip it.
@@ -473,12 +495,21 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
             _ => None,
         }
     }
+    fn lane(p: &Result<(Queued, String), ProtocolError>) -> Option<&LaneDelivery> {
+        match p {
+            Ok((Queued::Lane(lane), _)) => Some(lane),
+            _ => None,
+        }
+    }
     let mut i = 0;
     while i < records.len() {
         // A run of membership changes is applied together: one read of the
         // channel and one announcement for a burst of joins and leaves.
         let changes: Vec<&MembershipChange> = parsed[i..].iter().map_while(change).collect();
-        let run = changes.len().max(1);
+        // A run of a lane's records is posted together, each connection's
+        // frames in order, no connection waiting for another's.
+        let lanes: Vec<&LaneDelivery> = parsed[i..].iter().map_while(lane).collect();
+        let run = changes.len().max(lanes.len()).max(1);
         let delivered = match &parsed[i] {
             Ok((Queued::Membership { .. }, _)) => {
                 ops::membership::apply(cx, &channel, &changes).await
@@ -487,7 +518,7 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
             Ok((Queued::Message(message), id)) => {
                 ops::deliver::deliver(cx, &mut audience, message, id.clone()).await
             }
-            Ok((Queued::Lane(lane), _)) => Ok(ops::deliver::deliver_lane(lane)),
+            Ok((Queued::Lane(_), _)) => Ok(ops::deliver::deliver_lanes(&lanes)),
             // The greeting is posted before the auto-subscriptions are made,
             // so their answers come after it.
             Ok((Queued::Greeting { connection_id }, _)) => {
