@@ -2,10 +2,13 @@
 //! API Gateway management API implements in AWS
 //! ([`ManagementApi`](crate::adapters::management_api::ManagementApi)).
 
+mod limit;
+
 use crate::pacing::{Chance, Pacing};
 use backon::Retryable;
 use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt};
+use limit::AdaptiveLimit;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -86,6 +89,20 @@ pub struct Gateway {
 /// function's timeout, which would hand the whole batch out again.
 pub const THROTTLE_PATIENCE: Duration = Duration::from_secs(2);
 
+/// One request, let in by a fan-out's adaptive limit and reported to it:
+/// the limit is the fan-out's own (one invocation's), never shared by lanes.
+fn limited<'a, T: Send + 'a>(
+    limit: &'a AdaptiveLimit,
+    request: BoxFuture<'a, Result<T, PostError>>,
+) -> BoxFuture<'a, Result<T, PostError>> {
+    Box::pin(async move {
+        let admitted = limit.admit().await;
+        let answer = request.await;
+        limit.answered(admitted, matches!(answer, Err(PostError::Throttled)));
+        answer
+    })
+}
+
 /// The pause before retry `attempt` (1-based) of a throttled post: doubling
 /// from 25 ms up to 400 ms, the upper half of it drawn at random so posts
 /// throttled together do not all come back together.
@@ -114,8 +131,9 @@ impl Gateway {
     /// [`FAN_OUT_CONCURRENCY`]: the knob the bench's AWS-latency model turns
     /// to show what another figure would do (production uses [`Gateway::new`]).
     pub fn with_posts_in_flight(self, posts_in_flight: usize) -> Self {
+        let posts_in_flight = posts_in_flight.max(1);
         Gateway {
-            posts_in_flight: posts_in_flight.max(1),
+            posts_in_flight,
             ..self
         }
     }
@@ -132,14 +150,30 @@ impl Gateway {
     /// One post, a throttled one tried again at [`throttle_pause`]s until
     /// the patience is spent; then it fails (the frame is missed).
     pub async fn post(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
-        self.patiently(|| self.sockets.post(connection_id, frame))
+        self.post_within(&AdaptiveLimit::new(1), connection_id, frame)
+            .await
+    }
+
+    /// [`Gateway::post`] within a fan-out's adaptive limit.
+    async fn post_within(
+        &self,
+        limit: &AdaptiveLimit,
+        connection_id: &str,
+        frame: &str,
+    ) -> Result<(), PostError> {
+        self.patiently(|| limited(limit, self.sockets.post(connection_id, frame)))
             .await
     }
 
     /// Whether the connection is open (GetConnection), throttling waited out
     /// as for a post.
-    async fn is_open(&self, connection_id: &str) -> Result<bool, PostError> {
-        self.patiently(|| self.sockets.is_open(connection_id)).await
+    async fn is_open_within(
+        &self,
+        limit: &AdaptiveLimit,
+        connection_id: &str,
+    ) -> Result<bool, PostError> {
+        self.patiently(|| limited(limit, self.sockets.is_open(connection_id)))
+            .await
     }
 
     async fn patiently<'a, T>(
@@ -170,16 +204,27 @@ impl Gateway {
     /// Sends one frame to one connection. A Gone answer is confirmed before it
     /// is believed; a connection still open gets the frame once more.
     pub async fn deliver(&self, connection_id: &str, frame: &str) -> Delivery {
+        self.deliver_within(&AdaptiveLimit::new(1), connection_id, frame)
+            .await
+    }
+
+    /// [`Gateway::deliver`] within a fan-out's adaptive limit.
+    async fn deliver_within(
+        &self,
+        limit: &AdaptiveLimit,
+        connection_id: &str,
+        frame: &str,
+    ) -> Delivery {
         let failed = |e: PostError| Delivery::Failed(e.to_string());
-        match self.post(connection_id, frame).await {
+        match self.post_within(limit, connection_id, frame).await {
             Ok(()) => Delivery::Delivered,
             Err(PostError::Failed(reason)) => Delivery::Failed(reason),
             Err(e @ PostError::Throttled) => failed(e),
-            Err(PostError::Gone) => match self.is_open(connection_id).await {
+            Err(PostError::Gone) => match self.is_open_within(limit, connection_id).await {
                 Ok(false) => Delivery::Gone,
                 Ok(true) => {
                     tracing::warn!(connection_id, "Gone for an open connection; sent again");
-                    match self.post(connection_id, frame).await {
+                    match self.post_within(limit, connection_id, frame).await {
                         Ok(()) => Delivery::Delivered,
                         Err(e) => failed(e),
                     }
@@ -209,7 +254,10 @@ impl Gateway {
                     delay *= 2;
                 }
                 Err(PostError::Gone) => {
-                    return match self.is_open(connection_id).await {
+                    return match self
+                        .is_open_within(&AdaptiveLimit::new(1), connection_id)
+                        .await
+                    {
                         Ok(false) => Delivery::Gone,
                         Ok(true) => {
                             Delivery::Failed(format!("answered Gone for {patience:?} while open"))
@@ -224,9 +272,11 @@ impl Gateway {
     /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] (or
     /// the gateway's own figure) at a time: a slow or failing connection holds one slot, never the others.
     pub async fn post_many(&self, connection_ids: &[String], frame: &str) -> FanOut {
+        let limit = AdaptiveLimit::new(self.posts_in_flight);
+        let limit = &limit;
         let posts: Vec<_> = connection_ids
             .iter()
-            .map(|id| async move { (id, self.deliver(id, frame).await) })
+            .map(|id| async move { (id, self.deliver_within(limit, id, frame).await) })
             .collect();
         let results: Vec<(&String, Delivery)> = stream::iter(posts)
             .buffer_unordered(self.posts_in_flight)
@@ -249,12 +299,14 @@ impl Gateway {
     /// chains run at once, each posting its next frame as soon as the
     /// previous one arrived.
     pub async fn post_chains(&self, chains: Vec<(String, Vec<&str>)>) -> FanOut {
+        let limit = AdaptiveLimit::new(self.posts_in_flight);
+        let limit = &limit;
         let runs: Vec<_> = chains
             .into_iter()
             .map(|(id, frames)| async move {
                 let mut delivered = 0;
                 for frame in frames {
-                    match self.deliver(&id, frame).await {
+                    match self.deliver_within(limit, &id, frame).await {
                         Delivery::Delivered => delivered += 1,
                         other => return (id, delivered, other),
                     }
