@@ -1,7 +1,7 @@
 //! How many requests one fan-out (one invocation's `post_many` or
 //! `post_chains`, never shared by lanes) lets into API Gateway at once,
 //! adapted to its answers (additive increase, multiplicative decrease, as TCP does):
-//! when at least half the answers of a round (and two) are throttled the limit
+//! when at least a quarter of the answers of a round (and two) are throttled the limit
 //! halves and a new round begins; every `limit` delivered answers in a row
 //! raise it by one, up to the gateway's posts in flight. Requests throttled
 //! together (issued before the halving) halve it once, not each. So lanes that
@@ -85,7 +85,7 @@ impl AdaptiveLimit {
         }
         if throttled {
             state.delivered_in_a_row = 0;
-            let widespread = state.throttled >= 2 && state.throttled * 2 >= state.answers;
+            let widespread = state.throttled >= 2 && state.throttled * 4 >= state.answers;
             if admitted.round == state.round && widespread && state.limit > 1 {
                 let halved = (state.limit / 2).max(1);
                 state.owed += state.limit - halved;
