@@ -147,14 +147,9 @@ impl Gateway {
         }
     }
 
-    /// One post, a throttled one tried again at [`throttle_pause`]s until
-    /// the patience is spent; then it fails (the frame is missed).
-    pub async fn post(&self, connection_id: &str, frame: &str) -> Result<(), PostError> {
-        self.post_within(&AdaptiveLimit::new(1), connection_id, frame)
-            .await
-    }
-
-    /// [`Gateway::post`] within a fan-out's adaptive limit.
+    /// One post within a fan-out's adaptive limit, a throttled one tried
+    /// again at [`throttle_pause`]s until the patience is spent; then it fails
+    /// (the frame is missed).
     async fn post_within(
         &self,
         limit: &AdaptiveLimit,
@@ -241,10 +236,11 @@ impl Gateway {
     /// greeting ([`Delivery::Failed`]), and is closed rather than left
     /// without its items.
     pub async fn greet(&self, connection_id: &str, frame: &str, patience: Duration) -> Delivery {
+        let limit = AdaptiveLimit::new(1);
         let mut delay = Duration::from_millis(50).min(patience);
         let mut waited = Duration::ZERO;
         loop {
-            match self.post(connection_id, frame).await {
+            match self.post_within(&limit, connection_id, frame).await {
                 Ok(()) => return Delivery::Delivered,
                 Err(PostError::Failed(reason)) => return Delivery::Failed(reason),
                 Err(e @ PostError::Throttled) => return Delivery::Failed(e.to_string()),
@@ -254,10 +250,7 @@ impl Gateway {
                     delay *= 2;
                 }
                 Err(PostError::Gone) => {
-                    return match self
-                        .is_open_within(&AdaptiveLimit::new(1), connection_id)
-                        .await
-                    {
+                    return match self.is_open_within(&limit, connection_id).await {
                         Ok(false) => Delivery::Gone,
                         Ok(true) => {
                             Delivery::Failed(format!("answered Gone for {patience:?} while open"))
