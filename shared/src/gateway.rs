@@ -265,25 +265,12 @@ impl Gateway {
     /// Sends `frame` to every connection, at most [`FAN_OUT_CONCURRENCY`] (or
     /// the gateway's own figure) at a time: a slow or failing connection holds one slot, never the others.
     pub async fn post_many(&self, connection_ids: &[String], frame: &str) -> FanOut {
-        let limit = AdaptiveLimit::new(self.posts_in_flight);
-        let limit = &limit;
-        let posts: Vec<_> = connection_ids
+        // A chain of one frame per connection.
+        let chains = connection_ids
             .iter()
-            .map(|id| async move { (id, self.deliver_within(limit, id, frame).await) })
+            .map(|id| (id.clone(), vec![frame]))
             .collect();
-        let results: Vec<(&String, Delivery)> = stream::iter(posts)
-            .buffer_unordered(self.posts_in_flight)
-            .collect()
-            .await;
-        let mut fan_out = FanOut::default();
-        for (id, delivery) in results {
-            match delivery {
-                Delivery::Delivered => fan_out.delivered += 1,
-                Delivery::Gone => fan_out.gone.push(id.clone()),
-                Delivery::Failed(reason) => fan_out.failed.push((id.clone(), reason)),
-            }
-        }
-        fan_out
+        self.post_chains(chains).await
     }
 
     /// Sends each connection its frames in order, stopping at the first
