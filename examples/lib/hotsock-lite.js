@@ -25,6 +25,10 @@ const CONNECTED_TIMEOUT_MS = 5000
 // greeting right away; waiting for them means a channel they already cover is
 // not subscribed a second time (hotsock-js subscribes from a 250 ms loop).
 const SUBSCRIBE_DELAY_MS = 250
+// When the connect token names auto-subscribe channels, bound channels wait for
+// those answers rather than for a fixed delay (a busy server may take longer
+// than SUBSCRIBE_DELAY_MS), but never longer than this.
+const AUTO_SUBSCRIBE_WAIT_MS = 5000
 const BACKOFF_BASE_MS = 500
 const BACKOFF_MAX_MS = 30000
 const PAGE_SIZE = 100
@@ -32,6 +36,26 @@ const PAGE_SIZE = 100
 const LOG_LEVELS = { debug: 0, info: 1, warn: 2, error: 3, silent: 4 }
 
 const CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+/**
+ * The channels a connect token subscribes on connect (`autoSubscribe: true`,
+ * exact names only), read from its payload without verifying it: the client
+ * only uses it to know which hotsock.subscribed frames to wait for. An opaque or
+ * unreadable token names none.
+ */
+export function autoSubscribeChannelsOf(token) {
+  try {
+    const payload = token.split(".")[1]
+    const base64 = payload.replace(/-/g, "+").replace(/_/g, "/")
+    const claims = JSON.parse(atob(base64.padEnd(Math.ceil(base64.length / 4) * 4, "=")))
+    const channels = claims?.channels ?? {}
+    return Object.keys(channels).filter(
+      (name) => channels[name]?.autoSubscribe === true && !name.startsWith("#regex:") && !name.includes("*"),
+    )
+  } catch {
+    return []
+  }
+}
 
 /**
  * The millisecond Unix timestamp encoded in a ULID's first 10 characters
@@ -191,7 +215,9 @@ export class HotsockClient {
     this._connectedTimer = null
     this._heartbeatTimer = null
     this._subscribeTimer = null
-    this._subscribeReady = false // the SUBSCRIBE_DELAY_MS after hotsock.connected has passed
+    this._subscribeReady = false // the auto-subscriptions were answered (or the wait is over)
+    this._autoPending = new Set() // auto-subscribe channels of this connection's token not yet answered
+    this._autoWaitTimer = null
     this._connected = deferred()
 
     if (!options.lazyConnection) this._connect()
@@ -448,6 +474,7 @@ export class HotsockClient {
       return
     }
     if (this.state !== "connecting") return // terminated meanwhile
+    this._autoPending = new Set(autoSubscribeChannelsOf(token))
     const url = new URL(this.wsUrl)
     url.searchParams.set("token", token)
     let ws
@@ -513,7 +540,9 @@ export class HotsockClient {
     clearTimeout(this._connectedTimer)
     clearInterval(this._heartbeatTimer)
     clearTimeout(this._subscribeTimer)
+    clearTimeout(this._autoWaitTimer)
     this._reconnectTimer = this._connectedTimer = this._heartbeatTimer = this._subscribeTimer = null
+    this._autoWaitTimer = null
     this._subscribeReady = false
   }
 
@@ -538,18 +567,44 @@ export class HotsockClient {
     this._queue = []
     for (const frame of queued) this._send(frame)
     clearTimeout(this._subscribeTimer)
-    this._subscribeTimer = setTimeout(() => this._subscribeBound(), SUBSCRIBE_DELAY_MS)
+    this._subscribeTimer = setTimeout(() => {
+      this._subscribeTimer = null
+      this._subscribeWhenAutoAnswered()
+    }, SUBSCRIBE_DELAY_MS)
+    clearTimeout(this._autoWaitTimer)
+    this._autoWaitTimer = setTimeout(() => {
+      this._autoWaitTimer = null
+      this._autoPending.clear()
+      this._subscribeWhenAutoAnswered()
+    }, AUTO_SUBSCRIBE_WAIT_MS)
     this._connected.resolve(this)
     this._emit("@@connect", message)
   }
 
   /**
-   * SUBSCRIBE_DELAY_MS after hotsock.connected: subscribes every bound channel
-   * the server has not subscribed by itself, by the name it was bound under
-   * (also those that failed on an earlier connection).
+   * Once SUBSCRIBE_DELAY_MS after hotsock.connected has passed and every
+   * auto-subscription the token names was answered (or AUTO_SUBSCRIBE_WAIT_MS
+   * is over): subscribes bound channels ([`_subscribeBound`]).
+   */
+  _subscribeWhenAutoAnswered() {
+    if (this._subscribeReady || this._subscribeTimer || this._autoPending.size > 0) return
+    if (this.state !== "connected") return
+    clearTimeout(this._autoWaitTimer)
+    this._autoWaitTimer = null
+    this._subscribeBound()
+  }
+
+  /** An auto-subscription of this connection was answered (subscribed or refused). */
+  _autoAnswered(realName) {
+    if (realName == null || !this._autoPending.delete(realName)) return
+    this._subscribeWhenAutoAnswered()
+  }
+
+  /**
+   * Subscribes every bound channel the server has not subscribed by itself, by
+   * the name it was bound under (also those that failed on an earlier connection).
    */
   _subscribeBound() {
-    this._subscribeTimer = null
     this._subscribeReady = true
     for (const ch of this._channels.values()) {
       if (ch.bindings.length > 0 && ch.state !== "subscribed") this._subscribe(ch)
@@ -761,6 +816,7 @@ export class HotsockClient {
       members: message.data?.members,
     }
     for (const ch of targets) this._confirm(ch, info)
+    if (info.autoSubscribed) this._autoAnswered(message.channel)
   }
 
   /**
@@ -784,6 +840,7 @@ export class HotsockClient {
   _onError(message, targets) {
     const code = message.error?.code
     this._log("warn", "hotsock.error", code, message.error?.message, message.channel ?? "")
+    this._autoAnswered(message.channel) // a refused auto-subscription is answered too
     switch (code) {
       case "SUBSCRIBE_PERMISSION_DENIED":
       case "INVALID_SUBSCRIBE_TOKEN": {

@@ -2,7 +2,7 @@
 // fetch (no browser, no stage): the wire frames it sends and how it reacts.
 import assert from "node:assert/strict"
 import { afterEach, beforeEach, test } from "node:test"
-import { HotsockClient, httpBaseFromWsUrl, ulidTime } from "../lib/hotsock-lite.js"
+import { autoSubscribeChannelsOf, HotsockClient, httpBaseFromWsUrl, ulidTime } from "../lib/hotsock-lite.js"
 
 const flush = () => new Promise((resolve) => setImmediate(resolve))
 
@@ -346,6 +346,84 @@ test("auto-subscribed channels are never subscribed or unsubscribed by the clien
   assert.deepEqual(second.framesOf("hotsock.subscribe"), [])
   second.receive({ id: "03", event: "notification", channel: "notifications-jim", data: "three" })
   assert.deepEqual(notes.slice(4), ["again:three"])
+  client.terminate()
+})
+
+/** An unsigned JWT-shaped token with these claims (the client only reads its payload). */
+function tokenWith(claims) {
+  const part = (value) => Buffer.from(JSON.stringify(value)).toString("base64url")
+  return `${part({ alg: "HS256", typ: "JWT" })}.${part(claims)}.c2lnbmF0dXJl`
+}
+
+test("the auto-subscribe channels of a connect token are its exact names with autoSubscribe", () => {
+  const token = tokenWith({
+    channels: {
+      "feed-jim": { autoSubscribe: true, alias: "feed" },
+      "room": { subscribe: true },
+      "news.*": { autoSubscribe: true },
+      "#regex:^x$": { autoSubscribe: true },
+      "off": { autoSubscribe: false },
+    },
+  })
+  assert.deepEqual(autoSubscribeChannelsOf(token), ["feed-jim"])
+  assert.deepEqual(autoSubscribeChannelsOf("token-1"), [], "an opaque token names none")
+  assert.deepEqual(autoSubscribeChannelsOf("a.%%%.b"), [], "an unreadable payload names none")
+})
+
+test("bound channels wait for a slow auto-subscription the token names, then subscribe once", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const token = tokenWith({ channels: { "feed-jim": { autoSubscribe: true, alias: "feed" }, room: { subscribe: true } } })
+  const client = newClient({ connectTokenFn: async () => token })
+  const feed = client.channels("feed")
+  feed.bind("item", () => {})
+  const room = client.channels("room")
+  room.bind("chat", () => {})
+  await flush()
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.connected()
+  // The server is slower than SUBSCRIBE_DELAY_MS: nothing goes out meanwhile.
+  t.mock.timers.tick(1000)
+  assert.deepEqual(ws.framesOf("hotsock.subscribe"), [])
+  ws.receive(subscribed("feed-jim", { alias: "feed", auto: true }))
+  assert.equal(feed.state, "subscribed")
+  assert.deepEqual(
+    ws.framesOf("hotsock.subscribe").map((f) => f.channel),
+    ["room"],
+    "the answer releases the other bound channels; the alias is never subscribed",
+  )
+  client.terminate()
+})
+
+test("an auto-subscription that never answers holds bound channels back at most 5 s", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const token = tokenWith({ channels: { "feed-jim": { autoSubscribe: true }, room: { subscribe: true } } })
+  const client = newClient({ connectTokenFn: async () => token })
+  client.channels("room").bind("chat", () => {})
+  await flush()
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.connected()
+  t.mock.timers.tick(4999)
+  assert.deepEqual(ws.framesOf("hotsock.subscribe"), [])
+  t.mock.timers.tick(1)
+  assert.deepEqual(ws.framesOf("hotsock.subscribe").map((f) => f.channel), ["room"])
+  client.terminate()
+})
+
+test("a refused auto-subscription counts as answered", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const token = tokenWith({ channels: { "feed-jim": { autoSubscribe: true }, room: { subscribe: true } } })
+  const client = newClient({ connectTokenFn: async () => token })
+  client.channels("room").bind("chat", () => {})
+  await flush()
+  await flush()
+  const ws = FakeSocket.all[0]
+  ws.connected()
+  t.mock.timers.tick(300)
+  assert.deepEqual(ws.framesOf("hotsock.subscribe"), [])
+  ws.receive({ event: "hotsock.error", channel: "feed-jim", error: { code: "INVALID_CHANNEL", message: "no" } })
+  assert.deepEqual(ws.framesOf("hotsock.subscribe").map((f) => f.channel), ["room"])
   client.terminate()
 })
 
