@@ -276,6 +276,11 @@ pub struct ChannelDirectives {
     pub omit_from_sub_count: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub umd_update: Option<bool>,
+    /// Sockhop's extension: a subscription may ask to resume after a drop
+    /// (`data.resume` on subscribe), which logs the channel's messages for the
+    /// stage's recovery window (docs/protocol.md, "Resume").
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recover: Option<bool>,
     /// Keyed by event pattern, compiled as the token is read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub messages: BTreeMap<PatternKey, MessageDirectives>,
@@ -737,6 +742,11 @@ impl ChannelPermissions {
 
     pub fn may_update_umd(&self) -> bool {
         self.flag(|d| d.umd_update).unwrap_or(false)
+    }
+
+    /// Whether a subscription may ask to resume (`recover`, Sockhop's extension).
+    pub fn may_recover(&self) -> bool {
+        self.flag(|d| d.recover).unwrap_or(false)
     }
 
     /// Unix seconds from which stored messages are visible; `None` means only

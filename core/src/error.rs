@@ -72,6 +72,12 @@ pub enum ErrorCode {
     NotFound,
     /// A malformed HTTP request (bad query, body or field) not covered by a finer code.
     InvalidRequest,
+    /// `data.resume` on subscribe is neither `true` nor `{"position": <message id>}`.
+    InvalidResumePosition,
+    /// The resume position is later than anything the channel can have sent.
+    ResumePositionAhead,
+    /// The resume position is recent but none of this channel's (another channel's, or made up).
+    ResumePositionUnknown,
     /// A server-side failure; the message never leaks internals.
     InternalError,
 }
@@ -109,6 +115,9 @@ impl ErrorCode {
         ErrorCode::Forbidden,
         ErrorCode::NotFound,
         ErrorCode::InvalidRequest,
+        ErrorCode::InvalidResumePosition,
+        ErrorCode::ResumePositionAhead,
+        ErrorCode::ResumePositionUnknown,
         ErrorCode::InternalError,
     ];
 
@@ -145,6 +154,9 @@ impl ErrorCode {
             ErrorCode::Forbidden => "FORBIDDEN",
             ErrorCode::NotFound => "NOT_FOUND",
             ErrorCode::InvalidRequest => "INVALID_REQUEST",
+            ErrorCode::InvalidResumePosition => "INVALID_RESUME_POSITION",
+            ErrorCode::ResumePositionAhead => "RESUME_POSITION_AHEAD",
+            ErrorCode::ResumePositionUnknown => "RESUME_POSITION_UNKNOWN",
             ErrorCode::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -161,6 +173,9 @@ impl ErrorCode {
             | ErrorCode::InvalidScheduleExpression
             | ErrorCode::InvalidScheduleTimezone
             | ErrorCode::ScheduleInPast
+            | ErrorCode::InvalidResumePosition
+            | ErrorCode::ResumePositionAhead
+            | ErrorCode::ResumePositionUnknown
             | ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized
             | ErrorCode::InvalidSubscribeToken

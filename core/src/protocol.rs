@@ -80,10 +80,12 @@ pub enum ClientFrame {
 /// Names are validated; permissions are not.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientCommand {
-    /// `token` is a subscribe-scoped JWT, never empty.
+    /// `token` is a subscribe-scoped JWT, never empty; `resume` is Sockhop's
+    /// extension (`data.resume`, docs/protocol.md "Resume").
     Subscribe {
         channel: String,
         token: Option<String>,
+        resume: Option<Resume>,
     },
     Unsubscribe {
         channel: String,
@@ -156,6 +158,17 @@ pub struct ListMessages {
     pub reverse: bool,
     pub limit: usize,
     pub expand_reactions: bool,
+}
+
+/// What a subscribe asks of the channel's recovery log (`data.resume`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Resume {
+    /// `true`: track positions from this subscription on (the answer names one).
+    Start,
+    /// `{"position": P}`: everything after P, the last position this client saw
+    /// (a message id, or the `position` of its earlier `hotsock.subscribed`).
+    After(String),
 }
 
 /// `listMessages` page size when `limit` is absent (Hotsock's default).
@@ -405,7 +418,12 @@ impl Frame {
             events::SUBSCRIBE => {
                 let channel = self.required_channel()?;
                 let token = self.subscribe_token()?;
-                Ok(ClientCommand::Subscribe { channel, token })
+                let resume = self.resume()?;
+                Ok(ClientCommand::Subscribe {
+                    channel,
+                    token,
+                    resume,
+                })
             }
             events::UNSUBSCRIBE => Ok(ClientCommand::Unsubscribe {
                 channel: self.required_channel()?,
@@ -687,6 +705,33 @@ impl Frame {
         }
     }
 
+    /// `data.resume`: absent or `null` (no resume), `true`, or
+    /// `{"position": <ULID>}`; anything else is `INVALID_RESUME_POSITION`.
+    fn resume(&self) -> Result<Option<Resume>, ProtocolError> {
+        let Some(data) = self.data_object()? else {
+            return Ok(None);
+        };
+        let bad = |why: &str| {
+            self.fail(
+                ErrorCode::InvalidResumePosition,
+                format!("resume {why}: give true or {{\"position\": <message id>}}"),
+            )
+        };
+        match data.get("resume") {
+            None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
+            Some(Value::Bool(true)) => Ok(Some(Resume::Start)),
+            Some(Value::Object(resume)) => match resume.get("position") {
+                Some(Value::String(p)) if ulid::Ulid::from_string(p).is_ok() => {
+                    Ok(Some(Resume::After(p.to_ascii_uppercase())))
+                }
+                Some(Value::String(_)) => bad("position is not a ULID"),
+                Some(_) => bad("position must be a string"),
+                None => bad("needs a position"),
+            },
+            Some(_) => bad("must be true or an object"),
+        }
+    }
+
     /// `connection/umdUpdate`: `token` and `channel` at the top of the body.
     fn umd_update_request(&self) -> Result<ClientCommand, ProtocolError> {
         let channel = self.optional_channel()?;
@@ -934,6 +979,20 @@ impl ServerMessage {
         ServerMessage::bare(events::SUBSCRIBED, Value::Object(data))
             .on(channel)
             .with_meta(meta)
+    }
+
+    /// A resumable subscription's `hotsock.subscribed`: `data.position`, the
+    /// channel's position at the welcome, and for a resume `data.recovered`.
+    pub fn with_resume(mut self, position: Option<&str>, recovered: Option<bool>) -> Self {
+        if let Value::Object(data) = &mut self.data {
+            if let Some(position) = position {
+                data.insert("position".into(), Value::String(position.to_owned()));
+            }
+            if let Some(recovered) = recovered {
+                data.insert("recovered".into(), Value::Bool(recovered));
+            }
+        }
+        self
     }
 
     pub fn unsubscribed(channel: &str, meta: Meta) -> Self {

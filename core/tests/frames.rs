@@ -443,7 +443,8 @@ fn parse_subscribe() {
         parse(json!({"event": "hotsock.subscribe", "channel": "chat"})).unwrap(),
         ClientCommand::Subscribe {
             channel: "chat".into(),
-            token: None
+            token: None,
+            resume: None
         }
     );
     assert_eq!(
@@ -451,7 +452,8 @@ fn parse_subscribe() {
             .unwrap(),
         ClientCommand::Subscribe {
             channel: "chat".into(),
-            token: Some("a.b.c".into())
+            token: Some("a.b.c".into()),
+            resume: None
         }
     );
 }
@@ -463,8 +465,49 @@ fn parse_subscribe_tolerates_empty_or_null_data() {
             parse(json!({"event": "hotsock.subscribe", "channel": "c", "data": data})).unwrap(),
             ClientCommand::Subscribe {
                 channel: "c".into(),
-                token: None
+                token: None,
+                resume: None
             }
+        );
+    }
+}
+
+#[test]
+fn parse_subscribe_resume() {
+    let resume = |value: serde_json::Value| {
+        parse(json!({"event": "hotsock.subscribe", "channel": "c", "data": {"resume": value}}))
+    };
+    let id = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    let asked = |r| ClientCommand::Subscribe {
+        channel: "c".into(),
+        token: None,
+        resume: r,
+    };
+    assert_eq!(resume(json!(true)).unwrap(), asked(Some(Resume::Start)));
+    assert_eq!(resume(json!(false)).unwrap(), asked(None));
+    assert_eq!(resume(json!(null)).unwrap(), asked(None));
+    assert_eq!(
+        resume(json!({"position": id})).unwrap(),
+        asked(Some(Resume::After(id.into())))
+    );
+    assert_eq!(
+        resume(json!({"position": id.to_lowercase()})).unwrap(),
+        asked(Some(Resume::After(id.into()))),
+        "a ULID is read in either case"
+    );
+    for bad in [
+        json!({"position": "nope"}),
+        json!({"position": 5}),
+        json!({}),
+        json!("01ARZ3NDEKTSV4RRFFQ69G5FAV"),
+        json!(1),
+    ] {
+        let err = resume(bad.clone()).unwrap_err();
+        assert_eq!(err.code, ErrorCode::InvalidResumePosition, "{bad}");
+        assert_eq!(
+            err.channel.as_deref(),
+            Some("c"),
+            "{bad}: the channel is named"
         );
     }
 }
@@ -476,7 +519,8 @@ fn parse_exact_hotsock_js_frames() {
         parse_client_frame(r#"{"event":"hotsock.subscribe","channel":"my-channel"}"#).unwrap(),
         ClientFrame::Command(ClientCommand::Subscribe {
             channel: "my-channel".into(),
-            token: None
+            token: None,
+            resume: None
         })
     );
     assert_eq!(
@@ -1353,6 +1397,9 @@ fn error_code_statuses() {
         (Forbidden, 403),
         (NotFound, 404),
         (InvalidRequest, 400),
+        (InvalidResumePosition, 400),
+        (ResumePositionAhead, 400),
+        (ResumePositionUnknown, 400),
         (InternalError, 500),
     ];
     assert_eq!(expected.len(), ErrorCode::ALL.len());

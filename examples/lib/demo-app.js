@@ -91,7 +91,12 @@ export class HistorySync {
     this.buffer = null // live messages held back while history loads
     this.syncing = false
     this.resyncWanted = false
-    channel.bind("hotsock.subscribed", () => this.sync())
+    channel.bind("hotsock.subscribed", (message) => {
+      // Resumed (Sockhop's extension): what was missed follows in order, as
+      // live frames, so there is nothing to read back.
+      if (message.data?.recovered === true) this.status("ready", "live")
+      else this.sync()
+    })
   }
 
   /** Route every live channel message through here. */

@@ -148,6 +148,15 @@ export class Channel {
     this.error = null
     /** Optional: async ({channel, connectionId}) => subscribe-scoped JWT. */
     this.subscribeTokenFn = null
+    /**
+     * Resume (Sockhop's extension): the last position seen on a resumable
+     * subscription (`data.position` of hotsock.subscribed, then each message's
+     * id), named when the channel is subscribed again after a drop; and
+     * whether that resume recovered everything (`true` / `false`, `null` when
+     * it was not a resume).
+     */
+    this.position = null
+    this.recovered = null
     this._subscribed = deferred()
     this._settled = false
     this._awaiting = false // a hotsock.subscribe was sent on this socket and is unanswered
@@ -191,6 +200,9 @@ export class HotsockClient {
     this.httpBaseUrl = options.httpBaseUrl || httpBaseFromWsUrl(wsUrl)
     this.connectTokenFn = options.connectTokenFn
     this.connectTokenFnMaxAttempts = options.connectTokenFnMaxAttempts ?? 2
+    // Sockhop's resume extension (docs/protocol.md, "Resume"): on by default;
+    // a server or token without it answers a plain subscribe.
+    this.resume = options.resume ?? true
     this.heartbeatIntervalSeconds = options.heartbeatIntervalSeconds ?? null
     this.logLevel = options.logLevel ?? "warn"
     this.WebSocket = options.WebSocket ?? globalThis.WebSocket
@@ -670,6 +682,7 @@ export class HotsockClient {
     if (same.some((o) => o._awaiting)) return // on its way under the other name
     ch._awaiting = true
     const frame = { event: "hotsock.subscribe", channel: ch.name }
+    if (this.resume) frame.data = { resume: ch.position ? { position: ch.position } : true }
     if (ch.subscribeTokenFn) {
       const ws = this._ws
       try {
@@ -677,7 +690,7 @@ export class HotsockClient {
           channel: ch.name,
           connectionId: this.connectionId,
         })
-        frame.data = { token }
+        frame.data = { ...frame.data, token }
       } catch (err) {
         this._failChannel(ch, new HotsockError("SUBSCRIBE_TOKEN_FN_FAILED", String(err)))
         return
@@ -737,6 +750,7 @@ export class HotsockClient {
     for (const o of same) {
       if (o.state === "subscribed" || o.state === "subscribing") o.state = "unsubscribed"
       o._awaiting = false
+      o.position = null // unsubscribed on purpose: a later subscribe starts afresh
     }
     // Once confirmed, by the real name (as hotsock-js does); else by the name sent.
     if (sent) this._send({ event: "hotsock.unsubscribe", channel: confirmed?.realName ?? ch.name })
@@ -799,6 +813,10 @@ export class HotsockClient {
         this._onError(message, targets)
         break
       default:
+        // A message of a resumable subscription: the position to resume after.
+        if (message.id != null && !String(message.event).startsWith("hotsock.")) {
+          for (const ch of targets) if (ch.position != null) ch.position = message.id
+        }
         break
     }
     this._dispatch(message, targets)
@@ -815,7 +833,11 @@ export class HotsockClient {
       umd: message.meta?.umd ?? this.umd,
       members: message.data?.members,
     }
-    for (const ch of targets) this._confirm(ch, info)
+    for (const ch of targets) {
+      this._confirm(ch, info)
+      ch.position = message.data?.position ?? null
+      ch.recovered = typeof message.data?.recovered === "boolean" ? message.data.recovered : null
+    }
     if (info.autoSubscribed) this._autoAnswered(message.channel)
   }
 

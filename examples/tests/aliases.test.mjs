@@ -156,7 +156,7 @@ test("a channel subscribed by its alias gets each client publish exactly once an
   t.diagnostic(`both subscribed: ${since(start)}`)
 
   let log = await logOf(page, "me")
-  assert.deepEqual(framesOf(log.sent, "hotsock.subscribe"), [{ event: "hotsock.subscribe", channel: "room" }])
+  assert.deepEqual(framesOf(log.sent, "hotsock.subscribe"), [{ event: "hotsock.subscribe", channel: "room", data: { resume: true } }])
   const subscribed = framesOf(log.received, "hotsock.subscribed")
   assert.equal(subscribed.length, 1)
   assert.equal(subscribed[0].channel, real, "hotsock.subscribed names the real channel")

@@ -2,6 +2,7 @@
 // fetch (no browser, no stage): the wire frames it sends and how it reacts.
 import assert from "node:assert/strict"
 import { afterEach, beforeEach, test } from "node:test"
+import { installResume } from "../lib/hotsock-js-resume.js"
 import { autoSubscribeChannelsOf, HotsockClient, httpBaseFromWsUrl, ulidTime } from "../lib/hotsock-lite.js"
 
 const flush = () => new Promise((resolve) => setImmediate(resolve))
@@ -49,6 +50,8 @@ function newClient(extra = {}) {
     connectTokenFn: async () => `token-${++calls}`,
     WebSocket: FakeSocket,
     logLevel: "silent",
+    // The wire as hotsock-js writes it, unless a test asks for resume.
+    resume: false,
     ...extra,
   })
   return client
@@ -425,6 +428,112 @@ test("a refused auto-subscription counts as answered", async (t) => {
   ws.receive({ event: "hotsock.error", channel: "feed-jim", error: { code: "INVALID_CHANNEL", message: "no" } })
   assert.deepEqual(ws.framesOf("hotsock.subscribe").map((f) => f.channel), ["room"])
   client.terminate()
+})
+
+test("resume: positions are tracked per channel and named when it is subscribed again after a drop", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient({ resume: true })
+  const feed = client.channels("feed")
+  const seen = []
+  feed.bind("item", (m) => seen.push(m.data))
+  await flush()
+  await flush()
+  const first = FakeSocket.all[0]
+  first.connected()
+  t.mock.timers.tick(250)
+  assert.deepEqual(first.framesOf("hotsock.subscribe"), [
+    { event: "hotsock.subscribe", channel: "feed", data: { resume: true } },
+  ])
+  first.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01P0" }, meta: {} })
+  assert.equal(feed.position, "01P0")
+  assert.equal(feed.recovered, null)
+  first.receive({ id: "01M1", event: "item", channel: "feed", data: 1 })
+  first.receive({ event: "hotsock.channelStorageUpdated", channel: "feed", data: { key: "k" } })
+  assert.equal(feed.position, "01M1", "messages move the position; other frames do not")
+
+  const second = await reconnect(t, first, "conn-2")
+  t.mock.timers.tick(250)
+  assert.deepEqual(second.framesOf("hotsock.subscribe"), [
+    { event: "hotsock.subscribe", channel: "feed", data: { resume: { position: "01M1" } } },
+  ])
+  second.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01P2", recovered: true }, meta: {} })
+  assert.equal(feed.recovered, true)
+  second.receive({ id: "01M2", event: "item", channel: "feed", data: 2 })
+  assert.deepEqual(seen, [1, 2])
+  assert.equal(feed.position, "01M2")
+
+  // Unbound on purpose: the next subscribe starts afresh.
+  feed.unbind()
+  feed.bind("item", () => {})
+  t.mock.timers.tick(1)
+  assert.deepEqual(second.framesOf("hotsock.subscribe").at(-1), {
+    event: "hotsock.subscribe",
+    channel: "feed",
+    data: { resume: true },
+  })
+  client.terminate()
+})
+
+test("resume: a server that does not grant it leaves the client subscribing plainly after a drop", async (t) => {
+  t.mock.timers.enable({ apis: ["setTimeout"] })
+  const client = newClient({ resume: true })
+  const feed = client.channels("feed")
+  feed.bind("item", () => {})
+  await flush()
+  await flush()
+  const first = FakeSocket.all[0]
+  first.connected()
+  t.mock.timers.tick(250)
+  first.receive({ event: "hotsock.subscribed", channel: "feed", data: {}, meta: {} })
+  first.receive({ id: "01M1", event: "item", channel: "feed", data: 1 })
+  assert.equal(feed.position, null, "no position was given: none is tracked")
+  const second = await reconnect(t, first, "conn-2")
+  t.mock.timers.tick(250)
+  assert.deepEqual(second.framesOf("hotsock.subscribe").at(-1).data, { resume: true })
+  client.terminate()
+})
+
+test("the hotsock-js resume wrapper names the last position in the library's subscribe frames", () => {
+  // A socket the way a browser's is used by hotsock-js: send(), message events.
+  class EventSocket extends EventTarget {
+    constructor(url) {
+      super()
+      this.url = url
+      this.sent = []
+    }
+    send(raw) {
+      this.sent.push(raw)
+    }
+    receive(frame) {
+      this.dispatchEvent(Object.assign(new Event("message"), { data: JSON.stringify(frame) }))
+    }
+  }
+  const saved = globalThis.WebSocket
+  try {
+    const Resuming = installResume(EventSocket)
+    assert.equal(globalThis.WebSocket, Resuming)
+    const first = new globalThis.WebSocket("ws://x")
+    first.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed", data: { token: "t" } }))
+    assert.deepEqual(JSON.parse(first.sent[0]), {
+      event: "hotsock.subscribe",
+      channel: "feed",
+      data: { token: "t", resume: true },
+    })
+    first.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01P0" }, meta: {} })
+    first.receive({ id: "01M1", event: "item", channel: "feed", data: 1 })
+    first.receive({ id: "01M9", event: "item", channel: "elsewhere", data: 1 })
+    first.send("not json")
+    assert.equal(first.sent[1], "not json", "other frames go as they are")
+    // After the library reconnects, on a new socket:
+    const second = new globalThis.WebSocket("ws://x")
+    second.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed" }))
+    assert.deepEqual(JSON.parse(second.sent[0]).data, { resume: { position: "01M1" } })
+    second.send(JSON.stringify({ event: "hotsock.unsubscribe", channel: "feed" }))
+    second.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed" }))
+    assert.deepEqual(JSON.parse(second.sent[2]).data, { resume: true }, "an unsubscribe forgets it")
+  } finally {
+    globalThis.WebSocket = saved
+  }
 })
 
 test("hotsock.ping is answered with hotsock.pong at once, even before hotsock.connected", async (t) => {

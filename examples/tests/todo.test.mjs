@@ -211,7 +211,7 @@ test("history longer than one listMessages page (100) is replayed completely", a
   await page.context().close()
 })
 
-test("a panel whose connection drops reconnects, re-subscribes and catches up from history", async (t) => {
+test("a panel whose connection drops reconnects and resumes where it left off, without reading history", async (t) => {
   const start = Date.now()
   const page = await newPage(browser())
   await page.goto(`${TODO_URL}#reconnect-${Date.now().toString(36)}`)
@@ -240,6 +240,11 @@ test("a panel whose connection drops reconnects, re-subscribes and catches up fr
   assert.deepEqual(await itemsOf(page, "alice"), [{ text: "Before the drop", done: false }])
   await screenshot(page, "todo-6-disconnected")
 
+  // The gap comes back as frames (Sockhop's resume), not from listMessages.
+  const historyReads = []
+  page.on("request", (request) => {
+    if (request.url().includes("listMessages")) historyReads.push(request.url())
+  })
   const mark = Date.now()
   release()
   await page.waitForSelector("[data-testid=alice-panel][data-ready=true]")
@@ -247,9 +252,14 @@ test("a panel whose connection drops reconnects, re-subscribes and catches up fr
     { text: "Before the drop", done: false },
     { text: "While Alice was away", done: false },
   ])
-  t.diagnostic(`Alice reconnected and caught up: ${since(mark)}`)
-  const newConnectionId = await page.evaluate(() => window.todo.alice.client.connectionId)
-  assert.ok(newConnectionId && newConnectionId !== oldConnectionId, "a new connection")
+  t.diagnostic(`Alice reconnected and resumed: ${since(mark)}`)
+  const resumed = await page.evaluate(() => ({
+    connectionId: window.todo.alice.client.connectionId,
+    recovered: window.todo.alice.channel.recovered,
+  }))
+  assert.ok(resumed.connectionId && resumed.connectionId !== oldConnectionId, "a new connection")
+  assert.equal(resumed.recovered, true, "the subscription resumed: hotsock.subscribed said recovered")
+  assert.deepEqual(historyReads, [], "nothing was read back from history")
 
   // The channel is live again in both directions.
   await addItem(page, "alice", "After the reconnect")

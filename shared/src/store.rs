@@ -98,6 +98,12 @@ pub struct SubscriptionItem {
     /// member nor a storage observer (docs/architecture.md, "Ordered welcomes").
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pending: bool,
+    /// It asked to resume (`data.resume`, granted by `recover`): the channel's
+    /// messages are logged while it is there and for the recovery window after
+    /// (docs/adr/0006), and until its welcome it gets nothing live (what came
+    /// before the welcome is its replay).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recoverable: bool,
     /// Whether this subscription adds to `subscriptionsCount`.
     pub counted: bool,
     pub ttl: i64,
@@ -154,6 +160,54 @@ impl OwedChange {
             ttl: sweep_at + OWED_CHANGE_LIFETIME_SECONDS,
         }
     }
+}
+
+/// Who a batch of a channel's messages goes to, in one read of the channel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChannelAudience {
+    /// Subscriber connection ids, without recoverable subscriptions still
+    /// waiting for their welcome (their replay brings what comes before it).
+    pub subscribers: Vec<String>,
+    /// Whether its messages go out in lanes (docs/adr/0004).
+    pub laned: bool,
+    /// A recoverable subscription is on the channel (welcomed or not).
+    pub recoverable: bool,
+    /// Until when the channel's frames are logged for resumes even with no
+    /// recoverable subscription on it (the META item's `recoverUntil`).
+    pub recover_until: Option<i64>,
+}
+
+/// One entry of a channel's recovery log (docs/adr/0006), at its position
+/// on the channel's ordered path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LoggedFrame {
+    pub channel: String,
+    /// The queue position of the record that produced it.
+    pub position: String,
+    /// The position logged just before it; `None` starts a chain: nothing
+    /// before it can be resumed past it (the log had a gap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+    /// The message's id, when it is not the position (an id given before
+    /// queueing: `eagerIdGeneration`, an eager schedule).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<String>,
+    /// The frame as sent; `None` for a subscription's starting mark.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame: Option<String>,
+    pub ttl: i64,
+}
+
+/// What the recovery log holds after a position a client names.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogAfter {
+    /// The position named (a message id resolved to its position).
+    pub position: String,
+    /// Whether an unexpired entry is at that position.
+    pub found: bool,
+    /// The unexpired entries after it, in order, at most the limit asked + 1.
+    pub after: Vec<LoggedFrame>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -445,13 +499,12 @@ pub trait Store: Send + Sync {
     ) -> Result<Vec<String>, StoreError>;
     /// `subscriptionsCount` of a channel (0 when it never had one).
     async fn subscriptions_count(&self, channel: &str) -> Result<i64, StoreError>;
-    /// The channel's subscriber ids and whether its messages go out in
-    /// lanes (docs/adr/0004), in one read: what a batch of its messages needs.
+    /// What a batch of the channel's messages needs, in one read.
     async fn channel_audience(
         &self,
         channel: &str,
         now: i64,
-    ) -> Result<(Vec<String>, bool), StoreError>;
+    ) -> Result<ChannelAudience, StoreError>;
     /// Sets whether the channel's messages go out in lanes.
     async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError>;
 
@@ -474,6 +527,38 @@ pub trait Store: Send + Sync {
     async fn settle_owed_change(&self, owed: &OwedChange) -> Result<(), StoreError>;
     /// Queueing it failed again: due for the sweeper once more at `sweep_at`.
     async fn defer_owed_change(&self, owed: &OwedChange, sweep_at: i64) -> Result<(), StoreError>;
+
+    // The recovery log (docs/adr/0006).
+    /// Logs a frame once: a retry finds it logged and leaves it as it was.
+    async fn log_frame(&self, frame: &LoggedFrame) -> Result<(), StoreError>;
+    /// The last position logged before `position`, expired or not (the
+    /// `prev` of an entry logged at it; one already deleted is not seen).
+    async fn logged_before(
+        &self,
+        channel: &str,
+        position: &str,
+    ) -> Result<Option<String>, StoreError>;
+    /// The entries after `named` (a position, or a message id logged under
+    /// another position), up to `limit` + 1 of them.
+    async fn logged_after(
+        &self,
+        channel: &str,
+        named: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<LogAfter, StoreError>;
+    /// Until when the channel's frames are logged with no recoverable
+    /// subscription on it.
+    async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError>;
+    /// Logs the channel's frames at least until `until`. With `keep_last`,
+    /// its last entry is kept at least until then too: a subscriber that
+    /// leaves now may resume from it.
+    async fn extend_recovery(
+        &self,
+        channel: &str,
+        until: i64,
+        keep_last: bool,
+    ) -> Result<(), StoreError>;
 
     // Messages and reactions.
     /// Writes a delivered message once: a retry with the same id leaves the

@@ -142,6 +142,7 @@ async fn restore_subscription(stage: &TestStage, connection_id: &str, channel: &
         subscribed_at_ms: now * 1000,
         umd_at_ms: now * 1000,
         pending: false,
+        recoverable: false,
         counted: true,
         ttl: now + 600,
     };

@@ -498,6 +498,7 @@ impl World {
             "EVENTS_TOPIC_ARN" => self.topic_arn.clone(),
             // The stack parameter's default.
             "FAN_OUT_LANE_SIZE" => "250".into(),
+            "RECOVERY_WINDOW_SECONDS" => "120".into(),
             other => panic!(
                 "template.yaml gives the functions {other}, which tests/tests/grants.rs has \
                  no value for: add one to World::value_of"
@@ -1034,6 +1035,7 @@ async fn disconnect_function_is_granted_exactly_what_its_paths_need() {
         subscribed_at_ms: (now() - 600) * 1000,
         umd_at_ms: 0,
         pending: false,
+        recoverable: false,
         counted: false,
         ttl: now() - 60,
     };

@@ -66,13 +66,14 @@ async fn a_laned_channel_delivers_racing_publishes_to_every_socket_in_one_order(
         "every subscriber got the messages in the same order"
     );
     // Read after every tick arrived: the flag is set by the first delivery.
-    let (_, laned) = stage
+    let laned = stage
         .stage
         .app
         .store
         .channel_audience("wide", sockhop_tests::now())
         .await
-        .expect("audience");
+        .expect("audience")
+        .laned;
     assert!(laned, "a channel over the lane size is fanned out in lanes");
 
     // Nothing after the last message: a marker published now is next.

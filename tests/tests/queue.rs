@@ -261,6 +261,7 @@ async fn an_unsubscribe_that_overtakes_the_welcome_is_answered_after_a_subscribe
     let subscribe = ClientCommand::Subscribe {
         channel: channel(),
         token: None,
+        resume: None,
     };
     client_command(app, &jim.connection_id, subscribe).await;
     let unsubscribe = ClientCommand::Unsubscribe { channel: channel() };

@@ -40,6 +40,7 @@ fn subscription(channel: &str, id: &str, at_ms: i64) -> SubscriptionItem {
         subscribed_at_ms: at_ms,
         umd_at_ms: at_ms,
         pending: true,
+        recoverable: false,
         counted: true,
         ttl: NOW + 7200,
     }
@@ -194,8 +195,9 @@ async fn contract(store: &dyn Store) -> Vec<String> {
     ));
     let count = store.subscriptions_count("chat").await.expect("count");
     store.set_fan_out_laned("chat", true).await.expect("laned");
+    let audience = store.channel_audience("chat", NOW).await.expect("audience");
     assert_eq!(
-        store.channel_audience("chat", NOW).await.expect("audience"),
+        (audience.subscribers, audience.laned),
         (vec!["c1".to_owned()], true)
     );
     assert_eq!(
@@ -211,7 +213,7 @@ async fn contract(store: &dyn Store) -> Vec<String> {
             .channel_audience("chat", NOW)
             .await
             .expect("audience")
-            .1
+            .laned
     );
 
     // Single-use tokens.
@@ -360,6 +362,134 @@ async fn the_memory_store_keeps_the_dynamodb_stores_contract() {
     assert_eq!(memory, real);
     // The transcript holds real answers (so equal cannot mean both empty).
     assert!(real.iter().any(|line| line.contains("01D")), "{real:?}");
+}
+
+fn entry(position: &str, prev: Option<&str>, id: Option<&str>, ttl: i64) -> LoggedFrame {
+    LoggedFrame {
+        channel: "log".into(),
+        position: position.into(),
+        prev: prev.map(str::to_owned),
+        message_id: id.map(str::to_owned),
+        frame: id.map(|id| format!("{{\"id\":\"{id}\"}}")),
+        ttl,
+    }
+}
+
+/// The recovery log (docs/adr/0006): entries by position, pointers from ids
+/// that are not positions, first writes kept, expired entries unread but
+/// still linked to, and the channel's window only ever extended.
+async fn log_contract(store: &dyn Store) -> Vec<String> {
+    let mut said = Vec::new();
+    const A: &str = "01J00000000000000000000001";
+    const B: &str = "01J00000000000000000000002";
+    const C: &str = "01J00000000000000000000003";
+    const EAGER: &str = "01H00000000000000000000009";
+    store
+        .log_frame(&entry(A, None, None, NOW - 1))
+        .await
+        .expect("log");
+    store
+        .log_frame(&entry(B, Some(A), Some(EAGER), NOW + 60))
+        .await
+        .expect("log");
+    store
+        .log_frame(&entry(C, Some(B), Some(C), NOW + 60))
+        .await
+        .expect("log");
+    // A retry's write leaves the first.
+    store
+        .log_frame(&entry(C, None, Some(C), NOW + 1))
+        .await
+        .expect("again");
+    assert_eq!(
+        store
+            .logged_before("log", C)
+            .await
+            .expect("before")
+            .as_deref(),
+        Some(B)
+    );
+    assert_eq!(
+        store.logged_before("log", A).await.expect("before"),
+        None,
+        "nothing before the first"
+    );
+    assert_eq!(
+        store
+            .logged_before("log", B)
+            .await
+            .expect("before")
+            .as_deref(),
+        Some(A),
+        "an expired entry is still linked to"
+    );
+    let from_a = store.logged_after("log", A, NOW, 10).await.expect("after");
+    assert!(!from_a.found, "A has expired");
+    assert_eq!(from_a.after.len(), 2);
+    assert_eq!(from_a.after[1], entry(C, Some(B), Some(C), NOW + 60));
+    said.push(format!("{from_a:?}"));
+    let by_id = store
+        .logged_after("log", EAGER, NOW, 10)
+        .await
+        .expect("after");
+    assert_eq!(
+        (by_id.position.as_str(), by_id.found),
+        (B, true),
+        "the id points at its position"
+    );
+    assert_eq!(by_id.after.len(), 1);
+    let limited = store.logged_after("log", "0", NOW, 0).await.expect("after");
+    assert_eq!(limited.after.len(), 1, "limit + 1, to tell there were more");
+    said.push(format!(
+        "{:?}",
+        store
+            .logged_after("other", A, NOW, 10)
+            .await
+            .expect("other")
+    ));
+
+    assert_eq!(store.recover_until("log").await.expect("until"), None);
+    store
+        .extend_recovery("log", NOW + 10, false)
+        .await
+        .expect("extend");
+    store
+        .extend_recovery("log", NOW + 5, false)
+        .await
+        .expect("not back");
+    assert_eq!(
+        store.recover_until("log").await.expect("until"),
+        Some(NOW + 10)
+    );
+    // Keeping the last entry: C lives on past its own ttl.
+    store
+        .extend_recovery("log", NOW + 600, true)
+        .await
+        .expect("keep last");
+    let kept = store
+        .logged_after("log", B, NOW + 100, 10)
+        .await
+        .expect("after");
+    assert_eq!(
+        kept.after
+            .iter()
+            .map(|e| e.position.as_str())
+            .collect::<Vec<_>>(),
+        [C]
+    );
+    assert_eq!(kept.after[0].ttl, NOW + 600);
+    assert!(!kept.found, "B was not kept");
+    said.push(format!("{kept:?}"));
+    said
+}
+
+#[tokio::test]
+async fn both_stores_keep_the_recovery_logs_contract() {
+    let stage = TestStage::start().await;
+    let dynamo: Arc<dyn Store> = stage.stage.app.store.clone();
+    let real = log_contract(dynamo.as_ref()).await;
+    let memory = log_contract(&MemoryStore::new()).await;
+    assert_eq!(memory, real);
 }
 
 /// Rounds of a subscribe and an unsubscribe of the same connection at once:

@@ -251,6 +251,9 @@ pub const MEANINGS: &[(&str, &str)] = &[
     ("FORBIDDEN", "Unknown connection, or a wrong connection secret."),
     ("NOT_FOUND", "No such HTTP operation."),
     ("INVALID_REQUEST", "A malformed HTTP body, cursor or field."),
+    ("INVALID_RESUME_POSITION", "A subscribe's data.resume is neither true nor {\"position\": <message id>} (Sockhop's resume extension)."),
+    ("RESUME_POSITION_AHEAD", "The resume position is later than anything the channel has sent."),
+    ("RESUME_POSITION_UNKNOWN", "The resume position is recent but not one of this channel's: another channel's, or made up."),
     ("INTERNAL_ERROR", "A failure inside the stage (logged there); try again."),
 ];
 

@@ -139,14 +139,17 @@ pub fn session_id(body: &str) -> Result<String, &'static str> {
     }
 }
 
-/// Claims of one demo user: subscribe and full history on one channel, with
-/// the given per-event directives.
+/// Claims of one demo user: subscribe, full history and resume after a drop
+/// (`recover`, Sockhop's extension) on one channel, with the given per-event
+/// directives.
 pub fn demo_claims(uid: &str, name: &str, channel: &str, messages: Value) -> Value {
     json!({
         "scope": "connect",
         "uid": uid,
         "umd": {"name": name},
-        "channels": {channel: {"subscribe": true, "historyStart": 0, "messages": messages}}
+        "channels": {channel: {
+            "subscribe": true, "historyStart": 0, "recover": true, "messages": messages
+        }}
     })
 }
 

@@ -257,7 +257,7 @@ pub async fn auto_subscribe(
         return Ok(effects);
     };
     for channel in connection.claims.channels.auto_subscribe_channels() {
-        match subscribe::subscribe(cx, &connection, &channel, None, true).await {
+        match subscribe::subscribe(cx, &connection, &channel, None, None, true).await {
             Ok(subscribed) => effects.append(subscribed),
             Err(err) => effects.send(connection_id, &ServerMessage::error(err)),
         }

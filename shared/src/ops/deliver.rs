@@ -328,6 +328,9 @@ pub struct MembershipChange {
     pub subscribed_at_ms: i64,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub auto_subscribed: bool,
+    /// What the welcomed subscription asked of the recovery log (docs/adr/0006).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume: Option<sockhop_core::protocol::Resume>,
     /// A `hotsock.unsubscribed` to send here, after the subscription's welcome.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub farewell: Option<Farewell>,
@@ -482,30 +485,41 @@ pub fn by_lane(recipients: Vec<String>, message_id: &str) -> Vec<(u32, Vec<Strin
 }
 
 /// Who a batch of the channel's messages goes to, read once for the batch:
-/// its subscribers, and whether the channel is fanned out in lanes.
+/// its subscribers, whether the channel is fanned out in lanes, and where its
+/// recovery log stands.
 #[derive(Debug, Clone, Default)]
 pub struct Audience {
     pub subscribers: Vec<String>,
     /// Once in lanes, a channel stays in lanes until a delivery finds it
     /// empty: an inline message could overtake lane records still queued.
     pub laned: bool,
+    pub log: super::resume::LogState,
 }
 
 /// Reads the channel's [`Audience`] (one query, as the subscriber ids alone
 /// were).
 pub async fn audience(cx: Ctx<'_>, channel: &str) -> Result<Audience, ProtocolError> {
-    let (subscribers, laned) = cx
+    let read = cx
         .app
         .store
         .channel_audience(channel, cx.secs())
         .await
         .map_err(internal)?;
-    Ok(Audience { subscribers, laned })
+    Ok(Audience {
+        subscribers: read.subscribers,
+        laned: read.laned,
+        log: super::resume::LogState {
+            recoverable: read.recoverable,
+            recover_until: read.recover_until,
+            last: None,
+        },
+    })
 }
 
-/// Delivers one queued message with id `id` to its audience: a stored
-/// message is written first (once; a retry writes the same item again), an
-/// unstored one is never written. Up to the lane size the frames are posted
+/// Delivers one queued message with id `id`, at `position` on the channel's
+/// ordered path, to its audience: a stored message is written first (once; a
+/// retry writes the same item again), an unstored one is never written, and
+/// while the channel is resumable its frame is logged (docs/adr/0006). Up to the lane size the frames are posted
 /// here; above it, or for a channel already in lanes, one record per lane is
 /// queued (all of them, or the step fails and is retried; their
 /// deduplication ids make a retry queue nothing twice).
@@ -514,10 +528,23 @@ pub async fn deliver(
     audience: &mut Audience,
     queued: &QueuedMessage,
     id: String,
+    position: &str,
 ) -> Result<Effects, ProtocolError> {
     let message = message_item(queued, id, cx.secs());
     if message.stored {
         cx.app.store.put_message(&message).await.map_err(internal)?;
+    }
+    if audience.log.logging(cx.secs()) {
+        let frame = message_frame(&message);
+        super::resume::log(
+            cx,
+            &queued.channel,
+            &mut audience.log,
+            position,
+            Some(&message.id),
+            Some(frame),
+        )
+        .await?;
     }
     let to = recipients(
         audience.subscribers.iter().map(String::as_str),
@@ -780,8 +807,34 @@ mod tests {
                 welcome: Some("conn-B".into()),
                 subscribed_at_ms: 1_700_000_000_123,
                 auto_subscribed: true,
+                resume: None,
                 farewell: None,
             }
+        );
+        // A resume travels with its welcome and reads back the same.
+        let resuming = Queued::Membership {
+            channel: "feed".into(),
+            change: MembershipChange {
+                welcome: Some("conn-C".into()),
+                resume: Some(sockhop_core::protocol::Resume::After(
+                    "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+                )),
+                ..MembershipChange::default()
+            },
+        };
+        let text = serde_json::to_string(&resuming).expect("body");
+        assert!(
+            text.contains(r#""resume":{"after":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}"#),
+            "{text}"
+        );
+        let Queued::Membership { change, .. } = decode(&text) else {
+            panic!("a membership change");
+        };
+        assert_eq!(
+            change.resume,
+            Some(sockhop_core::protocol::Resume::After(
+                "01ARZ3NDEKTSV4RRFFQ69G5FAV".into()
+            ))
         );
         let Queued::Membership { change, .. } = decode(FAREWELL) else {
             panic!("a membership change");

@@ -23,7 +23,12 @@ pub async fn cleanup(cx: Ctx<'_>, connection_id: &str) {
                     .unsubscribe(&channel, connection_id, cx.secs(), owed)
                     .await
                 {
-                    Ok(Some(removed)) => super::membership::left(cx, &removed, owed).await,
+                    Ok(Some(removed)) => {
+                        if removed.recoverable {
+                            super::resume::left(cx, &removed.channel).await;
+                        }
+                        super::membership::left(cx, &removed, owed).await
+                    }
                     Ok(None) => {}
                     Err(err) => tracing::error!(
                         connection_id,

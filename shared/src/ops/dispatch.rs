@@ -98,11 +98,13 @@ pub async fn run(cx: Ctx<'_>, request: Request<'_>) -> Result<Outcome, ProtocolE
             .await
             .map(|()| Outcome::default())
             .map_err(super::internal),
-        ClientCommand::Subscribe { channel, token } => {
-            subscribe::subscribe(cx, connection, &channel, token.as_deref(), false)
-                .await
-                .map(Outcome::effects)
-        }
+        ClientCommand::Subscribe {
+            channel,
+            token,
+            resume,
+        } => subscribe::subscribe(cx, connection, &channel, token.as_deref(), resume, false)
+            .await
+            .map(Outcome::effects),
         ClientCommand::Unsubscribe { channel } => subscribe::unsubscribe(cx, connection, &channel)
             .await
             .map(Outcome::effects),

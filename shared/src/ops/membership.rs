@@ -11,7 +11,7 @@ use crate::effects::Effects;
 use crate::store::{OwedChange, SubscriptionItem};
 use sockhop_core::error::ProtocolError;
 use sockhop_core::names;
-use sockhop_core::protocol::{Meta, ServerMessage};
+use sockhop_core::protocol::{Meta, Resume, ServerMessage};
 
 /// Queues a membership change on the channel's ordered path.
 pub async fn queue_change(
@@ -110,19 +110,20 @@ pub async fn tell_owed(cx: Ctx<'_>, owed: &[OwedChange], retry_in: i64) -> usize
     still_owed
 }
 
-/// A run of membership changes in the channel's order, applied together by
-/// the deliver step: each joiner still subscribed gets `hotsock.subscribed`
-/// with the member list as of here and one `hotsock.channelStorageUpdated`
-/// per entry it observes; each farewell is sent; then, on a presence channel,
-/// the members hear what changed, once for the whole run. Safe to run again
-/// after a failure: nothing was sent yet.
+/// A run of membership changes in the channel's order, each with its
+/// position on it, applied together by the deliver step: each joiner still
+/// subscribed gets `hotsock.subscribed` with the member list as of here, a
+/// resumed one then what it missed (`resume`), and one
+/// `hotsock.channelStorageUpdated` per entry it observes; each farewell is
+/// sent; then, on a presence channel, the members hear what changed, once for
+/// the whole run. Safe to run again after a failure: nothing was sent yet.
 pub async fn apply(
     cx: Ctx<'_>,
     channel: &str,
-    changes: &[&MembershipChange],
+    changes: &[(&MembershipChange, &str)],
 ) -> Result<Effects, ProtocolError> {
     let mut joiners = Vec::new();
-    for change in changes {
+    for (change, position) in changes {
         if let Some(connection_id) = &change.welcome {
             let welcomed = cx
                 .app
@@ -131,11 +132,11 @@ pub async fn apply(
                 .await
                 .map_err(internal)?;
             if let Some(joiner) = welcomed {
-                joiners.push((joiner, change.auto_subscribed));
+                joiners.push((joiner, *change, *position));
             }
         }
     }
-    let joining: Vec<SubscriptionItem> = joiners.iter().map(|(j, _)| j.clone()).collect();
+    let joining: Vec<SubscriptionItem> = joiners.iter().map(|(j, ..)| j.clone()).collect();
     let (members, announcement) = if names::is_presence_channel(channel) {
         let (list, told) = super::presence::announce(cx, channel, &joining).await?;
         (Some(list), told)
@@ -143,23 +144,56 @@ pub async fn apply(
         (None, Effects::new())
     };
     let mut effects = Effects::new();
-    for farewell in changes.iter().filter_map(|c| c.farewell.as_ref()) {
+    for farewell in changes.iter().filter_map(|(c, _)| c.farewell.as_ref()) {
         if let Some(meta) = &farewell.unwelcomed {
             let welcome = ServerMessage::subscribed(channel, meta.clone(), members.clone(), false);
             effects.send(&farewell.connection_id, &welcome);
         }
         effects.send_text(vec![farewell.connection_id.clone()], farewell.frame.clone());
     }
-    for (joiner, auto_subscribed) in &joiners {
-        effects.send(
-            &joiner.connection_id,
-            &ServerMessage::subscribed(
-                channel,
-                subscription_meta(joiner),
-                members.clone(),
-                *auto_subscribed,
-            ),
+    let mut log = None;
+    for (joiner, change, position) in &joiners {
+        let mut welcome = ServerMessage::subscribed(
+            channel,
+            subscription_meta(joiner),
+            members.clone(),
+            change.auto_subscribed,
         );
+        let mut replayed = Vec::new();
+        if joiner.recoverable {
+            let state = match &mut log {
+                Some(state) => state,
+                None => log.insert(super::resume::LogState {
+                    recoverable: true,
+                    recover_until: cx
+                        .app
+                        .store
+                        .recover_until(channel)
+                        .await
+                        .map_err(internal)?,
+                    last: None,
+                }),
+            };
+            let recovered = match &change.resume {
+                Some(Resume::After(after)) => {
+                    let frames = super::resume::recover(cx, channel, state, after).await?;
+                    let recovered = frames.is_some();
+                    replayed = frames.unwrap_or_default();
+                    Some(recovered)
+                }
+                Some(Resume::Start) | None => None,
+            };
+            // The mark its next resume can name, before anything after it.
+            super::resume::log(cx, channel, state, position, None, None).await?;
+            welcome = welcome.with_resume(Some(position), recovered);
+        } else if let Some(Resume::After(_)) = &change.resume {
+            // Asked, but the tokens do not grant `recover`.
+            welcome = welcome.with_resume(None, Some(false));
+        }
+        effects.send(&joiner.connection_id, &welcome);
+        for frame in replayed {
+            effects.send_text(vec![joiner.connection_id.clone()], frame);
+        }
         effects.append(super::storage::catch_up(cx, joiner).await?);
     }
     effects.append(announcement);

@@ -21,6 +21,7 @@ pub mod membership;
 pub mod presence;
 pub mod publish;
 pub mod reactions;
+pub mod resume;
 pub mod single_use;
 pub mod storage;
 pub mod stream;

@@ -213,6 +213,7 @@ mod tests {
             subscribed_at_ms: at,
             umd_at_ms: at,
             pending: false,
+            recoverable: false,
             counted: true,
             ttl: 100 + at,
         }

@@ -10,7 +10,7 @@ use sockhop_core::claims::{ChannelPermissions, Claims, Scope};
 use sockhop_core::clock::Timestamp;
 use sockhop_core::error::{ErrorCode, ProtocolError};
 use sockhop_core::names;
-use sockhop_core::protocol::ServerMessage;
+use sockhop_core::protocol::{Resume, ServerMessage};
 
 /// What a subscribe request resolved to, before anything is written.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,6 +146,7 @@ pub fn subscription_item(
         subscribed_at_ms: now.millis(),
         umd_at_ms: now.millis(),
         pending: welcomed_in_order(&plan.channel, &plan.permissions),
+        recoverable: false,
         counted: plan.counted,
         ttl: connection.item.ttl,
     }
@@ -193,12 +194,16 @@ async fn subscribe_token_claims(
 
 /// `hotsock.subscribe` (and each auto-subscription at connect): writes the
 /// subscription and answers `hotsock.subscribed` now, or, for one welcomed in
-/// order ([`welcomed_in_order`]), queues its welcome ([`membership::apply`]).
+/// order ([`welcomed_in_order`]) or resumable (`resume`, where the tokens
+/// grant `recover`; docs/adr/0006), queues its welcome
+/// ([`membership::apply`]). A resume the tokens do not grant is answered
+/// as a plain subscribe, with `recovered: false` when it named a position.
 pub async fn subscribe(
     cx: Ctx<'_>,
     connection: &Connection,
     requested: &str,
     token: Option<&str>,
+    resume: Option<Resume>,
     auto_subscribed: bool,
 ) -> Result<Effects, ProtocolError> {
     let token_claims = match token {
@@ -211,7 +216,13 @@ pub async fn subscribe(
         token_claims.as_ref(),
         auto_subscribed,
     )?;
-    let item = subscription_item(&plan, connection, cx.now);
+    let recoverable = resume.is_some() && plan.permissions.may_recover();
+    if let (Some(Resume::After(position)), true) = (&resume, recoverable) {
+        super::resume::check_position(cx, &plan.channel, requested, position).await?;
+    }
+    let mut item = subscription_item(&plan, connection, cx.now);
+    item.recoverable = recoverable;
+    item.pending |= item.recoverable;
     if names::is_presence_channel(&plan.channel) {
         let existing = cx
             .app
@@ -263,6 +274,7 @@ pub async fn subscribe(
             welcome: Some(connection.id().to_owned()),
             subscribed_at_ms: item.subscribed_at_ms,
             auto_subscribed,
+            resume,
             farewell: None,
         };
         // A subscription whose welcome cannot be queued would never be
@@ -274,15 +286,17 @@ pub async fn subscribe(
         }
         return Ok(effects);
     }
-    effects.send(
-        connection.id(),
-        &ServerMessage::subscribed(
-            &plan.channel,
-            subscription_meta(&item),
-            None,
-            auto_subscribed,
-        ),
+    let subscribed = ServerMessage::subscribed(
+        &plan.channel,
+        subscription_meta(&item),
+        None,
+        auto_subscribed,
     );
+    let subscribed = match resume {
+        Some(Resume::After(_)) => subscribed.with_resume(None, Some(false)),
+        _ => subscribed,
+    };
+    effects.send(connection.id(), &subscribed);
     Ok(effects)
 }
 

@@ -213,6 +213,7 @@ mod tests {
             subscribed_at_ms: 0,
             umd_at_ms: 0,
             pending: false,
+            recoverable: false,
             counted: true,
             ttl: 0,
         };

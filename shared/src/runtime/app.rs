@@ -37,6 +37,9 @@ pub const DEFAULT_IDLE_TIMEOUT_SECONDS: i64 = 600;
 /// Above this many recipients a channel's message goes out in lanes
 /// (docs/adr/0004): Hotsock's batch size.
 pub const DEFAULT_FAN_OUT_LANE_SIZE: usize = 250;
+/// How long a resumable channel's frames are kept for a subscriber that
+/// dropped (docs/adr/0006): Ably's and Socket.IO's two minutes.
+pub const DEFAULT_RECOVERY_WINDOW_SECONDS: i64 = 120;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -82,6 +85,9 @@ pub struct Config {
     /// A channel with more recipients than this is fanned out in lanes, each
     /// by its own invocation (`FAN_OUT_LANE_SIZE`, default 250; docs/adr/0004).
     pub fan_out_lane_size: usize,
+    /// How long a subscriber that asked to resume may be away and still get
+    /// every frame it missed (`RECOVERY_WINDOW_SECONDS`, default 120).
+    pub recovery_window_seconds: i64,
     /// The SQS FIFO queue published messages go through (docs/adr/0002).
     pub delivery_queue_url: Option<String>,
     /// An SQS endpoint other than AWS's (tests against moto).
@@ -153,6 +159,8 @@ impl Config {
             seconds("SWEEP_INTERVAL_SECONDS", DEFAULT_SWEEP_INTERVAL_SECONDS)?;
         let idle_timeout_seconds = seconds("IDLE_TIMEOUT_SECONDS", DEFAULT_IDLE_TIMEOUT_SECONDS)?;
         let sweep_tick_seconds = seconds("SWEEP_TICK_SECONDS", DEFAULT_SWEEP_TICK_SECONDS)?;
+        let recovery_window_seconds =
+            seconds("RECOVERY_WINDOW_SECONDS", DEFAULT_RECOVERY_WINDOW_SECONDS)?;
         let fan_out_lane_size =
             match get("FAN_OUT_LANE_SIZE") {
                 Some(v) => v.parse().ok().filter(|n: &usize| *n > 0).ok_or_else(|| {
@@ -188,6 +196,7 @@ impl Config {
             sweep_tick_millis: u64::try_from(sweep_tick_seconds).unwrap_or(2) * 1000,
             idle_timeout_seconds,
             fan_out_lane_size,
+            recovery_window_seconds,
             delivery_queue_url: get("DELIVERY_QUEUE_URL"),
             sqs_endpoint: get("SQS_ENDPOINT"),
             scheduler_target: match (

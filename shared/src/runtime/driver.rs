@@ -466,6 +466,17 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
             .collect()
     };
     let parsed: Vec<_> = records.iter().map(queued_message).collect();
+    // A record's place on the channel's ordered path (a message's id, unless
+    // it was given one before it was queued).
+    let positions: Vec<String> = records
+        .iter()
+        .zip(&parsed)
+        .map(|(record, p)| match (queue_position(record), p) {
+            (Ok(position), _) => position,
+            (Err(_), Ok((_, id))) => id.clone(),
+            (Err(_), Err(_)) => String::new(),
+        })
+        .collect();
     let channel = parsed
         .iter()
         .find_map(|p| p.as_ref().ok().map(|(q, _)| q.channel().to_owned()))
@@ -489,9 +500,11 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
     // Cleanups of connections found gone wait until the channel's messages are out.
     let mut performer = Performer::new(app, now);
     let mut retry = Vec::new();
-    fn change(p: &Result<(Queued, String), ProtocolError>) -> Option<&MembershipChange> {
+    fn change<'a>(
+        (p, position): (&'a Result<(Queued, String), ProtocolError>, &'a String),
+    ) -> Option<(&'a MembershipChange, &'a str)> {
         match p {
-            Ok((Queued::Membership { change, .. }, _)) => Some(change),
+            Ok((Queued::Membership { change, .. }, _)) => Some((change, position.as_str())),
             _ => None,
         }
     }
@@ -505,7 +518,11 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
     while i < records.len() {
         // A run of membership changes is applied together: one read of the
         // channel and one announcement for a burst of joins and leaves.
-        let changes: Vec<&MembershipChange> = parsed[i..].iter().map_while(change).collect();
+        let changes: Vec<(&MembershipChange, &str)> = parsed[i..]
+            .iter()
+            .zip(&positions[i..])
+            .map_while(change)
+            .collect();
         // A run of a lane's records is posted together, each connection's
         // frames in order, no connection waiting for another's.
         let lanes: Vec<&LaneDelivery> = parsed[i..].iter().map_while(lane).collect();
@@ -516,7 +533,7 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
             }
             Ok((Queued::StorageWrite(write), id)) => ops::storage::apply(cx, write, id).await,
             Ok((Queued::Message(message), id)) => {
-                ops::deliver::deliver(cx, &mut audience, message, id.clone()).await
+                ops::deliver::deliver(cx, &mut audience, message, id.clone(), &positions[i]).await
             }
             Ok((Queued::Lane(_), _)) => Ok(ops::deliver::deliver_lanes(&lanes)),
             // The greeting is posted before the auto-subscriptions are made,
@@ -538,6 +555,23 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
             Ok(effects) => performer.effects(effects).await.map_err(internal),
             Err(err) => Err(err),
         };
+        // A welcome changes who the later messages go to (a resumed
+        // subscription gets nothing live before it) and where the log stands.
+        if performed.is_ok()
+            && !changes.is_empty()
+            && parsed[i + run..]
+                .iter()
+                .any(|p| matches!(p, Ok((Queued::Message(_), _))))
+        {
+            match ops::deliver::audience(cx, &channel).await {
+                Ok(read) => audience = read,
+                Err(err) => {
+                    tracing::error!(code = err.code.as_str(), %channel, "subscribers unreadable; the rest of the batch is retried");
+                    retry = ids(&records[i + run..]);
+                    break;
+                }
+            }
+        }
         if let Err(err) = performed {
             tracing::error!(
                 code = err.code.as_str(),
@@ -564,6 +598,12 @@ fn queued_message(record: &SqsMessage) -> Result<(Queued, String), ProtocolError
         let id = id.to_owned();
         return Ok((queued, id));
     }
+    Ok((queued, queue_position(record)?))
+}
+
+/// The id a record's place in the queue gives it: its position on the
+/// channel's ordered path ([`sockhop_core::ids::queued_id`]).
+fn queue_position(record: &SqsMessage) -> Result<String, ProtocolError> {
     let attribute = |name: &str| {
         record
             .attributes
@@ -576,8 +616,5 @@ fn queued_message(record: &SqsMessage) -> Result<(Queued, String), ProtocolError
     let sequence: u128 = attribute("SequenceNumber")?
         .parse()
         .map_err(ops::deliver::unreadable)?;
-    Ok((
-        queued,
-        sockhop_core::ids::queued_id(first_received, sequence),
-    ))
+    Ok(sockhop_core::ids::queued_id(first_received, sequence))
 }

@@ -35,6 +35,11 @@ struct Tables {
     owed: BTreeMap<(String, String), OwedChange>,
     sweep_cursor: Option<i64>,
     messages: BTreeMap<(String, String), MessageItem>,
+    /// (channel, position) → entry of the recovery log.
+    log: BTreeMap<(String, String), LoggedFrame>,
+    /// (channel, message id) → (position, ttl), for ids that are not positions.
+    log_ids: HashMap<(String, String), (String, i64)>,
+    recover_until: HashMap<String, i64>,
     /// (channel, message, reaction, uid) → reaction.
     reactions: BTreeMap<(String, String, String, String), ReactionItem>,
     storage: BTreeMap<(String, String), StorageItem>,
@@ -462,16 +467,24 @@ impl Store for MemoryStore {
         &self,
         channel: &str,
         now: i64,
-    ) -> Result<(Vec<String>, bool), StoreError> {
+    ) -> Result<ChannelAudience, StoreError> {
         self.call("channel_audience").await?;
         let tables = self.tables();
-        let ids = tables
-            .subscriptions
-            .iter()
-            .filter(|((c, _), s)| c == channel && alive(s.ttl, now))
-            .map(|((_, connection), _)| connection.clone())
-            .collect();
-        Ok((ids, tables.laned.get(channel).copied().unwrap_or(false)))
+        let mut audience = ChannelAudience {
+            laned: tables.laned.get(channel).copied().unwrap_or(false),
+            recover_until: tables.recover_until.get(channel).copied(),
+            ..ChannelAudience::default()
+        };
+        for ((c, connection), s) in &tables.subscriptions {
+            if c != channel || !alive(s.ttl, now) {
+                continue;
+            }
+            audience.recoverable |= s.recoverable;
+            if !(s.recoverable && s.pending) {
+                audience.subscribers.push(connection.clone());
+            }
+        }
+        Ok(audience)
     }
 
     async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError> {
@@ -534,6 +547,102 @@ impl Store for MemoryStore {
             .filter(|o| o.subscribed_at_ms == owed.subscribed_at_ms)
         {
             o.sweep_at = sweep_at;
+        }
+        Ok(())
+    }
+
+    async fn log_frame(&self, frame: &LoggedFrame) -> Result<(), StoreError> {
+        self.call("log_frame").await?;
+        let mut tables = self.tables();
+        tables
+            .log
+            .entry(key(&frame.channel, &frame.position))
+            .or_insert_with(|| frame.clone());
+        if let Some(id) = &frame.message_id {
+            tables
+                .log_ids
+                .entry(key(&frame.channel, id))
+                .or_insert_with(|| (frame.position.clone(), frame.ttl));
+        }
+        Ok(())
+    }
+
+    async fn logged_before(
+        &self,
+        channel: &str,
+        position: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.call("logged_before").await?;
+        Ok(self
+            .tables()
+            .log
+            .range(key(channel, "")..key(channel, position))
+            .next_back()
+            .map(|((_, p), _)| p.clone()))
+    }
+
+    async fn logged_after(
+        &self,
+        channel: &str,
+        named: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<LogAfter, StoreError> {
+        self.call("logged_after").await?;
+        let tables = self.tables();
+        let position = match tables.log_ids.get(&key(channel, named)) {
+            Some((position, ttl)) if alive(*ttl, now) => position.clone(),
+            _ => named.to_owned(),
+        };
+        let found = tables
+            .log
+            .get(&key(channel, &position))
+            .is_some_and(|f| alive(f.ttl, now));
+        let after = tables
+            .log
+            .range((
+                std::ops::Bound::Excluded(key(channel, &position)),
+                std::ops::Bound::Unbounded,
+            ))
+            .take_while(|((c, _), _)| c == channel)
+            .map(|(_, f)| f)
+            .filter(|f| alive(f.ttl, now))
+            .take(limit + 1)
+            .cloned()
+            .collect();
+        Ok(LogAfter {
+            position,
+            found,
+            after,
+        })
+    }
+
+    async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError> {
+        self.call("recover_until").await?;
+        Ok(self.tables().recover_until.get(channel).copied())
+    }
+
+    async fn extend_recovery(
+        &self,
+        channel: &str,
+        until: i64,
+        keep_last: bool,
+    ) -> Result<(), StoreError> {
+        self.call("extend_recovery").await?;
+        let mut tables = self.tables();
+        let kept = tables
+            .recover_until
+            .entry(channel.to_owned())
+            .or_insert(until);
+        *kept = (*kept).max(until);
+        if keep_last {
+            let last = tables
+                .log
+                .range_mut(key(channel, "")..key(channel, "~"))
+                .next_back();
+            if let Some((_, frame)) = last {
+                frame.ttl = frame.ttl.max(until);
+            }
         }
         Ok(())
     }

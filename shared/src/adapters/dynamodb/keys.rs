@@ -53,6 +53,20 @@ pub fn message_pk(channel: &str) -> String {
     format!("{MSG_PREFIX}{channel}")
 }
 
+/// A channel's recovery log (docs/adr/0006): entries sorted by position.
+pub const LOG_PREFIX: &str = "LOG#";
+/// Under the log: a message id that is not its position, pointing at it.
+/// `~` sorts after every ULID, so a range of positions never meets these.
+pub const LOG_ID_PREFIX: &str = "~";
+
+pub fn log_pk(channel: &str) -> String {
+    format!("{LOG_PREFIX}{channel}")
+}
+
+pub fn log_id_sk(message_id: &str) -> String {
+    format!("{LOG_ID_PREFIX}{message_id}")
+}
+
 pub fn jti_pk(jti: &str) -> String {
     format!("{JTI_PREFIX}{jti}")
 }

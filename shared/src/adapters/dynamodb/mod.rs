@@ -7,6 +7,7 @@ mod keys;
 mod members;
 mod messages;
 mod reactions;
+mod recovery;
 mod schedules;
 mod storage;
 mod stream;

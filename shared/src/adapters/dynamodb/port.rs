@@ -9,7 +9,7 @@ impl Store for DynamoStore {
         &self,
         channel: &str,
         now: i64,
-    ) -> Result<(Vec<String>, bool), StoreError> {
+    ) -> Result<ChannelAudience, StoreError> {
         DynamoStore::channel_audience(self, channel, now).await
     }
     async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError> {
@@ -155,6 +155,36 @@ impl Store for DynamoStore {
     }
     async fn defer_owed_change(&self, owed: &OwedChange, sweep_at: i64) -> Result<(), StoreError> {
         DynamoStore::defer_owed_change(self, owed, sweep_at).await
+    }
+    async fn log_frame(&self, frame: &LoggedFrame) -> Result<(), StoreError> {
+        DynamoStore::log_frame(self, frame).await
+    }
+    async fn logged_before(
+        &self,
+        channel: &str,
+        position: &str,
+    ) -> Result<Option<String>, StoreError> {
+        DynamoStore::logged_before(self, channel, position).await
+    }
+    async fn logged_after(
+        &self,
+        channel: &str,
+        named: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<LogAfter, StoreError> {
+        DynamoStore::logged_after(self, channel, named, now, limit).await
+    }
+    async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError> {
+        DynamoStore::recover_until(self, channel).await
+    }
+    async fn extend_recovery(
+        &self,
+        channel: &str,
+        until: i64,
+        keep_last: bool,
+    ) -> Result<(), StoreError> {
+        DynamoStore::extend_recovery(self, channel, until, keep_last).await
     }
     async fn put_message(&self, item: &MessageItem) -> Result<(), StoreError> {
         DynamoStore::put_message(self, item).await

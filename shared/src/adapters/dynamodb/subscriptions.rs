@@ -370,10 +370,9 @@ impl DynamoStore {
         &self,
         channel: &str,
         now: i64,
-    ) -> Result<(Vec<String>, bool), StoreError> {
+    ) -> Result<ChannelAudience, StoreError> {
         let pk = keys::channel_pk(channel);
-        let mut ids = Vec::new();
-        let mut laned = false;
+        let mut audience = ChannelAudience::default();
         let mut corrupt = false;
         let fetch = |start: Option<super::Item>| {
             let query = self
@@ -384,21 +383,35 @@ impl DynamoStore {
                 .key_condition_expression("pk = :pk AND sk >= :meta")
                 .expression_attribute_values(":pk", s(&pk))
                 .expression_attribute_values(":meta", s(keys::META_SK))
-                .projection_expression("sk, connectionId, laned, #ttl")
+                .projection_expression(
+                    "sk, connectionId, laned, pending, recoverable, recoverUntil, #ttl",
+                )
                 .expression_attribute_names("#ttl", "ttl")
                 .set_exclusive_start_key(start);
             super::query_page(query)
+        };
+        let flag = |item: &super::Item, name: &str| {
+            matches!(item.get(name), Some(AttributeValue::Bool(true)))
         };
         super::each_page(fetch, |page| {
             for item in page.into_iter().filter(|i| super::alive(i, now)) {
                 let sk = item.get("sk").and_then(|v| v.as_s().ok());
                 match sk {
                     Some(sk) if sk == keys::META_SK => {
-                        laned = matches!(item.get("laned"), Some(AttributeValue::Bool(true)));
+                        audience.laned = flag(&item, "laned");
+                        audience.recover_until = item
+                            .get("recoverUntil")
+                            .and_then(|v| v.as_n().ok())
+                            .and_then(|n| n.parse().ok());
                     }
                     Some(sk) if sk.starts_with(keys::SUB_PREFIX) => {
+                        let recoverable = flag(&item, "recoverable");
+                        audience.recoverable |= recoverable;
+                        if recoverable && flag(&item, "pending") {
+                            continue;
+                        }
                         match item.get("connectionId").and_then(|v| v.as_s().ok()) {
-                            Some(id) => ids.push(id.clone()),
+                            Some(id) => audience.subscribers.push(id.clone()),
                             None => corrupt = true,
                         }
                     }
@@ -413,10 +426,9 @@ impl DynamoStore {
                 "a subscription without connectionId".into(),
             ));
         }
-        Ok((ids, laned))
+        Ok(audience)
     }
 
-    /// Sets the flag (an update, so the count beside it is left alone).
     pub async fn set_fan_out_laned(&self, channel: &str, laned: bool) -> Result<(), StoreError> {
         self.client
             .update_item()

@@ -1,0 +1,203 @@
+//! A channel's recovery log (docs/adr/0006): one partition per channel, its
+//! entries sorted by position on the channel's ordered path, each living the
+//! stage's recovery window; a message whose id is not its position also gets
+//! a pointer from the id. The channel's META item says until when the log is
+//! kept with no recoverable subscription on the channel.
+
+use super::{each_page, is_condition_failure, keyed, keys, n, query_page, s, DynamoStore};
+use crate::store::{LogAfter, LoggedFrame, StoreError};
+use std::ops::ControlFlow;
+
+/// Every position sorts below this (a ULID's characters are `0-9A-Z`).
+const AFTER_EVERY_POSITION: &str = keys::LOG_ID_PREFIX;
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Pointer {
+    position: String,
+    ttl: i64,
+}
+
+impl DynamoStore {
+    pub async fn log_frame(&self, frame: &LoggedFrame) -> Result<(), StoreError> {
+        let pk = keys::log_pk(&frame.channel);
+        self.put_first(keyed(frame, pk.clone(), &frame.position)?)
+            .await?;
+        if let Some(id) = &frame.message_id {
+            let pointer = Pointer {
+                position: frame.position.clone(),
+                ttl: frame.ttl,
+            };
+            self.put_first(keyed(&pointer, pk, keys::log_id_sk(id))?)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes an item unless one is there already (a retry's write of the same).
+    async fn put_first(&self, item: super::Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::dynamo("PutItem", e)),
+        }
+    }
+
+    /// The newest entry below `below`, expired or not.
+    async fn last_entry_below(
+        &self,
+        channel: &str,
+        below: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let (page, _) = query_page(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND sk < :below")
+                .expression_attribute_values(":pk", s(keys::log_pk(channel)))
+                .expression_attribute_values(":below", s(below))
+                .projection_expression("sk")
+                .scan_index_forward(false)
+                .limit(1),
+        )
+        .await?;
+        Ok(page
+            .into_iter()
+            .next()
+            .and_then(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()))
+    }
+
+    pub async fn logged_before(
+        &self,
+        channel: &str,
+        position: &str,
+    ) -> Result<Option<String>, StoreError> {
+        self.last_entry_below(channel, position).await
+    }
+
+    pub async fn logged_after(
+        &self,
+        channel: &str,
+        named: &str,
+        now: i64,
+        limit: usize,
+    ) -> Result<LogAfter, StoreError> {
+        let pk = keys::log_pk(channel);
+        let position = match self.get(pk.clone(), keys::log_id_sk(named), now).await? {
+            Some(item) => serde_dynamo::from_item::<_, Pointer>(item)?.position,
+            None => named.to_owned(),
+        };
+        let found = self.get(pk.clone(), position.clone(), now).await?.is_some();
+        let mut after = Vec::new();
+        let mut unreadable = None;
+        let fetch = |start| {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":from", s(&position))
+                .expression_attribute_values(":to", s(AFTER_EVERY_POSITION))
+                .filter_expression("#ttl > :now")
+                .expression_attribute_names("#ttl", "ttl")
+                .expression_attribute_values(":now", n(now))
+                .set_exclusive_start_key(start);
+            query_page(query)
+        };
+        each_page(fetch, |page| {
+            for item in page {
+                // BETWEEN is inclusive: the named position itself is not after it.
+                if item.get("sk").and_then(|v| v.as_s().ok()) == Some(&position) {
+                    continue;
+                }
+                match serde_dynamo::from_item::<_, LoggedFrame>(item) {
+                    Ok(frame) => after.push(frame),
+                    Err(e) => {
+                        unreadable = Some(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                if after.len() > limit {
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        })
+        .await?;
+        if let Some(e) = unreadable {
+            return Err(e.into());
+        }
+        Ok(LogAfter {
+            position,
+            found,
+            after,
+        })
+    }
+
+    pub async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError> {
+        let meta = self
+            .get(keys::channel_pk(channel), keys::META_SK.into(), 0)
+            .await?;
+        Ok(meta
+            .and_then(|i| i.get("recoverUntil").cloned())
+            .and_then(|v| v.as_n().ok().and_then(|n| n.parse().ok())))
+    }
+
+    /// Only ever later: a smaller `until` (a slower writer) leaves it.
+    pub async fn extend_recovery(
+        &self,
+        channel: &str,
+        until: i64,
+        keep_last: bool,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::channel_pk(channel)))
+            .key("sk", s(keys::META_SK))
+            .update_expression("SET recoverUntil = :until")
+            .condition_expression("attribute_not_exists(recoverUntil) OR recoverUntil < :until")
+            .expression_attribute_values(":until", n(until))
+            .send()
+            .await;
+        match result {
+            Ok(_) => {}
+            Err(e) if is_condition_failure(&e) => {}
+            Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
+        }
+        if !keep_last {
+            return Ok(());
+        }
+        let Some(last) = self.last_entry_below(channel, AFTER_EVERY_POSITION).await? else {
+            return Ok(());
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(keys::log_pk(channel)))
+            .key("sk", s(last))
+            .update_expression("SET #ttl = :until")
+            .condition_expression("attribute_exists(pk) AND #ttl < :until")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":until", n(until))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Ok(()),
+            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
+        }
+    }
+}

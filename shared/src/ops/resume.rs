@@ -1,0 +1,255 @@
+//! Resuming a subscription after a drop (Sockhop's extension; docs/adr/0006).
+//!
+//! A subscription that asks (`data.resume`, granted by the token's `recover`)
+//! makes the channel log every message frame it delivers, at its position on
+//! the channel's ordered path, while a recoverable subscription is on the
+//! channel and for the recovery window after the last one left. Each entry
+//! names the entry before it (`prev`), so a resume can prove that nothing is
+//! missing between the position it names and now: an expired entry, or a time
+//! the channel was not logged (which starts a new chain), breaks the links and
+//! the answer is `recovered: false`.
+
+use super::{internal, Ctx};
+use crate::store::{LogAfter, LoggedFrame};
+use sockhop_core::error::{ErrorCode, ProtocolError};
+
+/// The most frames one resume replays; a longer gap answers `recovered: false`
+/// (the app reads history instead).
+pub const REPLAY_LIMIT: usize = 1000;
+
+/// How far past the clock a position may lie (clocks of two invocations differ).
+const AHEAD_TOLERANCE_MS: u64 = 5_000;
+
+/// Where a channel's log stands within one deliver step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogState {
+    /// A recoverable subscription is on the channel.
+    pub recoverable: bool,
+    /// Until when the channel is logged without one (`recoverUntil`).
+    pub recover_until: Option<i64>,
+    /// The position this step logged last (saves reading it back).
+    pub last: Option<String>,
+}
+
+impl LogState {
+    /// Whether a frame delivered at `now` is logged (pure).
+    pub fn logging(&self, now: i64) -> bool {
+        self.recoverable || self.kept(now)
+    }
+
+    /// Whether the channel has been logged without a break up to `now`: the
+    /// window after the last recoverable subscription left has not passed.
+    fn kept(&self, now: i64) -> bool {
+        self.recover_until.is_some_and(|until| until >= now)
+    }
+}
+
+/// Logs one frame (`None`: a subscription's starting mark) at `position`.
+/// It links to the entry before it, unless the channel's logging lapsed
+/// meanwhile, and keeps the channel logged for at least half a window more.
+pub async fn log(
+    cx: Ctx<'_>,
+    channel: &str,
+    state: &mut LogState,
+    position: &str,
+    message_id: Option<&str>,
+    frame: Option<String>,
+) -> Result<(), ProtocolError> {
+    let now = cx.secs();
+    let window = cx.app.config.recovery_window_seconds;
+    let prev = if !state.kept(now) {
+        None
+    } else if let Some(last) = state.last.clone().filter(|l| l.as_str() < position) {
+        Some(last)
+    } else {
+        cx.app
+            .store
+            .logged_before(channel, position)
+            .await
+            .map_err(internal)?
+    };
+    let entry = LoggedFrame {
+        channel: channel.to_owned(),
+        position: position.to_owned(),
+        prev,
+        message_id: message_id.filter(|id| *id != position).map(str::to_owned),
+        frame,
+        // Twice the window: an entry stays readable for a resume that comes
+        // up to a window after the subscriber left, however early it was logged.
+        ttl: now + 2 * window,
+    };
+    cx.app.store.log_frame(&entry).await.map_err(internal)?;
+    state.last = Some(position.to_owned());
+    if state
+        .recover_until
+        .is_none_or(|until| until < now + window / 2)
+    {
+        cx.app
+            .store
+            .extend_recovery(channel, now + window, false)
+            .await
+            .map_err(internal)?;
+        state.recover_until = Some(now + window);
+    }
+    Ok(())
+}
+
+/// A recoverable subscription ended (its connection went): the channel stays
+/// logged a window longer, and its last entry with it, so the subscriber can
+/// come back and resume from it.
+pub async fn left(cx: Ctx<'_>, channel: &str) {
+    let until = cx.secs() + cx.app.config.recovery_window_seconds;
+    if let Err(err) = cx.app.store.extend_recovery(channel, until, true).await {
+        tracing::error!(%channel, error = %err, "recovery window not extended for a subscriber that left");
+    }
+}
+
+/// Checks a position a subscribe names, before anything is written: not
+/// later than now, and, when recent enough that this channel's log would
+/// still hold it, one this channel logged.
+pub async fn check_position(
+    cx: Ctx<'_>,
+    channel: &str,
+    requested: &str,
+    position: &str,
+) -> Result<(), ProtocolError> {
+    let refused = |code, message: &str| {
+        Err(ProtocolError::new(code, message.to_owned()).with_channel(requested))
+    };
+    let Ok(ulid) = ulid::Ulid::from_string(position) else {
+        return refused(
+            ErrorCode::InvalidResumePosition,
+            "resume position is not a ULID",
+        );
+    };
+    let at = ulid.timestamp_ms();
+    let now_ms = u64::try_from(cx.now.millis()).unwrap_or(0);
+    if at > now_ms + AHEAD_TOLERANCE_MS {
+        return refused(
+            ErrorCode::ResumePositionAhead,
+            "resume position is later than anything sent on the channel",
+        );
+    }
+    let window_ms = u64::try_from(cx.app.config.recovery_window_seconds * 1000).unwrap_or(0);
+    if at + window_ms > now_ms {
+        let read = cx
+            .app
+            .store
+            .logged_after(channel, position, cx.secs(), 0)
+            .await
+            .map_err(internal)?;
+        if !read.found {
+            return refused(
+                ErrorCode::ResumePositionUnknown,
+                "resume position is not one of this channel's",
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The frames to replay after the position a resume named, or `None` when
+/// they cannot all be given (pure): the channel's logging lapsed before now,
+/// an entry in between is gone (the links break), or there are more than
+/// `limit`.
+pub fn replay(read: &LogAfter, kept: bool, limit: usize) -> Option<Vec<String>> {
+    if !kept || read.after.len() > limit {
+        return None;
+    }
+    let mut prev = read.position.as_str();
+    let mut frames = Vec::new();
+    for entry in &read.after {
+        if entry.prev.as_deref() != Some(prev) {
+            return None;
+        }
+        prev = &entry.position;
+        frames.extend(entry.frame.clone());
+    }
+    Some(frames)
+}
+
+/// The answer to a resume at the welcome: the frames to replay (`None`:
+/// `recovered: false`).
+pub async fn recover(
+    cx: Ctx<'_>,
+    channel: &str,
+    state: &LogState,
+    position: &str,
+) -> Result<Option<Vec<String>>, ProtocolError> {
+    let read = cx
+        .app
+        .store
+        .logged_after(channel, position, cx.secs(), REPLAY_LIMIT)
+        .await
+        .map_err(internal)?;
+    Ok(replay(&read, state.kept(cx.secs()), REPLAY_LIMIT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(position: &str, prev: Option<&str>, frame: Option<&str>) -> LoggedFrame {
+        LoggedFrame {
+            channel: "c".into(),
+            position: position.into(),
+            prev: prev.map(str::to_owned),
+            message_id: None,
+            frame: frame.map(str::to_owned),
+            ttl: 100,
+        }
+    }
+
+    fn after(position: &str, after: Vec<LoggedFrame>) -> LogAfter {
+        LogAfter {
+            position: position.into(),
+            found: true,
+            after,
+        }
+    }
+
+    #[test]
+    fn a_linked_log_replays_its_frames_in_order_skipping_marks() {
+        let read = after(
+            "A",
+            vec![
+                entry("B", Some("A"), Some("b")),
+                entry("C", Some("B"), None),
+                entry("D", Some("C"), Some("d")),
+            ],
+        );
+        assert_eq!(
+            replay(&read, true, 10),
+            Some(vec!["b".to_owned(), "d".to_owned()])
+        );
+        assert_eq!(replay(&after("A", vec![]), true, 10), Some(vec![]));
+    }
+
+    #[test]
+    fn a_broken_link_a_lapse_or_too_many_frames_recover_nothing() {
+        let gone = after(
+            "A",
+            vec![
+                entry("B", Some("A"), Some("b")),
+                entry("D", Some("C"), Some("d")),
+            ],
+        );
+        assert_eq!(replay(&gone, true, 10), None, "C expired: D names it");
+        let restarted = after("A", vec![entry("B", None, Some("b"))]);
+        assert_eq!(replay(&restarted, true, 10), None, "a new chain");
+        let linked = after("A", vec![entry("B", Some("A"), Some("b"))]);
+        assert_eq!(replay(&linked, false, 10), None, "logging lapsed");
+        assert_eq!(replay(&linked, true, 0), None, "over the limit");
+    }
+
+    #[test]
+    fn logging_runs_while_recoverable_or_within_the_window() {
+        let mut state = LogState::default();
+        assert!(!state.logging(10));
+        state.recover_until = Some(10);
+        assert!(state.logging(10));
+        assert!(!state.logging(11));
+        state.recoverable = true;
+        assert!(state.logging(11));
+    }
+}

@@ -1,0 +1,196 @@
+//! Resuming after a drop (Sockhop's extension, docs/adr/0006) over real
+//! sockets against DynamoDB Local: a subscription that asked (`data.resume`,
+//! granted by `recover`) comes back on a new connection naming the last
+//! position it saw and gets every frame it missed, once, in the channel's
+//! order, before anything live.
+
+use serde_json::{json, Value};
+use sockhop_tests::{Client, TestStage};
+use std::time::Duration;
+
+fn claims(uid: &str, recover: bool) -> Value {
+    json!({"scope": "connect", "uid": uid, "channels": {
+        "feed": {"subscribe": true, "recover": recover},
+        "other": {"subscribe": true, "recover": true},
+    }})
+}
+
+/// Subscribes with `data.resume` and returns the `hotsock.subscribed`.
+async fn subscribe_resuming(client: &mut Client, channel: &str, resume: Value) -> Value {
+    client
+        .send(json!({"event": "hotsock.subscribe", "channel": channel, "data": {"resume": resume}}))
+        .await;
+    client.expect_next_event("hotsock.subscribed").await
+}
+
+/// Publishes `n` messages on `feed` through the server API, in turn: stored,
+/// unstored, and with an id given at publish (`eagerIdGeneration`), whose id
+/// is not its position on the channel.
+async fn publish_mixed(stage: &TestStage, from: usize, n: usize) {
+    for i in from..from + n {
+        let mut body = json!({"channel": "feed", "event": "item", "data": {"i": i}});
+        match i % 3 {
+            0 => body["store"] = json!(3600),
+            1 => {}
+            _ => body["eagerIdGeneration"] = json!(true),
+        }
+        let (status, answer) = stage.server_publish(body).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+}
+
+/// The ids of the messages `client` receives up to and including the
+/// `marker` (skipping nothing else: any other frame fails the test).
+async fn ids_until_marker(client: &mut Client) -> Vec<String> {
+    let mut ids = Vec::new();
+    loop {
+        let frame = client.next().await;
+        let event = frame["event"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            event == "item" || event == "marker",
+            "unexpected frame {frame}"
+        );
+        ids.push(frame["id"].as_str().expect("id").to_owned());
+        if event == "marker" {
+            return ids;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dropped_subscriber_resumes_with_every_frame_exactly_once_in_order() {
+    let stage = TestStage::start().await;
+    // The reference: a plain subscriber sees the channel's one order.
+    let mut watcher = stage.connect(claims("w", false)).await;
+    watcher.subscribe("feed").await;
+    let mut ada = stage.connect(claims("ada", true)).await;
+    let subscribed = subscribe_resuming(&mut ada, "feed", json!(true)).await;
+    assert!(
+        subscribed["data"]["position"].is_string(),
+        "a resumable subscription is told its position: {subscribed}"
+    );
+    assert!(
+        subscribed["data"].get("recovered").is_none(),
+        "{subscribed}"
+    );
+
+    publish_mixed(&stage, 0, 6).await;
+    stage.publish_marker("feed").await;
+    let seen = ids_until_marker(&mut ada).await;
+    let last_seen = seen.last().expect("a message").clone();
+    assert_eq!(ids_until_marker(&mut watcher).await, seen);
+    ada.close().await;
+
+    // 200 while Ada is away, 100 more while she resumes.
+    publish_mixed(&stage, 6, 200).await;
+    let mut ada = stage.connect(claims("ada", true)).await;
+    let racing = async {
+        publish_mixed(&stage, 206, 100).await;
+        stage.publish_marker("feed").await;
+    };
+    let resuming = async {
+        let subscribed = subscribe_resuming(&mut ada, "feed", json!({"position": last_seen})).await;
+        (subscribed, ids_until_marker(&mut ada).await)
+    };
+    let ((subscribed, resumed), ()) = tokio::join!(resuming, racing);
+    assert_eq!(subscribed["data"]["recovered"], true, "{subscribed}");
+    let expected = ids_until_marker(&mut watcher).await;
+    assert_eq!(expected.len(), 301);
+    assert_eq!(
+        resumed, expected,
+        "every frame since the position, once, in the channel's order"
+    );
+    // And nothing after the marker but what is published next.
+    stage.publish_marker("feed").await;
+    ada.expect_next_event("marker").await;
+}
+
+#[tokio::test]
+async fn a_resume_past_the_window_or_across_a_gap_recovers_nothing() {
+    let stage =
+        TestStage::start_with(|o| o.env.push(("RECOVERY_WINDOW_SECONDS".into(), "1".into()))).await;
+    let mut ada = stage.connect(claims("ada", true)).await;
+    let subscribed = subscribe_resuming(&mut ada, "feed", json!(true)).await;
+    let position = subscribed["data"]["position"]
+        .as_str()
+        .expect("position")
+        .to_owned();
+    ada.close().await;
+    // Past the window (an expiry, so a timed wait): the channel was not
+    // logged when this was published.
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    publish_mixed(&stage, 0, 2).await;
+    let mut ada = stage.connect(claims("ada", true)).await;
+    let subscribed = subscribe_resuming(&mut ada, "feed", json!({"position": position})).await;
+    assert_eq!(subscribed["data"]["recovered"], false, "{subscribed}");
+    stage.publish_marker("feed").await;
+    ada.expect_next_event("marker").await;
+
+    // Across a gap: Bob's position is older than a lapse the channel had
+    // while nobody resumable was on it, even though it is logged again now
+    // (Ada is back) and what came after the lapse is in the log.
+    let mut bob = stage.connect(claims("bob", true)).await;
+    let subscribed = subscribe_resuming(&mut bob, "feed", json!(true)).await;
+    let bobs = subscribed["data"]["position"]
+        .as_str()
+        .expect("position")
+        .to_owned();
+    bob.close().await;
+    ada.close().await;
+    tokio::time::sleep(Duration::from_millis(3_500)).await;
+    publish_mixed(&stage, 2, 1).await;
+    let mut carol = stage.connect(claims("carol", true)).await;
+    subscribe_resuming(&mut carol, "feed", json!(true)).await;
+    publish_mixed(&stage, 3, 1).await;
+    let mut bob = stage.connect(claims("bob", true)).await;
+    let subscribed = subscribe_resuming(&mut bob, "feed", json!({"position": bobs})).await;
+    assert_eq!(subscribed["data"]["recovered"], false, "{subscribed}");
+    stage.publish_marker("feed").await;
+    bob.expect_next_event("marker").await;
+}
+
+#[tokio::test]
+async fn bad_positions_are_refused_with_stable_codes_and_change_nothing() {
+    let stage = TestStage::start().await;
+    let mut ada = stage.connect(claims("ada", true)).await;
+    subscribe_resuming(&mut ada, "other", json!(true)).await;
+    let (status, answer) = stage
+        .server_publish(json!({"channel": "other", "event": "item", "data": 1}))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let elsewhere = ada.expect_next_event("item").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    let future = ulid::Ulid::from_parts(
+        u64::try_from(sockhop_tests::now() + 3600).expect("time") * 1000,
+        1,
+    )
+    .to_string();
+    for (resume, code) in [
+        (json!({"position": "not-a-ulid"}), "INVALID_RESUME_POSITION"),
+        (json!({"position": 7}), "INVALID_RESUME_POSITION"),
+        (json!("yes"), "INVALID_RESUME_POSITION"),
+        (json!({"position": future}), "RESUME_POSITION_AHEAD"),
+        (json!({"position": elsewhere}), "RESUME_POSITION_UNKNOWN"),
+    ] {
+        ada.send(
+            json!({"event": "hotsock.subscribe", "channel": "feed", "data": {"resume": resume}}),
+        )
+        .await;
+        ada.expect_error(code, Some("feed")).await;
+    }
+    // Nothing was subscribed: a plain subscribe is the first.
+    let subscribed = ada.subscribe("feed").await;
+    assert_eq!(subscribed["event"], "hotsock.subscribed", "{subscribed}");
+
+    // Without `recover` a resume is a plain subscribe, told it recovered nothing.
+    let mut bob = stage.connect(claims("bob", false)).await;
+    let subscribed = subscribe_resuming(&mut bob, "feed", json!({"position": elsewhere})).await;
+    assert_eq!(subscribed["data"]["recovered"], false, "{subscribed}");
+    assert!(subscribed["data"].get("position").is_none(), "{subscribed}");
+    let mut carol = stage.connect(claims("carol", false)).await;
+    let subscribed = subscribe_resuming(&mut carol, "feed", json!(true)).await;
+    assert_eq!(subscribed["data"], json!({}), "{subscribed}");
+}
