@@ -64,11 +64,7 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        super::conditional(result, "UpdateItem").map(|_| ())
     }
 
     /// Replaces the connection's default umd (JSON text; `None` removes it);
@@ -91,11 +87,7 @@ impl DynamoStore {
                 .expression_attribute_values(":umd", s(umd)),
             None => update.update_expression("REMOVE umd"),
         };
-        match update.send().await {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        super::conditional(update.send().await, "UpdateItem")
     }
 
     /// Files the connection under the sweep index at `sweep_at`; a no-op for a
@@ -117,11 +109,7 @@ impl DynamoStore {
             .expression_attribute_values(":bucket", n(keys::sweep_bucket(sweep_at)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        super::conditional(result, "UpdateItem").map(|_| ())
     }
 
     /// What is due for the sweeper by `now`: the sweep index's buckets after
@@ -291,10 +279,6 @@ impl DynamoStore {
             .condition_expression("attribute_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if super::is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("DeleteItem", e)),
-        }
+        super::conditional(result, "DeleteItem")
     }
 }

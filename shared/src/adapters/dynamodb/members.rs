@@ -106,11 +106,7 @@ impl DynamoStore {
             .expression_attribute_values(":at", n(owed.subscribed_at_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("DeleteItem", e)),
-        }
+        super::conditional(result, "DeleteItem").map(|_| ())
     }
 
     /// Queueing failed again: the sweeper looks at it once more at `sweep_at`.
@@ -133,10 +129,6 @@ impl DynamoStore {
             .expression_attribute_values(":at", n(owed.subscribed_at_ms))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if super::is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        super::conditional(result, "UpdateItem").map(|_| ())
     }
 }

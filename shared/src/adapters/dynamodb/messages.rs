@@ -2,9 +2,7 @@
 //! with `store` are written, by the deliver function, once, in queue order
 //! (docs/adr/0002-delivery-queue.md).
 
-use super::{
-    each_page, is_condition_failure, keyed, keys, n, query_page, s, DynamoStore, Item, StoreError,
-};
+use super::{each_page, keyed, keys, n, query_page, s, DynamoStore, Item, StoreError};
 use crate::store::*;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::ops::ControlFlow;
@@ -17,23 +15,8 @@ impl DynamoStore {
     /// message (same id) finds it written and leaves it, reaction counts and
     /// all.
     pub async fn put_message(&self, item: &MessageItem) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(keyed(
-                item,
-                keys::message_pk(&item.channel),
-                &item.id,
-            )?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
+        self.put_first(keyed(item, keys::message_pk(&item.channel), &item.id)?)
+            .await
     }
 
     pub async fn get_message(

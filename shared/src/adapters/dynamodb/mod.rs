@@ -194,6 +194,20 @@ impl DynamoStore {
         Ok(())
     }
 
+    /// Writes an item unless one with its key is there already (a retry's
+    /// write of the same leaves the first as it was).
+    pub(super) async fn put_first(&self, item: Item) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        conditional(result, "PutItem").map(|_| ())
+    }
+
     /// Writes a marker item unless a live one exists; true when this call wrote
     /// it. The marker expires at `ttl`.
     async fn put_once(&self, pk: String, sk: &str, ttl: i64, now: i64) -> Result<bool, StoreError> {
@@ -209,11 +223,7 @@ impl DynamoStore {
             .expression_attribute_values(":now", n(now))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if is_condition_failure(&e) => Ok(false),
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
+        conditional(result, "PutItem")
     }
 }
 
@@ -338,6 +348,23 @@ pub(crate) fn alive(item: &Item, now: i64) -> bool {
     match item.get("ttl") {
         Some(AttributeValue::N(ttl)) => ttl.parse::<i64>().map_or(true, |t| t > now),
         _ => true,
+    }
+}
+
+/// A conditional write's answer: `true` when it was made, `false` when its
+/// condition did not hold (for the caller that is an answer, not an error).
+pub(crate) fn conditional<T, E, R>(
+    result: Result<T, SdkError<E, R>>,
+    operation: &'static str,
+) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_condition_failure(&e) => Ok(false),
+        Err(e) => Err(StoreError::dynamo(operation, e)),
     }
 }
 

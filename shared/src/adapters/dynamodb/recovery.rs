@@ -4,7 +4,7 @@
 //! a pointer from the id. The channel's META item says until when the log is
 //! kept with no recoverable subscription on the channel.
 
-use super::{each_page, is_condition_failure, keyed, keys, n, query_page, s, DynamoStore};
+use super::{each_page, keyed, keys, n, query_page, s, DynamoStore};
 use crate::store::{LogAfter, LoggedFrame, StoreError};
 use std::ops::ControlFlow;
 
@@ -31,23 +31,6 @@ impl DynamoStore {
                 .await?;
         }
         Ok(())
-    }
-
-    /// Writes an item unless one is there already (a retry's write of the same).
-    async fn put_first(&self, item: super::Item) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("PutItem", e)),
-        }
     }
 
     /// The newest entry below `below`, expired or not.
@@ -171,11 +154,7 @@ impl DynamoStore {
             .expression_attribute_values(":until", n(until))
             .send()
             .await;
-        match result {
-            Ok(_) => {}
-            Err(e) if is_condition_failure(&e) => {}
-            Err(e) => return Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        super::conditional(result, "UpdateItem")?;
         if !keep_last {
             return Ok(());
         }
@@ -194,10 +173,6 @@ impl DynamoStore {
             .expression_attribute_values(":until", n(until))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_condition_failure(&e) => Ok(()),
-            Err(e) => Err(StoreError::dynamo("UpdateItem", e)),
-        }
+        super::conditional(result, "UpdateItem").map(|_| ())
     }
 }
