@@ -23,7 +23,12 @@ pub fn now_us() -> u64 {
 #[derive(Debug)]
 pub enum Event {
     Subscribed {
+        conn: usize,
         channel: String,
+        /// Sockhop's resume: the position a resumable subscription starts at,
+        /// and whether a resume recovered everything.
+        position: Option<String>,
+        recovered: Option<bool>,
     },
     /// A bench message (`data.bench`), with when it was sent and received.
     Bench {
@@ -128,7 +133,10 @@ pub async fn connect(
                     continue;
                 }
                 "hotsock.subscribed" => Event::Subscribed {
+                    conn: index,
                     channel: frame["channel"].as_str().unwrap_or_default().to_owned(),
+                    position: data["position"].as_str().map(str::to_owned),
+                    recovered: data["recovered"].as_bool(),
                 },
                 _ => match bench_mark(data) {
                     Some((run, seq, sent_us)) => Event::Bench {
@@ -247,7 +255,7 @@ impl Hub {
         let mut seen = 0;
         while seen < n {
             match self.next(deadline).await {
-                Some(Event::Subscribed { channel: c }) if c == channel => seen += 1,
+                Some(Event::Subscribed { channel: c, .. }) if c == channel => seen += 1,
                 Some(_) => {}
                 None => bail!("{seen} of {n} subscriptions to {channel} confirmed in {timeout:?}"),
             }

@@ -45,6 +45,14 @@ pub struct SoakArgs {
     /// How long DynamoDB Local stays down each time (its restart comes on top).
     #[arg(long, default_value_t = 3.0)]
     outage_seconds: f64,
+    /// Percent of the connections (every n-th of each channel) that may resume
+    /// (`recover`), drop their socket before the first outage and come back
+    /// on a new one, resuming where they left off (0: no such phase).
+    #[arg(long, default_value_t = 10.0)]
+    resume_drop_percent: f64,
+    /// How long the dropped connections stay away.
+    #[arg(long, default_value_t = 3.0)]
+    away_seconds: f64,
     /// The longest wait for late deliveries once publishing stops (the stage
     /// retries a failed delivery after 1, 2, 4 and 8 s).
     #[arg(long, default_value_t = 30.0)]
@@ -85,6 +93,10 @@ struct Plan {
     drain: Duration,
     cleanup: Duration,
     connect_concurrency: usize,
+    /// Every `resume_every`-th connection of each channel drops and resumes
+    /// (0: none).
+    resume_every: usize,
+    away: Duration,
 }
 
 impl Plan {
@@ -104,6 +116,14 @@ impl Plan {
             drain: Duration::from_secs_f64(args.drain_seconds.max(0.0)),
             cleanup: Duration::from_secs_f64(args.cleanup_seconds.max(0.0)),
             connect_concurrency: args.connect_concurrency.max(1),
+            resume_every: if args.resume_drop_percent > 0.0 {
+                (100.0 / args.resume_drop_percent.min(100.0))
+                    .round()
+                    .max(1.0) as usize
+            } else {
+                0
+            },
+            away: Duration::from_secs_f64(args.away_seconds.max(0.0)),
         };
         ensure!(plan.channels > 0, "--channels must be at least 1");
         ensure!(
@@ -124,7 +144,33 @@ impl Plan {
                 plan.duration
             );
         }
+        if plan.resume_every > 0 {
+            let first_outage = plan.outage_starts().first().copied();
+            let back = plan.drop_at() + plan.away;
+            ensure!(
+                back < first_outage.unwrap_or(plan.duration),
+                "the resume phase (dropped at {:?}, back {:?} later) does not fit before the first outage",
+                plan.drop_at(),
+                plan.away
+            );
+        }
         Ok(plan)
+    }
+
+    /// Whether connection `i` is one that drops and resumes.
+    fn resumes(&self, i: usize) -> bool {
+        self.resume_every > 0 && (i / self.channels).is_multiple_of(self.resume_every)
+    }
+
+    /// When the resuming connections drop, after publishing started: halfway
+    /// to the first outage (or the end), so they come back before it.
+    fn drop_at(&self) -> Duration {
+        let until = self
+            .outage_starts()
+            .first()
+            .copied()
+            .unwrap_or(self.duration);
+        until / 2 - self.away.min(until / 2) / 2
     }
 
     /// When each outage begins, after publishing started: evenly spread, none
@@ -319,6 +365,9 @@ struct ConnTally {
     last: Option<u64>,
     duplicates: u64,
     out_of_order: u64,
+    /// A resumable connection's position: its subscription's, then the id
+    /// of each message it received.
+    position: Option<String>,
 }
 
 /// What the clients received, as it arrives.
@@ -328,17 +377,37 @@ struct Tally {
     /// u32s and f32 because there are millions of them.
     latencies: Vec<(u32, u32, f32)>,
     receipts: u64,
+    /// Answers to resumes: recovered, and not.
+    recovered: u64,
+    not_recovered: u64,
 }
 
 impl Tally {
     fn record(&mut self, event: Event) {
+        if let Event::Subscribed {
+            conn,
+            position,
+            recovered,
+            ..
+        } = event
+        {
+            match recovered {
+                Some(true) => self.recovered += 1,
+                Some(false) => self.not_recovered += 1,
+                None => {}
+            }
+            if let (Some(tally), Some(position)) = (self.conns.get_mut(conn), position) {
+                tally.position = Some(position);
+            }
+            return;
+        }
         let Event::Bench {
             conn,
             run: RUN,
             seq,
             sent_us,
             at_us,
-            ..
+            id,
         } = event
         else {
             return;
@@ -350,6 +419,9 @@ impl Tally {
         if !tally.seen.insert(seq) {
             tally.duplicates += 1;
             return;
+        }
+        if let (Some(id), true) = (id, tally.position.is_some()) {
+            tally.position = Some(id);
         }
         // One publisher per channel, one request at a time, so a channel's
         // sequence numbers reach the stage in increasing order.
@@ -480,20 +552,17 @@ async fn soak(
     let mut hub = Hub::new();
     let stage_ws = stage_http.replacen("http://", "ws://", 1);
     let started = Instant::now();
-    let (clients, _) = connect_many(
-        |i| {
-            let channels = json!({"soak-*": {"subscribe": true}});
-            format!(
-                "{stage_ws}/v1?token={}",
-                token(secrets, &format!("soak-{i}"), channels)
-            )
-        },
-        plan.connections,
-        plan.connect_concurrency,
-        &hub.tx,
-    )
-    .await?;
-    subscribe_round_robin(&clients, plan, &mut hub).await?;
+    // A resuming connection's token grants `recover` (Sockhop's resume).
+    let url = |i: usize| {
+        let channels = json!({"soak-*": {"subscribe": true, "recover": plan.resumes(i)}});
+        format!(
+            "{stage_ws}/v1?token={}",
+            token(secrets, &format!("soak-{i}"), channels)
+        )
+    };
+    let (mut clients, _) =
+        connect_many(&url, plan.connections, plan.connect_concurrency, &hub.tx).await?;
+    let positions = subscribe_round_robin(&clients, plan, &mut hub).await?;
     let rss_connected = procs::rss_kib(stage_pid)?;
     let connected = table_counts(&dynamodb, table).await?;
     println!(
@@ -504,10 +573,19 @@ async fn soak(
 
     // Receipts are tallied as they come, by one task.
     let tally = Arc::new(Mutex::new(Tally {
-        conns: (0..clients.len()).map(|_| ConnTally::default()).collect(),
+        conns: positions
+            .into_iter()
+            .map(|position| ConnTally {
+                position,
+                ..ConnTally::default()
+            })
+            .collect(),
         latencies: Vec::new(),
         receipts: 0,
+        recovered: 0,
+        not_recovered: 0,
     }));
+    let events = hub.tx.clone();
     let (stop_collecting, mut stop) = tokio::sync::oneshot::channel::<()>();
     let collector = {
         let tally = tally.clone();
@@ -572,6 +650,23 @@ async fn soak(
             }
             published
         }));
+    }
+    // The resume phase, before the first outage: the resuming connections
+    // drop, stay away while publishing goes on, and come back.
+    let mut resumed = None;
+    if plan.resume_every > 0 {
+        tokio::time::sleep_until((start + plan.drop_at()).into()).await;
+        let dropped_at = start.elapsed();
+        let dropped = drop_resuming(&clients, plan);
+        tokio::time::sleep(plan.away).await;
+        rejoin_resuming(&mut clients, plan, &url, &tally, &events).await?;
+        let back = start.elapsed();
+        println!(
+            "  {dropped} resumable connections dropped at {} s, back on new sockets at {} s",
+            number(dropped_at.as_secs_f64(), ""),
+            number(back.as_secs_f64(), "")
+        );
+        resumed = Some((dropped, dropped_at, back));
     }
     let mut outages = Vec::new();
     for (k, at) in plan.outage_starts().into_iter().enumerate() {
@@ -743,6 +838,18 @@ async fn soak(
             f.delivered, f.expected
         ),
     );
+    if let Some((dropped, at, back)) = resumed {
+        line(
+            "resumed",
+            format!(
+                "{dropped} sockets dropped at {} s and back at {} s: {} recovered, {} not (their deliveries are counted above)",
+                number(at.as_secs_f64(), ""),
+                number(back.as_secs_f64(), ""),
+                tally.recovered,
+                tally.not_recovered
+            ),
+        );
+    }
     line("missing", missing_text(&f, &published));
     line("duplicates", f.duplicates.to_string());
     line(
@@ -825,6 +932,14 @@ async fn soak(
     if leftovers != baseline {
         failures.push(format!("leftovers: {leftovers}"));
     }
+    if let Some((dropped, ..)) = resumed {
+        if tally.recovered != dropped as u64 {
+            failures.push(format!(
+                "{} of {dropped} resumes recovered",
+                tally.recovered
+            ));
+        }
+    }
     if acknowledged == 0 {
         failures.push("nothing was acknowledged".into());
     }
@@ -839,28 +954,82 @@ async fn soak(
     Ok(failures)
 }
 
-/// Subscribes connection `i` to channel `i % channels`, all at once, and
-/// waits for every confirmation.
+/// Subscribes connection `i` to channel `i % channels`, all at once (a
+/// resuming one asks for a position), and waits for every confirmation.
+/// Returns each connection's position (resuming ones only).
 async fn subscribe_round_robin(
     clients: &[Client],
     plan: &Plan,
     hub: &mut Hub,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<Option<String>>> {
     for client in clients {
-        client.subscribe(&Plan::channel(client.index % plan.channels))?;
+        let channel = Plan::channel(client.index % plan.channels);
+        match plan.resumes(client.index) {
+            true => client.send(&json!({"event": "hotsock.subscribe", "channel": channel,
+                "data": {"resume": true}}))?,
+            false => client.subscribe(&channel)?,
+        }
     }
     let timeout = Duration::from_secs(120) + Duration::from_millis(20 * clients.len() as u64);
     let deadline = Instant::now() + timeout;
     let mut confirmed = 0;
+    let mut positions = vec![None; clients.len()];
     while confirmed < clients.len() {
         match hub.next(deadline).await {
-            Some(Event::Subscribed { .. }) => confirmed += 1,
+            Some(Event::Subscribed { conn, position, .. }) => {
+                confirmed += 1;
+                if let Some(slot) = positions.get_mut(conn) {
+                    *slot = position;
+                }
+            }
             Some(_) => {}
             None => bail!(
                 "{confirmed} of {} subscriptions confirmed within {timeout:?}",
                 clients.len()
             ),
         }
+    }
+    let resuming = (0..clients.len()).filter(|&i| plan.resumes(i)).count();
+    let told = positions.iter().filter(|p| p.is_some()).count();
+    ensure!(
+        told == resuming,
+        "{told} of {resuming} resumable subscriptions were told a position"
+    );
+    Ok(positions)
+}
+
+/// Drops the resuming connections' sockets.
+fn drop_resuming(clients: &[Client], plan: &Plan) -> usize {
+    let mut dropped = 0;
+    for client in clients.iter().filter(|c| plan.resumes(c.index)) {
+        client.close();
+        dropped += 1;
+    }
+    dropped
+}
+
+/// Brings the dropped connections back, each on a new socket under its old
+/// index, subscribing with `data.resume` at the last position it saw.
+async fn rejoin_resuming(
+    clients: &mut [Client],
+    plan: &Plan,
+    url: impl Fn(usize) -> String,
+    tally: &Mutex<Tally>,
+    events: &tokio::sync::mpsc::UnboundedSender<Event>,
+) -> anyhow::Result<()> {
+    for slot in clients.iter_mut().filter(|c| plan.resumes(c.index)) {
+        let i = slot.index;
+        let position = lock(tally).conns[i].position.clone();
+        let client = client::connect(&url(i), i, events.clone(), Duration::from_secs(30))
+            .await
+            .with_context(|| format!("connection {i} back"))?;
+        let resume = match position {
+            Some(position) => json!({"position": position}),
+            None => json!(true),
+        };
+        client.send(&json!({"event": "hotsock.subscribe",
+            "channel": Plan::channel(i % plan.channels), "data": {"resume": resume}}))?;
+        *slot = client;
     }
     Ok(())
 }
@@ -994,6 +1163,8 @@ mod tests {
             drain: Duration::ZERO,
             cleanup: Duration::ZERO,
             connect_concurrency: 1,
+            resume_every: 0,
+            away: Duration::ZERO,
         }
     }
 
@@ -1026,6 +1197,52 @@ mod tests {
     }
 
     #[test]
+    fn every_tenth_connection_of_each_channel_resumes_before_the_first_outage() {
+        let mut plan = plan(2, 40, 3);
+        plan.connections = 40;
+        plan.resume_every = 10;
+        plan.away = Duration::from_secs(3);
+        let resuming: Vec<usize> = (0..40).filter(|&i| plan.resumes(i)).collect();
+        assert_eq!(resuming, [0, 1, 20, 21], "both channels have some");
+        assert!(plan.drop_at() + plan.away < plan.outage_starts()[0]);
+        plan.resume_every = 0;
+        assert!(!plan.resumes(0));
+    }
+
+    #[test]
+    fn a_resumable_connection_follows_its_position_and_counts_its_answers() {
+        let mut tally = Tally {
+            conns: (0..2).map(|_| ConnTally::default()).collect(),
+            latencies: Vec::new(),
+            receipts: 0,
+            recovered: 0,
+            not_recovered: 0,
+        };
+        let subscribed = |conn, position: Option<&str>, recovered| Event::Subscribed {
+            conn,
+            channel: "soak-0".into(),
+            position: position.map(str::to_owned),
+            recovered,
+        };
+        tally.record(subscribed(0, Some("P0"), None));
+        let with_id = |conn, seq, id: &str| Event::Bench {
+            conn,
+            run: RUN,
+            seq,
+            sent_us: 0,
+            at_us: 1,
+            id: Some(id.into()),
+        };
+        tally.record(with_id(0, 1, "M1"));
+        tally.record(with_id(1, 1, "M1"));
+        assert_eq!(tally.conns[0].position.as_deref(), Some("M1"));
+        assert_eq!(tally.conns[1].position, None, "not resumable: no position");
+        tally.record(subscribed(0, Some("P1"), Some(true)));
+        tally.record(subscribed(1, None, Some(false)));
+        assert_eq!((tally.recovered, tally.not_recovered), (1, 1));
+    }
+
+    #[test]
     fn seen_sets_remember_sequence_numbers() {
         let mut seen = Seen::default();
         assert!(seen.insert(130));
@@ -1044,6 +1261,8 @@ mod tests {
             conns: (0..4).map(|_| ConnTally::default()).collect(),
             latencies: Vec::new(),
             receipts: 0,
+            recovered: 0,
+            not_recovered: 0,
         };
         let sent = [
             published(0, 0, 202),

@@ -122,9 +122,10 @@ class LobbyPanel {
     this.channel = this.client.channels(channel)
     // The catch-up frames follow hotsock.subscribed on the same socket, so a
     // (re)subscription starts from an empty lobby: entries cleared while this
-    // panel was away do not linger.
-    this.channel.bind("hotsock.subscribed", () => {
-      this.state = new LobbyState()
+    // panel was away do not linger. A resumed one (Sockhop's extension) keeps
+    // its lobby: the updates it missed follow instead, clears included.
+    this.channel.bind("hotsock.subscribed", (m) => {
+      if (m.data?.recovered !== true) this.state = new LobbyState()
       this.members = this.channel.members
       this.render()
       this.setStatus("ready", "live")

@@ -197,7 +197,7 @@ test("the host sets the room, players ready up, a late joiner sees it all at onc
   t.diagnostic(`total: ${since(start)}`)
 })
 
-test("a panel whose connection drops starts over from storage: seats cleared meanwhile are gone", async (t) => {
+test("a panel whose connection drops resumes: seats cleared meanwhile are gone", async (t) => {
   const start = Date.now()
   const page = await newPage(browser())
   await page.goto(`${LOBBY_URL}#drop-${Date.now().toString(36)}`)
@@ -224,6 +224,8 @@ test("a panel whose connection drops starts over from storage: seats cleared mea
   await page.waitForSelector("[data-testid=ada-panel][data-ready=true]")
   await eventually(async () => assert.deepEqual((await lobbyOf(page, "ada")).players, [{ uid: "ada", ready: false }]))
   t.diagnostic(`Ada reconnected and shows only what storage holds: ${since(mark)}`)
+  // Resumed (the clear came as a replayed update), not caught up from storage.
+  assert.equal(await page.evaluate(() => window.lobby.ada.channel.recovered), true)
   await page.unroute("**/game-lobby")
   assertNoProblems(page)
   await page.context().close()

@@ -196,6 +196,9 @@ pub struct LoggedFrame {
     /// The frame as sent; `None` for a subscription's starting mark.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub frame: Option<String>,
+    /// For a storage update, its key: replayed only to whom observes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage_key: Option<String>,
     pub ttl: i64,
 }
 

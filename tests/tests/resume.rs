@@ -81,8 +81,11 @@ async fn a_dropped_subscriber_resumes_with_every_frame_exactly_once_in_order() {
     assert_eq!(ids_until_marker(&mut watcher).await, seen);
     ada.close().await;
 
-    // 200 while Ada is away, 100 more while she resumes.
+    // 200 while Ada is away (delivered before she is back: the watcher has
+    // them all), then 100 more while she resumes.
     publish_mixed(&stage, 6, 200).await;
+    stage.publish_marker("feed").await;
+    let mut expected = ids_until_marker(&mut watcher).await;
     let mut ada = stage.connect(claims("ada", true)).await;
     let racing = async {
         publish_mixed(&stage, 206, 100).await;
@@ -90,12 +93,14 @@ async fn a_dropped_subscriber_resumes_with_every_frame_exactly_once_in_order() {
     };
     let resuming = async {
         let subscribed = subscribe_resuming(&mut ada, "feed", json!({"position": last_seen})).await;
-        (subscribed, ids_until_marker(&mut ada).await)
+        let mut resumed = ids_until_marker(&mut ada).await;
+        resumed.extend(ids_until_marker(&mut ada).await);
+        (subscribed, resumed)
     };
     let ((subscribed, resumed), ()) = tokio::join!(resuming, racing);
     assert_eq!(subscribed["data"]["recovered"], true, "{subscribed}");
-    let expected = ids_until_marker(&mut watcher).await;
-    assert_eq!(expected.len(), 301);
+    expected.extend(ids_until_marker(&mut watcher).await);
+    assert_eq!(expected.len(), 302);
     assert_eq!(
         resumed, expected,
         "every frame since the position, once, in the channel's order"
@@ -193,4 +198,97 @@ async fn bad_positions_are_refused_with_stable_codes_and_change_nothing() {
     let mut carol = stage.connect(claims("carol", false)).await;
     let subscribed = subscribe_resuming(&mut carol, "feed", json!(true)).await;
     assert_eq!(subscribed["data"], json!({}), "{subscribed}");
+}
+
+/// The frames `client` receives up to and including the `marker`, as
+/// (event, id or storage key, data).
+async fn frames_until_marker(client: &mut Client) -> Vec<(String, String, Value)> {
+    let mut frames = Vec::new();
+    loop {
+        let frame = client.next().await;
+        let event = frame["event"].as_str().unwrap_or_default().to_owned();
+        let name = match event.as_str() {
+            "hotsock.channelStorageUpdated" => frame["data"]["key"].clone(),
+            _ => frame["id"].clone(),
+        };
+        let name = name.as_str().unwrap_or_default().to_owned();
+        frames.push((event.clone(), name, frame["data"].clone()));
+        if event == "marker" {
+            return frames;
+        }
+    }
+}
+
+#[tokio::test]
+async fn storage_updates_are_replayed_in_the_channels_order_to_their_observers_only() {
+    let stage = TestStage::start().await;
+    let observing = |uid: &str, observe: bool| {
+        json!({"scope": "connect", "uid": uid, "channels": {"feed": {
+            "subscribe": true, "recover": true,
+            "storage": {"settings": {"observe": observe, "get": true}}}}})
+    };
+    let mut watcher = stage.connect(observing("w", true)).await;
+    watcher.subscribe("feed").await;
+    let mut ada = stage.connect(observing("ada", true)).await;
+    subscribe_resuming(&mut ada, "feed", json!(true)).await;
+    let mut bob = stage.connect(observing("bob", false)).await;
+    subscribe_resuming(&mut bob, "feed", json!(true)).await;
+    stage.publish_marker("feed").await;
+    let adas = ids_until_marker(&mut ada).await.pop().expect("the marker");
+    let bobs = ids_until_marker(&mut bob).await.pop().expect("the marker");
+    watcher.expect_event("marker").await;
+    ada.close().await;
+    bob.close().await;
+
+    for i in 0..20 {
+        let (status, body) = match i % 4 {
+            0 => {
+                stage
+                    .server_publish(
+                        json!({"channel": "feed", "event": "hotsock.channelStorageSet",
+                    "key": "settings", "data": {"round": i}}),
+                    )
+                    .await
+            }
+            _ => {
+                stage
+                    .server_publish(json!({"channel": "feed", "event": "item", "data": {"i": i}}))
+                    .await
+            }
+        };
+        assert_eq!(status, 202, "{body}");
+    }
+    stage.publish_marker("feed").await;
+    let expected = frames_until_marker(&mut watcher).await;
+    assert_eq!(
+        expected
+            .iter()
+            .filter(|f| f.0 == "hotsock.channelStorageUpdated")
+            .count(),
+        5
+    );
+
+    let mut ada = stage.connect(observing("ada", true)).await;
+    let subscribed = subscribe_resuming(&mut ada, "feed", json!({"position": adas})).await;
+    assert_eq!(subscribed["data"]["recovered"], true, "{subscribed}");
+    assert_eq!(
+        frames_until_marker(&mut ada).await,
+        expected,
+        "messages and storage updates, once, in the channel's order, and no catch-up after"
+    );
+    let mut bob = stage.connect(observing("bob", false)).await;
+    let subscribed = subscribe_resuming(&mut bob, "feed", json!({"position": bobs})).await;
+    assert_eq!(subscribed["data"]["recovered"], true, "{subscribed}");
+    let without_storage: Vec<_> = expected
+        .iter()
+        .filter(|f| f.0 != "hotsock.channelStorageUpdated")
+        .cloned()
+        .collect();
+    assert_eq!(
+        frames_until_marker(&mut bob).await,
+        without_storage,
+        "updates only to observers"
+    );
+    stage.publish_marker("feed").await;
+    ada.expect_next_event("marker").await;
 }

@@ -364,6 +364,13 @@ async fn the_memory_store_keeps_the_dynamodb_stores_contract() {
     assert!(real.iter().any(|line| line.contains("01D")), "{real:?}");
 }
 
+/// Positions of the recovery log's contract, and an id that is not one.
+const A: &str = "01J00000000000000000000001";
+const B: &str = "01J00000000000000000000002";
+const C: &str = "01J00000000000000000000003";
+const EAGER: &str = "01H00000000000000000000009";
+
+/// A log entry; B is a storage update (its key survives the round trip).
 fn entry(position: &str, prev: Option<&str>, id: Option<&str>, ttl: i64) -> LoggedFrame {
     LoggedFrame {
         channel: "log".into(),
@@ -371,6 +378,7 @@ fn entry(position: &str, prev: Option<&str>, id: Option<&str>, ttl: i64) -> Logg
         prev: prev.map(str::to_owned),
         message_id: id.map(str::to_owned),
         frame: id.map(|id| format!("{{\"id\":\"{id}\"}}")),
+        storage_key: (position == B).then(|| "settings".to_owned()),
         ttl,
     }
 }
@@ -380,10 +388,6 @@ fn entry(position: &str, prev: Option<&str>, id: Option<&str>, ttl: i64) -> Logg
 /// still linked to, and the channel's window only ever extended.
 async fn log_contract(store: &dyn Store) -> Vec<String> {
     let mut said = Vec::new();
-    const A: &str = "01J00000000000000000000001";
-    const B: &str = "01J00000000000000000000002";
-    const C: &str = "01J00000000000000000000003";
-    const EAGER: &str = "01H00000000000000000000009";
     store
         .log_frame(&entry(A, None, None, NOW - 1))
         .await

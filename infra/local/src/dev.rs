@@ -232,7 +232,7 @@ fn lobby_channel(session: &str) -> String {
 /// Claims of one game-lobby player on its presence channel: subscribe without
 /// history; every player observes and reads the room settings and every
 /// `player.<uid>` entry, writes its own `player.<uid>`, and only the host
-/// writes `settings`.
+/// writes `settings`; a panel that drops resumes (`recover`).
 pub fn lobby_claims(uid: &str, name: &str, channel: &str, host: bool) -> Value {
     let own = format!("player.{uid}");
     json!({
@@ -241,6 +241,7 @@ pub fn lobby_claims(uid: &str, name: &str, channel: &str, host: bool) -> Value {
         "umd": lobby_umd(uid, name),
         "channels": {channel: {
             "subscribe": true,
+            "recover": true,
             "storage": {
                 "settings": {"observe": true, "get": true, "set": host},
                 "player.*": {"observe": true, "get": true},

@@ -536,15 +536,12 @@ pub async fn deliver(
     }
     if audience.log.logging(cx.secs()) {
         let frame = message_frame(&message);
-        super::resume::log(
-            cx,
-            &queued.channel,
-            &mut audience.log,
-            position,
-            Some(&message.id),
-            Some(frame),
-        )
-        .await?;
+        let logged = super::resume::Logged {
+            message_id: Some(&message.id),
+            frame: Some(frame),
+            storage_key: None,
+        };
+        super::resume::log(cx, &queued.channel, &mut audience.log, position, logged).await?;
     }
     let to = recipients(
         audience.subscribers.iter().map(String::as_str),

@@ -160,6 +160,7 @@ pub async fn apply(
             change.auto_subscribed,
         );
         let mut replayed = Vec::new();
+        let mut resumed = false;
         if joiner.recoverable {
             let state = match &mut log {
                 Some(state) => state,
@@ -176,15 +177,17 @@ pub async fn apply(
             };
             let recovered = match &change.resume {
                 Some(Resume::After(after)) => {
-                    let frames = super::resume::recover(cx, channel, state, after).await?;
+                    let frames = super::resume::recover(cx, joiner, state, after).await?;
                     let recovered = frames.is_some();
+                    resumed = recovered;
                     replayed = frames.unwrap_or_default();
                     Some(recovered)
                 }
                 Some(Resume::Start) | None => None,
             };
             // The mark its next resume can name, before anything after it.
-            super::resume::log(cx, channel, state, position, None, None).await?;
+            let mark = super::resume::Logged::default();
+            super::resume::log(cx, channel, state, position, mark).await?;
             welcome = welcome.with_resume(Some(position), recovered);
         } else if let Some(Resume::After(_)) = &change.resume {
             // Asked, but the tokens do not grant `recover`.
@@ -194,7 +197,11 @@ pub async fn apply(
         for frame in replayed {
             effects.send_text(vec![joiner.connection_id.clone()], frame);
         }
-        effects.append(super::storage::catch_up(cx, joiner).await?);
+        // Resumed, the storage updates it missed were among the frames: the
+        // entries' values again would be frames twice.
+        if !resumed {
+            effects.append(super::storage::catch_up(cx, joiner).await?);
+        }
     }
     effects.append(announcement);
     Ok(effects)

@@ -1,7 +1,7 @@
 //! Resuming a subscription after a drop (Sockhop's extension; docs/adr/0006).
 //!
 //! A subscription that asks (`data.resume`, granted by the token's `recover`)
-//! makes the channel log every message frame it delivers, at its position on
+//! makes the channel log every message frame and storage update it delivers, at its position on
 //! the channel's ordered path, while a recoverable subscription is on the
 //! channel and for the recovery window after the last one left. Each entry
 //! names the entry before it (`prev`), so a resume can prove that nothing is
@@ -10,7 +10,7 @@
 //! the answer is `recovered: false`.
 
 use super::{internal, Ctx};
-use crate::store::{LogAfter, LoggedFrame};
+use crate::store::{LogAfter, LoggedFrame, SubscriptionItem};
 use sockhop_core::error::{ErrorCode, ProtocolError};
 
 /// The most frames one resume replays; a longer gap answers `recovered: false`
@@ -44,16 +44,26 @@ impl LogState {
     }
 }
 
-/// Logs one frame (`None`: a subscription's starting mark) at `position`.
-/// It links to the entry before it, unless the channel's logging lapsed
-/// meanwhile, and keeps the channel logged for at least half a window more.
+/// What one log entry holds besides its place.
+#[derive(Debug, Clone, Default)]
+pub struct Logged<'a> {
+    /// A message's id (kept when it is not the position).
+    pub message_id: Option<&'a str>,
+    /// The frame; `None` for a subscription's starting mark.
+    pub frame: Option<String>,
+    /// A storage update's key.
+    pub storage_key: Option<&'a str>,
+}
+
+/// Logs one entry at `position`. It links to the entry before it, unless the
+/// channel's logging lapsed meanwhile, and keeps the channel logged for at
+/// least half a window more.
 pub async fn log(
     cx: Ctx<'_>,
     channel: &str,
     state: &mut LogState,
     position: &str,
-    message_id: Option<&str>,
-    frame: Option<String>,
+    logged: Logged<'_>,
 ) -> Result<(), ProtocolError> {
     let now = cx.secs();
     let window = cx.app.config.recovery_window_seconds;
@@ -72,8 +82,12 @@ pub async fn log(
         channel: channel.to_owned(),
         position: position.to_owned(),
         prev,
-        message_id: message_id.filter(|id| *id != position).map(str::to_owned),
-        frame,
+        message_id: logged
+            .message_id
+            .filter(|id| *id != position)
+            .map(str::to_owned),
+        frame: logged.frame,
+        storage_key: logged.storage_key.map(str::to_owned),
         // Twice the window: an entry stays readable for a resume that comes
         // up to a window after the subscriber left, however early it was logged.
         ttl: now + 2 * window,
@@ -151,8 +165,13 @@ pub async fn check_position(
 /// The frames to replay after the position a resume named, or `None` when
 /// they cannot all be given (pure): the channel's logging lapsed before now,
 /// an entry in between is gone (the links break), or there are more than
-/// `limit`.
-pub fn replay(read: &LogAfter, kept: bool, limit: usize) -> Option<Vec<String>> {
+/// `limit`. A storage update goes only to a subscriber that `observes` its key.
+pub fn replay(
+    read: &LogAfter,
+    kept: bool,
+    limit: usize,
+    observes: impl Fn(&str) -> bool,
+) -> Option<Vec<String>> {
     if !kept || read.after.len() > limit {
         return None;
     }
@@ -163,26 +182,31 @@ pub fn replay(read: &LogAfter, kept: bool, limit: usize) -> Option<Vec<String>> 
             return None;
         }
         prev = &entry.position;
-        frames.extend(entry.frame.clone());
+        if entry.storage_key.as_deref().is_none_or(&observes) {
+            frames.extend(entry.frame.clone());
+        }
     }
     Some(frames)
 }
 
-/// The answer to a resume at the welcome: the frames to replay (`None`:
-/// `recovered: false`).
+/// The answer to `joiner`'s resume at its welcome: the frames to replay
+/// (`None`: `recovered: false`).
 pub async fn recover(
     cx: Ctx<'_>,
-    channel: &str,
+    joiner: &SubscriptionItem,
     state: &LogState,
     position: &str,
 ) -> Result<Option<Vec<String>>, ProtocolError> {
+    let permissions = joiner.permissions().map_err(internal)?;
     let read = cx
         .app
         .store
-        .logged_after(channel, position, cx.secs(), REPLAY_LIMIT)
+        .logged_after(&joiner.channel, position, cx.secs(), REPLAY_LIMIT)
         .await
         .map_err(internal)?;
-    Ok(replay(&read, state.kept(cx.secs()), REPLAY_LIMIT))
+    Ok(replay(&read, state.kept(cx.secs()), REPLAY_LIMIT, |key| {
+        permissions.storage(key).observe
+    }))
 }
 
 #[cfg(test)]
@@ -196,6 +220,7 @@ mod tests {
             prev: prev.map(str::to_owned),
             message_id: None,
             frame: frame.map(str::to_owned),
+            storage_key: None,
             ttl: 100,
         }
     }
@@ -219,10 +244,13 @@ mod tests {
             ],
         );
         assert_eq!(
-            replay(&read, true, 10),
+            replay(&read, true, 10, |_| true),
             Some(vec!["b".to_owned(), "d".to_owned()])
         );
-        assert_eq!(replay(&after("A", vec![]), true, 10), Some(vec![]));
+        assert_eq!(
+            replay(&after("A", vec![]), true, 10, |_| true),
+            Some(vec![])
+        );
     }
 
     #[test]
@@ -234,12 +262,32 @@ mod tests {
                 entry("D", Some("C"), Some("d")),
             ],
         );
-        assert_eq!(replay(&gone, true, 10), None, "C expired: D names it");
+        assert_eq!(
+            replay(&gone, true, 10, |_| true),
+            None,
+            "C expired: D names it"
+        );
         let restarted = after("A", vec![entry("B", None, Some("b"))]);
-        assert_eq!(replay(&restarted, true, 10), None, "a new chain");
+        assert_eq!(replay(&restarted, true, 10, |_| true), None, "a new chain");
         let linked = after("A", vec![entry("B", Some("A"), Some("b"))]);
-        assert_eq!(replay(&linked, false, 10), None, "logging lapsed");
-        assert_eq!(replay(&linked, true, 0), None, "over the limit");
+        assert_eq!(replay(&linked, false, 10, |_| true), None, "logging lapsed");
+        assert_eq!(replay(&linked, true, 0, |_| true), None, "over the limit");
+    }
+
+    #[test]
+    fn a_storage_update_is_replayed_only_to_an_observer_of_its_key() {
+        let mut update = entry("C", Some("B"), Some("settings=1"));
+        update.storage_key = Some("settings".into());
+        let read = after("A", vec![entry("B", Some("A"), Some("m")), update]);
+        assert_eq!(
+            replay(&read, true, 10, |key| key == "settings"),
+            Some(vec!["m".to_owned(), "settings=1".to_owned()])
+        );
+        assert_eq!(
+            replay(&read, true, 10, |_| false),
+            Some(vec!["m".to_owned()]),
+            "still linked through the update it does not get"
+        );
     }
 
     #[test]

@@ -249,6 +249,7 @@ pub async fn apply(
     cx: Ctx<'_>,
     write: &StorageWrite,
     write_id: &str,
+    log: &mut super::resume::LogState,
 ) -> Result<Effects, ProtocolError> {
     let key = write.key.as_str();
     let store = &cx.app.store;
@@ -328,10 +329,18 @@ pub async fn apply(
         };
         effects.emit(crate::pubsub::storage_updated(&change, Some(origin)));
     }
-    effects.send_to(
-        observers(&subscriptions, key),
-        &ServerMessage::storage_updated(&write.channel, key, sent, meta),
-    );
+    let frame = ServerMessage::storage_updated(&write.channel, key, sent, meta).to_json();
+    // A resumable channel keeps the update for its observers that come back
+    // (docs/adr/0006); its id is its position.
+    if log.logging(now) {
+        let logged = super::resume::Logged {
+            message_id: None,
+            frame: Some(frame.clone()),
+            storage_key: Some(key),
+        };
+        super::resume::log(cx, &write.channel, log, write_id, logged).await?;
+    }
+    effects.send_text(observers(&subscriptions, key), frame);
     Ok(effects)
 }
 

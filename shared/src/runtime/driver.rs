@@ -482,11 +482,12 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
         .find_map(|p| p.as_ref().ok().map(|(q, _)| q.channel().to_owned()))
         .unwrap_or_default();
     // Messages share one read of the subscriber ids; a storage write or a
-    // membership change reads the channel itself, after writing.
-    let has_messages = parsed
-        .iter()
-        .any(|p| matches!(p, Ok((Queued::Message(_), _))));
-    let mut audience = if has_messages {
+    // membership change reads the channel itself, after writing. Both need
+    // where the channel's recovery log stands, which that read also gives.
+    let needs_audience = |p: &Result<(Queued, String), ProtocolError>| {
+        matches!(p, Ok((Queued::Message(_) | Queued::StorageWrite(_), _)))
+    };
+    let mut audience = if parsed.iter().any(needs_audience) {
         match ops::deliver::audience(cx, &channel).await {
             Ok(audience) => audience,
             Err(err) => {
@@ -531,7 +532,9 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
             Ok((Queued::Membership { .. }, _)) => {
                 ops::membership::apply(cx, &channel, &changes).await
             }
-            Ok((Queued::StorageWrite(write), id)) => ops::storage::apply(cx, write, id).await,
+            Ok((Queued::StorageWrite(write), id)) => {
+                ops::storage::apply(cx, write, id, &mut audience.log).await
+            }
             Ok((Queued::Message(message), id)) => {
                 ops::deliver::deliver(cx, &mut audience, message, id.clone(), &positions[i]).await
             }
@@ -557,11 +560,7 @@ async fn queue_group(app: &App, now: Timestamp, records: Vec<SqsMessage>) -> Vec
         };
         // A welcome changes who the later messages go to (a resumed
         // subscription gets nothing live before it) and where the log stands.
-        if performed.is_ok()
-            && !changes.is_empty()
-            && parsed[i + run..]
-                .iter()
-                .any(|p| matches!(p, Ok((Queued::Message(_), _))))
+        if performed.is_ok() && !changes.is_empty() && parsed[i + run..].iter().any(needs_audience)
         {
             match ops::deliver::audience(cx, &channel).await {
                 Ok(read) => audience = read,
