@@ -15,12 +15,23 @@ fn claims(uid: &str, recover: bool) -> Value {
     }})
 }
 
-/// Subscribes with `data.resume` and returns the `hotsock.subscribed`.
+/// How long a resumed subscription's answer may take: it waits for its turn
+/// on the channel's ordered path, behind what was published before it, which
+/// on a busy machine is longer than one frame's usual wait.
+const WELCOME_WAIT: Duration = Duration::from_secs(60);
+
+/// Subscribes with `data.resume` and returns the `hotsock.subscribed`, which
+/// must be the next frame (nothing of the channel comes before it).
 async fn subscribe_resuming(client: &mut Client, channel: &str, resume: Value) -> Value {
     client
         .send(json!({"event": "hotsock.subscribe", "channel": channel, "data": {"resume": resume}}))
         .await;
-    client.expect_next_event("hotsock.subscribed").await
+    let frame = client
+        .next_within(WELCOME_WAIT)
+        .await
+        .expect("an answer to the subscribe");
+    assert_eq!(frame["event"], "hotsock.subscribed", "{frame}");
+    frame
 }
 
 /// Publishes `n` messages on `feed` through the server API, in turn: stored,

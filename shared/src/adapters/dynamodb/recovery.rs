@@ -94,6 +94,9 @@ impl DynamoStore {
                 .filter_expression("#ttl > :now")
                 .expression_attribute_names("#ttl", "ttl")
                 .expression_attribute_values(":now", n(now))
+                // Pages no longer than asked (the named entry and one more
+                // than the limit): a check for the position alone reads two.
+                .limit(i32::try_from(limit + 2).unwrap_or(i32::MAX).min(1000))
                 .set_exclusive_start_key(start);
             query_page(query)
         };
