@@ -534,11 +534,11 @@ pub async fn deliver(
     if message.stored {
         cx.app.store.put_message(&message).await.map_err(internal)?;
     }
+    let frame = message_frame(&message);
     if audience.log.logging(cx.secs()) {
-        let frame = message_frame(&message);
         let logged = super::resume::Logged {
             message_id: Some(&message.id),
-            frame: Some(frame),
+            frame: Some(frame.clone()),
             storage_key: None,
         };
         super::resume::log(cx, &queued.channel, &mut audience.log, position, logged).await?;
@@ -558,7 +558,6 @@ pub async fn deliver(
             set_laned(cx, &queued.channel, true).await?;
             audience.laned = true;
         }
-        let frame = message_frame(&message);
         let sends = by_lane(to, &message.id).into_iter().map(|(lane, to)| {
             let record = Queued::Lane(LaneDelivery {
                 channel: queued.channel.clone(),
@@ -572,7 +571,7 @@ pub async fn deliver(
         });
         futures::future::try_join_all(sends).await?;
     } else {
-        effects.send_text(to, message_frame(&message));
+        effects.send_text(to, frame);
     }
     if let Some(origin) = &queued.emit {
         let data = serde_json::from_str(queued.data.get()).unwrap_or(serde_json::Value::Null);
