@@ -33,11 +33,11 @@ impl DynamoStore {
         Ok(())
     }
 
-    /// The newest entry below `below`, expired or not.
-    async fn last_entry_below(
+    /// The newest entry below `position`, expired or not.
+    pub async fn logged_before(
         &self,
         channel: &str,
-        below: &str,
+        position: &str,
     ) -> Result<Option<String>, StoreError> {
         let (page, _) = query_page(
             self.client
@@ -46,7 +46,7 @@ impl DynamoStore {
                 .consistent_read(true)
                 .key_condition_expression("pk = :pk AND sk < :below")
                 .expression_attribute_values(":pk", s(keys::log_pk(channel)))
-                .expression_attribute_values(":below", s(below))
+                .expression_attribute_values(":below", s(position))
                 .projection_expression("sk")
                 .scan_index_forward(false)
                 .limit(1),
@@ -56,14 +56,6 @@ impl DynamoStore {
             .into_iter()
             .next()
             .and_then(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned()))
-    }
-
-    pub async fn logged_before(
-        &self,
-        channel: &str,
-        position: &str,
-    ) -> Result<Option<String>, StoreError> {
-        self.last_entry_below(channel, position).await
     }
 
     pub async fn logged_after(
@@ -161,7 +153,7 @@ impl DynamoStore {
         if !keep_last {
             return Ok(());
         }
-        let Some(last) = self.last_entry_below(channel, AFTER_EVERY_POSITION).await? else {
+        let Some(last) = self.logged_before(channel, AFTER_EVERY_POSITION).await? else {
             return Ok(());
         };
         let result = self
