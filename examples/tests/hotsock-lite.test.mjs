@@ -398,7 +398,8 @@ test("bound channels wait for a slow auto-subscription the token names, then sub
   client.terminate()
 })
 
-test("an auto-subscription that never answers holds bound channels back at most 5 s", async (t) => {
+/** Connected with `room` bound and the token's auto-subscription of `feed-jim` unanswered. */
+async function connectedAwaitingFeed(t) {
   t.mock.timers.enable({ apis: ["setTimeout"] })
   const token = tokenWith({ channels: { "feed-jim": { autoSubscribe: true }, room: { subscribe: true } } })
   const client = newClient({ connectTokenFn: async () => token })
@@ -407,6 +408,11 @@ test("an auto-subscription that never answers holds bound channels back at most 
   await flush()
   const ws = FakeSocket.all[0]
   ws.connected()
+  return { client, ws }
+}
+
+test("an auto-subscription that never answers holds bound channels back at most 5 s", async (t) => {
+  const { client, ws } = await connectedAwaitingFeed(t)
   t.mock.timers.tick(4999)
   assert.deepEqual(ws.framesOf("hotsock.subscribe"), [])
   t.mock.timers.tick(1)
@@ -415,14 +421,7 @@ test("an auto-subscription that never answers holds bound channels back at most 
 })
 
 test("a refused auto-subscription counts as answered", async (t) => {
-  t.mock.timers.enable({ apis: ["setTimeout"] })
-  const token = tokenWith({ channels: { "feed-jim": { autoSubscribe: true }, room: { subscribe: true } } })
-  const client = newClient({ connectTokenFn: async () => token })
-  client.channels("room").bind("chat", () => {})
-  await flush()
-  await flush()
-  const ws = FakeSocket.all[0]
-  ws.connected()
+  const { client, ws } = await connectedAwaitingFeed(t)
   t.mock.timers.tick(300)
   assert.deepEqual(ws.framesOf("hotsock.subscribe"), [])
   ws.receive({ event: "hotsock.error", channel: "feed-jim", error: { code: "INVALID_CHANNEL", message: "no" } })
