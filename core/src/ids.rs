@@ -76,9 +76,49 @@ pub fn queued_id(first_received_ms: u64, sequence_number: u128) -> String {
     Ulid::from_parts(first_received_ms, random).to_string()
 }
 
+/// The `step`-th frame one queue record produced after its own position
+/// (a run of membership changes tells its members several things): sorts
+/// after `position` and before any later record's (`.` sorts below every
+/// ULID character; fixed width keeps the steps in order).
+pub fn step_position(position: &str, step: usize) -> String {
+    format!("{position}.{step:06}")
+}
+
+/// The time (Unix ms) a position names, or `None` when it is not one: a
+/// ULID, or a ULID and a step ([`step_position`]).
+pub fn position_time_ms(position: &str) -> Option<u64> {
+    let (ulid, step) = match position.split_once('.') {
+        Some((ulid, step)) => (ulid, Some(step)),
+        None => (position, None),
+    };
+    if step.is_some_and(|s| s.len() != 6 || !s.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    Ulid::from_string(ulid).ok().map(|u| u.timestamp_ms())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn steps_sort_after_their_position_and_before_the_next() {
+        let (a, b) = (queued_id(1_000, 1), queued_id(1_000, 2));
+        let (a1, a2) = (step_position(&a, 1), step_position(&a, 2));
+        assert!(a < a1 && a1 < a2 && a2 < b, "{a} {a1} {a2} {b}");
+        assert!(step_position(&a, 9) < step_position(&a, 10));
+        assert_eq!(position_time_ms(&a), Some(1_000));
+        assert_eq!(position_time_ms(&a2), Some(1_000));
+        for bad in [
+            "nope",
+            "",
+            &format!("{a}."),
+            &format!("{a}.1"),
+            &format!("{a}.00000x"),
+        ] {
+            assert_eq!(position_time_ms(bad), None, "{bad}");
+        }
+    }
 
     /// An RNG that always yields all-ones, to drive the generator to overflow.
     struct MaxRng;

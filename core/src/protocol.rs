@@ -167,9 +167,61 @@ pub enum Resume {
     /// `true`: track positions from this subscription on (the answer names one).
     Start,
     /// `{"position": P}`: everything after P, the last position this client saw
-    /// (a message id, or the `position` of its earlier `hotsock.subscribed`).
-    After(String),
+    /// (a message id, another frame's `position`, or the `position` of its
+    /// earlier `hotsock.subscribed`).
+    After(Since),
 }
+
+/// Where a resume picks up: the last position seen, and the connections it
+/// had since (`connectionIds`), whose own messages sent without echo it
+/// never received and is not sent now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", from = "SinceRecord")]
+pub struct Since {
+    pub position: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub connections: Vec<String>,
+}
+
+impl Since {
+    pub fn position(position: impl Into<String>) -> Self {
+        Since {
+            position: position.into(),
+            connections: Vec::new(),
+        }
+    }
+}
+
+/// A queued [`Since`] as written before it named connections (a bare position).
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SinceRecord {
+    Position(String),
+    #[serde(rename_all = "camelCase")]
+    Full {
+        position: String,
+        #[serde(default)]
+        connections: Vec<String>,
+    },
+}
+
+impl From<SinceRecord> for Since {
+    fn from(record: SinceRecord) -> Self {
+        match record {
+            SinceRecord::Position(position) => Since::position(position),
+            SinceRecord::Full {
+                position,
+                connections,
+            } => Since {
+                position,
+                connections,
+            },
+        }
+    }
+}
+
+/// The most connections a resume may name (`connectionIds`).
+pub const MAX_RESUME_CONNECTIONS: usize = 10;
 
 /// `listMessages` page size when `limit` is absent (Hotsock's default).
 pub const DEFAULT_LIST_LIMIT: usize = 100;
@@ -720,14 +772,37 @@ impl Frame {
         match data.get("resume") {
             None | Some(Value::Null) | Some(Value::Bool(false)) => Ok(None),
             Some(Value::Bool(true)) => Ok(Some(Resume::Start)),
-            Some(Value::Object(resume)) => match resume.get("position") {
-                Some(Value::String(p)) if ulid::Ulid::from_string(p).is_ok() => {
-                    Ok(Some(Resume::After(p.to_ascii_uppercase())))
-                }
-                Some(Value::String(_)) => bad("position is not a ULID"),
-                Some(_) => bad("position must be a string"),
-                None => bad("needs a position"),
-            },
+            Some(Value::Object(resume)) => {
+                let position = match resume.get("position") {
+                    Some(Value::String(p)) if crate::ids::position_time_ms(p).is_some() => {
+                        p.to_ascii_uppercase()
+                    }
+                    Some(Value::String(_)) => return bad("position is not a position"),
+                    Some(_) => return bad("position must be a string"),
+                    None => return bad("needs a position"),
+                };
+                let connections = match resume.get("connectionIds") {
+                    None | Some(Value::Null) => Vec::new(),
+                    Some(Value::Array(ids))
+                        if ids.len() <= MAX_RESUME_CONNECTIONS
+                            && ids.iter().all(|id| {
+                                id.as_str()
+                                    .is_some_and(|id| !id.is_empty() && id.len() <= 128)
+                            }) =>
+                    {
+                        ids.iter()
+                            .filter_map(|id| id.as_str().map(str::to_owned))
+                            .collect()
+                    }
+                    Some(_) => {
+                        return bad("connectionIds must be at most 10 connection ids");
+                    }
+                };
+                Ok(Some(Resume::After(Since {
+                    position,
+                    connections,
+                })))
+            }
             Some(_) => bad("must be true or an object"),
         }
     }
@@ -891,6 +966,11 @@ pub struct ServerMessage {
     pub meta: Option<Option<Meta>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<WireError>,
+    /// Sockhop's extension: the place on the channel's ordered path of a
+    /// frame with no `id` (a storage update, a member event), sent only to
+    /// resumable subscriptions (docs/protocol.md "Resume").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<String>,
 }
 
 /// Distinguishes a present `null` from an absent field.
@@ -929,7 +1009,14 @@ impl ServerMessage {
             data,
             meta: None,
             error: None,
+            position: None,
         }
+    }
+
+    /// The frame as a resumable subscription gets it: with its `position`.
+    pub fn at_position(mut self, position: impl Into<String>) -> Self {
+        self.position = Some(position.into());
+        self
     }
 
     fn on(mut self, channel: impl Into<String>) -> Self {

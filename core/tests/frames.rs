@@ -488,16 +488,31 @@ fn parse_subscribe_resume() {
     assert_eq!(resume(json!(null)).unwrap(), asked(None));
     assert_eq!(
         resume(json!({"position": id})).unwrap(),
-        asked(Some(Resume::After(id.into())))
+        asked(Some(Resume::After(Since::position(id))))
     );
     assert_eq!(
         resume(json!({"position": id.to_lowercase()})).unwrap(),
-        asked(Some(Resume::After(id.into()))),
+        asked(Some(Resume::After(Since::position(id)))),
         "a ULID is read in either case"
     );
+    // A member event's or a storage update's position: a step after a ULID.
+    let step = format!("{id}.000002");
+    assert_eq!(
+        resume(json!({"position": step, "connectionIds": ["c1", "c2"]})).unwrap(),
+        asked(Some(Resume::After(Since {
+            position: step.clone(),
+            connections: vec!["c1".into(), "c2".into()],
+        })))
+    );
+    let too_many: Vec<String> = (0..11).map(|i| format!("c{i}")).collect();
     for bad in [
         json!({"position": "nope"}),
         json!({"position": 5}),
+        json!({"position": format!("{id}.2")}),
+        json!({"position": id, "connectionIds": "c1"}),
+        json!({"position": id, "connectionIds": [1]}),
+        json!({"position": id, "connectionIds": [""]}),
+        json!({"position": id, "connectionIds": too_many}),
         json!({}),
         json!("01ARZ3NDEKTSV4RRFFQ69G5FAV"),
         json!(1),

@@ -12,7 +12,9 @@
 
 /** Returns the wrapping class and makes it `globalThis.WebSocket`. */
 export function installResume(Base = globalThis.WebSocket) {
-  const positions = new Map() // channel → the last position seen on it
+  // channel → the last position seen on it, and the connections that held
+  // it since (what they sent without echo they never had, so it is not replayed)
+  const positions = new Map()
   class ResumingWebSocket extends Base {
     constructor(...args) {
       super(...args)
@@ -23,10 +25,20 @@ export function installResume(Base = globalThis.WebSocket) {
         } catch {
           return
         }
-        if (m?.event === "hotsock.subscribed") {
-          if (m.data?.position) positions.set(m.channel, m.data.position)
-        } else if (m?.id && positions.has(m.channel) && !String(m.event).startsWith("hotsock.")) {
-          positions.set(m.channel, m.id)
+        const held = positions.get(m?.channel)
+        if (m?.event === "hotsock.connected") {
+          this.connectionId = m.data?.connectionId
+        } else if (m?.event === "hotsock.subscribed") {
+          const position = m.data?.position
+          if (!position) return
+          // Recovered with frames to follow: still where it named.
+          const own = m.data.recovered === true && held?.position === position ? held.connections : []
+          positions.set(m.channel, { position, connections: [...own, this.connectionId].slice(-10) })
+        } else if (held) {
+          // A message's id, or another frame's position (storage updates, member events).
+          const isMessage = m.id && !String(m.event).startsWith("hotsock.")
+          const position = m.position ?? (isMessage ? m.id : null)
+          if (position) positions.set(m.channel, { position, connections: [this.connectionId] })
         }
       })
     }
@@ -39,8 +51,9 @@ export function installResume(Base = globalThis.WebSocket) {
         return super.send(raw)
       }
       if (frame?.event === "hotsock.subscribe") {
-        const position = positions.get(frame.channel)
-        frame.data = { ...frame.data, resume: position ? { position } : true }
+        const held = positions.get(frame.channel)
+        const resume = held ? { position: held.position, connectionIds: held.connections } : true
+        frame.data = { ...frame.data, resume }
         return super.send(JSON.stringify(frame))
       }
       if (frame?.event === "hotsock.unsubscribe") positions.delete(frame.channel)

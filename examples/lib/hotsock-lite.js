@@ -151,11 +151,13 @@ export class Channel {
     /**
      * Resume (Sockhop's extension): the last position seen on a resumable
      * subscription (`data.position` of hotsock.subscribed, then each message's
-     * id), named when the channel is subscribed again after a drop; and
-     * whether that resume recovered everything (`true` / `false`, `null` when
-     * it was not a resume).
+     * id or other frame's `position`), named when the channel is subscribed
+     * again after a drop, with the connections that held it since (their own
+     * messages sent without echo are not replayed); and whether that resume
+     * recovered everything (`true` / `false`, `null` when it was not a resume).
      */
     this.position = null
+    this.positionConnections = []
     this.recovered = null
     this._subscribed = deferred()
     this._settled = false
@@ -682,7 +684,11 @@ export class HotsockClient {
     if (same.some((o) => o._awaiting)) return // on its way under the other name
     ch._awaiting = true
     const frame = { event: "hotsock.subscribe", channel: ch.name }
-    if (this.resume) frame.data = { resume: ch.position ? { position: ch.position } : true }
+    if (this.resume) {
+      frame.data = {
+        resume: ch.position ? { position: ch.position, connectionIds: ch.positionConnections } : true,
+      }
+    }
     if (ch.subscribeTokenFn) {
       const ws = this._ws
       try {
@@ -808,6 +814,10 @@ export class HotsockClient {
       case "hotsock.memberRemoved":
       case "hotsock.memberUpdated":
         if (message.data?.members) for (const ch of targets) ch.members = message.data.members
+        this._advance(targets, message.position)
+        break
+      case "hotsock.channelStorageUpdated":
+        this._advance(targets, message.position)
         break
       case "hotsock.error":
         this._onError(message, targets)
@@ -815,11 +825,21 @@ export class HotsockClient {
       default:
         // A message of a resumable subscription: the position to resume after.
         if (message.id != null && !String(message.event).startsWith("hotsock.")) {
-          for (const ch of targets) if (ch.position != null) ch.position = message.id
+          this._advance(targets, message.id)
         }
         break
     }
     this._dispatch(message, targets)
+  }
+
+  /** A resumable subscription's frame at `position`: where it stands now. */
+  _advance(targets, position) {
+    if (position == null) return
+    for (const ch of targets) {
+      if (ch.position == null) continue
+      ch.position = position
+      ch.positionConnections = [this.connectionId]
+    }
   }
 
   _onSubscribed(message, targets) {
@@ -835,8 +855,13 @@ export class HotsockClient {
     }
     for (const ch of targets) {
       this._confirm(ch, info)
-      ch.position = message.data?.position ?? null
       ch.recovered = typeof message.data?.recovered === "boolean" ? message.data.recovered : null
+      const position = message.data?.position ?? null
+      // Recovered with frames to follow, it still stands where it named, and
+      // the connections since then are still its own.
+      const own = ch.recovered === true && position === ch.position ? ch.positionConnections : []
+      ch.position = position
+      ch.positionConnections = position == null ? [] : [...own, this.connectionId].slice(-10)
     }
     if (info.autoSubscribed) this._autoAnswered(message.channel)
   }

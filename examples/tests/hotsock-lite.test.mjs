@@ -447,25 +447,39 @@ test("resume: positions are tracked per channel and named when it is subscribed 
   assert.equal(feed.position, "01P0")
   assert.equal(feed.recovered, null)
   first.receive({ id: "01M1", event: "item", channel: "feed", data: 1 })
-  first.receive({ event: "hotsock.channelStorageUpdated", channel: "feed", data: { key: "k" } })
-  assert.equal(feed.position, "01M1", "messages move the position; other frames do not")
+  first.receive({ event: "hotsock.channelStorageUpdated", channel: "feed", key: "k", data: 1 })
+  assert.equal(feed.position, "01M1", "messages move the position; frames without one do not")
+  first.receive({ event: "hotsock.channelStorageUpdated", channel: "feed", key: "k", data: 2, position: "01S1" })
+  first.receive({ event: "hotsock.memberAdded", channel: "feed", data: {}, position: "01S1.000001" })
+  assert.equal(feed.position, "01S1.000001", "so do storage updates and member events with a position")
 
   const second = await reconnect(t, first, "conn-2")
   t.mock.timers.tick(250)
+  const resumeAt = { position: "01S1.000001", connectionIds: ["conn-1"] }
   assert.deepEqual(second.framesOf("hotsock.subscribe"), [
-    { event: "hotsock.subscribe", channel: "feed", data: { resume: { position: "01M1" } } },
+    { event: "hotsock.subscribe", channel: "feed", data: { resume: resumeAt } },
   ])
-  second.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01P2", recovered: true }, meta: {} })
+  // Recovered with frames to follow: it stands where it named, and what
+  // either connection sent without echo is its own.
+  second.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01S1.000001", recovered: true }, meta: {} })
   assert.equal(feed.recovered, true)
-  second.receive({ id: "01M2", event: "item", channel: "feed", data: 2 })
+  const third = await reconnect(t, second, "conn-3")
+  t.mock.timers.tick(250)
+  assert.deepEqual(third.framesOf("hotsock.subscribe").at(-1).data, {
+    resume: { position: "01S1.000001", connectionIds: ["conn-1", "conn-2"] },
+  })
+  // Recovered with nothing to follow: it stands at its new welcome.
+  third.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01P3", recovered: true }, meta: {} })
+  assert.equal(feed.position, "01P3")
+  assert.deepEqual(feed.positionConnections, ["conn-3"])
+  third.receive({ id: "01M2", event: "item", channel: "feed", data: 2 })
   assert.deepEqual(seen, [1, 2])
   assert.equal(feed.position, "01M2")
-
   // Unbound on purpose: the next subscribe starts afresh.
   feed.unbind()
   feed.bind("item", () => {})
   t.mock.timers.tick(1)
-  assert.deepEqual(second.framesOf("hotsock.subscribe").at(-1), {
+  assert.deepEqual(third.framesOf("hotsock.subscribe").at(-1), {
     event: "hotsock.subscribe",
     channel: "feed",
     data: { resume: true },
@@ -518,7 +532,11 @@ test("the hotsock-js resume wrapper names the last position in the library's sub
       channel: "feed",
       data: { token: "t", resume: true },
     })
+    first.receive({ event: "hotsock.connected", data: { connectionId: "conn-1" } })
     first.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01P0" }, meta: {} })
+    first.receive({ id: "01M0", event: "item", channel: "feed", data: 1 })
+    first.receive({ event: "hotsock.memberAdded", channel: "feed", data: {}, position: "01M0.000001" })
+    first.receive({ event: "hotsock.channelStorageUpdated", channel: "feed", key: "k", data: 1 })
     first.receive({ id: "01M1", event: "item", channel: "feed", data: 1 })
     first.receive({ id: "01M9", event: "item", channel: "elsewhere", data: 1 })
     first.send("not json")
@@ -526,7 +544,17 @@ test("the hotsock-js resume wrapper names the last position in the library's sub
     // After the library reconnects, on a new socket:
     const second = new globalThis.WebSocket("ws://x")
     second.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed" }))
-    assert.deepEqual(JSON.parse(second.sent[0]).data, { resume: { position: "01M1" } })
+    assert.deepEqual(JSON.parse(second.sent[0]).data, {
+      resume: { position: "01M1", connectionIds: ["conn-1"] },
+    })
+    second.receive({ event: "hotsock.connected", data: { connectionId: "conn-2" } })
+    second.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01M1", recovered: true }, meta: {} })
+    second.receive({ event: "hotsock.channelStorageUpdated", channel: "feed", key: "k", data: 2, position: "01S2" })
+    const third = new globalThis.WebSocket("ws://x")
+    third.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed" }))
+    assert.deepEqual(JSON.parse(third.sent[0]).data, {
+      resume: { position: "01S2", connectionIds: ["conn-2"] },
+    })
     second.send(JSON.stringify({ event: "hotsock.unsubscribe", channel: "feed" }))
     second.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed" }))
     assert.deepEqual(JSON.parse(second.sent[2]).data, { resume: true }, "an unsubscribe forgets it")

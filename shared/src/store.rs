@@ -199,6 +199,14 @@ pub struct LoggedFrame {
     /// For a storage update, its key: replayed only to whom observes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage_key: Option<String>,
+    /// For a message sent without echo, its sender's connection, which never
+    /// got it: not replayed to that connection's resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unechoed_by: Option<String>,
+    /// For a member event, the member list (JSON) its recipients had before
+    /// it: a resume that replays it starts from that list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_before: Option<String>,
     pub ttl: i64,
 }
 

@@ -118,6 +118,30 @@ async fn a_dropped_subscriber_resumes_with_every_frame_exactly_once_in_order() {
     );
     // And nothing after the marker but what is published next.
     stage.publish_marker("feed").await;
+    let marker = ada.expect_next_event("marker").await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(
+        subscribed["data"]["position"], last_seen,
+        "with frames to follow, it stands where it named until they come"
+    );
+    // Nothing missed: recovered, standing at its new welcome's mark, from
+    // which it resumes again.
+    ada.close().await;
+    let mut ada = stage.connect(claims("ada", true)).await;
+    let quiet = subscribe_resuming(&mut ada, "feed", json!({"position": marker})).await;
+    assert_eq!(quiet["data"]["recovered"], true, "{quiet}");
+    let mark = quiet["data"]["position"]
+        .as_str()
+        .expect("position")
+        .to_owned();
+    assert!(mark > marker, "{quiet}");
+    ada.close().await;
+    let mut ada = stage.connect(claims("ada", true)).await;
+    let again = subscribe_resuming(&mut ada, "feed", json!({"position": mark})).await;
+    assert_eq!(again["data"]["recovered"], true, "{again}");
+    stage.publish_marker("feed").await;
     ada.expect_next_event("marker").await;
 }
 
@@ -211,23 +235,37 @@ async fn bad_positions_are_refused_with_stable_codes_and_change_nothing() {
     assert_eq!(subscribed["data"], json!({}), "{subscribed}");
 }
 
-/// The frames `client` receives up to and including the `marker`, as
-/// (event, id or storage key, data).
-async fn frames_until_marker(client: &mut Client) -> Vec<(String, String, Value)> {
+/// A frame as a test compares it: (event, id, storage key or member, data).
+type Seen = (String, String, Value);
+
+fn seen(frame: &Value) -> Seen {
+    let event = frame["event"].as_str().unwrap_or_default().to_owned();
+    let name = match event.as_str() {
+        "hotsock.channelStorageUpdated" => frame["key"].clone(),
+        e if e.starts_with("hotsock.member") => frame["data"]["member"]["uid"].clone(),
+        _ => frame["id"].clone(),
+    };
+    let name = name.as_str().unwrap_or_default().to_owned();
+    (event, name, frame["data"].clone())
+}
+
+/// The frames `client` receives up to and including the first `until`.
+async fn frames_until(client: &mut Client, until: impl Fn(&Value) -> bool) -> Vec<Value> {
     let mut frames = Vec::new();
     loop {
         let frame = client.next().await;
-        let event = frame["event"].as_str().unwrap_or_default().to_owned();
-        let name = match event.as_str() {
-            "hotsock.channelStorageUpdated" => frame["data"]["key"].clone(),
-            _ => frame["id"].clone(),
-        };
-        let name = name.as_str().unwrap_or_default().to_owned();
-        frames.push((event.clone(), name, frame["data"].clone()));
-        if event == "marker" {
+        let last = until(&frame);
+        frames.push(frame);
+        if last {
             return frames;
         }
     }
+}
+
+/// The frames `client` receives up to and including the `marker`.
+async fn frames_until_marker(client: &mut Client) -> Vec<Seen> {
+    let frames = frames_until(client, |f| f["event"] == "marker").await;
+    frames.iter().map(seen).collect()
 }
 
 #[tokio::test]
@@ -302,4 +340,144 @@ async fn storage_updates_are_replayed_in_the_channels_order_to_their_observers_o
     );
     stage.publish_marker("feed").await;
     ada.expect_next_event("marker").await;
+}
+
+/// Who is on a presence channel, by uid, as a frame's member list says.
+fn uids(members: &Value) -> Vec<String> {
+    members
+        .as_array()
+        .expect("a member list")
+        .iter()
+        .map(|m| m["uid"].as_str().expect("uid").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_presence_subscriber_resumes_member_events_storage_and_messages_exactly_once() {
+    const ROOM: &str = "presence.room";
+    let stage = TestStage::start().await;
+    let member = |uid: &str, recover: bool| {
+        json!({"scope": "connect", "uid": uid, "channels": {ROOM: {
+            "subscribe": true, "recover": recover,
+            "messages": {"say": {"publish": true}},
+            "storage": {"topic": {"observe": true}}}}})
+    };
+    // The watcher, not resumable, sees the channel's one order.
+    let mut watcher = stage.connect(member("w", false)).await;
+    watcher.subscribe(ROOM).await;
+    let mut ada = stage.connect(member("ada", true)).await;
+    subscribe_resuming(&mut ada, ROOM, json!(true)).await;
+    watcher.expect_next_event("hotsock.memberAdded").await;
+    let mut bob = stage.connect(member("bob", false)).await;
+    bob.subscribe(ROOM).await;
+    // Ada's last frame before she drops is a member event: its position is
+    // where she resumes.
+    let bob_joined = ada.expect_next_event("hotsock.memberAdded").await;
+    let last_seen = bob_joined["position"]
+        .as_str()
+        .expect("a resumable subscriber's member event has a position")
+        .to_owned();
+    watcher.expect_next_event("hotsock.memberAdded").await;
+    // Then she says something (without echo: she never gets it), and drops.
+    ada.send(json!({"event": "say", "channel": ROOM, "data": "bye"}))
+        .await;
+    let said = watcher.expect_next_event("say").await;
+    let old_connection = ada.connection_id.clone();
+    ada.close().await;
+    let mut expected = frames_until(&mut watcher, |f| f["event"] == "hotsock.memberRemoved").await;
+
+    // While she is away: messages of every kind, storage updates, joins and a leave.
+    let mut carol = Some(stage.connect(member("carol", false)).await);
+    if let Some(carol) = carol.as_mut() {
+        carol.subscribe(ROOM).await;
+    }
+    let mut dave = stage.connect(member("dave", false)).await;
+    dave.subscribe(ROOM).await;
+    for round in 0..10 {
+        let (status, body) = stage
+            .server_publish(
+                json!({"channel": ROOM, "event": "hotsock.channelStorageSet",
+                "key": "topic", "data": {"round": round}}),
+            )
+            .await;
+        assert_eq!(status, 202, "{body}");
+        for i in 0..18 {
+            let mut message =
+                json!({"channel": ROOM, "event": "item", "data": {"i": round * 18 + i}});
+            match i % 3 {
+                0 => message["store"] = json!(3600),
+                1 => {}
+                _ => message["eagerIdGeneration"] = json!(true),
+            }
+            let (status, body) = stage.server_publish(message).await;
+            assert_eq!(status, 202, "{body}");
+        }
+        if let Some(carol) = carol.take().filter(|_| round == 5) {
+            carol.close().await;
+            break_until_left(&mut watcher, &mut expected).await;
+        }
+    }
+    stage.publish_marker(ROOM).await;
+    expected.extend(frames_until(&mut watcher, |f| f["event"] == "marker").await);
+    let expected: Vec<Seen> = expected.iter().map(seen).collect();
+    let count = |event: &str| expected.iter().filter(|f| f.0 == event).count();
+    assert_eq!(count("item"), 180);
+    assert_eq!(count("hotsock.channelStorageUpdated"), 10);
+    assert_eq!(count("hotsock.memberAdded"), 2, "carol and dave");
+    assert_eq!(
+        count("hotsock.memberRemoved"),
+        2,
+        "ada's old connection and carol"
+    );
+
+    let mut ada = stage.connect(member("ada", true)).await;
+    let subscribed = subscribe_resuming(
+        &mut ada,
+        ROOM,
+        json!({"position": last_seen, "connectionIds": [old_connection]}),
+    )
+    .await;
+    assert_eq!(subscribed["data"]["recovered"], true, "{subscribed}");
+    assert_eq!(subscribed["data"]["position"], last_seen.as_str());
+    assert_eq!(
+        uids(&subscribed["data"]["members"]),
+        ["w", "ada", "bob"],
+        "the list as she had it when she left"
+    );
+    let replayed = frames_until(&mut ada, |f| f["event"] == "marker").await;
+    assert!(
+        replayed.iter().all(|f| f["id"] != said["id"]),
+        "not what she said herself without echo"
+    );
+    assert_eq!(
+        replayed.iter().map(seen).collect::<Vec<_>>(),
+        expected,
+        "every frame since her position, once, in the channel's order"
+    );
+    // Every frame with no id carried a position, in the channel's order.
+    let positions: Vec<&str> = replayed
+        .iter()
+        .filter(|f| f.get("id").is_none())
+        .map(|f| f["position"].as_str().expect("a position"))
+        .collect();
+    assert_eq!(positions.len(), 14);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+    // Then her own return, as every member hears it, and the list is now's.
+    let back = ada.expect_next_event("hotsock.memberAdded").await;
+    assert_eq!(back["data"]["member"]["uid"], "ada");
+    assert_eq!(uids(&back["data"]["members"]), ["w", "bob", "dave", "ada"]);
+    let told = watcher.expect_next_event("hotsock.memberAdded").await;
+    assert!(
+        told.get("position").is_none(),
+        "Hotsock's frame for the others: {told}"
+    );
+    stage.publish_marker(ROOM).await;
+    ada.expect_next_event("marker").await;
+    dave.close().await;
+    bob.close().await;
+}
+
+/// Collects the watcher's frames up to the one saying somebody left.
+async fn break_until_left(watcher: &mut Client, into: &mut Vec<Value>) {
+    into.extend(frames_until(watcher, |f| f["event"] == "hotsock.memberRemoved").await);
 }

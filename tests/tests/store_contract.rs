@@ -369,8 +369,11 @@ const A: &str = "01J00000000000000000000001";
 const B: &str = "01J00000000000000000000002";
 const C: &str = "01J00000000000000000000003";
 const EAGER: &str = "01H00000000000000000000009";
+/// A member event's position: a step after C.
+const C1: &str = "01J00000000000000000000003.000001";
 
-/// A log entry; B is a storage update (its key survives the round trip).
+/// A log entry; B is a storage update and C a message sent without echo, C1
+/// a member event (what each carries survives the round trip).
 fn entry(position: &str, prev: Option<&str>, id: Option<&str>, ttl: i64) -> LoggedFrame {
     LoggedFrame {
         channel: "log".into(),
@@ -379,6 +382,8 @@ fn entry(position: &str, prev: Option<&str>, id: Option<&str>, ttl: i64) -> Logg
         message_id: id.map(str::to_owned),
         frame: id.map(|id| format!("{{\"id\":\"{id}\"}}")),
         storage_key: (position == B).then(|| "settings".to_owned()),
+        unechoed_by: (position == C).then(|| "conn-x".to_owned()),
+        members_before: (position == C1).then(|| r#"[{"uid":"jim"}]"#.to_owned()),
         ttl,
     }
 }
@@ -405,6 +410,10 @@ async fn log_contract(store: &dyn Store) -> Vec<String> {
         .log_frame(&entry(C, None, Some(C), NOW + 1))
         .await
         .expect("again");
+    store
+        .log_frame(&entry(C1, Some(C), None, NOW + 60))
+        .await
+        .expect("log");
     assert_eq!(
         store
             .logged_before("log", C)
@@ -429,8 +438,13 @@ async fn log_contract(store: &dyn Store) -> Vec<String> {
     );
     let from_a = store.logged_after("log", A, NOW, 10).await.expect("after");
     assert!(!from_a.found, "A has expired");
-    assert_eq!(from_a.after.len(), 2);
+    assert_eq!(from_a.after.len(), 3);
     assert_eq!(from_a.after[1], entry(C, Some(B), Some(C), NOW + 60));
+    assert_eq!(
+        from_a.after[2],
+        entry(C1, Some(C), None, NOW + 60),
+        "a step sorts after its position"
+    );
     said.push(format!("{from_a:?}"));
     let by_id = store
         .logged_after("log", EAGER, NOW, 10)
@@ -441,7 +455,7 @@ async fn log_contract(store: &dyn Store) -> Vec<String> {
         (B, true),
         "the id points at its position"
     );
-    assert_eq!(by_id.after.len(), 1);
+    assert_eq!(by_id.after.len(), 2);
     let limited = store.logged_after("log", "0", NOW, 0).await.expect("after");
     assert_eq!(limited.after.len(), 1, "limit + 1, to tell there were more");
     said.push(format!(
@@ -465,7 +479,7 @@ async fn log_contract(store: &dyn Store) -> Vec<String> {
         store.recover_until("log").await.expect("until"),
         Some(NOW + 10)
     );
-    // Keeping the last entry: C lives on past its own ttl.
+    // Keeping the last entry: C1 lives on past its own ttl, C does not.
     store
         .extend_recovery("log", NOW + 600, true)
         .await
@@ -479,7 +493,7 @@ async fn log_contract(store: &dyn Store) -> Vec<String> {
             .iter()
             .map(|e| e.position.as_str())
             .collect::<Vec<_>>(),
-        [C]
+        [C1]
     );
     assert_eq!(kept.after[0].ttl, NOW + 600);
     assert!(!kept.found, "B was not kept");

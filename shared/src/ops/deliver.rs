@@ -539,7 +539,8 @@ pub async fn deliver(
         let logged = super::resume::Logged {
             message_id: Some(&message.id),
             frame: Some(frame.clone()),
-            storage_key: None,
+            unechoed_by: message.sender.as_deref().filter(|_| !message.echo),
+            ..Default::default()
         };
         super::resume::log(cx, &queued.channel, &mut audience.log, position, logged).await?;
     }
@@ -807,20 +808,25 @@ mod tests {
                 farewell: None,
             }
         );
-        // A resume travels with its welcome and reads back the same.
+        // A resume travels with its welcome and reads back the same; one
+        // queued before resumes named connections (a bare position) still reads.
+        let since = sockhop_core::protocol::Since {
+            position: "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
+            connections: vec!["conn-B".into()],
+        };
         let resuming = Queued::Membership {
             channel: "feed".into(),
             change: MembershipChange {
                 welcome: Some("conn-C".into()),
-                resume: Some(sockhop_core::protocol::Resume::After(
-                    "01ARZ3NDEKTSV4RRFFQ69G5FAV".into(),
-                )),
+                resume: Some(sockhop_core::protocol::Resume::After(since.clone())),
                 ..MembershipChange::default()
             },
         };
         let text = serde_json::to_string(&resuming).expect("body");
         assert!(
-            text.contains(r#""resume":{"after":"01ARZ3NDEKTSV4RRFFQ69G5FAV"}"#),
+            text.contains(
+                r#""resume":{"after":{"position":"01ARZ3NDEKTSV4RRFFQ69G5FAV","connections":["conn-B"]}}"#
+            ),
             "{text}"
         );
         let Queued::Membership { change, .. } = decode(&text) else {
@@ -828,8 +834,19 @@ mod tests {
         };
         assert_eq!(
             change.resume,
+            Some(sockhop_core::protocol::Resume::After(since))
+        );
+        let older = text.replace(
+            r#"{"position":"01ARZ3NDEKTSV4RRFFQ69G5FAV","connections":["conn-B"]}"#,
+            r#""01ARZ3NDEKTSV4RRFFQ69G5FAV""#,
+        );
+        let Queued::Membership { change, .. } = decode(&older) else {
+            panic!("a membership change");
+        };
+        assert_eq!(
+            change.resume,
             Some(sockhop_core::protocol::Resume::After(
-                "01ARZ3NDEKTSV4RRFFQ69G5FAV".into()
+                sockhop_core::protocol::Since::position("01ARZ3NDEKTSV4RRFFQ69G5FAV")
             ))
         );
         let Queued::Membership { change, .. } = decode(FAREWELL) else {

@@ -113,17 +113,20 @@ pub async fn tell_owed(cx: Ctx<'_>, owed: &[OwedChange], retry_in: i64) -> usize
 /// A run of membership changes in the channel's order, each with its
 /// position on it, applied together by the deliver step: each joiner still
 /// subscribed gets `hotsock.subscribed` with the member list as of here, a
-/// resumed one then what it missed (`resume`), and one
-/// `hotsock.channelStorageUpdated` per entry it observes; each farewell is
-/// sent; then, on a presence channel, the members hear what changed, once for
-/// the whole run. Safe to run again after a failure: nothing was sent yet.
+/// resumed one the list as of where it left off and then what it missed
+/// (`resume`), and one `hotsock.channelStorageUpdated` per entry it
+/// observes; each farewell is sent; then, on a presence channel, the members
+/// (a resumed one among them) hear what changed, once for the whole run. On
+/// a channel logged for resumes the member events are logged, then the
+/// joiners' starting mark after them. Safe to run again after a failure:
+/// nothing was sent yet, and the log keeps what it was first given.
 pub async fn apply(
     cx: Ctx<'_>,
     channel: &str,
     changes: &[(&MembershipChange, &str)],
 ) -> Result<Effects, ProtocolError> {
     let mut joiners = Vec::new();
-    for (change, position) in changes {
+    for (change, _) in changes {
         if let Some(connection_id) = &change.welcome {
             let welcomed = cx
                 .app
@@ -132,17 +135,64 @@ pub async fn apply(
                 .await
                 .map_err(internal)?;
             if let Some(joiner) = welcomed {
-                joiners.push((joiner, *change, *position));
+                joiners.push((joiner, *change));
             }
         }
     }
-    let joining: Vec<SubscriptionItem> = joiners.iter().map(|(j, ..)| j.clone()).collect();
-    let (members, announcement) = if names::is_presence_channel(channel) {
-        let (list, told) = super::presence::announce(cx, channel, &joining).await?;
-        (Some(list), told)
+    // The run's place: its last change's.
+    let run_at = changes.last().map(|(_, p)| *p).unwrap_or_default();
+    let presence = if names::is_presence_channel(channel) {
+        Some(super::presence::read(cx, channel).await?)
     } else {
-        (None, Effects::new())
+        None
     };
+    let members_change = presence.as_ref().is_some_and(|(subscriptions, told)| {
+        let now = super::presence::members(subscriptions);
+        !super::presence::changes(&told.members, &now).is_empty()
+    });
+    // Where the log stands matters to a resumable joiner, and to member
+    // events that a resumable subscriber, or one gone within the window, is owed.
+    let mut log = None;
+    if members_change || joiners.iter().any(|(j, _)| j.recoverable) {
+        let recoverable = joiners.iter().any(|(j, _)| j.recoverable)
+            || presence
+                .as_ref()
+                .is_some_and(|(subs, _)| subs.iter().any(|s| s.recoverable));
+        log = Some(super::resume::LogState {
+            recoverable,
+            recover_until: cx
+                .app
+                .store
+                .recover_until(channel)
+                .await
+                .map_err(internal)?,
+            last: None,
+        });
+    }
+    let logging = log.as_ref().is_some_and(|l| l.logging(cx.secs()));
+    // Resumes answered first: a recovered one hears this run's member events
+    // as any member does, after what it missed.
+    let mut recovered = Vec::new();
+    for (joiner, change) in &joiners {
+        let replay = match (&change.resume, &log) {
+            (Some(Resume::After(since)), Some(state)) if joiner.recoverable => {
+                super::resume::recover(cx, joiner, state, since).await?
+            }
+            _ => None,
+        };
+        recovered.push(replay);
+    }
+    let welcoming: Vec<SubscriptionItem> = joiners
+        .iter()
+        .zip(&recovered)
+        .filter(|(_, replay)| replay.is_none())
+        .map(|((j, _), _)| j.clone())
+        .collect();
+    let logged_at = logging.then_some(run_at);
+    let announcement = presence.map(|(subscriptions, told)| {
+        super::presence::plan_announcement(channel, &told, &subscriptions, &welcoming, logged_at)
+    });
+    let members = announcement.as_ref().map(|a| a.members.clone());
     let mut effects = Effects::new();
     for farewell in changes.iter().filter_map(|(c, _)| c.farewell.as_ref()) {
         if let Some(meta) = &farewell.unwelcomed {
@@ -151,59 +201,68 @@ pub async fn apply(
         }
         effects.send_text(vec![farewell.connection_id.clone()], farewell.frame.clone());
     }
-    let mut log = None;
-    for (joiner, change, position) in &joiners {
+    let mark = announcement
+        .as_ref()
+        .and_then(|a| a.mark.clone())
+        .unwrap_or_else(|| run_at.to_owned());
+    if let Some(state) = log.as_mut().filter(|_| logging) {
+        for event in announcement.iter().flat_map(|a| &a.logged) {
+            let logged = super::resume::Logged {
+                frame: Some(event.frame.clone()),
+                members_before: Some(event.members_before.clone()),
+                ..Default::default()
+            };
+            super::resume::log(cx, channel, state, &event.position, logged).await?;
+        }
+        // The mark the joiners' next resume can name, before anything after it.
+        if joiners.iter().any(|(j, _)| j.recoverable) {
+            let mark_entry = super::resume::Logged::default();
+            super::resume::log(cx, channel, state, &mark, mark_entry).await?;
+        }
+    }
+    for ((joiner, change), replay) in joiners.iter().zip(recovered) {
+        let listed = match (&replay, &announcement) {
+            // As of where it left off: the list it had.
+            (Some(replay), Some(a)) => Some(match &replay.members_before {
+                Some(text) => serde_json::from_str(text).map_err(|_| ProtocolError::internal())?,
+                None => a.told.clone(),
+            }),
+            _ => members.clone(),
+        };
         let mut welcome = ServerMessage::subscribed(
             channel,
             subscription_meta(joiner),
-            members.clone(),
+            listed,
             change.auto_subscribed,
         );
-        let mut replayed = Vec::new();
-        let mut resumed = false;
         if joiner.recoverable {
-            let state = match &mut log {
-                Some(state) => state,
-                None => log.insert(super::resume::LogState {
-                    recoverable: true,
-                    recover_until: cx
-                        .app
-                        .store
-                        .recover_until(channel)
-                        .await
-                        .map_err(internal)?,
-                    last: None,
-                }),
+            // Where it stands if nothing else comes: with frames to follow,
+            // still where it named (each frame moves it on).
+            let stands = match (&change.resume, &replay) {
+                (Some(Resume::After(since)), Some(r)) if !r.frames.is_empty() => &since.position,
+                _ => &mark,
             };
-            let recovered = match &change.resume {
-                Some(Resume::After(after)) => {
-                    let frames = super::resume::recover(cx, joiner, state, after).await?;
-                    let recovered = frames.is_some();
-                    resumed = recovered;
-                    replayed = frames.unwrap_or_default();
-                    Some(recovered)
-                }
-                Some(Resume::Start) | None => None,
-            };
-            // The mark its next resume can name, before anything after it.
-            let mark = super::resume::Logged::default();
-            super::resume::log(cx, channel, state, position, mark).await?;
-            welcome = welcome.with_resume(Some(position), recovered);
+            let asked = matches!(change.resume, Some(Resume::After(_)));
+            welcome = welcome.with_resume(Some(stands), asked.then_some(replay.is_some()));
         } else if let Some(Resume::After(_)) = &change.resume {
             // Asked, but the tokens do not grant `recover`.
             welcome = welcome.with_resume(None, Some(false));
         }
         effects.send(&joiner.connection_id, &welcome);
-        for frame in replayed {
-            effects.send_text(vec![joiner.connection_id.clone()], frame);
-        }
-        // Resumed, the storage updates it missed were among the frames: the
-        // entries' values again would be frames twice.
-        if !resumed {
-            effects.append(super::storage::catch_up(cx, joiner).await?);
+        match replay {
+            Some(replay) => {
+                // The storage updates it missed are among the frames: the
+                // entries' values again would be frames twice.
+                for frame in replay.frames {
+                    effects.send_text(vec![joiner.connection_id.clone()], frame);
+                }
+            }
+            None => effects.append(super::storage::catch_up(cx, joiner).await?),
         }
     }
-    effects.append(announcement);
+    if let Some(announcement) = announcement {
+        effects.append(announcement.effects);
+    }
     Ok(effects)
 }
 

@@ -9,11 +9,11 @@
 //! member hears them in one order, and the last list anyone receives is the
 //! channel's true one.
 
-use super::deliver::recipients;
 use super::{internal, Ctx};
 use crate::effects::Effects;
 use crate::store::SubscriptionItem;
 use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::ids::step_position;
 use sockhop_core::names;
 use sockhop_core::protocol::{Member, ServerMessage};
 
@@ -103,39 +103,79 @@ pub struct Told {
     pub ttl: i64,
 }
 
+/// What a run of membership changes tells the members (see [`plan_announcement`]).
+#[derive(Debug, Default)]
+pub struct Announcement {
+    /// The member list now, for the joiners' `hotsock.subscribed`.
+    pub members: Vec<Member>,
+    /// The list the members were told last, before this run.
+    pub told: Vec<Member>,
+    pub effects: Effects,
+    /// On a channel logged for resumes, each member event as a resumable
+    /// subscription gets it (with its position), to log in this order.
+    pub logged: Vec<LoggedEvent>,
+    /// On such a channel, the position after them: where the run's joiners
+    /// start (their `hotsock.subscribed` names it).
+    pub mark: Option<String>,
+}
+
+/// A member event for the recovery log (docs/adr/0006).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedEvent {
+    pub position: String,
+    pub frame: String,
+    /// The list (JSON) its recipients had before it.
+    pub members_before: String,
+}
+
 /// What the members hear at this point of the channel's order (pure): each
 /// change as its event with the current list, to every welcomed member's
 /// connection. Connections welcomed right here (`joiners`) have the list in
 /// their `hotsock.subscribed`: of the changes each hears only a
 /// `memberUpdated` of its own uid (its join may have made it: it is the updater).
+/// With `logged_at` (the run's position, when the channel is logged for
+/// resumes) the k-th event is at step k after it and resumable
+/// subscriptions get it with that `position` (a joiner, with the mark's).
 pub fn plan_announcement(
     channel: &str,
     told: &Told,
     subscriptions: &[SubscriptionItem],
     joiners: &[SubscriptionItem],
-) -> (Vec<Member>, Effects) {
+    logged_at: Option<&str>,
+) -> Announcement {
     let (told, kept_until) = (&told.members[..], told.ttl);
     let now = members(subscriptions);
-    let welcomed: Vec<&str> = subscriptions
-        .iter()
-        .filter(|s| !s.pending)
-        .map(|s| s.connection_id.as_str())
-        .collect();
+    let changes = changes(told, &now);
+    let mark = logged_at.map(|at| match changes.len() {
+        0 => at.to_owned(),
+        n => step_position(at, n + 1),
+    });
+    let welcomed: Vec<&SubscriptionItem> = subscriptions.iter().filter(|s| !s.pending).collect();
+    let is_joiner = |id: &str| joiners.iter().any(|j| j.connection_id == id);
     // Every welcomed connection but the joiners; with `own`, the joiners of
     // that uid hear it too (their join made the change).
-    let to_all_but_joiners = |own: Option<&str>| {
-        recipients(
-            welcomed.iter().copied().filter(|id| {
-                !joiners
-                    .iter()
-                    .any(|j| j.connection_id == *id && (own.is_none() || j.uid.as_deref() != own))
-            }),
-            None,
-            false,
-        )
+    let to_all_but_joiners = |own: Option<&str>| -> Vec<&SubscriptionItem> {
+        welcomed
+            .iter()
+            .copied()
+            .filter(|s| {
+                !joiners.iter().any(|j| {
+                    j.connection_id == s.connection_id && (own.is_none() || j.uid.as_deref() != own)
+                })
+            })
+            .collect()
     };
-    let mut effects = Effects::new();
-    for change in changes(told, &now) {
+    let as_json = |list: &[Member]| serde_json::to_string(list).unwrap_or_default();
+    let ids = |subs: &[&SubscriptionItem]| -> Vec<String> {
+        subs.iter().map(|s| s.connection_id.clone()).collect()
+    };
+    let mut announcement = Announcement {
+        told: told.to_vec(),
+        mark: mark.clone(),
+        ..Default::default()
+    };
+    let effects = &mut announcement.effects;
+    for (step, change) in changes.into_iter().enumerate() {
         let list = now.clone();
         // The backend hears each change once, deduplicated by uid like the frames.
         let (kind, member) = match &change {
@@ -144,38 +184,59 @@ pub fn plan_announcement(
             MemberChange::Updated(m) => ("hotsock.memberUpdated", m),
         };
         effects.emit(crate::pubsub::member(kind, channel, member, &list));
-        match change {
-            MemberChange::Removed(m) => effects.send_to(
+        let (to, frame) = match change {
+            MemberChange::Removed(m) => (
                 to_all_but_joiners(None),
-                &ServerMessage::member_removed(channel, m, list),
+                ServerMessage::member_removed(channel, m, list),
             ),
-            MemberChange::Added(m) => effects.send_to(
+            MemberChange::Added(m) => (
                 to_all_but_joiners(None),
-                &ServerMessage::member_added(channel, m, list),
+                ServerMessage::member_added(channel, m, list),
             ),
             MemberChange::Updated(m) => {
                 let to = to_all_but_joiners(Some(m.uid.as_str()));
-                effects.send_to(to, &ServerMessage::member_updated(channel, m, list));
+                (to, ServerMessage::member_updated(channel, m, list))
             }
-        }
+        };
+        let (Some(at), Some(mark)) = (logged_at, &mark) else {
+            effects.send_to(ids(&to), &frame);
+            continue;
+        };
+        let position = step_position(at, step + 1);
+        let (resumable, plain): (Vec<_>, Vec<_>) = to.into_iter().partition(|s| s.recoverable);
+        let (joining, members): (Vec<_>, Vec<_>) = resumable
+            .into_iter()
+            .partition(|s| is_joiner(&s.connection_id));
+        let positioned = frame.clone().at_position(&position);
+        // The first event's recipients had the list told before; a later
+        // one's, this run's (every event carries it).
+        let before = if step == 0 { told } else { &now[..] };
+        announcement.logged.push(LoggedEvent {
+            position,
+            frame: positioned.to_json(),
+            members_before: as_json(before),
+        });
+        effects.send_to(ids(&members), &positioned);
+        effects.send_to(ids(&joining), &frame.clone().at_position(mark));
+        effects.send_to(ids(&plain), &frame);
     }
     // Kept as long as the longest-lived subscription: rewritten when the list
     // changed or a newer subscription (a reload) outlives it.
     let ttl = subscriptions.iter().map(|s| s.ttl).max().unwrap_or(0);
     if now.as_slice() != told || (!now.is_empty() && ttl > kept_until) {
-        let kept = (!now.is_empty()).then(|| serde_json::to_string(&now).unwrap_or_default());
+        let kept = (!now.is_empty()).then(|| as_json(&now));
         effects.remember_members(channel, kept, ttl);
     }
-    (now, effects)
+    announcement.members = now;
+    announcement
 }
 
-/// Reads the channel and plans what its members hear now (see
-/// [`plan_announcement`]); the current list comes back for the joiners.
-pub async fn announce(
+/// Reads what [`plan_announcement`] decides from: the channel's
+/// subscriptions and the list its members were told last.
+pub async fn read(
     cx: Ctx<'_>,
     channel: &str,
-    joiners: &[SubscriptionItem],
-) -> Result<(Vec<Member>, Effects), ProtocolError> {
+) -> Result<(Vec<SubscriptionItem>, Told), ProtocolError> {
     let store = &cx.app.store;
     let subscriptions = store
         .channel_subscriptions(channel, cx.secs())
@@ -194,7 +255,7 @@ pub async fn announce(
             })
         })
         .unwrap_or_default();
-    Ok(plan_announcement(channel, &told, &subscriptions, joiners))
+    Ok((subscriptions, told))
 }
 
 #[cfg(test)]
@@ -288,11 +349,16 @@ mod tests {
     fn a_join_is_told_to_the_others_and_the_list_remembered() {
         let jim = sub("c1", Some("jim"), None, 1);
         let pam = sub("c2", Some("pam"), None, 2);
-        let (list, effects) = plan_announcement(
+        let Announcement {
+            members: list,
+            effects,
+            ..
+        } = plan_announcement(
             "presence.room",
             &told(&[m("jim", Value::Null)]),
             &[jim, pam.clone()],
             std::slice::from_ref(&pam),
+            None,
         );
         assert_eq!(list.len(), 2);
         let to_jim = frames(&effects, "c1");
@@ -313,24 +379,123 @@ mod tests {
     }
 
     #[test]
+    fn on_a_logged_channel_resumable_members_get_each_event_with_its_position() {
+        let mut jim = sub("c1", Some("jim"), None, 1);
+        jim.recoverable = true;
+        let kev = sub("c3", Some("kev"), None, 3);
+        // Pam joins, resumable, with a second connection of Jim's that
+        // changes his umd: she hears only that update, at her mark.
+        let mut pam = sub("c2", Some("pam"), None, 4);
+        pam.recoverable = true;
+        let jim_again = sub("c4", Some("jim"), Some("7"), 5);
+        let joiners = [pam.clone(), jim_again.clone()];
+        let was = [m("jim", Value::Null), m("kev", Value::Null)];
+        let run = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        let announcement = plan_announcement(
+            "presence.room",
+            &told(&was),
+            &[jim, pam, kev, jim_again],
+            &joiners,
+            Some(run),
+        );
+        let step = |n| step_position(run, n);
+        assert_eq!(announcement.mark.as_deref(), Some(step(3).as_str()));
+        let positions: Vec<&str> = announcement
+            .logged
+            .iter()
+            .map(|e| e.position.as_str())
+            .collect();
+        assert_eq!(positions, [step(1), step(2)]);
+        let now = serde_json::to_string(&announcement.members).expect("json");
+        assert_eq!(
+            announcement.logged[0].members_before,
+            serde_json::to_string(&was).expect("json"),
+            "the first event's recipients had the list told before"
+        );
+        assert_eq!(announcement.logged[1].members_before, now);
+        let effects = &announcement.effects;
+        let to_jim = frames(effects, "c1");
+        assert_eq!(to_jim.len(), 2);
+        assert_eq!(to_jim[0]["position"], step(1));
+        assert_eq!(to_jim[1]["position"], step(2));
+        let to_kev = frames(effects, "c3");
+        assert_eq!(to_kev.len(), 2);
+        assert!(
+            to_kev.iter().all(|f| f.get("position").is_none()),
+            "not resumable: Hotsock's frames"
+        );
+        let to_pam = frames(effects, "c2");
+        assert_eq!(
+            to_pam.len(),
+            0,
+            "an update of another uid: welcomed with the list"
+        );
+        let to_jim_again = frames(effects, "c4");
+        assert_eq!(to_jim_again.len(), 1);
+        assert_eq!(to_jim_again[0]["event"], "hotsock.memberUpdated");
+        assert!(to_jim_again[0].get("position").is_none());
+        // A logged frame is what a resumable member got.
+        let logged: Value = serde_json::from_str(&announcement.logged[0].frame).expect("json");
+        assert_eq!(logged, to_jim[0]);
+        // Unlogged, nobody's frame has a position and there is no mark.
+        let plain = plan_announcement(
+            "presence.room",
+            &told(&was),
+            &[sub("c1", Some("jim"), None, 1)],
+            &[],
+            None,
+        );
+        assert!(plain.mark.is_none() && plain.logged.is_empty());
+    }
+
+    #[test]
+    fn a_resumable_joiner_hears_its_own_update_at_its_mark() {
+        let jim = sub("c1", Some("jim"), Some("1"), 1);
+        let mut again = sub("c2", Some("jim"), Some("2"), 2);
+        again.recoverable = true;
+        let run = "01ARZ3NDEKTSV4RRFFQ69G5FAV";
+        let announcement = plan_announcement(
+            "presence.room",
+            &told(&[m("jim", json!(1))]),
+            &[jim, again.clone()],
+            std::slice::from_ref(&again),
+            Some(run),
+        );
+        let got = frames(&announcement.effects, "c2");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0]["event"], "hotsock.memberUpdated");
+        assert_eq!(
+            got[0]["position"],
+            step_position(run, 2),
+            "its welcome's mark"
+        );
+    }
+
+    #[test]
     fn a_second_connection_with_the_same_umd_is_no_news_and_another_umd_an_update() {
         let first = sub("c1", Some("jim"), Some("1"), 1);
         let pam = sub("c3", Some("pam"), None, 3);
         let told = told(&[m("jim", json!(1)), m("pam", Value::Null)]);
         let same = sub("c2", Some("jim"), Some("1"), 4);
-        let (_, effects) = plan_announcement(
+        let Announcement { effects, .. } = plan_announcement(
             "presence.room",
             &told,
             &[first.clone(), pam.clone(), same.clone()],
             std::slice::from_ref(&same),
+            None,
         );
         assert!(effects.is_empty(), "{effects:?}");
         let other = sub("c2", Some("jim"), Some("2"), 4);
-        let (list, effects) = plan_announcement(
+        let Announcement {
+            members: list,
+            effects,
+            ..
+        } = plan_announcement(
             "presence.room",
             &told,
             &[first, pam, other.clone()],
             std::slice::from_ref(&other),
+            None,
         );
         assert_eq!(list[0], m("jim", json!(2)));
         for connection in ["c1", "c2", "c3"] {
@@ -345,11 +510,12 @@ mod tests {
     fn a_leave_is_told_when_the_uid_is_gone_and_the_last_one_forgets_the_list() {
         let pam = sub("c2", Some("pam"), None, 2);
         let both = [m("jim", Value::Null), m("pam", Value::Null)];
-        let (_, effects) = plan_announcement(
+        let Announcement { effects, .. } = plan_announcement(
             "presence.room",
             &told(&both),
             std::slice::from_ref(&pam),
             &[],
+            None,
         );
         let got = frames(&effects, "c2");
         assert_eq!(got[0]["event"], "hotsock.memberRemoved");
@@ -358,7 +524,8 @@ mod tests {
             got[0]["data"]["members"],
             json!([{"uid": "pam", "umd": null}])
         );
-        let (_, effects) = plan_announcement("presence.room", &told(&both[1..]), &[], &[]);
+        let Announcement { effects, .. } =
+            plan_announcement("presence.room", &told(&both[1..]), &[], &[], None);
         let told_backend: Vec<&str> = effects.events().iter().map(|e| e.kind.as_str()).collect();
         assert_eq!(told_backend, ["hotsock.memberRemoved"]);
         assert_eq!(
@@ -379,11 +546,16 @@ mod tests {
         let kev = sub("c0", Some("kev"), None, 0);
         let jim = sub("c1", Some("jim"), None, 1);
         let pam = sub("c2", Some("pam"), None, 2);
-        let (list, effects) = plan_announcement(
+        let Announcement {
+            members: list,
+            effects,
+            ..
+        } = plan_announcement(
             "presence.room",
             &told(&[m("kev", Value::Null)]),
             &[kev, jim.clone(), pam.clone()],
             &[jim, pam],
+            None,
         );
         assert_eq!(list.len(), 3);
         let to_kev = frames(&effects, "c0");
@@ -401,8 +573,13 @@ mod tests {
             members: vec![m("jim", Value::Null)],
             ttl: old.ttl,
         };
-        let (_, effects) =
-            plan_announcement("presence.room", &kept, std::slice::from_ref(&reloaded), &[]);
+        let Announcement { effects, .. } = plan_announcement(
+            "presence.room",
+            &kept,
+            std::slice::from_ref(&reloaded),
+            &[],
+            None,
+        );
         assert_eq!(
             effects.iter().collect::<Vec<_>>(),
             vec![&crate::effects::Effect::RememberMembers {
@@ -412,7 +589,8 @@ mod tests {
             }],
             "nothing told, but the list outlives the new subscription"
         );
-        let (_, effects) = plan_announcement("presence.room", &told(&kept.members), &[old], &[]);
+        let Announcement { effects, .. } =
+            plan_announcement("presence.room", &told(&kept.members), &[old], &[], None);
         assert!(effects.is_empty());
     }
 

@@ -12,6 +12,7 @@
 use super::{internal, Ctx};
 use crate::store::{LogAfter, LoggedFrame, SubscriptionItem};
 use sockhop_core::error::{ErrorCode, ProtocolError};
+use sockhop_core::protocol::Since;
 
 /// The most frames one resume replays; a longer gap answers `recovered: false`
 /// (the app reads history instead).
@@ -53,6 +54,10 @@ pub struct Logged<'a> {
     pub frame: Option<String>,
     /// A storage update's key.
     pub storage_key: Option<&'a str>,
+    /// A message sent without echo: its sender's connection.
+    pub unechoed_by: Option<&'a str>,
+    /// A member event: the member list (JSON) its recipients had before it.
+    pub members_before: Option<String>,
 }
 
 /// Logs one entry at `position`. It links to the entry before it, unless the
@@ -88,6 +93,8 @@ pub async fn log(
             .map(str::to_owned),
         frame: logged.frame,
         storage_key: logged.storage_key.map(str::to_owned),
+        unechoed_by: logged.unechoed_by.map(str::to_owned),
+        members_before: logged.members_before,
         // Twice the window: an entry stays readable for a resume that comes
         // up to a window after the subscriber left, however early it was logged.
         ttl: now + 2 * window,
@@ -130,13 +137,12 @@ pub async fn check_position(
     let refused = |code, message: &str| {
         Err(ProtocolError::new(code, message.to_owned()).with_channel(requested))
     };
-    let Ok(ulid) = ulid::Ulid::from_string(position) else {
+    let Some(at) = sockhop_core::ids::position_time_ms(position) else {
         return refused(
             ErrorCode::InvalidResumePosition,
-            "resume position is not a ULID",
+            "resume position is not a position",
         );
     };
-    let at = ulid.timestamp_ms();
     let now_ms = u64::try_from(cx.now.millis()).unwrap_or(0);
     if at > now_ms + AHEAD_TOLERANCE_MS {
         return refused(
@@ -162,51 +168,77 @@ pub async fn check_position(
     Ok(())
 }
 
+/// What a recovered resume is sent after its `hotsock.subscribed`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Replay {
+    /// The frames it missed, in the channel's order.
+    pub frames: Vec<String>,
+    /// On a presence channel whose members changed meanwhile, the list (JSON)
+    /// as of the position named, for its `hotsock.subscribed`: the replayed
+    /// member events then bring it up to now. `None`: nothing changed.
+    pub members_before: Option<String>,
+}
+
 /// The frames to replay after the position a resume named, or `None` when
 /// they cannot all be given (pure): the channel's logging lapsed before now,
 /// an entry in between is gone (the links break), or there are more than
-/// `limit`. A storage update goes only to a subscriber that `observes` its key.
+/// `limit`. A storage update goes only to a subscriber that `observes` its
+/// key; a message sent without echo by one of the resumer's own earlier
+/// `connections` does not go at all (they never had it).
 pub fn replay(
     read: &LogAfter,
     kept: bool,
     limit: usize,
     observes: impl Fn(&str) -> bool,
-) -> Option<Vec<String>> {
+    connections: &[String],
+) -> Option<Replay> {
     if !kept || read.after.len() > limit {
         return None;
     }
     let mut prev = read.position.as_str();
-    let mut frames = Vec::new();
+    let mut replay = Replay::default();
     for entry in &read.after {
         if entry.prev.as_deref() != Some(prev) {
             return None;
         }
         prev = &entry.position;
-        if entry.storage_key.as_deref().is_none_or(&observes) {
-            frames.extend(entry.frame.clone());
+        if replay.members_before.is_none() {
+            replay.members_before.clone_from(&entry.members_before);
+        }
+        let own = entry
+            .unechoed_by
+            .as_ref()
+            .is_some_and(|by| connections.contains(by));
+        if !own && entry.storage_key.as_deref().is_none_or(&observes) {
+            replay.frames.extend(entry.frame.clone());
         }
     }
-    Some(frames)
+    Some(replay)
 }
 
-/// The answer to `joiner`'s resume at its welcome: the frames to replay
-/// (`None`: `recovered: false`).
+/// The answer to `joiner`'s resume at its welcome (`None`: `recovered: false`).
 pub async fn recover(
     cx: Ctx<'_>,
     joiner: &SubscriptionItem,
     state: &LogState,
-    position: &str,
-) -> Result<Option<Vec<String>>, ProtocolError> {
+    since: &Since,
+) -> Result<Option<Replay>, ProtocolError> {
     let permissions = joiner.permissions().map_err(internal)?;
     let read = cx
         .app
         .store
-        .logged_after(&joiner.channel, position, cx.secs(), REPLAY_LIMIT)
+        .logged_after(&joiner.channel, &since.position, cx.secs(), REPLAY_LIMIT)
         .await
         .map_err(internal)?;
-    Ok(replay(&read, state.kept(cx.secs()), REPLAY_LIMIT, |key| {
-        permissions.storage(key).observe
-    }))
+    let observes = |key: &str| permissions.storage(key).observe;
+    let kept = state.kept(cx.secs());
+    Ok(replay(
+        &read,
+        kept,
+        REPLAY_LIMIT,
+        observes,
+        &since.connections,
+    ))
 }
 
 #[cfg(test)]
@@ -221,8 +253,15 @@ mod tests {
             message_id: None,
             frame: frame.map(str::to_owned),
             storage_key: None,
+            unechoed_by: None,
+            members_before: None,
             ttl: 100,
         }
+    }
+
+    /// The frames of a replay.
+    fn frames(replay: Option<Replay>) -> Option<Vec<String>> {
+        replay.map(|r| r.frames)
     }
 
     fn after(position: &str, after: Vec<LoggedFrame>) -> LogAfter {
@@ -244,11 +283,11 @@ mod tests {
             ],
         );
         assert_eq!(
-            replay(&read, true, 10, |_| true),
+            frames(replay(&read, true, 10, |_| true, &[])),
             Some(vec!["b".to_owned(), "d".to_owned()])
         );
         assert_eq!(
-            replay(&after("A", vec![]), true, 10, |_| true),
+            frames(replay(&after("A", vec![]), true, 10, |_| true, &[])),
             Some(vec![])
         );
     }
@@ -263,15 +302,27 @@ mod tests {
             ],
         );
         assert_eq!(
-            replay(&gone, true, 10, |_| true),
+            frames(replay(&gone, true, 10, |_| true, &[])),
             None,
             "C expired: D names it"
         );
         let restarted = after("A", vec![entry("B", None, Some("b"))]);
-        assert_eq!(replay(&restarted, true, 10, |_| true), None, "a new chain");
+        assert_eq!(
+            frames(replay(&restarted, true, 10, |_| true, &[])),
+            None,
+            "a new chain"
+        );
         let linked = after("A", vec![entry("B", Some("A"), Some("b"))]);
-        assert_eq!(replay(&linked, false, 10, |_| true), None, "logging lapsed");
-        assert_eq!(replay(&linked, true, 0, |_| true), None, "over the limit");
+        assert_eq!(
+            frames(replay(&linked, false, 10, |_| true, &[])),
+            None,
+            "logging lapsed"
+        );
+        assert_eq!(
+            frames(replay(&linked, true, 0, |_| true, &[])),
+            None,
+            "over the limit"
+        );
     }
 
     #[test]
@@ -280,13 +331,49 @@ mod tests {
         update.storage_key = Some("settings".into());
         let read = after("A", vec![entry("B", Some("A"), Some("m")), update]);
         assert_eq!(
-            replay(&read, true, 10, |key| key == "settings"),
+            frames(replay(&read, true, 10, |key| key == "settings", &[])),
             Some(vec!["m".to_owned(), "settings=1".to_owned()])
         );
         assert_eq!(
-            replay(&read, true, 10, |_| false),
+            frames(replay(&read, true, 10, |_| false, &[])),
             Some(vec!["m".to_owned()]),
             "still linked through the update it does not get"
+        );
+    }
+
+    #[test]
+    fn the_resumers_own_unechoed_messages_are_not_replayed_to_it() {
+        let mut own = entry("B", Some("A"), Some("mine"));
+        own.unechoed_by = Some("c1".into());
+        let read = after("A", vec![own, entry("C", Some("B"), Some("theirs"))]);
+        let mine = ["c0".to_owned(), "c1".to_owned()];
+        assert_eq!(
+            frames(replay(&read, true, 10, |_| true, &mine)),
+            Some(vec!["theirs".to_owned()])
+        );
+        assert_eq!(
+            frames(replay(&read, true, 10, |_| true, &["c2".to_owned()])),
+            Some(vec!["mine".to_owned(), "theirs".to_owned()]),
+            "another connection's"
+        );
+    }
+
+    #[test]
+    fn a_replay_starts_from_the_member_list_before_its_first_member_event() {
+        let mut joined = entry("C", Some("B"), Some("added"));
+        joined.members_before = Some("[1]".into());
+        let mut left = entry("D", Some("C"), Some("removed"));
+        left.members_before = Some("[1,2]".into());
+        let read = after("A", vec![entry("B", Some("A"), Some("m")), joined, left]);
+        let replayed = replay(&read, true, 10, |_| true, &[]).expect("linked");
+        assert_eq!(replayed.members_before.as_deref(), Some("[1]"));
+        assert_eq!(replayed.frames, ["m", "added", "removed"]);
+        let quiet = after("A", vec![entry("B", Some("A"), Some("m"))]);
+        assert_eq!(
+            replay(&quiet, true, 10, |_| true, &[])
+                .expect("linked")
+                .members_before,
+            None
         );
     }
 

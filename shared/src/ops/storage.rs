@@ -193,17 +193,12 @@ pub fn clears(data: &Value) -> bool {
 /// Subscribers that observe `key` (pure over their stored permissions). One
 /// still waiting for its welcome is left out: its catch-up, later in the
 /// channel's order, reads the value.
-fn observers(subscriptions: &[SubscriptionItem], key: &str) -> Vec<String> {
-    subscriptions
-        .iter()
-        .filter(|sub| {
-            !sub.pending
-                && sub
-                    .permissions()
-                    .is_ok_and(|p: ChannelPermissions| p.storage(key).observe)
-        })
-        .map(|sub| sub.connection_id.clone())
-        .collect()
+/// Whether a welcomed subscription is told of updates to `key`.
+fn observes(sub: &SubscriptionItem, key: &str) -> bool {
+    !sub.pending
+        && sub
+            .permissions()
+            .is_ok_and(|p: ChannelPermissions| p.storage(key).observe)
 }
 
 /// How long a cleared entry's tombstone outlives the clear: longer than a
@@ -329,18 +324,25 @@ pub async fn apply(
         };
         effects.emit(crate::pubsub::storage_updated(&change, Some(origin)));
     }
-    let frame = ServerMessage::storage_updated(&write.channel, key, sent, meta).to_json();
-    // A resumable channel keeps the update for its observers that come back
-    // (docs/adr/0006); its id is its position.
+    let update = ServerMessage::storage_updated(&write.channel, key, sent, meta);
+    // Resumable observers get it with its position (its id), which a
+    // resumable channel logs for those that come back (docs/adr/0006).
+    let positioned = update.clone().at_position(write_id).to_json();
     if log.logging(now) {
         let logged = super::resume::Logged {
-            message_id: None,
-            frame: Some(frame.clone()),
+            frame: Some(positioned.clone()),
             storage_key: Some(key),
+            ..Default::default()
         };
         super::resume::log(cx, &write.channel, log, write_id, logged).await?;
     }
-    effects.send_text(observers(&subscriptions, key), frame);
+    let (resumable, plain): (Vec<_>, Vec<_>) = subscriptions
+        .iter()
+        .filter(|sub| observes(sub, key))
+        .partition(|sub| sub.recoverable);
+    let ids = |subs: Vec<&SubscriptionItem>| subs.iter().map(|s| s.connection_id.clone()).collect();
+    effects.send_text(ids(resumable), positioned);
+    effects.send_text(ids(plain), update.to_json());
     Ok(effects)
 }
 

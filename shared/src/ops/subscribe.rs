@@ -217,8 +217,8 @@ pub async fn subscribe(
         auto_subscribed,
     )?;
     let recoverable = resume.is_some() && plan.permissions.may_recover();
-    if let (Some(Resume::After(position)), true) = (&resume, recoverable) {
-        super::resume::check_position(cx, &plan.channel, requested, position).await?;
+    if let (Some(Resume::After(since)), true) = (&resume, recoverable) {
+        super::resume::check_position(cx, &plan.channel, requested, &since.position).await?;
     }
     let mut item = subscription_item(&plan, connection, cx.now);
     item.recoverable = recoverable;
