@@ -606,3 +606,83 @@ fn a_big_channel_in_lanes_delivers_racing_messages_to_everyone_in_one_order() {
         assert_eq!(world.events("late"), ["hotsock.subscribed", "note"]);
     });
 }
+
+/// A presence subscriber resumes on a new connection after it hung up while
+/// its own leave, a note and another's join went by; the step that welcomes
+/// it fails once wherever it writes the log, and is retried. It gets each
+/// frame it missed once, then its own return, and ends with the true list:
+/// what a failed try logged is not replayed on top of being told live.
+#[test]
+fn a_resumed_presence_subscriber_gets_each_missed_frame_once_even_when_its_welcome_is_retried() {
+    let claims = |uid: &str| {
+        json!({"scope": "connect", "uid": uid, "umd": {"name": uid},
+               "channels": {"presence.*": {"subscribe": true, "recover": true}}})
+    };
+    let subscribe = |resume: Value| json!({"event": "hotsock.subscribe", "channel": "presence.room", "data": {"resume": resume}});
+    for failing in 0..3 {
+        run(async {
+            let world = World::new(5);
+            world.connect("conn-a", claims("ada")).await;
+            world.send("conn-a", subscribe(json!(true))).await;
+            world.drain().await;
+            world.connect("conn-b", claims("bob")).await;
+            world.send("conn-b", subscribe(json!(true))).await;
+            world.drain().await;
+            let last = world.frames("conn-a").pop().expect("bob's join");
+            assert_eq!(last["event"], "hotsock.memberAdded");
+            let position = last["position"].as_str().expect("a position").to_owned();
+
+            world.sockets.hang_up("conn-a");
+            world
+                .server_publish(json!({"channel": "presence.room", "event": "note", "data": 1}))
+                .await;
+            world.drain().await;
+            world.connect("conn-c", claims("cat")).await;
+            world.send("conn-c", subscribe(json!(true))).await;
+            world.drain().await;
+
+            world.connect("conn-a2", claims("ada")).await;
+            world.store.fail_once_after("log_frame", failing);
+            world
+                .send(
+                    "conn-a2",
+                    subscribe(json!({"position": position, "connectionIds": ["conn-a"]})),
+                )
+                .await;
+            world.drain().await;
+            let frames = world.frames("conn-a2");
+            let seen: Vec<String> = frames
+                .iter()
+                .map(|f| {
+                    let who = f["data"]["member"]["uid"].as_str().unwrap_or_default();
+                    format!("{} {who}", f["event"].as_str().unwrap_or_default())
+                })
+                .collect();
+            assert_eq!(
+                seen,
+                [
+                    "hotsock.subscribed ",
+                    // The note found her gone: her leave comes after it.
+                    "note ",
+                    "hotsock.memberRemoved ada",
+                    "hotsock.memberAdded cat",
+                    "hotsock.memberAdded ada",
+                ],
+                "failing {failing}"
+            );
+            assert_eq!(frames[0]["data"]["recovered"], true);
+            assert_eq!(
+                believed_members(&frames[..1]),
+                ["ada", "bob"],
+                "welcomed with the list it had"
+            );
+            let true_list = believed_members(&world.frames("conn-b"));
+            assert_eq!(true_list.len(), 3, "{true_list:?}");
+            assert_eq!(believed_members(&frames), true_list);
+            assert!(
+                world.store.calls_of("log_frame") > 0,
+                "the channel was logged"
+            );
+        });
+    }
+}

@@ -337,6 +337,16 @@ fn quantile(values: &mut [f64], p: f64) -> f64 {
 
 /// Subscriptions of `count` connections `{prefix}{i}` to `channel`.
 fn subscriptions(channel: &str, prefix: &str, count: usize) -> Vec<SubscriptionItem> {
+    subscriptions_of(channel, prefix, count, false)
+}
+
+/// The same, each `recoverable` or not (a subscriber that asked to resume).
+fn subscriptions_of(
+    channel: &str,
+    prefix: &str,
+    count: usize,
+    recoverable: bool,
+) -> Vec<SubscriptionItem> {
     let now = Timestamp::now();
     (0..count)
         .map(|i| SubscriptionItem {
@@ -349,7 +359,7 @@ fn subscriptions(channel: &str, prefix: &str, count: usize) -> Vec<SubscriptionI
             subscribed_at_ms: now.millis(),
             umd_at_ms: now.millis(),
             pending: false,
-            recoverable: false,
+            recoverable,
             counted: true,
             ttl: now.secs() + 3 * 3600,
         })
@@ -369,6 +379,8 @@ struct Column {
     stalled: Vec<(&'static str, f64)>,
     /// (subscribers, requests per message, $ per million).
     cost: Vec<(usize, Requests, f64)>,
+    /// The same on a channel whose subscribers asked to resume (docs/adr/0006).
+    cost_resumable: Vec<(usize, Requests, f64)>,
     most_in_flight: u64,
     /// (subscribers, connections the server closed: frames missed).
     closed: BTreeMap<usize, usize>,
@@ -501,6 +513,17 @@ async fn measure(
             .await?;
         seeded += n;
     }
+    // The priced sizes again, every subscriber resumable.
+    for &n in &args.cost_sizes {
+        seed_store
+            .seed_subscriptions(
+                &subscriptions_of(&resumable_channel(n), &resumable_prefix(n), n, true),
+                false,
+                SEED_CONCURRENCY,
+            )
+            .await?;
+        seeded += n;
+    }
     let bytes = subscription_bytes(setup, &fan_channel(sizes[0])).await?;
     println!(
         "  seeded    {seeded} subscriptions ({} channels) in {:.1} s; a subscription item is {bytes:.0} bytes",
@@ -569,23 +592,29 @@ async fn measure(
             let mut times = Vec::new();
             for run in 0..runs {
                 design.idle().await;
-                let requests_before = design.app.requests.snapshot();
-                let tally_before = design.tally();
-                let (id, t0) = design.publish(&fan_channel(n)).await?;
-                let last = design.arrived(&id, n, &subscriber_prefix(n)).await?;
+                let (priced_at, t0, last) =
+                    priced_message(design, &fan_channel(n), n, &subscriber_prefix(n), bytes)
+                        .await?;
                 times.push(ms(last - t0));
-                design.idle().await;
                 if run == 0 && priced {
-                    let requests = Requests::between(
-                        &requests_before,
-                        &design.app.requests.snapshot(),
-                        design.tally().minus(tally_before),
-                    );
-                    let dollars = requests
-                        .usage(n as f64, bytes)
-                        .dollars(&crate::cost::US_EAST_1);
-                    column.cost.push((n, requests, dollars.total() * 1e6));
+                    column.cost.push(priced_at);
                 }
+            }
+            // A resumable channel's steady state: its second message (the
+            // first also opens its recovery window).
+            if priced && design.name != "today" {
+                let channel = resumable_channel(n);
+                reset_lanes(design, &channel).await?;
+                let prefix = resumable_prefix(n);
+                priced_message(design, &channel, n, &prefix, bytes).await?;
+                let (priced_at, ..) = priced_message(design, &channel, n, &prefix, bytes).await?;
+                println!(
+                    "  {:<22} {n:>6} resumable subscribers: {} requests, ${:.2} per million messages",
+                    design.name,
+                    priced_at.1.total(),
+                    priced_at.2
+                );
+                column.cost_resumable.push(priced_at);
             }
             mend_closures(design, column, &seed_store, n).await?;
             let median = quantile(&mut times, 0.5);
@@ -675,6 +704,42 @@ async fn measure(
 
 fn fan_channel(n: usize) -> String {
     format!("fan-{n}")
+}
+
+/// The channel of `n` subscribers that all asked to resume, and their ids' start.
+fn resumable_channel(n: usize) -> String {
+    format!("fan-resumable-{n}")
+}
+
+fn resumable_prefix(n: usize) -> String {
+    format!("r{n}-")
+}
+
+/// Publishes one message to `channel` of `n` subscribers and waits for it to
+/// reach them all: what it cost ((n, requests, $ per million messages)),
+/// when it was published and when the last socket had it.
+async fn priced_message(
+    design: &Design,
+    channel: &str,
+    n: usize,
+    prefix: &str,
+    bytes: f64,
+) -> anyhow::Result<((usize, Requests, f64), Instant, Instant)> {
+    design.idle().await;
+    let requests_before = design.app.requests.snapshot();
+    let tally_before = design.tally();
+    let (id, t0) = design.publish(channel).await?;
+    let last = design.arrived(&id, n, prefix).await?;
+    design.idle().await;
+    let requests = Requests::between(
+        &requests_before,
+        &design.app.requests.snapshot(),
+        design.tally().minus(tally_before),
+    );
+    let dollars = requests
+        .usage(n as f64, bytes)
+        .dollars(&crate::cost::US_EAST_1);
+    Ok(((n, requests, dollars.total() * 1e6), t0, last))
 }
 
 /// The connection ids of `fan_channel(n)`'s seeded subscribers start so.
@@ -1053,6 +1118,20 @@ fn print_summary(
                 .map(|c| {
                     let (_, requests, dollars) = &c.cost[i];
                     format!("{} req, ${dollars:.0}", requests.total())
+                })
+                .collect(),
+        );
+    }
+    for (i, n) in cost_sizes.iter().enumerate() {
+        row(
+            format!("5b. the same, every subscriber resumable, at {n}"),
+            columns
+                .iter()
+                .map(|c| match c.cost_resumable.get(i) {
+                    Some((_, requests, dollars)) => {
+                        format!("{} req, ${dollars:.2}", requests.total())
+                    }
+                    None => "-".to_owned(),
                 })
                 .collect(),
         );

@@ -176,7 +176,7 @@ pub async fn apply(
     for (joiner, change) in &joiners {
         let replay = match (&change.resume, &log) {
             (Some(Resume::After(since)), Some(state)) if joiner.recoverable => {
-                super::resume::recover(cx, joiner, state, since).await?
+                super::resume::recover(cx, joiner, state, since, run_at).await?
             }
             _ => None,
         };

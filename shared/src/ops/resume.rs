@@ -216,20 +216,25 @@ pub fn replay(
     Some(replay)
 }
 
-/// The answer to `joiner`'s resume at its welcome (`None`: `recovered: false`).
+/// The answer to `joiner`'s resume at its welcome, at `welcomed_at` on the
+/// channel's path (`None`: `recovered: false`). What is logged from there on
+/// is a failed earlier try of this same step, which the joiner is told live.
 pub async fn recover(
     cx: Ctx<'_>,
     joiner: &SubscriptionItem,
     state: &LogState,
     since: &Since,
+    welcomed_at: &str,
 ) -> Result<Option<Replay>, ProtocolError> {
     let permissions = joiner.permissions().map_err(internal)?;
-    let read = cx
+    let mut read = cx
         .app
         .store
         .logged_after(&joiner.channel, &since.position, cx.secs(), REPLAY_LIMIT)
         .await
         .map_err(internal)?;
+    read.after
+        .retain(|entry| entry.position.as_str() < welcomed_at);
     let observes = |key: &str| permissions.storage(key).observe;
     let kept = state.kept(cx.secs());
     Ok(replay(
