@@ -10,6 +10,11 @@
 //
 // The app then reads history only when hotsock.subscribed says data.recovered is not true.
 
+/** `connections` and `current`, each once, the last 10 (what a resume may name). */
+function ownConnections(connections, current) {
+  return [...connections.filter((id) => id !== current), current].slice(-10)
+}
+
 /** Returns the wrapping class and makes it `globalThis.WebSocket`. */
 export function installResume(Base = globalThis.WebSocket) {
   // channel → the last position seen on it, and the connections that held
@@ -33,12 +38,16 @@ export function installResume(Base = globalThis.WebSocket) {
           if (!position) return
           // Recovered with frames to follow: still where it named.
           const own = m.data.recovered === true && held?.position === position ? held.connections : []
-          positions.set(m.channel, { position, connections: [...own, this.connectionId].slice(-10) })
+          positions.set(m.channel, { position, connections: ownConnections(own, this.connectionId) })
         } else if (held) {
           // A message's id, or another frame's position (storage updates, member events).
           const isMessage = m.id && !String(m.event).startsWith("hotsock.")
           const position = m.position ?? (isMessage ? m.id : null)
-          if (position) positions.set(m.channel, { position, connections: [this.connectionId] })
+          // The connections that held it stay named: a replayed frame may come
+          // before what an earlier one published without echo.
+          if (position) {
+            positions.set(m.channel, { position, connections: ownConnections(held.connections, this.connectionId) })
+          }
         }
       })
     }

@@ -72,6 +72,11 @@ export function ulidTime(id) {
   return ms
 }
 
+/** `connections` and `current`, each once, the last 10 (what a resume may name). */
+export function ownConnections(connections, current) {
+  return [...connections.filter((id) => id !== current), current].slice(-10)
+}
+
 /** ws(s)://host/v1 → http(s)://host (the Client HTTP API's base URL). */
 export function httpBaseFromWsUrl(wsUrl) {
   const url = new URL(wsUrl)
@@ -832,13 +837,17 @@ export class HotsockClient {
     this._dispatch(message, targets)
   }
 
-  /** A resumable subscription's frame at `position`: where it stands now. */
+  /**
+   * A resumable subscription's frame at `position`: where it stands now. The
+   * connections that held it stay named (a replayed frame may come before
+   * what an earlier one published without echo); the last 10 are kept.
+   */
   _advance(targets, position) {
     if (position == null) return
     for (const ch of targets) {
       if (ch.position == null) continue
       ch.position = position
-      ch.positionConnections = [this.connectionId]
+      ch.positionConnections = ownConnections(ch.positionConnections, this.connectionId)
     }
   }
 
@@ -861,7 +870,7 @@ export class HotsockClient {
       // the connections since then are still its own.
       const own = ch.recovered === true && position === ch.position ? ch.positionConnections : []
       ch.position = position
-      ch.positionConnections = position == null ? [] : [...own, this.connectionId].slice(-10)
+      ch.positionConnections = position == null ? [] : ownConnections(own, this.connectionId)
     }
     if (info.autoSubscribed) this._autoAnswered(message.channel)
   }

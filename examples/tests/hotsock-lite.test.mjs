@@ -549,11 +549,12 @@ test("the hotsock-js resume wrapper names the last position in the library's sub
     })
     second.receive({ event: "hotsock.connected", data: { connectionId: "conn-2" } })
     second.receive({ event: "hotsock.subscribed", channel: "feed", data: { position: "01M1", recovered: true }, meta: {} })
+    // A replayed frame: what conn-1 published without echo may still follow.
     second.receive({ event: "hotsock.channelStorageUpdated", channel: "feed", key: "k", data: 2, position: "01S2" })
     const third = new globalThis.WebSocket("ws://x")
     third.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed" }))
     assert.deepEqual(JSON.parse(third.sent[0]).data, {
-      resume: { position: "01S2", connectionIds: ["conn-2"] },
+      resume: { position: "01S2", connectionIds: ["conn-1", "conn-2"] },
     })
     second.send(JSON.stringify({ event: "hotsock.unsubscribe", channel: "feed" }))
     second.send(JSON.stringify({ event: "hotsock.subscribe", channel: "feed" }))

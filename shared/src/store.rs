@@ -558,6 +558,10 @@ pub trait Store: Send + Sync {
         now: i64,
         limit: usize,
     ) -> Result<LogAfter, StoreError>;
+    /// Forgets the entries at and after `from` (not the ids' pointers): what
+    /// a failed try of the channel's step at `from` logged, before its retry
+    /// logs what it decides.
+    async fn unlog_from(&self, channel: &str, from: &str) -> Result<(), StoreError>;
     /// Until when the channel's frames are logged with no recoverable
     /// subscription on it.
     async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError>;

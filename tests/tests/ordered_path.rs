@@ -686,3 +686,57 @@ fn a_resumed_presence_subscriber_gets_each_missed_frame_once_even_when_its_welco
         });
     }
 }
+
+/// A resume with nothing to replay, welcomed in the same run as another's
+/// join: its welcome names the position it gave (the join's event follows
+/// it), so a drop right after the welcome still resumes to the join.
+#[test]
+fn a_resume_welcomed_beside_a_join_stands_where_it_named_until_the_join_arrives() {
+    let claims = |uid: &str| {
+        json!({"scope": "connect", "uid": uid,
+               "channels": {"presence.*": {"subscribe": true, "recover": true}}})
+    };
+    let subscribe = |resume: Value| json!({"event": "hotsock.subscribe", "channel": "presence.room", "data": {"resume": resume}});
+    run(async {
+        let world = World::new(9);
+        world.connect("conn-a", claims("ada")).await;
+        world.send("conn-a", subscribe(json!(true))).await;
+        world.drain().await;
+        let welcome = world.frames("conn-a").pop().expect("welcome");
+        let position = welcome["data"]["position"]
+            .as_str()
+            .expect("position")
+            .to_owned();
+        // Ada comes back on a second connection (the first still open) in the
+        // same step as Bob's join.
+        world.connect("conn-a2", claims("ada")).await;
+        world.connect("conn-b", claims("bob")).await;
+        world
+            .send("conn-a2", subscribe(json!({"position": position})))
+            .await;
+        world.send("conn-b", subscribe(json!(true))).await;
+        world.drain().await;
+        let frames = world.frames("conn-a2");
+        assert_eq!(frames.len(), 2, "{frames:?}");
+        assert_eq!(frames[0]["data"]["recovered"], true);
+        assert_eq!(
+            frames[0]["data"]["position"], position,
+            "the join's event follows: it stands where it named"
+        );
+        assert_eq!(frames[1]["event"], "hotsock.memberAdded");
+        // Dropped right after the welcome: the join is replayed from there.
+        world.connect("conn-a3", claims("ada")).await;
+        world
+            .send("conn-a3", subscribe(json!({"position": position})))
+            .await;
+        world.drain().await;
+        let again = world.frames("conn-a3");
+        assert_eq!(again[0]["data"]["recovered"], true, "{again:?}");
+        assert!(
+            again
+                .iter()
+                .any(|f| f["event"] == "hotsock.memberAdded" && f["data"]["member"]["uid"] == "bob"),
+            "{again:?}"
+        );
+    });
+}

@@ -412,8 +412,8 @@ async fn a_presence_subscriber_resumes_member_events_storage_and_messages_exactl
             let (status, body) = stage.server_publish(message).await;
             assert_eq!(status, 202, "{body}");
         }
-        if let Some(carol) = carol.take().filter(|_| round == 5) {
-            carol.close().await;
+        if round == 5 {
+            carol.take().expect("carol").close().await;
             break_until_left(&mut watcher, &mut expected).await;
         }
     }

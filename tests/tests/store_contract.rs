@@ -390,7 +390,8 @@ fn entry(position: &str, prev: Option<&str>, id: Option<&str>, ttl: i64) -> Logg
 
 /// The recovery log (docs/adr/0006): entries by position, pointers from ids
 /// that are not positions, first writes kept, expired entries unread but
-/// still linked to, and the channel's window only ever extended.
+/// still linked to, the channel's window only ever extended, and a failed
+/// try's entries forgotten from a position on.
 async fn log_contract(store: &dyn Store) -> Vec<String> {
     let mut said = Vec::new();
     store
@@ -498,6 +499,27 @@ async fn log_contract(store: &dyn Store) -> Vec<String> {
     assert_eq!(kept.after[0].ttl, NOW + 600);
     assert!(!kept.found, "B was not kept");
     said.push(format!("{kept:?}"));
+    // A failed try's entries go from a position on, the ids' pointers stay.
+    store.unlog_from("log", C).await.expect("unlog");
+    assert_eq!(
+        store
+            .logged_before("log", "~")
+            .await
+            .expect("before")
+            .as_deref(),
+        Some(B)
+    );
+    let by_id = store
+        .logged_after("log", EAGER, NOW, 10)
+        .await
+        .expect("after");
+    assert_eq!((by_id.position.as_str(), by_id.found), (B, true));
+    assert!(by_id.after.is_empty(), "{by_id:?}");
+    store
+        .unlog_from("log", C)
+        .await
+        .expect("nothing left to unlog");
+    said.push(format!("{by_id:?}"));
     said
 }
 

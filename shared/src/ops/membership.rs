@@ -141,6 +141,7 @@ pub async fn apply(
     }
     // The run's place: its last change's.
     let run_at = changes.last().map(|(_, p)| *p).unwrap_or_default();
+    let first_at = changes.first().map(|(_, p)| *p).unwrap_or_default();
     let presence = if names::is_presence_channel(channel) {
         Some(super::presence::read(cx, channel).await?)
     } else {
@@ -170,13 +171,22 @@ pub async fn apply(
         });
     }
     let logging = log.as_ref().is_some_and(|l| l.logging(cx.secs()));
+    if logging {
+        // What a failed try of this step logged goes: this try decides anew
+        // (subscriptions may have changed since), and a resume replays none of it.
+        cx.app
+            .store
+            .unlog_from(channel, first_at)
+            .await
+            .map_err(internal)?;
+    }
     // Resumes answered first: a recovered one hears this run's member events
     // as any member does, after what it missed.
     let mut recovered = Vec::new();
     for (joiner, change) in &joiners {
         let replay = match (&change.resume, &log) {
             (Some(Resume::After(since)), Some(state)) if joiner.recoverable => {
-                super::resume::recover(cx, joiner, state, since, run_at).await?
+                super::resume::recover(cx, joiner, state, since).await?
             }
             _ => None,
         };
@@ -236,10 +246,14 @@ pub async fn apply(
             change.auto_subscribed,
         );
         if joiner.recoverable {
-            // Where it stands if nothing else comes: with frames to follow,
-            // still where it named (each frame moves it on).
+            // Where it stands if nothing else comes: with frames to follow
+            // (what it missed, or this run's member events, which it hears as
+            // a member), still where it named; each frame moves it on.
+            let hears_events = announcement.as_ref().is_some_and(|a| !a.logged.is_empty());
             let stands = match (&change.resume, &replay) {
-                (Some(Resume::After(since)), Some(r)) if !r.frames.is_empty() => &since.position,
+                (Some(Resume::After(since)), Some(r)) if !r.frames.is_empty() || hears_events => {
+                    &since.position
+                }
                 _ => &mark,
             };
             let asked = matches!(change.resume, Some(Resume::After(_)));

@@ -151,7 +151,10 @@ pub async fn check_position(
         );
     }
     let window_ms = u64::try_from(cx.app.config.recovery_window_seconds * 1000).unwrap_or(0);
-    if at + window_ms > now_ms {
+    // A member event's step may be gone for good, and rightly: a failed try of
+    // its step logged it and the retry decided otherwise (the walk answers then).
+    let step = position.contains('.');
+    if !step && at + window_ms > now_ms {
         let read = cx
             .app
             .store
@@ -216,34 +219,26 @@ pub fn replay(
     Some(replay)
 }
 
-/// The answer to `joiner`'s resume at its welcome, at `welcomed_at` on the
-/// channel's path (`None`: `recovered: false`). What is logged from there on
-/// is a failed earlier try of this same step, which the joiner is told live.
+/// The answer to `joiner`'s resume at its welcome (`None`: `recovered: false`).
 pub async fn recover(
     cx: Ctx<'_>,
     joiner: &SubscriptionItem,
     state: &LogState,
     since: &Since,
-    welcomed_at: &str,
 ) -> Result<Option<Replay>, ProtocolError> {
     let permissions = joiner.permissions().map_err(internal)?;
-    let mut read = cx
+    let read = cx
         .app
         .store
         .logged_after(&joiner.channel, &since.position, cx.secs(), REPLAY_LIMIT)
         .await
         .map_err(internal)?;
-    read.after
-        .retain(|entry| entry.position.as_str() < welcomed_at);
     let observes = |key: &str| permissions.storage(key).observe;
     let kept = state.kept(cx.secs());
-    Ok(replay(
-        &read,
-        kept,
-        REPLAY_LIMIT,
-        observes,
-        &since.connections,
-    ))
+    // Its own connection too: it may have published before its welcome.
+    let mut own = since.connections.clone();
+    own.push(joiner.connection_id.clone());
+    Ok(replay(&read, kept, REPLAY_LIMIT, observes, &own))
 }
 
 #[cfg(test)]

@@ -617,6 +617,21 @@ impl Store for MemoryStore {
         })
     }
 
+    async fn unlog_from(&self, channel: &str, from: &str) -> Result<(), StoreError> {
+        self.call("unlog_from").await?;
+        let mut tables = self.tables();
+        let stale: Vec<_> = tables
+            .log
+            .range(key(channel, from)..)
+            .take_while(|((c, _), _)| c == channel)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            tables.log.remove(&k);
+        }
+        Ok(())
+    }
+
     async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError> {
         self.call("recover_until").await?;
         Ok(self.tables().recover_until.get(channel).copied())

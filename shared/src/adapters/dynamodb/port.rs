@@ -175,6 +175,9 @@ impl Store for DynamoStore {
     ) -> Result<LogAfter, StoreError> {
         DynamoStore::logged_after(self, channel, named, now, limit).await
     }
+    async fn unlog_from(&self, channel: &str, from: &str) -> Result<(), StoreError> {
+        DynamoStore::unlog_from(self, channel, from).await
+    }
     async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError> {
         DynamoStore::recover_until(self, channel).await
     }

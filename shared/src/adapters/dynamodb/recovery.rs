@@ -122,6 +122,37 @@ impl DynamoStore {
         })
     }
 
+    /// One page is enough: a step logs a run's member events and one mark.
+    pub async fn unlog_from(&self, channel: &str, from: &str) -> Result<(), StoreError> {
+        let pk = keys::log_pk(channel);
+        let (page, _) = query_page(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+                .expression_attribute_values(":pk", s(&pk))
+                .expression_attribute_values(":from", s(from))
+                .expression_attribute_values(":to", s(AFTER_EVERY_POSITION))
+                .projection_expression("sk"),
+        )
+        .await?;
+        for item in page {
+            let Some(sk) = item.get("sk").and_then(|v| v.as_s().ok()) else {
+                continue;
+            };
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key("pk", s(&pk))
+                .key("sk", s(sk))
+                .send()
+                .await
+                .map_err(|e| StoreError::dynamo("DeleteItem", e))?;
+        }
+        Ok(())
+    }
+
     pub async fn recover_until(&self, channel: &str) -> Result<Option<i64>, StoreError> {
         let meta = self
             .get(keys::channel_pk(channel), keys::META_SK.into(), 0)
