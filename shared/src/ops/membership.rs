@@ -119,7 +119,7 @@ pub async fn tell_owed(cx: Ctx<'_>, owed: &[OwedChange], retry_in: i64) -> usize
 /// (a resumed one among them) hear what changed, once for the whole run. On
 /// a channel logged for resumes the member events are logged, then the
 /// joiners' starting mark after them. Safe to run again after a failure:
-/// nothing was sent yet, and the log keeps what it was first given.
+/// nothing was sent yet, and the log forgets what the failed try logged.
 pub async fn apply(
     cx: Ctx<'_>,
     channel: &str,
@@ -231,37 +231,14 @@ pub async fn apply(
         }
     }
     for ((joiner, change), replay) in joiners.iter().zip(recovered) {
-        let listed = match (&replay, &announcement) {
-            // As of where it left off: the list it had.
-            (Some(replay), Some(a)) => Some(match &replay.members_before {
-                Some(text) => serde_json::from_str(text).map_err(|_| ProtocolError::internal())?,
-                None => a.told.clone(),
-            }),
-            _ => members.clone(),
-        };
-        let mut welcome = ServerMessage::subscribed(
+        let welcome = welcome(
             channel,
-            subscription_meta(joiner),
-            listed,
-            change.auto_subscribed,
-        );
-        if joiner.recoverable {
-            // Where it stands if nothing else comes: with frames to follow
-            // (what it missed, or this run's member events, which it hears as
-            // a member), still where it named; each frame moves it on.
-            let hears_events = announcement.as_ref().is_some_and(|a| !a.logged.is_empty());
-            let stands = match (&change.resume, &replay) {
-                (Some(Resume::After(since)), Some(r)) if !r.frames.is_empty() || hears_events => {
-                    &since.position
-                }
-                _ => &mark,
-            };
-            let asked = matches!(change.resume, Some(Resume::After(_)));
-            welcome = welcome.with_resume(Some(stands), asked.then_some(replay.is_some()));
-        } else if let Some(Resume::After(_)) = &change.resume {
-            // Asked, but the tokens do not grant `recover`.
-            welcome = welcome.with_resume(None, Some(false));
-        }
+            joiner,
+            change,
+            replay.as_ref(),
+            announcement.as_ref(),
+            &mark,
+        )?;
         effects.send(&joiner.connection_id, &welcome);
         match replay {
             Some(replay) => {
@@ -278,6 +255,53 @@ pub async fn apply(
         effects.append(announcement.effects);
     }
     Ok(effects)
+}
+
+/// A joiner's `hotsock.subscribed` (pure): the member list as of now, or,
+/// resumed, as of where it left off; with `recover`, where it stands (`mark`,
+/// or the position it named while frames follow) and, for a resume, whether
+/// it recovered.
+fn welcome(
+    channel: &str,
+    joiner: &SubscriptionItem,
+    change: &MembershipChange,
+    replay: Option<&super::resume::Replay>,
+    announcement: Option<&super::presence::Announcement>,
+    mark: &str,
+) -> Result<ServerMessage, ProtocolError> {
+    let listed = match (replay, announcement) {
+        (Some(replay), Some(a)) => Some(match &replay.members_before {
+            Some(text) => serde_json::from_str(text).map_err(|_| ProtocolError::internal())?,
+            None => a.told.clone(),
+        }),
+        (_, a) => a.map(|a| a.members.clone()),
+    };
+    let welcome = ServerMessage::subscribed(
+        channel,
+        subscription_meta(joiner),
+        listed,
+        change.auto_subscribed,
+    );
+    let asked = match &change.resume {
+        Some(Resume::After(since)) => Some(since),
+        _ => None,
+    };
+    if !joiner.recoverable {
+        // Asked, but the tokens do not grant `recover`.
+        return Ok(match asked {
+            Some(_) => welcome.with_resume(None, Some(false)),
+            None => welcome,
+        });
+    }
+    // Frames to follow: what it missed, or this run's member events, which it
+    // hears as a member; each moves it on.
+    let follow = replay.is_some_and(|r| !r.frames.is_empty())
+        || announcement.is_some_and(|a| !a.logged.is_empty());
+    let stands = match (asked, replay) {
+        (Some(since), Some(_)) if follow => since.position.as_str(),
+        _ => mark,
+    };
+    Ok(welcome.with_resume(Some(stands), asked.map(|_| replay.is_some())))
 }
 
 /// `uid`, `umd` and the alias of a subscription, as its frames carry them.
