@@ -312,3 +312,151 @@ pub fn subscription_meta(item: &SubscriptionItem) -> Meta {
         None => meta,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::presence::{Announcement, LoggedEvent};
+    use crate::ops::resume::Replay;
+    use serde_json::{json, Value};
+    use sockhop_core::protocol::{Member, Since};
+
+    fn joiner(recoverable: bool) -> SubscriptionItem {
+        SubscriptionItem {
+            channel: "presence.room".into(),
+            connection_id: "c2".into(),
+            uid: Some("ada".into()),
+            umd: None,
+            permissions: "{}".into(),
+            alias: None,
+            subscribed_at_ms: 1,
+            umd_at_ms: 1,
+            pending: false,
+            recoverable,
+            counted: true,
+            ttl: 100,
+        }
+    }
+
+    fn resuming(position: &str) -> MembershipChange {
+        MembershipChange {
+            welcome: Some("c2".into()),
+            resume: Some(Resume::After(Since::position(position))),
+            ..MembershipChange::default()
+        }
+    }
+
+    fn announced(events: usize) -> Announcement {
+        Announcement {
+            members: vec![Member::new("bob", None), Member::new("ada", None)],
+            told: vec![Member::new("bob", None)],
+            logged: (0..events)
+                .map(|i| LoggedEvent {
+                    position: format!("R.00000{}", i + 1),
+                    frame: "{}".into(),
+                    members_before: "[]".into(),
+                })
+                .collect(),
+            ..Announcement::default()
+        }
+    }
+
+    fn data(frame: ServerMessage) -> Value {
+        serde_json::from_str::<Value>(&frame.to_json()).expect("json")["data"].clone()
+    }
+
+    fn uids(data: &Value) -> Vec<&str> {
+        data["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .map(|m| m["uid"].as_str().expect("uid"))
+            .collect()
+    }
+
+    #[test]
+    fn a_recovered_welcome_stands_where_it_named_while_frames_follow() {
+        let (j, change) = (joiner(true), resuming("P"));
+        let replay = |frames: &[&str], before: Option<&str>| Replay {
+            frames: frames.iter().map(|f| f.to_string()).collect(),
+            members_before: before.map(str::to_owned),
+        };
+        let missed = replay(&["f"], Some(r#"[{"uid":"ada"},{"uid":"cat"}]"#));
+        let got = data(
+            welcome(
+                "presence.room",
+                &j,
+                &change,
+                Some(&missed),
+                Some(&announced(0)),
+                "M",
+            )
+            .expect("welcome"),
+        );
+        assert_eq!(
+            (got["position"].clone(), got["recovered"].clone()),
+            (json!("P"), json!(true))
+        );
+        assert_eq!(
+            uids(&got),
+            ["ada", "cat"],
+            "the list as of where it left off"
+        );
+        let quiet = replay(&[], None);
+        let got = data(
+            welcome(
+                "presence.room",
+                &j,
+                &change,
+                Some(&quiet),
+                Some(&announced(0)),
+                "M",
+            )
+            .expect("welcome"),
+        );
+        assert_eq!(got["position"], "M", "nothing follows: at its mark");
+        assert_eq!(uids(&got), ["bob"], "nothing changed: the list told last");
+        let got = data(
+            welcome(
+                "presence.room",
+                &j,
+                &change,
+                Some(&quiet),
+                Some(&announced(1)),
+                "M",
+            )
+            .expect("welcome"),
+        );
+        assert_eq!(got["position"], "P", "its run's member events follow");
+    }
+
+    #[test]
+    fn a_welcome_not_recovered_or_not_granted_says_so() {
+        let change = resuming("P");
+        let got = data(
+            welcome(
+                "presence.room",
+                &joiner(true),
+                &change,
+                None,
+                Some(&announced(1)),
+                "M",
+            )
+            .expect("welcome"),
+        );
+        assert_eq!(
+            (got["position"].clone(), got["recovered"].clone()),
+            (json!("M"), json!(false))
+        );
+        assert_eq!(uids(&got), ["bob", "ada"], "the list now");
+        let got = data(welcome("feed", &joiner(false), &change, None, None, "M").expect("welcome"));
+        assert_eq!(got, json!({"recovered": false}), "asked without a grant");
+        let plain = MembershipChange::default();
+        let got = data(welcome("feed", &joiner(true), &plain, None, None, "M").expect("welcome"));
+        assert_eq!(
+            got,
+            json!({"position": "M"}),
+            "a start: its mark, nothing recovered"
+        );
+    }
+}
