@@ -197,9 +197,10 @@ test("the host sets the room, players ready up, a late joiner sees it all at onc
   t.diagnostic(`total: ${since(start)}`)
 })
 
-test("a panel whose connection drops resumes: seats cleared meanwhile are gone", async (t) => {
+test("a panel whose connection drops resumes: seats cleared meanwhile are gone, renames and leaves replayed", async (t) => {
   const start = Date.now()
   const page = await newPage(browser())
+  const seen = watch(page)
   await page.goto(`${LOBBY_URL}#drop-${Date.now().toString(36)}`)
   await waitReady(page)
   await panel(page, "ada").getByTestId("join").click()
@@ -218,6 +219,11 @@ test("a panel whose connection drops resumes: seats cleared meanwhile are gone",
   await panel(page, "lin").getByTestId("leave").click()
   await eventually(async () => assert.equal((await lobbyOf(page, "lin")).players.length, 1))
   assert.equal((await lobbyOf(page, "ada")).players.length, 2, "Ada is away and still shows Lin")
+  // Lin renames herself meanwhile: a member event Ada misses.
+  await page.evaluate(() => window.lobby.lin.rename("Lin the Bold"))
+  await eventually(async () =>
+    assert.ok((await membersOf(page, "lin")).some((m) => m.name === "Lin the Bold"), "Lin sees her new name"),
+  )
 
   const mark = Date.now()
   release()
@@ -226,6 +232,23 @@ test("a panel whose connection drops resumes: seats cleared meanwhile are gone",
   t.diagnostic(`Ada reconnected and shows only what storage holds: ${since(mark)}`)
   // Resumed (the clear came as a replayed update), not caught up from storage.
   assert.equal(await page.evaluate(() => window.lobby.ada.channel.recovered), true)
+  // The rename and her own leave came as replayed member events, each with its position.
+  await eventually(async () =>
+    assert.ok((await membersOf(page, "ada")).some((m) => m.name === "Lin the Bold"), "Ada sees Lin's new name"),
+  )
+  const resumed = seen.sockets.find((frames) =>
+    frames.some((f) => f.event === "hotsock.subscribed" && f.data?.recovered === true),
+  )
+  assert.ok(resumed, "Ada's new socket was welcomed as recovered")
+  const replayed = resumed
+    .filter((f) => f.event?.startsWith("hotsock.member"))
+    .map((f) => [f.event, f.data.member.uid, typeof f.position])
+  // Her leave and Lin's rename raced (in either order), then her return.
+  assert.deepEqual(replayed.slice(0, 2).sort(), [
+    ["hotsock.memberRemoved", "ada", "string"],
+    ["hotsock.memberUpdated", "lin", "string"],
+  ])
+  assert.deepEqual(replayed.slice(2), [["hotsock.memberAdded", "ada", "string"]])
   await page.unroute("**/game-lobby")
   assertNoProblems(page)
   await page.context().close()
