@@ -53,7 +53,10 @@ impl Effects {
 
     /// One frame to many connections (nothing when there are none).
     pub fn send_to(&mut self, to: Vec<String>, frame: &ServerMessage) {
-        self.send_text(to, frame.to_json());
+        // Serialized only for somebody: callers split recipients by kind.
+        if !to.is_empty() {
+            self.send_text(to, frame.to_json());
+        }
     }
 
     /// One frame already serialized (a message spliced from stored JSON).
