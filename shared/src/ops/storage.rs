@@ -190,10 +190,9 @@ pub fn clears(data: &Value) -> bool {
     }
 }
 
-/// Subscribers that observe `key` (pure over their stored permissions). One
-/// still waiting for its welcome is left out: its catch-up, later in the
-/// channel's order, reads the value.
-/// Whether a welcomed subscription is told of updates to `key`.
+/// Whether a subscription is told of updates to `key` (pure over its stored
+/// permissions). One still waiting for its welcome is not: its catch-up,
+/// later in the channel's order, reads the value.
 fn observes(sub: &SubscriptionItem, key: &str) -> bool {
     !sub.pending
         && sub
@@ -325,24 +324,27 @@ pub async fn apply(
         effects.emit(crate::pubsub::storage_updated(&change, Some(origin)));
     }
     let update = ServerMessage::storage_updated(&write.channel, key, sent, meta);
-    // Resumable observers get it with its position (its id), which a
-    // resumable channel logs for those that come back (docs/adr/0006).
-    let positioned = update.clone().at_position(write_id).to_json();
-    if log.logging(now) {
-        let logged = super::resume::Logged {
-            frame: Some(positioned.clone()),
-            storage_key: Some(key),
-            ..Default::default()
-        };
-        super::resume::log(cx, &write.channel, log, write_id, logged).await?;
-    }
     let (resumable, plain): (Vec<_>, Vec<_>) = subscriptions
         .iter()
         .filter(|sub| observes(sub, key))
         .partition(|sub| sub.recoverable);
     let ids = |subs: Vec<&SubscriptionItem>| subs.iter().map(|s| s.connection_id.clone()).collect();
-    effects.send_text(ids(resumable), positioned);
-    effects.send_text(ids(plain), update.to_json());
+    // Resumable observers get it with its position (its id), which a
+    // resumable channel logs for those that come back (docs/adr/0006).
+    let logging = log.logging(now);
+    if logging || !resumable.is_empty() {
+        let positioned = update.clone().at_position(write_id).to_json();
+        if logging {
+            let logged = super::resume::Logged {
+                frame: Some(positioned.clone()),
+                storage_key: Some(key),
+                ..Default::default()
+            };
+            super::resume::log(cx, &write.channel, log, write_id, logged).await?;
+        }
+        effects.send_text(ids(resumable), positioned);
+    }
+    effects.send_to(ids(plain), &update);
     Ok(effects)
 }
 
