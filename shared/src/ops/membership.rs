@@ -147,6 +147,7 @@ pub async fn apply(
     } else {
         None
     };
+    let resumable_joiner = joiners.iter().any(|(j, _)| j.recoverable);
     let members_change = presence.as_ref().is_some_and(|(subscriptions, told)| {
         let now = super::presence::members(subscriptions);
         !super::presence::changes(&told.members, &now).is_empty()
@@ -154,8 +155,8 @@ pub async fn apply(
     // Where the log stands matters to a resumable joiner, and to member
     // events that a resumable subscriber, or one gone within the window, is owed.
     let mut log = None;
-    if members_change || joiners.iter().any(|(j, _)| j.recoverable) {
-        let recoverable = joiners.iter().any(|(j, _)| j.recoverable)
+    if members_change || resumable_joiner {
+        let recoverable = resumable_joiner
             || presence
                 .as_ref()
                 .is_some_and(|(subs, _)| subs.iter().any(|s| s.recoverable));
@@ -225,7 +226,7 @@ pub async fn apply(
             super::resume::log(cx, channel, state, &event.position, logged).await?;
         }
         // The mark the joiners' next resume can name, before anything after it.
-        if joiners.iter().any(|(j, _)| j.recoverable) {
+        if resumable_joiner {
             let mark_entry = super::resume::Logged::default();
             super::resume::log(cx, channel, state, &mark, mark_entry).await?;
         }
